@@ -1,0 +1,41 @@
+/**
+ * Atomic file replacement: write to a temporary sibling, then rename over the target. A crash
+ * or error mid-write leaves the old file (or nothing) in place, never a truncated one.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A unique hidden name next to `target`; same directory so that rename() stays atomic. */
+export function tempSibling(target: string, tag = 'tmp'): string {
+  return join(dirname(target), `.${basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Create `target` by letting `write` fill a temp file through its handle; fsync, then rename.
+ * The temp file is removed when `write` throws.
+ */
+export async function writeFileAtomic(
+  target: string,
+  write: (handle: import('node:fs/promises').FileHandle) => Promise<void>,
+): Promise<void> {
+  const tmp = tempSibling(target);
+  const handle = await open(tmp, 'wx');
+  try {
+    await write(handle);
+    await handle.sync();
+    await handle.close();
+    await rename(tmp, target);
+  } catch (e) {
+    await handle.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Atomically write a whole string or byte array. */
+export async function writeBytesAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await writeFileAtomic(target, async (handle) => {
+    await handle.writeFile(data);
+  });
+}
