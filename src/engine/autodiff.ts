@@ -1,0 +1,241 @@
+/**
+ * Reverse-mode automatic differentiation on the graph: `grad(loss, wrt)` appends the gradient
+ * nodes and returns d loss / d wrt. One vector-Jacobian product rule per primitive op.
+ */
+import { isFloat } from './dtype.js';
+import type { Node, Tensor } from './graph.js';
+import * as op from './ops.js';
+import { sameDim, staticSize } from './shape.js';
+
+type Grads = (Tensor | undefined)[];
+type VjpRule = (node: Node, gOut: Tensor, outs: readonly Tensor[], gOuts: readonly (Tensor | undefined)[]) => Grads;
+
+/** Sums `g` over the axes that broadcasting expanded, so it has the shape of `x`. */
+export function sumToShape(g: Tensor, x: Tensor): Tensor {
+  if (g.rank === x.rank && g.shape.every((d, i) => sameDim(d, x.shape[i]))) return g;
+  const lead = g.rank - x.rank;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    if (i < lead) axes.push(i);
+    else if (x.shape[i - lead] === 1 && g.shape[i] !== 1) axes.push(i);
+  }
+  let r = axes.length ? op.sum(g, axes, true) : g;
+  if (lead > 0) r = op.squeeze(r, Array.from({ length: lead }, (_, i) => i));
+  return r;
+}
+
+function transposeLast2(x: Tensor): Tensor {
+  return op.transposeLast2(x);
+}
+
+/** Inverse of a permutation. */
+function invert(perm: readonly number[]): number[] {
+  const inv = new Array<number>(perm.length);
+  perm.forEach((p, i) => (inv[p] = i));
+  return inv;
+}
+
+/** Reduced tensor re-expanded (keepdims) so that it broadcasts against the input. */
+function keepDims(node: Node, g: Tensor): Tensor {
+  if (node.attrs.keepdims === 1) return g;
+  const axes = node.attrs.axes as readonly number[];
+  let r = g;
+  for (const a of axes) r = op.unsqueeze(r, a);
+  return r;
+}
+
+const rules: Record<string, VjpRule> = {
+  Add: ({ inputs: [a, b] }, g) => [sumToShape(g, a), sumToShape(g, b)],
+  Sub: ({ inputs: [a, b] }, g) => [sumToShape(g, a), sumToShape(op.neg(g), b)],
+  Mul: ({ inputs: [a, b] }, g) => [sumToShape(op.mul(g, b), a), sumToShape(op.mul(g, a), b)],
+  Div: ({ inputs: [a, b] }, g, [y]) => [
+    sumToShape(op.div(g, b), a),
+    sumToShape(op.neg(op.div(op.mul(g, y), b)), b),
+  ],
+  Pow: ({ inputs: [a, b] }, g, [y]) => [
+    sumToShape(op.mul(g, op.mul(b, op.pow(a, op.sub(b, 1)))), a),
+    b.kind === 'constant' ? undefined : sumToShape(op.mul(g, op.mul(y, op.log(a))), b),
+  ],
+  Max: ({ inputs: [a, b] }, g) => {
+    const pickA = op.greaterEqual(a, b);
+    return [sumToShape(op.where(pickA, g, 0), a), sumToShape(op.where(pickA, 0, g), b)];
+  },
+  Min: ({ inputs: [a, b] }, g) => {
+    const pickA = op.lessEqual(a, b);
+    return [sumToShape(op.where(pickA, g, 0), a), sumToShape(op.where(pickA, 0, g), b)];
+  },
+  Neg: (_n, g) => [op.neg(g)],
+  Exp: (_n, g, [y]) => [op.mul(g, y)],
+  Log: ({ inputs: [x] }, g) => [op.div(g, x)],
+  Tanh: (_n, g, [y]) => [op.mul(g, op.sub(1, op.mul(y, y)))],
+  Sigmoid: (_n, g, [y]) => [op.mul(g, op.mul(y, op.sub(1, y)))],
+  Sqrt: (_n, g, [y]) => [op.div(op.mul(g, 0.5), y)],
+  Reciprocal: (_n, g, [y]) => [op.neg(op.mul(g, op.mul(y, y)))],
+  Abs: ({ inputs: [x] }, g) => [op.where(op.less(x, 0), op.neg(g), g)],
+  Relu: ({ inputs: [x] }, g) => [op.where(op.greater(x, 0), g, 0)],
+  Sin: ({ inputs: [x] }, g) => [op.mul(g, op.cos(x))],
+  Cos: ({ inputs: [x] }, g) => [op.neg(op.mul(g, op.sin(x)))],
+  Erf: ({ inputs: [x] }, g) => [op.mul(g, op.mul(op.exp(op.neg(op.mul(x, x))), 2 / Math.sqrt(Math.PI)))],
+  Identity: (_n, g) => [g],
+  StopGradient: () => [undefined],
+  Cast: ({ inputs: [x] }, g) => [isFloat(x.dtype) ? op.cast(g, x.dtype) : undefined],
+  Where: ({ inputs: [c, a, b] }, g) => [undefined, sumToShape(op.where(c, g, 0), a), sumToShape(op.where(c, 0, g), b)],
+
+  ReduceSum: (n, g) => [op.expandLike(keepDims(n, g), n.inputs[0])],
+  ReduceMean: (n, g, [y]) => {
+    const x = n.inputs[0];
+    const xs = staticSize(x.shape);
+    const ys = staticSize(y.shape);
+    const scale =
+      xs !== undefined && ys !== undefined
+        ? op.scalar(x.graph, ys / xs, x.dtype)
+        : op.div(op.cast(sizeOf(y), x.dtype), op.cast(sizeOf(x), x.dtype));
+    return [op.mul(op.expandLike(keepDims(n, g), x), scale)];
+  },
+  ReduceMax: (n, g, [y]) => {
+    // Ties share the gradient equally, as torch.amax does.
+    const x = n.inputs[0];
+    const isMax = op.cast(op.equal(x, keepDims(n, y)), x.dtype);
+    const count = op.sum(isMax, n.attrs.axes as readonly number[], true);
+    return [op.mul(op.div(isMax, count), keepDims(n, g))];
+  },
+
+  MatMul: ({ inputs: [a, b] }, g) => [
+    sumToShape(op.matmul(g, transposeLast2(b)), a),
+    sumToShape(op.matmul(transposeLast2(a), g), b),
+  ],
+  Softmax: (n, g, [y]) => {
+    const axis = n.attrs.axis as number;
+    return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), axis, true)))];
+  },
+
+  Reshape: ({ inputs: [x] }, g) => [op.reshapeLike(g, x), undefined],
+  Transpose: (n, g) => [op.transpose(g, invert(n.attrs.perm as readonly number[]))],
+  Unsqueeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
+  Squeeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
+  Expand: ({ inputs: [x] }, g) => [sumToShape(g, x), undefined],
+  Slice: (n, g) => {
+    const x = n.inputs[0];
+    const axis = n.attrs.axis as number;
+    const start = n.attrs.start as number;
+    const end = n.attrs.end as number;
+    const d = x.shape[axis];
+    const dimT = (): Tensor => op.dimTensor(x.graph, d, x);
+    const before: Tensor | number =
+      start >= 0 ? start : typeof d === 'number' ? Math.max(d + start, 0) : op.add(dimT(), op.constant(x.graph, [start], 'int64', [1]));
+    let after: Tensor | number;
+    if (end === op.SLICE_END) after = 0;
+    else if (end < 0) after = -end;
+    else if (typeof d === 'number') after = Math.max(d - end, 0);
+    else after = op.sub(dimT(), op.constant(x.graph, [end], 'int64', [1]));
+    const padded = op.pad(g, axis, before, after);
+    return [op.reshapeLike(padded, x)];
+  },
+  Pad: (n, g) => {
+    const x = n.inputs[0];
+    // Only emitted by Slice's gradient; its own gradient slices the padding off again.
+    const pads = n.inputs[1];
+    if (pads.kind !== 'constant') throw new Error('Pad: gradient needs constant pads');
+    const v = Array.from(pads.value as BigInt64Array, Number);
+    let r = g;
+    for (let axis = 0; axis < x.rank; axis++) {
+      const b = v[axis];
+      const e = v[axis + x.rank];
+      if (b || e) r = op.slice(r, axis, b, e ? -e : op.SLICE_END);
+    }
+    return [op.reshapeLike(r, x), undefined];
+  },
+  Concat: (n, g) => {
+    const axis = n.attrs.axis as number;
+    return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => op.reshapeLike(p, n.inputs[i]));
+  },
+  Split: (n, _g, outs, gOuts) => {
+    const axis = n.attrs.axis as number;
+    const parts = outs.map((o, i) => gOuts[i] ?? op.zerosLike(o));
+    return [op.concat(parts, axis), undefined];
+  },
+
+  Gather: ({ inputs: [table, ids] }, g) => [op.scatterAddRows(op.zerosLike(table), ids, g), undefined],
+  GatherElements: (n, g) => {
+    const [x, index] = n.inputs;
+    return [op.scatterAdd(op.zerosLike(x), index, g, n.attrs.axis as number), undefined];
+  },
+  ScatterElements: (n, g) => {
+    const [, index] = n.inputs;
+    return [g, undefined, op.gatherElements(g, index, n.attrs.axis as number)];
+  },
+  ScatterND: ({ inputs: [, idx] }, g) => [g, undefined, op.gatherND(g, idx)],
+};
+
+/** Number of elements of `x` at run time, as an int64 scalar. */
+function sizeOf(x: Tensor): Tensor {
+  return op.reduceProd(op.shapeOf(x));
+}
+
+/** Ops whose outputs carry no gradient (integer/bool results, shapes). */
+const NON_DIFFERENTIABLE = new Set([
+  'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Equal', 'And', 'Or', 'Not',
+  'Shape', 'ConstantOfShape', 'Range',
+]);
+
+export function hasGradientRule(opName: string): boolean {
+  return opName in rules || NON_DIFFERENTIABLE.has(opName);
+}
+
+/**
+ * Gradients of the scalar `loss` with respect to each tensor of `wrt` (float graph inputs or
+ * any float tensors of the graph). A tensor `loss` does not depend on gets a zero gradient.
+ * `seed` replaces the implicit d loss/d loss = 1 (then `loss` may have any shape).
+ */
+export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  const g = loss.graph;
+  if (!seed && loss.rank !== 0) throw new Error(`grad: loss must be a scalar, got ${loss}`);
+  // Nodes on a path from some wrt tensor to the loss, in topological order.
+  const wrtIds = new Set(wrt.map((t) => t.id));
+  const dependsMemo = new Map<number, boolean>();
+  const depends = (t: Tensor): boolean => {
+    if (wrtIds.has(t.id)) return true;
+    if (!t.node) return false;
+    const hit = dependsMemo.get(t.id);
+    if (hit !== undefined) return hit;
+    dependsMemo.set(t.id, false);
+    const r = t.node.op !== 'StopGradient' && t.node.inputs.some(depends);
+    dependsMemo.set(t.id, r);
+    return r;
+  };
+  const order: Node[] = [];
+  const seen = new Set<number>();
+  const visit = (t: Tensor): void => {
+    const n = t.node;
+    if (!n || seen.has(n.id) || !depends(t)) return;
+    seen.add(n.id);
+    // Iterative DFS would be needed for very deep graphs; transformer graphs are a few thousand nodes deep at most.
+    for (const x of n.inputs) visit(x);
+    order.push(n);
+  };
+  visit(loss);
+
+  const grads = new Map<number, Tensor>();
+  const accumulate = (t: Tensor, gt: Tensor | undefined): void => {
+    if (!gt || !isFloat(t.dtype)) return;
+    const prev = grads.get(t.id);
+    grads.set(t.id, prev ? op.add(prev, gt) : gt);
+  };
+  grads.set(loss.id, seed ?? op.scalar(g, 1, loss.dtype));
+
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i];
+    const gOuts = n.outputs.map((o) => grads.get(o.id));
+    if (gOuts.every((x) => x === undefined)) continue;
+    if (NON_DIFFERENTIABLE.has(n.op)) continue;
+    const rule = rules[n.op];
+    if (!rule) throw new Error(`grad: no gradient rule for op ${n.op}`);
+    const firstOut = gOuts.find((x) => x !== undefined) as Tensor;
+    const inGrads = rule(n, gOuts[0] ?? firstOut, n.outputs, gOuts);
+    n.inputs.forEach((x, k) => {
+      if (depends(x)) accumulate(x, inGrads[k]);
+    });
+  }
+  return wrt.map((t) => grads.get(t.id) ?? op.zerosLike(t));
+}
+

@@ -1,0 +1,114 @@
+import type { AnyTypedArray, DType } from './dtype.js';
+import { formatShape, type Dim, type Shape } from './shape.js';
+
+export type AttrValue = number | string | readonly number[] | readonly string[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+/** One operation: its kind (an engine op name), inputs, attributes and outputs. */
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  readonly attrs: Attrs;
+  outputs: Tensor[];
+}
+
+export type TensorKind = 'input' | 'constant' | 'op';
+
+/**
+ * A symbolic tensor: a value of the graph that exists only when the compiled graph runs.
+ * Produced by a graph input, a constant, or an op.
+ */
+export class Tensor {
+  constructor(
+    readonly graph: Graph,
+    readonly id: number,
+    readonly dtype: DType,
+    readonly shape: readonly Dim[],
+    readonly kind: TensorKind,
+    /** The op that makes this tensor (kind 'op'). */
+    readonly node?: Node,
+    /** Which output of `node` this is. */
+    readonly outputIndex = 0,
+    /** Graph input name (kind 'input'). */
+    readonly name?: string,
+    /** Value (kind 'constant'). */
+    readonly value?: AnyTypedArray,
+  ) {}
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  toString(): string {
+    const what = this.name ?? (this.node ? `${this.node.op}#${this.node.id}` : `const#${this.id}`);
+    return `${what}: ${this.dtype}${formatShape(this.shape)}`;
+  }
+}
+
+interface DimSource {
+  tensor: Tensor;
+  axis: number;
+}
+
+/**
+ * A graph under construction. Tensors belong to exactly one graph. Every named (dynamic) dim has
+ * a source — the first tensor and axis it appeared on — so that run-time shapes can be read back
+ * with a Shape op when an op needs them (Reshape, Expand, ConstantOfShape).
+ */
+export class Graph {
+  private nextId = 0;
+  readonly nodes: Node[] = [];
+  readonly inputs: Tensor[] = [];
+  private readonly inputNames = new Set<string>();
+  private readonly dimSources = new Map<string, DimSource>();
+  /** Caches of small derived tensors (scalar constants, dim reads) so they are emitted once. */
+  readonly memo = new Map<string, Tensor>();
+
+  constructor(readonly name = 'dpo_ts_graph') {}
+
+  input(name: string, dtype: DType, shape: Shape): Tensor {
+    if (this.inputNames.has(name)) throw new Error(`graph input '${name}' is declared twice`);
+    if (!/^[A-Za-z_][\w.:/-]*$/.test(name)) throw new Error(`graph input name '${name}' is not a valid ONNX name`);
+    this.inputNames.add(name);
+    const t = new Tensor(this, this.nextId++, dtype, [...shape], 'input', undefined, 0, name);
+    this.inputs.push(t);
+    this.registerDims(t);
+    return t;
+  }
+
+  constant(value: AnyTypedArray, dtype: DType, shape: Shape): Tensor {
+    const t = new Tensor(this, this.nextId++, dtype, [...shape], 'constant', undefined, 0, undefined, value);
+    return t;
+  }
+
+  /** Adds a node whose output types were already inferred. Used by the op registry only. */
+  addNode(op: string, inputs: readonly Tensor[], attrs: Attrs, outputTypes: { dtype: DType; shape: Dim[] }[]): Tensor[] {
+    for (const x of inputs) {
+      if (x.graph !== this) throw new Error(`${op}: input ${x} belongs to another graph`);
+    }
+    const node: Node = { id: this.nextId++, op, inputs: [...inputs], attrs, outputs: [] };
+    node.outputs = outputTypes.map(
+      (t, i) => new Tensor(this, this.nextId++, t.dtype, t.shape, 'op', node, i),
+    );
+    this.nodes.push(node);
+    for (const out of node.outputs) this.registerDims(out);
+    return node.outputs;
+  }
+
+  /** Where a named dim can be read at run time. */
+  dimSource(dim: string): DimSource | undefined {
+    return this.dimSources.get(dim);
+  }
+
+  /** A fresh name for a size only known at run time. */
+  freshDim(hint: string): string {
+    return `${hint}_${this.nextId++}`;
+  }
+
+  private registerDims(t: Tensor): void {
+    t.shape.forEach((d, axis) => {
+      if (typeof d === 'string' && !this.dimSources.has(d)) this.dimSources.set(d, { tensor: t, axis });
+    });
+  }
+}

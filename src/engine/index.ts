@@ -1,0 +1,12 @@
+export * from './dtype.js';
+export * from './shape.js';
+export { Graph, Tensor, type Node, type Attrs, type AttrValue } from './graph.js';
+export * as op from './ops.js';
+export * as nn from './nn.js';
+export { ShapeError, type TensorLike } from './ops.js';
+export { grad, sumToShape, hasGradientRule } from './autodiff.js';
+export { toOnnxBytes, saveOnnx, OPSET } from './onnx-export.js';
+export { CompiledGraph, type HostTensor, type RuntimeOptions, type ExecutionProvider } from './runtime.js';
+export { buildOptimizer, globalNorm, stateSlots, stepScalars, type OptimizerConfig, type OptimizerName } from './optim.js';
+export { TrainStep, type ParamSpec, type LossBuild, type StepResult } from './train-step.js';
+export { gradcheck, type GradcheckInput, type GradcheckResult } from './gradcheck.js';

@@ -1,0 +1,94 @@
+/**
+ * Layers and functions composed from the primitives in ops.ts. None has a gradient rule of its
+ * own: autodiff sees only primitives.
+ */
+import type { Graph, Tensor } from './graph.js';
+import type { Dim } from './shape.js';
+import * as op from './ops.js';
+
+/** log(sum(exp(x))) along `axis`, stable. The max is a constant for differentiation. */
+export function logSumExp(x: Tensor, axis = -1, keepDims = false): Tensor {
+  const m = op.stopGradient(op.max(x, axis, true));
+  const lse = op.add(op.log(op.sum(op.exp(op.sub(x, m)), axis, true)), m);
+  return keepDims ? lse : op.squeeze(lse, axis < 0 ? axis + x.rank : axis);
+}
+
+/** log-softmax as max/sub/exp/sum/log (WebGPU has no LogSoftmax kernel). */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  return op.sub(x, logSumExp(x, axis, true));
+}
+
+/** log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)). */
+export function softplus(x: Tensor): Tensor {
+  return op.add(op.relu(x), op.log(op.add(op.exp(op.neg(op.abs(x))), 1)));
+}
+
+/** log(sigmoid(x)) = -softplus(-x). */
+export function logSigmoid(x: Tensor): Tensor {
+  return op.neg(softplus(op.neg(x)));
+}
+
+/** GELU with the tanh approximation (transformers' gelu_new / gelu_pytorch_tanh). */
+export function geluTanh(x: Tensor): Tensor {
+  const inner = op.mul(op.add(x, op.mul(op.mul(op.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return op.mul(op.mul(x, 0.5), op.add(op.tanh(inner), 1));
+}
+
+/** Exact GELU: x Φ(x) (transformers' "gelu"). */
+export function geluErf(x: Tensor): Tensor {
+  return op.mul(op.mul(x, 0.5), op.add(op.erf(op.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** x * sigmoid(x) (SiLU / swish). */
+export function silu(x: Tensor): Tensor {
+  return op.mul(x, op.sigmoid(x));
+}
+
+/** LayerNorm over the last axis with biased variance, as torch.nn.LayerNorm. */
+export function layerNorm(x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number): Tensor {
+  const mu = op.mean(x, -1, true);
+  const xc = op.sub(x, mu);
+  const variance = op.mean(op.mul(xc, xc), -1, true);
+  let y = op.mul(xc, op.rsqrt(op.add(variance, eps)));
+  if (weight) y = op.mul(y, weight);
+  if (bias) y = op.add(y, bias);
+  return y;
+}
+
+/** RMSNorm over the last axis, as LlamaRMSNorm (normalise, then scale by weight). */
+export function rmsNorm(x: Tensor, weight: Tensor | undefined, eps: number): Tensor {
+  const ms = op.mean(op.mul(x, x), -1, true);
+  const y = op.mul(x, op.rsqrt(op.add(ms, eps)));
+  return weight ? op.mul(y, weight) : y;
+}
+
+/** x @ w (+ b): `w` stored [in, out]. */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  const y = op.matmul(x, w);
+  return b ? op.add(y, b) : y;
+}
+
+/** x @ w^T (+ b): `w` stored [out, in], as torch.nn.Linear. */
+export function linearT(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  const y = op.matmul(x, op.transpose(w, [1, 0]));
+  return b ? op.add(y, b) : y;
+}
+
+/**
+ * Boolean [q, k] mask, true where query i may attend key j: j <= i + (k - q). With q = k this is
+ * the usual lower triangle; with a KV cache the queries are the last q of the k positions.
+ */
+export function causalMask(g: Graph, qLen: Dim, kLen: Dim, hint?: Tensor): Tensor {
+  const q = op.arange(g, qLen, 'int64', hint);
+  const k = op.arange(g, kLen, 'int64', hint);
+  const shifted =
+    qLen === kLen
+      ? q
+      : op.add(q, op.sub(op.reshape(op.dimTensor(g, kLen, hint), []), op.reshape(op.dimTensor(g, qLen, hint), [])));
+  return op.lessEqual(op.unsqueeze(k, 0), op.unsqueeze(shifted, 1));
+}
+
+/** Mean of `x` over positions where `mask` is 1 (mask broadcastable to x; float). */
+export function maskedMean(x: Tensor, mask: Tensor): Tensor {
+  return op.div(op.sum(op.mul(x, mask)), op.maximum(op.sum(mask), 1));
+}

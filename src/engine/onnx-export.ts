@@ -1,0 +1,251 @@
+/**
+ * Serialises a graph to an ONNX ModelProto (opset 18) with onnx-proto's protobuf encoder.
+ * Engine ops map to ONNX ops one to one, except where ONNX wants attributes as inputs (reduce
+ * axes, slice bounds) and the float64 Erf, which ORT lacks and gets a composed form.
+ */
+import { writeFileSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
+import { ONNX_DTYPE, type AnyTypedArray, type DType } from './dtype.js';
+import type { AttrValue, Node, Tensor } from './graph.js';
+
+const { onnx } = onnxProto;
+
+export const OPSET = 18;
+
+type IAttr = onnxProto.onnx.IAttributeProto;
+type INode = onnxProto.onnx.INodeProto;
+type ITensor = onnxProto.onnx.ITensorProto;
+
+function rawBytes(data: AnyTypedArray): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function tensorProto(name: string, dtype: DType, dims: readonly number[], data: AnyTypedArray): ITensor {
+  return { name, dataType: ONNX_DTYPE[dtype], dims: [...dims], rawData: rawBytes(data) };
+}
+
+function attribute(name: string, value: AttrValue): IAttr {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? { name, type: T.INT, i: value } : { name, type: T.FLOAT, f: value };
+  }
+  if (typeof value === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(value) };
+  if (value.length > 0 && typeof value[0] === 'string') {
+    return { name, type: T.STRINGS, strings: (value as string[]).map((s) => new TextEncoder().encode(s)) };
+  }
+  return { name, type: T.INTS, ints: [...(value as number[])] };
+}
+
+function valueInfo(name: string, t: Tensor): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ONNX_DTYPE[t.dtype],
+        shape: { dim: t.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/** Nodes needed for `outputs`, inputs before users (iterative: graphs can be deep). */
+function reachableNodes(outputs: readonly Tensor[]): Node[] {
+  const order: Node[] = [];
+  const state = new Map<number, 1 | 2>();
+  const stack: { node: Node; next: number }[] = [];
+  const push = (t: Tensor): void => {
+    if (t.node && !state.has(t.node.id)) {
+      state.set(t.node.id, 1);
+      stack.push({ node: t.node, next: 0 });
+    }
+  };
+  for (const o of outputs) {
+    push(o);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.next < top.node.inputs.length) push(top.node.inputs[top.next++]);
+      else {
+        stack.pop();
+        state.set(top.node.id, 2);
+        order.push(top.node);
+      }
+    }
+  }
+  return order;
+}
+
+class Emitter {
+  readonly nodes: INode[] = [];
+  readonly initializers: ITensor[] = [];
+  private counter = 0;
+  private readonly constNames = new Map<string, string>();
+
+  fresh(hint: string): string {
+    return `${hint}__${this.counter++}`;
+  }
+
+  node(opType: string, inputs: string[], attrs: IAttr[] = [], outputs: string[] = [this.fresh(opType)]): string[] {
+    this.nodes.push({ opType, input: inputs, output: outputs, attribute: attrs, name: this.fresh(`n_${opType}`) });
+    return outputs;
+  }
+
+  int64s(values: readonly number[]): string {
+    const key = `i64:${values.join(',')}`;
+    let name = this.constNames.get(key);
+    if (!name) {
+      name = this.fresh('c');
+      this.initializers.push(tensorProto(name, 'int64', [values.length], BigInt64Array.from(values.map((v) => BigInt(v)))));
+      this.constNames.set(key, name);
+    }
+    return name;
+  }
+
+  scalar(value: number, dtype: DType): string {
+    const key = `${dtype}:${value}`;
+    let name = this.constNames.get(key);
+    if (!name) {
+      name = this.fresh('c');
+      const data = dtype === 'float64' ? Float64Array.of(value) : Float32Array.of(value);
+      this.initializers.push(tensorProto(name, dtype, [], data));
+      this.constNames.set(key, name);
+    }
+    return name;
+  }
+}
+
+const REDUCE_OPS = new Set(['ReduceSum', 'ReduceMax', 'ReduceMean', 'ReduceProd']);
+const INT64_MAX = '9223372036854775807';
+
+/**
+ * erf for float64 graphs: ORT's CPU provider has no double Erf kernel. Maclaurin series in x²
+ * (Horner form, 80 terms) on x clamped to [-4, 4]: exact to ~1e-12 there, and |erf(±4) - ±1| <
+ * 2e-8 beyond. float64 graphs exist for gradient checks, where inputs are O(1).
+ */
+function emitErfFloat64(e: Emitter, x: string, out: string): void {
+  const [xc] = e.node('Clip', [x, e.scalar(-4, 'float64'), e.scalar(4, 'float64')]);
+  const [x2] = e.node('Mul', [xc, xc]);
+  const terms = 80;
+  // coefficient of x^(2n+1): 2/sqrt(pi) (-1)^n / (n! (2n+1))
+  const coef: number[] = [];
+  let fact = 1;
+  for (let n = 0; n < terms; n++) {
+    if (n > 0) fact *= n;
+    coef.push(((2 / Math.sqrt(Math.PI)) * (n % 2 ? -1 : 1)) / (fact * (2 * n + 1)));
+  }
+  let acc = e.scalar(coef[terms - 1], 'float64');
+  for (let n = terms - 2; n >= 0; n--) {
+    const [m] = e.node('Mul', [acc, x2]);
+    [acc] = e.node('Add', [m, e.scalar(coef[n], 'float64')]);
+  }
+  e.node('Mul', [acc, xc], [], [out]);
+}
+
+export interface ExportOptions {
+  graphName?: string;
+}
+
+/** Builds the ModelProto bytes computing `outputs` (name -> tensor) from the graph's inputs. */
+export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: ExportOptions = {}): Uint8Array {
+  const outTensors = Object.values(outputs);
+  if (outTensors.length === 0) throw new Error('export: no outputs');
+  const graph = outTensors[0].graph;
+  const nodes = reachableNodes(outTensors);
+  const e = new Emitter();
+  const names = new Map<number, string>();
+  const nameOf = (t: Tensor): string => {
+    let n = names.get(t.id);
+    if (n) return n;
+    n = t.kind === 'input' ? (t.name as string) : `t${t.id}`;
+    names.set(t.id, n);
+    if (t.kind === 'constant') e.initializers.push(tensorProto(n, t.dtype, staticDims(t), t.value as AnyTypedArray));
+    return n;
+  };
+
+  for (const n of nodes) {
+    const ins = n.inputs.map(nameOf);
+    const outs = n.outputs.map(nameOf);
+    emitNode(e, n, ins, outs);
+  }
+
+  const usedInputs = new Set<number>();
+  for (const n of nodes) for (const x of n.inputs) if (x.kind === 'input') usedInputs.add(x.id);
+  const outputInfos = Object.entries(outputs).map(([name, t]) => {
+    e.node('Identity', [nameOf(t)], [], [name]);
+    if (t.kind === 'input') usedInputs.add(t.id);
+    return valueInfo(name, t);
+  });
+  const model: onnxProto.onnx.IModelProto = {
+    irVersion: 8,
+    producerName: 'dpo-ts',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: options.graphName ?? graph.name,
+      node: e.nodes,
+      initializer: e.initializers,
+      input: graph.inputs.filter((t) => usedInputs.has(t.id)).map((t) => valueInfo(t.name as string, t)),
+      output: outputInfos,
+    },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
+function staticDims(t: Tensor): number[] {
+  return t.shape.map((d) => {
+    if (typeof d !== 'number') throw new Error(`constant ${t} must have a static shape`);
+    return d;
+  });
+}
+
+function emitNode(e: Emitter, n: Node, ins: string[], outs: string[]): void {
+  const a = n.attrs;
+  if (REDUCE_OPS.has(n.op)) {
+    e.node(n.op, [ins[0], e.int64s(a.axes as number[])], [attribute('keepdims', a.keepdims as number)], outs);
+    return;
+  }
+  switch (n.op) {
+    case 'StopGradient':
+      e.node('Identity', ins, [], outs);
+      return;
+    case 'Slice': {
+      const end = a.end as number;
+      const endName = end >= Number.MAX_SAFE_INTEGER ? int64MaxConst(e) : e.int64s([end]);
+      e.node('Slice', [ins[0], e.int64s([a.start as number]), endName, e.int64s([a.axis as number])], [], outs);
+      return;
+    }
+    case 'Unsqueeze':
+    case 'Squeeze':
+      e.node(n.op, [ins[0], e.int64s(a.axes as number[])], [], outs);
+      return;
+    case 'Cast':
+      e.node('Cast', ins, [attribute('to', ONNX_DTYPE[a.to as DType])], outs);
+      return;
+    case 'ConstantOfShape': {
+      const dtype = a.dtype as DType;
+      const one = dtype === 'int64' ? BigInt64Array.of(BigInt(a.value as number)) : dtype === 'float64' ? Float64Array.of(a.value as number) : dtype === 'int32' ? Int32Array.of(a.value as number) : dtype === 'bool' ? Uint8Array.of(a.value as number) : Float32Array.of(a.value as number);
+      e.node('ConstantOfShape', ins, [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensorProto('value', dtype, [1], one) }], outs);
+      return;
+    }
+    case 'Erf':
+      if (n.inputs[0].dtype === 'float64') {
+        emitErfFloat64(e, ins[0], outs[0]);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  e.node(n.op, ins, Object.entries(a).map(([k, v]) => attribute(k, v)), outs);
+}
+
+function int64MaxConst(e: Emitter): string {
+  const name = `c_int64_max`;
+  if (!e.initializers.some((t) => t.name === name)) {
+    e.initializers.push({ name, dataType: ONNX_DTYPE.int64, dims: [1], rawData: rawBytes(BigInt64Array.of(BigInt(INT64_MAX))) });
+  }
+  return name;
+}
+
+/** Writes the graph computing `outputs` to a .onnx file (open it in Netron to inspect). */
+export function saveOnnx(outputs: Readonly<Record<string, Tensor>>, path: string): void {
+  writeFileSync(path, toOnnxBytes(outputs));
+}

@@ -1,0 +1,139 @@
+/**
+ * Optimizers as graph code: the update of every parameter is appended to the training graph, so
+ * one session.run does forward, loss, backward, clipping and update. Formulas follow PyTorch's
+ * torch.optim (SGD and RMSprop with coupled L2 weight decay, AdamW with decoupled decay).
+ */
+import type { FloatDType } from './dtype.js';
+import type { Graph, Tensor } from './graph.js';
+import * as op from './ops.js';
+
+export type OptimizerName = 'sgd' | 'adamw' | 'rmsprop';
+
+export interface OptimizerConfig {
+  name: OptimizerName;
+  weightDecay?: number;
+  /** SGD momentum (0 = plain SGD). */
+  momentum?: number;
+  /** AdamW betas. */
+  beta1?: number;
+  beta2?: number;
+  /** AdamW / RMSprop epsilon. */
+  eps?: number;
+  /** RMSprop smoothing constant. */
+  alpha?: number;
+  /** Global gradient-norm clipping threshold; 0 or undefined disables. */
+  maxGradNorm?: number;
+}
+
+/** Per-parameter state slots each optimizer keeps (same shape as the parameter). */
+export function stateSlots(config: OptimizerConfig): string[] {
+  switch (config.name) {
+    case 'sgd':
+      return config.momentum ? ['momentum'] : [];
+    case 'adamw':
+      return ['exp_avg', 'exp_avg_sq'];
+    case 'rmsprop':
+      return ['square_avg'];
+  }
+}
+
+/** Scalars fed at every step (the schedule lives in JavaScript). */
+export const STEP_SCALARS = ['lr', 'bias_correction1', 'bias_correction2'] as const;
+export type StepScalars = Record<(typeof STEP_SCALARS)[number], number>;
+
+export function stepScalars(config: OptimizerConfig, lr: number, step: number): StepScalars {
+  return {
+    lr,
+    bias_correction1: 1 - Math.pow(config.beta1 ?? 0.9, step),
+    bias_correction2: 1 - Math.pow(config.beta2 ?? 0.999, step),
+  };
+}
+
+export interface OptimizerGraph {
+  /** Scalar inputs to feed every step, by name. */
+  scalars: Record<(typeof STEP_SCALARS)[number], Tensor>;
+  /** state[i][slot] is the input holding parameter i's slot. */
+  stateInputs: Record<string, Tensor>[];
+  newParams: Tensor[];
+  newState: Record<string, Tensor>[];
+  /** Global L2 norm of the gradients before clipping (TRL's grad_norm). */
+  gradNorm: Tensor;
+}
+
+/** Global L2 norm of all gradients. */
+export function globalNorm(grads: readonly Tensor[]): Tensor {
+  let total: Tensor | undefined;
+  for (const gr of grads) {
+    const s = op.sum(op.mul(gr, gr));
+    total = total ? op.add(total, s) : s;
+  }
+  if (!total) throw new Error('globalNorm: no gradients');
+  return op.sqrt(total);
+}
+
+/**
+ * Appends clipping and the optimizer update for `params` (graph inputs named p.name) given their
+ * gradients. State inputs are named `<param>.<slot>`.
+ */
+export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], config: OptimizerConfig): OptimizerGraph {
+  if (params.length !== grads.length) throw new Error('buildOptimizer: params and grads differ in length');
+  const dtype = params[0].dtype as FloatDType;
+  const scalars = {
+    lr: g.input('lr', dtype, []),
+    bias_correction1: g.input('bias_correction1', dtype, []),
+    bias_correction2: g.input('bias_correction2', dtype, []),
+  };
+  const gradNorm = globalNorm(grads);
+  let clipped = grads;
+  if (config.maxGradNorm && config.maxGradNorm > 0) {
+    // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped at 1.
+    const coef = op.minimum(op.div(op.scalar(g, config.maxGradNorm, dtype), op.add(gradNorm, 1e-6)), 1);
+    clipped = grads.map((gr) => op.mul(gr, coef));
+  }
+  const slots = stateSlots(config);
+  const stateInputs = params.map((p) => {
+    const s: Record<string, Tensor> = {};
+    for (const slot of slots) s[slot] = g.input(`${p.name}.${slot}`, dtype, p.shape);
+    return s;
+  });
+  const wd = config.weightDecay ?? 0;
+  const newParams: Tensor[] = [];
+  const newState: Record<string, Tensor>[] = [];
+  params.forEach((p, i) => {
+    const st = stateInputs[i];
+    let gr = clipped[i];
+    switch (config.name) {
+      case 'sgd': {
+        if (wd) gr = op.add(gr, op.mul(p, wd));
+        if (config.momentum) {
+          const buf = op.add(op.mul(st.momentum, config.momentum), gr);
+          newState.push({ momentum: buf });
+          gr = buf;
+        } else newState.push({});
+        newParams.push(op.sub(p, op.mul(gr, scalars.lr)));
+        break;
+      }
+      case 'rmsprop': {
+        if (wd) gr = op.add(gr, op.mul(p, wd));
+        const alpha = config.alpha ?? 0.99;
+        const sq = op.add(op.mul(st.square_avg, alpha), op.mul(op.mul(gr, gr), 1 - alpha));
+        newState.push({ square_avg: sq });
+        newParams.push(op.sub(p, op.div(op.mul(gr, scalars.lr), op.add(op.sqrt(sq), config.eps ?? 1e-8))));
+        break;
+      }
+      case 'adamw': {
+        const b1 = config.beta1 ?? 0.9;
+        const b2 = config.beta2 ?? 0.999;
+        const m = op.add(op.mul(st.exp_avg, b1), op.mul(gr, 1 - b1));
+        const v = op.add(op.mul(st.exp_avg_sq, b2), op.mul(op.mul(gr, gr), 1 - b2));
+        newState.push({ exp_avg: m, exp_avg_sq: v });
+        const decayed = wd ? op.mul(p, op.sub(1, op.mul(scalars.lr, wd))) : p;
+        const denom = op.add(op.sqrt(op.div(v, scalars.bias_correction2)), config.eps ?? 1e-8);
+        const stepSize = op.div(scalars.lr, scalars.bias_correction1);
+        newParams.push(op.sub(decayed, op.mul(op.div(m, denom), stepSize)));
+        break;
+      }
+    }
+  });
+  return { scalars, stateInputs, newParams, newState, gradNorm };
+}
