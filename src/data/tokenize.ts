@@ -1,0 +1,120 @@
+import type { TextTokenizer } from '../io/tokenizer-types.js';
+import { DpoError } from '../errors.js';
+import { truncateRow, type TruncationOptions } from './truncate.js';
+import type { PreferenceExample, RowOrigin, SftExample } from './types.js';
+
+/**
+ * One row as token ids. `completionIds` is best first (one entry for SFT); each completion ends
+ * with EOS unless truncation cut it. The model sees `promptIds ++ completionIds[k]`.
+ */
+export interface TokenizedPreference {
+  promptIds: number[];
+  completionIds: number[][];
+  origin: RowOrigin;
+}
+
+/** An SFT row as token ids: a TokenizedPreference with exactly one completion. */
+export type TokenizedSft = TokenizedPreference;
+
+/** Options of {@link tokenizePreferences} / {@link tokenizeSft}. */
+export interface TokenizeOptions extends TruncationOptions {
+  /**
+   * Prepend the tokenizer's BOS to every prompt (skipped when the prompt's ids already start with
+   * it, e.g. a chat template that writes `<|begin_of_text|>`). Default: true exactly when the
+   * tokenizer has a `bosTokenId` (models such as Llama that expect one).
+   */
+  addBos?: boolean;
+}
+
+/** Counts from tokenization; every row that went in is accounted for. */
+export interface TokenizeStats {
+  /** Rows kept. */
+  rows: number;
+  /** Rows dropped because no completion token fits in maxLength (keep_start with a prompt that fills it). */
+  droppedTooLong: number;
+  /** Rows where encode(prompt) is not a prefix of encode(prompt + completion) for some completion. */
+  promptNotPrefix: number;
+  /** Kept rows that lost tokens to maxLength / maxPromptLength / maxCompletionLength. */
+  truncated: number;
+  /** Malformed rows skipped while loading (0 when tokenizing examples directly). */
+  skippedBad: number;
+  /** Tokens the model will read: the sum over kept rows and completions of prompt + completion length. */
+  totalTokens: number;
+}
+
+/** Tokenized rows and their stats. */
+export interface TokenizedData {
+  rows: TokenizedPreference[];
+  stats: TokenizeStats;
+}
+
+/**
+ * Tokenizes preference examples as the DPO issue specifies (TRL's `build_tokenized_answer`
+ * convention): prompt ids = [BOS] + encode(prompt); the ids of completion k are those of
+ * encode(prompt + completion_k) after the first len(encode(prompt)) tokens, plus EOS. Tokenizing
+ * the whole text keeps merges across the prompt/completion boundary the way the model sees them
+ * at inference; when the prompt's ids are not a prefix of the whole text's ids (a merge crossed
+ * the boundary), the tail is still used and the row is counted in `promptNotPrefix`.
+ * Truncation follows {@link truncateRow}.
+ */
+export function tokenizePreferences(
+  examples: readonly PreferenceExample[],
+  tokenizer: TextTokenizer,
+  options: TokenizeOptions = {},
+): TokenizedData {
+  checkOptions(options);
+  const addBos = options.addBos ?? tokenizer.bosTokenId !== undefined;
+  if (addBos && tokenizer.bosTokenId === undefined) throw new DpoError('addBos is set but the tokenizer has no BOS token');
+  const stats: TokenizeStats = { rows: 0, droppedTooLong: 0, promptNotPrefix: 0, truncated: 0, skippedBad: 0, totalTokens: 0 };
+  const rows: TokenizedPreference[] = [];
+  for (const example of examples) {
+    const promptText = tokenizer.encode(example.prompt);
+    let notPrefix = false;
+    const completions = example.completions.map((completion) => {
+      const full = tokenizer.encode(example.prompt + completion);
+      if (!startsWith(full, promptText)) notPrefix = true;
+      return [...full.slice(promptText.length), tokenizer.eosTokenId];
+    });
+    if (notPrefix) stats.promptNotPrefix++;
+    const bos = addBos ? (tokenizer.bosTokenId as number) : undefined;
+    const promptIds = bos !== undefined && promptText[0] !== bos ? [bos, ...promptText] : promptText;
+    const fitted = truncateRow(promptIds, completions, options, bos !== undefined && promptIds[0] === bos);
+    if (fitted === undefined) {
+      stats.droppedTooLong++;
+      continue;
+    }
+    if (fitted.truncated) stats.truncated++;
+    stats.rows++;
+    for (const c of fitted.completionIds) stats.totalTokens += fitted.promptIds.length + c.length;
+    rows.push({ promptIds: fitted.promptIds, completionIds: fitted.completionIds, origin: example.origin });
+  }
+  return { rows, stats };
+}
+
+/**
+ * Tokenizes SFT examples the same way (one completion each; `text` rows have an empty prompt, so
+ * the ids are [BOS] + encode(text) + EOS with every text token trained on).
+ */
+export function tokenizeSft(examples: readonly SftExample[], tokenizer: TextTokenizer, options: TokenizeOptions = {}): TokenizedData {
+  return tokenizePreferences(
+    examples.map((e) => ({ prompt: e.prompt, completions: [e.completion], origin: e.origin })),
+    tokenizer,
+    options,
+  );
+}
+
+function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
+  if (prefix.length > ids.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (ids[i] !== prefix[i]) return false;
+  return true;
+}
+
+function checkOptions(o: TokenizeOptions): void {
+  for (const key of ['maxLength', 'maxPromptLength', 'maxCompletionLength'] as const) {
+    const v = o[key];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new DpoError(`${key} must be a positive integer, got ${v}`);
+  }
+  if (o.truncationMode !== undefined && o.truncationMode !== 'keep_start' && o.truncationMode !== 'keep_end') {
+    throw new DpoError(`truncationMode must be 'keep_start' or 'keep_end', got '${String(o.truncationMode)}'`);
+  }
+}
