@@ -1,0 +1,59 @@
+/** Attention pieces shared by every family, written as transformers computes them. */
+import type { Graph, Tensor } from '../engine/graph.js';
+import * as op from '../engine/ops.js';
+import { causalMask } from '../engine/nn.js';
+import type { Dim } from '../engine/shape.js';
+import type { KeyValue } from './types.js';
+
+/** [B, T, H*Dh] -> [B, H, T, Dh]. */
+export function splitHeads(x: Tensor, heads: number, headDim: number): Tensor {
+  const [b, t] = x.shape;
+  return op.transpose(op.reshape(x, [b, t, heads, headDim]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, Dh] -> [B, T, H*Dh]. */
+export function mergeHeads(x: Tensor): Tensor {
+  const [b, h, t, d] = x.shape;
+  return op.reshape(op.transpose(x, [0, 2, 1, 3]), [b, t, typeof h === 'number' && typeof d === 'number' ? h * d : -1]);
+}
+
+/** Appends this step's keys/values to the cache along the position axis. */
+export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
+  if (!past) return kv;
+  return { key: op.concat([past.key, kv.key], 2), value: op.concat([past.value, kv.value], 2) };
+}
+
+/**
+ * Boolean [B, 1, T, S] mask: query t (the last T of S positions) may see key s when s is not in
+ * its future and the key is not padding.
+ */
+export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined): Tensor {
+  const t: Dim = query.shape[2];
+  const s: Dim = key.shape[2];
+  const causal = causalMask(g, t, s, key.shape[2] === s ? key : undefined);
+  if (!paddingMask) return op.reshape(causal, [1, 1, t, s]);
+  const keyOk = op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5);
+  return op.and(op.reshape(causal, [1, 1, t, s]), keyOk);
+}
+
+/**
+ * softmax(q k^T * scale, masked) v with grouped-query heads: query head h reads kv head
+ * h / (H / Hkv), as transformers' repeat_kv. q [B, H, T, Dh], k/v [B, Hkv, S, Dh].
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: number): Tensor {
+  const heads = q.shape[1] as number;
+  const kvHeads = k.shape[1] as number;
+  const kk = repeatKv(k, heads / kvHeads);
+  const vv = repeatKv(v, heads / kvHeads);
+  const scores = op.mul(op.matmul(q, op.transposeLast2(kk)), scale);
+  const minValue = q.dtype === 'float64' ? -1.7976931348623157e308 : -3.4028234663852886e38;
+  const probs = op.softmax(op.where(mask, scores, minValue), -1);
+  return op.matmul(probs, vv);
+}
+
+function repeatKv(x: Tensor, nRep: number): Tensor {
+  if (nRep === 1) return x;
+  const [b, h, s, d] = x.shape;
+  const expanded = op.expand(op.unsqueeze(x, 2), [b, h, nRep, s, d]);
+  return op.reshape(expanded, [b, (h as number) * nRep, s, d]);
+}

@@ -1,0 +1,89 @@
+import type { Tensor } from '../engine/graph.js';
+
+/** A parameter as the checkpoint stores it: transformers' key name and shape. */
+export interface ParamInfo {
+  name: string;
+  shape: number[];
+}
+
+/** One layer's attention keys and values: [batch, kv_heads, positions, head_dim]. */
+export interface KeyValue {
+  key: Tensor;
+  value: Tensor;
+}
+
+export interface ForwardInputs {
+  /** int64 [batch, seq]. */
+  inputIds: Tensor;
+  /**
+   * float [batch, past + seq] of 0/1: 0 marks padding keys. Omitted means every key is real.
+   * Same dtype as the parameters.
+   */
+  attentionMask?: Tensor;
+  /** int64 [batch, seq]; omitted means 0..seq-1 (offset by past length). */
+  positionIds?: Tensor;
+  /** Cached keys/values of earlier positions, one per layer (generation). */
+  past?: readonly KeyValue[];
+}
+
+export interface ForwardOutputs {
+  /** Final hidden states after the last norm, [batch, seq, hidden]. */
+  hidden: Tensor;
+  /** Keys/values including this call's positions, one per layer. */
+  present: KeyValue[];
+}
+
+/**
+ * A causal LM as a graph builder. It knows nothing of files: it is made from a parsed config,
+ * names its parameters with the checkpoint's keys, and builds forward graphs from parameter
+ * tensors the caller declares (as graph inputs, constants or LoRA-adapted expressions).
+ */
+export interface CausalLM {
+  readonly modelType: string;
+  readonly config: CausalLMConfig;
+  /** Parameters in checkpoint key names (tied weights appear once). */
+  parameters(): ParamInfo[];
+  /**
+   * Maps a key as found in a checkpoint file to this model's parameter name, or undefined for
+   * buffers that are not parameters (e.g. GPT-2's attn.bias). Accepts the prefixes different
+   * save paths produce.
+   */
+  canonicalKey(fileKey: string): string | undefined;
+  /** Runs the transformer body: embeddings to final norm. */
+  forward(params: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs;
+  /** Vocabulary logits for hidden states [..., hidden] -> [..., vocab]. */
+  logits(params: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor;
+  /** Names of the linear projections LoRA may adapt: 'q', 'v', ... mapped to weight keys per layer. */
+  linearModules(): LinearModule[];
+}
+
+/** A linear projection of the model, for LoRA: which weight key, how it is stored. */
+export interface LinearModule {
+  /** PEFT-style module path without '.weight', e.g. 'transformer.h.0.attn.c_attn'. */
+  path: string;
+  /** Short role name used for target selection: 'q_proj', 'v_proj', 'c_attn', 'fc_in', ... */
+  role: string;
+  weight: string;
+  /** 'in_out' (GPT-2 Conv1D, [in, out]) or 'out_in' (torch Linear, [out, in]). */
+  layout: 'in_out' | 'out_in';
+  inFeatures: number;
+  outFeatures: number;
+}
+
+/** Normalised fields every family reads from config.json, plus the raw object. */
+export interface CausalLMConfig {
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  bosTokenId?: number;
+  eosTokenId?: number | number[];
+  padTokenId?: number;
+  /** config.json as read. */
+  raw: Readonly<Record<string, unknown>>;
+}
