@@ -51,10 +51,15 @@ export interface TokenizedData {
 /**
  * Tokenizes preference examples as the DPO issue specifies (TRL's `build_tokenized_answer`
  * convention): prompt ids = [BOS] + encode(prompt); the ids of completion k are those of
- * encode(prompt + completion_k) after the first len(encode(prompt)) tokens, plus EOS. Tokenizing
- * the whole text keeps merges across the prompt/completion boundary the way the model sees them
- * at inference; when the prompt's ids are not a prefix of the whole text's ids (a merge crossed
- * the boundary), the tail is still used and the row is counted in `promptNotPrefix`.
+ * encode(prompt + completion_k) after the prompt's ids, plus EOS. Tokenizing the whole text keeps
+ * merges across the prompt/completion boundary the way the model sees them at inference.
+ *
+ * When encode(prompt) is not a prefix of encode(prompt + completion) (a merge crossed the
+ * boundary, e.g. a prompt ending in a space), the row is counted in `promptNotPrefix` and the
+ * prompt is cut back to the ids that all of the row's full encodings share, so every sequence is
+ * still exactly encode(prompt + completion_k): nothing is duplicated or lost. TRL does the same
+ * per sequence (it steps its split back one token); here the prompt stays shared by the row's
+ * sequences. Rows where the prefix holds (the usual case) are unaffected.
  * Truncation follows {@link truncateRow}.
  */
 export function tokenizePreferences(
@@ -68,14 +73,12 @@ export function tokenizePreferences(
   const stats: TokenizeStats = { rows: 0, droppedTooLong: 0, promptNotPrefix: 0, truncated: 0, skippedBad: 0, totalTokens: 0 };
   const rows: TokenizedPreference[] = [];
   for (const example of examples) {
-    const promptText = tokenizer.encode(example.prompt);
-    let notPrefix = false;
-    const completions = example.completions.map((completion) => {
-      const full = tokenizer.encode(example.prompt + completion);
-      if (!startsWith(full, promptText)) notPrefix = true;
-      return [...full.slice(promptText.length), tokenizer.eosTokenId];
-    });
-    if (notPrefix) stats.promptNotPrefix++;
+    const encodedPrompt = tokenizer.encode(example.prompt);
+    const full = example.completions.map((completion) => tokenizer.encode(example.prompt + completion));
+    const shared = full.reduce((n, ids) => Math.min(n, commonPrefixLength(ids, encodedPrompt)), encodedPrompt.length);
+    if (shared < encodedPrompt.length) stats.promptNotPrefix++;
+    const promptText = encodedPrompt.slice(0, shared);
+    const completions = full.map((ids) => [...ids.slice(shared), tokenizer.eosTokenId]);
     const bos = addBos ? (tokenizer.bosTokenId as number) : undefined;
     const promptIds = bos !== undefined && promptText[0] !== bos ? [bos, ...promptText] : promptText;
     const fitted = truncateRow(promptIds, completions, options, bos !== undefined && promptIds[0] === bos);
@@ -103,10 +106,11 @@ export function tokenizeSft(examples: readonly SftExample[], tokenizer: TextToke
   );
 }
 
-function startsWith(ids: readonly number[], prefix: readonly number[]): boolean {
-  if (prefix.length > ids.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (ids[i] !== prefix[i]) return false;
-  return true;
+function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
 }
 
 function checkOptions(o: TokenizeOptions): void {
