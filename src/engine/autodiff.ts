@@ -92,6 +92,11 @@ const rules: Record<string, VjpRule> = {
         : op.div(op.cast(sizeOf(y), x.dtype), op.cast(sizeOf(x), x.dtype));
     return [op.mul(op.expandLike(keepDims(n, g), x), scale)];
   },
+  ReduceProd: (n, g, [y]) => {
+    // d prod / d x_i = prod / x_i (inputs with zeros are not supported).
+    const x = n.inputs[0];
+    return [op.div(op.mul(keepDims(n, g), keepDims(n, y)), x)];
+  },
   ReduceMax: (n, g, [y]) => {
     // Ties share the gradient equally, as torch.amax does.
     const x = n.inputs[0];
@@ -133,17 +138,21 @@ const rules: Record<string, VjpRule> = {
   },
   Pad: (n, g) => {
     const x = n.inputs[0];
-    // Only emitted by Slice's gradient; its own gradient slices the padding off again.
     const pads = n.inputs[1];
-    if (pads.kind !== 'constant') throw new Error('Pad: gradient needs constant pads');
-    const v = Array.from(pads.value as BigInt64Array, Number);
-    let r = g;
-    for (let axis = 0; axis < x.rank; axis++) {
-      const b = v[axis];
-      const e = v[axis + x.rank];
-      if (b || e) r = op.slice(r, axis, b, e ? -e : op.SLICE_END);
+    if (pads.kind === 'constant') {
+      // Static padding: slice it off again.
+      const v = Array.from(pads.value as BigInt64Array, Number);
+      let r = g;
+      for (let axis = 0; axis < x.rank; axis++) {
+        const b = v[axis];
+        const e = v[axis + x.rank];
+        if (b < 0 || e < 0) return [op.reshapeLike(op.padWith(g, op.neg(pads)), x), undefined];
+        if (b || e) r = op.slice(r, axis, b, e ? -e : op.SLICE_END);
+      }
+      return [op.reshapeLike(r, x), undefined];
     }
-    return [op.reshapeLike(r, x), undefined];
+    // Run-time amounts: pad by the negated amounts (ONNX Pad removes elements for negative pads).
+    return [op.reshapeLike(op.padWith(g, op.neg(pads)), x), undefined];
   },
   Concat: (n, g) => {
     const axis = n.attrs.axis as number;
@@ -165,6 +174,7 @@ const rules: Record<string, VjpRule> = {
     return [g, undefined, op.gatherElements(g, index, n.attrs.axis as number)];
   },
   ScatterND: ({ inputs: [, idx] }, g) => [g, undefined, op.gatherND(g, idx)],
+  GatherND: ({ inputs: [data, idx] }, g) => [op.scatterNDAdd(op.zerosLike(data), idx, g), undefined],
 };
 
 /** Number of elements of `x` at run time, as an int64 scalar. */

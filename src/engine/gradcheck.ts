@@ -69,8 +69,9 @@ export async function gradcheck(
   const loss = op.sum(op.mul(y, r));
   const checked = inputs.filter((i) => i.differentiable !== false);
   const grads = grad(loss, checked.map((i) => xs[i.name]));
-  const outputs: Record<string, Tensor> = { loss };
-  checked.forEach((inp, k) => (outputs[`grad_${inp.name}`] = grads[k]));
+  // Output names carry a prefix so that they cannot collide with the caller's input names.
+  const outputs: Record<string, Tensor> = { gradcheck_loss: loss };
+  checked.forEach((inp, k) => (outputs[`gradcheck_grad_${inp.name}`] = grads[k]));
   const compiled = await CompiledGraph.compile(outputs, { threads: 1, optimizationLevel: 'disabled' });
 
   const feeds: Record<string, HostTensor> = { ...options.extraFeeds };
@@ -82,19 +83,19 @@ export async function gradcheck(
   }
   if (rInput) {
     // Symbolic output shape: run once to learn it, then feed a projection of that shape.
-    const probe = await CompiledGraph.compile({ y }, { threads: 1, optimizationLevel: 'disabled' });
-    const dims = (await probe.run(feeds)).y.dims;
+    const probe = await CompiledGraph.compile({ gradcheck_output: y }, { threads: 1, optimizationLevel: 'disabled' });
+    const dims = (await probe.run(feeds)).gradcheck_output.dims;
     await probe.release();
     const n = dims.reduce((p, d) => p * d, 1);
     feeds.gradcheck_projection = { data: Float64Array.from({ length: n }, () => rand() * 2 - 1), dims };
   }
 
   const analytic = await compiled.run(feeds);
-  const lossAt = async (): Promise<number> => (await compiled.run(feeds)).loss.data[0] as number;
+  const lossAt = async (): Promise<number> => (await compiled.run(feeds)).gradcheck_loss.data[0] as number;
   const result: GradcheckResult = { maxAbsError: 0, maxRelError: 0, worst: undefined, checked: 0 };
   for (const inp of checked) {
     const data = feeds[inp.name].data as Float64Array;
-    const ga = analytic[`grad_${inp.name}`].data as Float64Array;
+    const ga = analytic[`gradcheck_grad_${inp.name}`].data as Float64Array;
     for (let i = 0; i < data.length; i++) {
       const x0 = data[i];
       data[i] = x0 + eps;

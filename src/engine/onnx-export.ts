@@ -149,6 +149,11 @@ export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: 
   const outTensors = Object.values(outputs);
   if (outTensors.length === 0) throw new Error('export: no outputs');
   const graph = outTensors[0].graph;
+  for (const name of Object.keys(outputs)) {
+    if (graph.inputs.some((t) => t.name === name)) {
+      throw new Error(`export: output name '${name}' is also the name of a graph input; rename the output`);
+    }
+  }
   const nodes = reachableNodes(outTensors);
   const e = new Emitter();
   const names = new Map<number, string>();

@@ -343,7 +343,10 @@ export function concat(xs: readonly Tensor[], axis: number): Tensor {
   return node1(first.graph, 'Concat', [...xs], { axis: ax }, first.dtype, shape);
 }
 
-/** Split along `axis` into pieces of the given sizes. */
+/**
+ * Split along `axis` into pieces of the given sizes. At most one size may be a dim name that no
+ * tensor carries (e.g. 'seq-2'): it is computed at run time as the rest of the axis.
+ */
 export function split(x: Tensor, axis: number, sizes: readonly Dim[]): Tensor[] {
   const ax = normalizeAxis(axis, x.rank);
   const g = x.graph;
@@ -356,7 +359,24 @@ export function split(x: Tensor, axis: number, sizes: readonly Dim[]): Tensor[] 
     shape[ax] = s;
     return { dtype: x.dtype, shape };
   });
-  return g.addNode('Split', [x, shapeTensor(g, sizes, x)], { axis: ax }, outs);
+  const resolvable = (d: Dim): boolean => typeof d === 'number' || x.shape.includes(d) || g.dimSource(d) !== undefined;
+  const unresolved = sizes.map((d, i) => (resolvable(d) ? -1 : i)).filter((i) => i >= 0);
+  let sizeVec: Tensor;
+  if (unresolved.length === 0) sizeVec = shapeTensor(g, sizes, x);
+  else if (unresolved.length === 1) {
+    const known = sizes.filter((_, i) => i !== unresolved[0]);
+    const rest = sub(dimTensor(g, x.shape[ax], x), known.length ? reduceSumVec(shapeTensor(g, known, x)) : constant(g, [0], 'int64', [1]));
+    const parts = sizes.map((d, i) => (i === unresolved[0] ? rest : dimTensor(g, d, x)));
+    sizeVec = parts.length === 1 ? parts[0] : concat(parts, 0);
+  } else {
+    throw new ShapeError('Split', `cannot resolve the sizes [${sizes.join(', ')}] at run time (at most one may be unknown)`, [x]);
+  }
+  return g.addNode('Split', [x, sizeVec], { axis: ax }, outs);
+}
+
+/** Sum of an int64 vector as an int64 vector of length 1. */
+function reduceSumVec(v: Tensor): Tensor {
+  return reduce('ReduceSum', v, [0], true);
 }
 
 /** Broadcast `x` to `dims` (named dims read at run time). */
@@ -413,12 +433,25 @@ export function scatterAdd(data: Tensor, index: Tensor, updates: Tensor, axis = 
 
 /** Rows of `updates` added into `data` at first-axis positions `ids` (the embedding gradient). */
 export function scatterAddRows(data: Tensor, ids: Tensor, updates: Tensor): Tensor {
-  const idx = unsqueeze(cast(ids, 'int64'), ids.rank);
+  return scatterNDAdd(data, unsqueeze(cast(ids, 'int64'), ids.rank), updates);
+}
+
+/** Rows of `updates` added into `data` at first-axis indices `idx` ([..., 1]): ScatterND with add. */
+export function scatterNDAdd(data: Tensor, idx: Tensor, updates: Tensor): Tensor {
+  if (idx.dtype !== 'int64' || idx.rank < 1 || idx.shape[idx.rank - 1] !== 1) {
+    throw new ShapeError('ScatterND', 'index must be int64 [..., 1]', [data, idx, updates]);
+  }
+  if (updates.dtype !== data.dtype || updates.rank !== idx.rank - 1 + data.rank - 1) {
+    throw new ShapeError('ScatterND', 'updates must have shape [...index dims, ...data dims after the first]', [data, idx, updates]);
+  }
   return node1(data.graph, 'ScatterND', [data, idx, updates], { reduction: 'add' }, data.dtype, [...data.shape]);
 }
 
 /** out[i...] = data[idx[i...]] for first-axis indices idx [..., 1] (gradient of scatterAddRows). */
 export function gatherND(data: Tensor, idx: Tensor): Tensor {
+  if (idx.dtype !== 'int64' || idx.rank < 1 || idx.shape[idx.rank - 1] !== 1) {
+    throw new ShapeError('GatherND', 'index must be int64 [..., 1]', [data, idx]);
+  }
   return node1(data.graph, 'GatherND', [data, idx], {}, data.dtype, [...idx.shape.slice(0, -1), ...data.shape.slice(1)]);
 }
 
@@ -426,6 +459,15 @@ export function gatherND(data: Tensor, idx: Tensor): Tensor {
 export function pad(x: Tensor, axis: number, before: Tensor | number, after: Tensor | number): Tensor {
   const ax = normalizeAxis(axis, x.rank);
   const g = x.graph;
+  const shape = [...x.shape];
+  if (typeof before === 'number' && typeof after === 'number') {
+    // Static amounts: one constant pads vector (its gradient is a static slice).
+    const v = new Array<number>(2 * x.rank).fill(0);
+    v[ax] = before;
+    v[ax + x.rank] = after;
+    shape[ax] = addDims(addDims(before, x.shape[ax]), after);
+    return node1(g, 'Pad', [x, constant(g, v, 'int64', [2 * x.rank])], {}, x.dtype, shape);
+  }
   const asVec = (v: Tensor | number): Tensor => (typeof v === 'number' ? constant(g, [v], 'int64', [1]) : v);
   const zeros = (n: number): Tensor[] => (n > 0 ? [constant(g, new Array<number>(n).fill(0), 'int64', [n])] : []);
   // ONNX pads: all begins, then all ends.
@@ -433,8 +475,16 @@ export function pad(x: Tensor, axis: number, before: Tensor | number, after: Ten
     [...zeros(ax), asVec(before), ...zeros(x.rank - ax - 1), ...zeros(ax), asVec(after), ...zeros(x.rank - ax - 1)],
     0,
   );
-  const shape = [...x.shape];
-  shape[ax] =
-    typeof before === 'number' && typeof after === 'number' ? addDims(addDims(before, x.shape[ax]), after) : g.freshDim('pad');
-  return node1(g, 'Pad', [x, pads], {}, x.dtype, shape);
+  shape[ax] = g.freshDim('pad');
+  return padWith(x, pads, shape);
+}
+
+/**
+ * ONNX Pad with a full int64 pads vector ([begin_0..begin_{r-1}, end_0..end_{r-1}]); negative
+ * amounts remove elements. `shape` is the output shape when the caller knows it.
+ */
+export function padWith(x: Tensor, pads: Tensor, shape?: Shape): Tensor {
+  if (pads.dtype !== 'int64' || pads.rank !== 1) throw new ShapeError('Pad', 'pads must be an int64 vector', [x, pads]);
+  const out = shape ? [...shape] : x.shape.map(() => x.graph.freshDim('pad'));
+  return node1(x.graph, 'Pad', [x, pads], {}, x.dtype, out);
 }
