@@ -133,8 +133,9 @@ describe('chat templates', () => {
     );
   });
 
-  it('named template lists, GPT-2-style configs with ids only in config.json, and errors', async () => {
-    const dir = await byteLevelFolder('named', []);
+  it('named template lists, configs naming tokens only by id in config.json, and errors', async () => {
+    const dir = await mkdtemp(join(root, 'named-'));
+    await copyFile(join(FIXTURES, 'llama-sp/tokenizer.json'), join(dir, 'tokenizer.json'));
     await writeFile(
       join(dir, 'tokenizer_config.json'),
       JSON.stringify({
@@ -144,11 +145,11 @@ describe('chat templates', () => {
         ],
       }),
     );
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ eos_token_id: [50256, 7], bos_token_id: 50256 }));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ eos_token_id: [2, 7], bos_token_id: 1 }));
     const tok = await loadTokenizer(dir);
-    expect(tok.eosTokenId).toBe(50256);
-    expect(tok.bosTokenId).toBeUndefined();
-    expect(tok.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('user: a\n<|endoftext|>');
+    expect(tok.eosTokenId).toBe(2);
+    expect(tok.bosTokenId).toBe(1); // from the TemplateProcessing post-processor
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('user: a\n</s>');
     const tools = await loadTokenizer(dir, { chatTemplateName: 'tool_use' });
     expect(tools.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('TOOLS 1');
     await expect(loadTokenizer(dir, { chatTemplateName: 'nope' })).rejects.toThrow(

@@ -1,0 +1,9 @@
+/** The io layer: safetensors, Hugging Face model folders, the hub cache, tokenizers. */
+export * from './safetensors.js';
+export * from './safetensors-write.js';
+export { DTYPE_SIZES, type FloatOutputDtype } from './dtypes.js';
+export * from './hf-folder.js';
+export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveModelOptions, type ResolvedModel } from './hub.js';
+export { loadTokenizer, HfTokenizer, type LoadTokenizerOptions } from './tokenizer.js';
+export type { ChatMessage, TextTokenizer } from './tokenizer-types.js';
+export type { JsonObject } from './json-file.js';
