@@ -32,7 +32,10 @@ export interface TokenizeStats {
   rows: number;
   /** Rows dropped because no completion token fits in maxLength (keep_start with a prompt that fills it). */
   droppedTooLong: number;
-  /** Rows where encode(prompt) is not a prefix of encode(prompt + completion) for some completion. */
+  /**
+   * Rows where encode(prompt) is not a prefix of encode(prompt + completion) for some completion
+   * (their prompt ids were cut back to the shared prefix; see {@link tokenizePreferences}).
+   */
   promptNotPrefix: number;
   /** Kept rows that lost tokens to maxLength / maxPromptLength / maxCompletionLength. */
   truncated: number;

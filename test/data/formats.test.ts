@@ -5,6 +5,7 @@ import {
   loadPreferenceData,
   loadSftData,
   preferenceExamplesFromRows,
+  sftExamplesFromRows,
   splitAnthropicHh,
 } from '../../src/data/index.js';
 import { DpoError } from '../../src/errors.js';
@@ -168,8 +169,7 @@ describe('SFT formats', () => {
     expect(data.examples.map((e) => [e.prompt, e.completion])).toEqual([['', '<|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>\n']]);
   });
 
-  it('bad SFT rows are reported', async () => {
-    const { sftExamplesFromRows } = await import('../../src/data/index.js');
+  it('bad SFT rows are reported', () => {
     const data = sftExamplesFromRows([{ text: '' }, { text: 3 }, { text: 'ok' }], { onBadRow: 'skip' });
     expect(data.badRows.map((b) => b.reason)).toEqual(["empty field 'text'", "field 'text' must be a string, got number"]);
     expect(data.examples).toHaveLength(1);
