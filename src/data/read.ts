@@ -38,13 +38,20 @@ export async function listDataFiles(path: string): Promise<string[]> {
     }
     return [path];
   }
-  const entries = await readdir(path, { recursive: true, withFileTypes: true });
-  const files = entries
-    .filter((e) => e.isFile() && extensionOf(e.name))
-    .map((e) => join(e.parentPath, e.name))
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const files = (await walkFiles(path)).filter((f) => extensionOf(f)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (files.length === 0) throw new DpoError(`${path}: no ${EXTENSIONS.join('/')} files in this folder`);
   return files;
+}
+
+// Own recursion: readdir's `recursive` option and Dirent.parentPath are missing or buggy in early Node 20 releases.
+async function walkFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await walkFiles(full)));
+    else if (entry.isFile()) out.push(full);
+  }
+  return out;
 }
 
 /** Reads one data file. File-level problems (unreadable, not a JSON array) throw a DpoError. */
