@@ -6,6 +6,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { geluErf, geluTanh, layerNorm, linear, linearT, silu } from '../engine/nn.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
+import { DpoError } from '../errors.js';
 import { readCommonConfig, num } from './config.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 import { defaultPositions } from './positions.js';
@@ -83,6 +84,13 @@ export class GPT2 implements CausalLM {
       add(`${h}.mlp.c_proj`, 'mlp.c_proj', this.inner, d);
     }
     return mods;
+  }
+
+  /** Learned positions: wpe has n_positions rows. */
+  checkSequenceLength(n: number): void {
+    if (n > this.config.maxPositions) {
+      throw new DpoError(`gpt2: sequence of ${n} tokens exceeds n_positions ${this.config.maxPositions} (learned position embeddings)`);
+    }
   }
 
   private act(x: Tensor): Tensor {

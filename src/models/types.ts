@@ -55,6 +55,12 @@ export interface CausalLM {
   logits(params: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor;
   /** Names of the linear projections LoRA may adapt: 'q', 'v', ... mapped to weight keys per layer. */
   linearModules(): LinearModule[];
+  /**
+   * Throws a DpoError when this model cannot attend over `n` positions (cached + new), e.g.
+   * beyond GPT-2's learned position table or Mistral's sliding window (not implemented). Shapes
+   * are dynamic, so graphs cannot check this: trainers and generators call it before running.
+   */
+  checkSequenceLength?(n: number): void;
 }
 
 /** A linear projection of the model, for LoRA: which weight key, how it is stored. */

@@ -1,0 +1,449 @@
+/**
+ * LoRA adapters (Hu et al. 2021) as PEFT implements them, on top of any `CausalLM`.
+ *
+ * An adapted projection computes y = x W_eff with W_eff = W + (alpha / r) · B A, where A [r, in]
+ * and B [out, r] are the trainable adapter matrices and W stays frozen. Names, shapes,
+ * initialisation and the saved format are PEFT's, so adapters move freely between dpo-ts and
+ * PEFT (`PeftModel.from_pretrained`).
+ *
+ * Mechanism: models consume weight tensors, so `applyLora` replaces each adapted weight in the
+ * params record by the graph expression W + scale · (B A) (transposed for GPT-2's Conv1D [in, out]
+ * layout). The merged weight is rebuilt inside the graph every step: an extra out·in·r
+ * multiply-add per adapted module forward, and backward computes the full weight gradient
+ * dW_eff = xᵀ dy (batch·seq·in·out, as full fine-tuning of that module would) before projecting
+ * it onto A and B. The frozen base weights get no gradient and no optimizer state.
+ *
+ * LoRA dropout acts on the adapter's input activations (dropout(x) A ᵀ Bᵀ), which a merged weight
+ * cannot express; so training graphs accept only dropout 0 (`applyLora(..., { training: true })`
+ * and `initLora` reject dropout > 0). Adapters trained elsewhere with dropout load, merge and run
+ * for evaluation unchanged, since dropout is inactive at inference.
+ *
+ * The DPO reference model is the same base weights with adapters off (`enabled: false` returns
+ * the base params untouched), so no second copy of the model is held.
+ */
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { Rng } from '../data/rng.js';
+import type { Tensor } from '../engine/graph.js';
+import * as op from '../engine/ops.js';
+import { DpoError } from '../errors.js';
+import { tempSibling, writeBytesAtomic } from '../io/atomic.js';
+import { readJsonObject, type JsonObject } from '../io/json-file.js';
+import { SafetensorsFile } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors-write.js';
+import type { CausalLM, LinearModule, ParamInfo } from './types.js';
+
+export interface LoraConfig {
+  /** Rank of the update. */
+  r: number;
+  /** Scale numerator: the update is (alpha / r) · B A. */
+  alpha: number;
+  /** Dropout on the adapter input; only 0 is supported for training (see module doc). */
+  dropout: number;
+  /**
+   * Module names as PEFT matches them: a module is adapted when its path equals a name or ends
+   * with "." + name ("c_attn", "q_proj", "attn.c_proj"); 'all-linear' adapts every linear
+   * projection except the output head.
+   */
+  targetModules: string[] | 'all-linear';
+  /** PEFT's use_rslora: scale alpha / sqrt(r) instead of alpha / r. */
+  useRslora?: boolean;
+}
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+
+/** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
+export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = {
+  gpt2: ['c_attn'],
+  gptj: ['q_proj', 'v_proj'],
+  gpt_neox: ['query_key_value'],
+  llama: ['q_proj', 'v_proj'],
+  qwen2: ['q_proj', 'v_proj'],
+  mistral: ['q_proj', 'v_proj'],
+};
+
+export function defaultTargetModules(modelType: string): string[] {
+  const t = DEFAULT_TARGET_MODULES[modelType];
+  if (!t) throw new DpoError(`LoRA: no default target modules for model_type "${modelType}"; set targetModules`);
+  return [...t];
+}
+
+/** A LoRA config with PEFT's defaults (r 8, alpha 8, dropout 0, the family's q/v projections). */
+export function loraConfig(modelType: string, overrides: Partial<LoraConfig> = {}): LoraConfig {
+  const config: LoraConfig = {
+    r: overrides.r ?? 8,
+    alpha: overrides.alpha ?? 8,
+    dropout: overrides.dropout ?? 0,
+    targetModules: overrides.targetModules ?? defaultTargetModules(modelType),
+    useRslora: overrides.useRslora ?? false,
+  };
+  checkLoraConfig(config);
+  return config;
+}
+
+/** Validates the numbers; with `training`, also rejects dropout > 0 (not supported for training). */
+export function checkLoraConfig(config: LoraConfig, options: { training?: boolean } = {}): void {
+  if (!Number.isInteger(config.r) || config.r <= 0) throw new DpoError(`LoRA: r must be a positive integer, got ${config.r}`);
+  if (!Number.isFinite(config.alpha) || config.alpha <= 0) throw new DpoError(`LoRA: alpha must be a positive number, got ${config.alpha}`);
+  if (!Number.isFinite(config.dropout) || config.dropout < 0 || config.dropout >= 1) {
+    throw new DpoError(`LoRA: dropout must be in [0, 1), got ${config.dropout}`);
+  }
+  if (config.targetModules !== 'all-linear' && (!Array.isArray(config.targetModules) || config.targetModules.length === 0)) {
+    throw new DpoError(`LoRA: targetModules must be a non-empty list of module names or 'all-linear'`);
+  }
+  if (options.training && config.dropout > 0) {
+    throw new DpoError(
+      `LoRA: dropout ${config.dropout} is not supported for training (dpo-ts merges W + (alpha/r)·BA into the weight, so there is no adapter input to drop out); set LoRA dropout to 0`,
+    );
+  }
+}
+
+/** The update scale: alpha / r (or alpha / sqrt(r) with rsLoRA). */
+export function loraScale(config: LoraConfig): number {
+  return config.useRslora ? config.alpha / Math.sqrt(config.r) : config.alpha / config.r;
+}
+
+/** One adapted projection and the PEFT names and shapes of its A and B matrices. */
+export interface LoraTarget {
+  module: LinearModule;
+  /** "base_model.model.<path>.lora_A.weight", shape [r, in]. */
+  a: string;
+  /** "base_model.model.<path>.lora_B.weight", shape [out, r]. */
+  b: string;
+  aShape: [number, number];
+  bShape: [number, number];
+}
+
+const PEFT_PREFIX = 'base_model.model.';
+
+function matchesTarget(path: string, name: string): boolean {
+  return path === name || path.endsWith(`.${name}`);
+}
+
+/** The model's linear projections the config adapts, in `linearModules()` order. */
+export function loraTargets(model: CausalLM, config: LoraConfig): LoraTarget[] {
+  const modules = model.linearModules();
+  let chosen: LinearModule[];
+  if (config.targetModules === 'all-linear') {
+    chosen = modules;
+  } else {
+    const names = config.targetModules;
+    const unmatched = names.filter((n) => !modules.some((m) => matchesTarget(m.path, n)));
+    if (unmatched.length > 0) {
+      const roles = [...new Set(modules.map((m) => m.path.split('.').pop()!))].sort();
+      throw new DpoError(
+        `LoRA: target module${unmatched.length > 1 ? 's' : ''} ${unmatched.map((n) => `"${n}"`).join(', ')} not found in ${model.modelType} (its linear modules: ${roles.join(', ')})`,
+      );
+    }
+    chosen = modules.filter((m) => names.some((n) => matchesTarget(m.path, n)));
+  }
+  return chosen.map((m) => ({
+    module: m,
+    a: `${PEFT_PREFIX}${m.path}.lora_A.weight`,
+    b: `${PEFT_PREFIX}${m.path}.lora_B.weight`,
+    aShape: [config.r, m.inFeatures],
+    bShape: [m.outFeatures, config.r],
+  }));
+}
+
+/** Adapter parameters (PEFT names and shapes), A then B for each target. */
+export function loraParameters(model: CausalLM, config: LoraConfig): ParamInfo[] {
+  return loraTargets(model, config).flatMap((t) => [
+    { name: t.a, shape: [...t.aShape] },
+    { name: t.b, shape: [...t.bShape] },
+  ]);
+}
+
+/**
+ * Fresh adapters as PEFT initialises them: A from kaiming_uniform_(a=√5), i.e.
+ * uniform(-1/√in, 1/√in), and B zeros (so the adapted model starts equal to the base).
+ * Deterministic for a given seed.
+ */
+export function initLora(model: CausalLM, config: LoraConfig, seed = 0): Map<string, Float32Array> {
+  checkLoraConfig(config, { training: true });
+  const rng = new Rng(seed);
+  const out = new Map<string, Float32Array>();
+  for (const t of loraTargets(model, config)) {
+    const [r, inF] = t.aShape;
+    const bound = 1 / Math.sqrt(inF);
+    const a = new Float32Array(r * inF);
+    for (let i = 0; i < a.length; i++) a[i] = (2 * rng.nextFloat() - 1) * bound;
+    out.set(t.a, a);
+    out.set(t.b, new Float32Array(t.bShape[0] * t.bShape[1]));
+  }
+  return out;
+}
+
+export interface ApplyLoraOptions {
+  /** false: return the base params unchanged (the DPO reference: adapters off, no second copy). */
+  enabled?: boolean;
+  /** Building a training graph: rejects dropout > 0, which the merged-weight form cannot apply. */
+  training?: boolean;
+}
+
+/**
+ * The params record a model's forward should use: `base` with every adapted weight W replaced
+ * by W + scale · B A (laid out as the model stores W). `base` and `adapters` may be the same
+ * record (e.g. TrainStep's params holding frozen base weights and trainable adapters).
+ */
+export function applyLora(
+  model: CausalLM,
+  base: Readonly<Record<string, Tensor>>,
+  adapters: Readonly<Record<string, Tensor>>,
+  config: LoraConfig,
+  options: ApplyLoraOptions = {},
+): Record<string, Tensor> {
+  if (options.enabled === false) return { ...base };
+  checkLoraConfig(config, { training: options.training });
+  const scale = loraScale(config);
+  const out: Record<string, Tensor> = { ...base };
+  for (const t of loraTargets(model, config)) {
+    const w = base[t.module.weight];
+    const a = adapters[t.a];
+    const b = adapters[t.b];
+    if (!w) throw new DpoError(`LoRA: base params lack "${t.module.weight}"`);
+    if (!a || !b) throw new DpoError(`LoRA: adapter params lack "${!a ? t.a : t.b}"`);
+    // B A is [out, in]; Conv1D weights are stored [in, out], so use Aᵀ Bᵀ there.
+    const delta = t.module.layout === 'out_in' ? op.matmul(b, a) : op.matmul(op.transpose(a, [1, 0]), op.transpose(b, [1, 0]));
+    out[t.module.weight] = op.add(w, op.mul(delta, scale));
+  }
+  return out;
+}
+
+function checkLength(name: string, data: Float32Array | undefined, shape: readonly number[], what: string): Float32Array {
+  if (!data) throw new DpoError(`LoRA: ${what} lack "${name}"`);
+  const n = shape.reduce((p, d) => p * d, 1);
+  if (data.length !== n) throw new DpoError(`LoRA: "${name}" has ${data.length} values, expected shape [${shape.join(', ')}] (${n})`);
+  return data;
+}
+
+/**
+ * Full weights with the adapters folded in: W + scale · B A for every target (transposed for
+ * fan_in_fan_out / Conv1D). Returns a new map whose adapted entries are new arrays and whose
+ * other entries are the input arrays (not copied); with `inPlace` the adapted arrays of
+ * `weights` are updated instead and `weights` itself is returned.
+ */
+export function mergeLora(
+  model: CausalLM,
+  weights: Map<string, Float32Array>,
+  adapters: ReadonlyMap<string, Float32Array>,
+  config: LoraConfig,
+  options: { inPlace?: boolean } = {},
+): Map<string, Float32Array> {
+  checkLoraConfig(config);
+  const scale = loraScale(config);
+  const out = options.inPlace ? weights : new Map(weights);
+  for (const t of loraTargets(model, config)) {
+    const { inFeatures: nIn, outFeatures: nOut, layout, weight } = t.module;
+    const r = config.r;
+    const w0 = checkLength(weight, weights.get(weight), [nIn, nOut], 'weights');
+    const a = checkLength(t.a, adapters.get(t.a), t.aShape, 'adapters');
+    const b = checkLength(t.b, adapters.get(t.b), t.bShape, 'adapters');
+    const w = options.inPlace ? w0 : Float32Array.from(w0);
+    if (layout === 'out_in') {
+      // W[o, :] += Σ_k scale·B[o, k] · A[k, :]
+      const row = new Float64Array(nIn);
+      for (let o = 0; o < nOut; o++) {
+        row.fill(0);
+        for (let k = 0; k < r; k++) {
+          const c = b[o * r + k];
+          if (c === 0) continue;
+          const off = k * nIn;
+          for (let i = 0; i < nIn; i++) row[i] += c * a[off + i];
+        }
+        const off = o * nIn;
+        for (let i = 0; i < nIn; i++) w[off + i] += scale * row[i];
+      }
+    } else {
+      // W[i, :] += Σ_k scale·A[k, i] · Bᵀ[k, :]
+      const bt = new Float64Array(r * nOut);
+      for (let o = 0; o < nOut; o++) for (let k = 0; k < r; k++) bt[k * nOut + o] = b[o * r + k];
+      const row = new Float64Array(nOut);
+      for (let i = 0; i < nIn; i++) {
+        row.fill(0);
+        for (let k = 0; k < r; k++) {
+          const c = a[k * nIn + i];
+          const off = k * nOut;
+          for (let o = 0; o < nOut; o++) row[o] += c * bt[off + o];
+        }
+        const off = i * nOut;
+        for (let o = 0; o < nOut; o++) w[off + o] += scale * row[o];
+      }
+    }
+    out.set(weight, w);
+  }
+  return out;
+}
+
+/** PEFT's fan_in_fan_out: true when the adapted weights are stored [in, out] (GPT-2's Conv1D). */
+function fanInFanOut(targets: readonly LoraTarget[]): boolean {
+  const layouts = new Set(targets.map((t) => t.module.layout));
+  if (layouts.size > 1) throw new DpoError('LoRA: cannot save adapters over both Conv1D and Linear modules in one PEFT config');
+  return layouts.has('in_out');
+}
+
+/** adapter_config.json as PEFT (0.13) writes it for a LoRA causal-LM adapter. */
+export function adapterConfigJson(model: CausalLM, config: LoraConfig, baseModelNameOrPath: string | null = null): JsonObject {
+  const targets = loraTargets(model, config);
+  // PEFT expands 'all-linear' to the leaf names of the modules it adapted before saving.
+  const targetModules =
+    config.targetModules === 'all-linear'
+      ? [...new Set(targets.map((t) => t.module.path.split('.').pop()!))].sort()
+      : [...config.targetModules];
+  return {
+    alpha_pattern: {},
+    auto_mapping: null,
+    base_model_name_or_path: baseModelNameOrPath,
+    bias: 'none',
+    fan_in_fan_out: fanInFanOut(targets),
+    inference_mode: true,
+    init_lora_weights: true,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: config.alpha,
+    lora_dropout: config.dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: null,
+    peft_type: 'LORA',
+    r: config.r,
+    rank_pattern: {},
+    revision: null,
+    target_modules: targetModules,
+    task_type: 'CAUSAL_LM',
+    use_dora: false,
+    use_rslora: config.useRslora ?? false,
+  };
+}
+
+export interface SaveLoraOptions {
+  model: CausalLM;
+  /** Adapter values by PEFT name (initLora's keys; e.g. TrainStep.parameters() filtered). */
+  adapters: ReadonlyMap<string, Float32Array>;
+  config: LoraConfig;
+  /** Recorded as base_model_name_or_path (a hub id or folder). */
+  baseModelNameOrPath?: string;
+}
+
+/**
+ * Writes `dir`/adapter_config.json and `dir`/adapter_model.safetensors in PEFT's format
+ * (keys "base_model.model.<module>.lora_A.weight" without the adapter name). A new folder appears
+ * complete or not at all; in an existing folder each file is replaced atomically.
+ */
+export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Promise<void> {
+  const { model, config, adapters } = options;
+  const targets = loraTargets(model, config);
+  const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const t of targets) {
+    tensors.set(t.a, { data: checkLength(t.a, adapters.get(t.a), t.aShape, 'adapters'), shape: [...t.aShape] });
+    tensors.set(t.b, { data: checkLength(t.b, adapters.get(t.b), t.bShape, 'adapters'), shape: [...t.bShape] });
+  }
+  const json = `${JSON.stringify(adapterConfigJson(model, config, options.baseModelNameOrPath ?? null), null, 2)}\n`;
+  const target = resolve(dir);
+  const existing = await stat(target).catch(() => undefined);
+  if (existing && !existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
+  const folder = existing ? target : tempSibling(target, 'saving');
+  if (!existing) await mkdir(dirname(target), { recursive: true });
+  if (!existing) await mkdir(folder);
+  try {
+    await writeSafetensors(join(folder, ADAPTER_WEIGHTS_FILE), tensors);
+    await writeBytesAtomic(join(folder, ADAPTER_CONFIG_FILE), json);
+    if (!existing) await rename(folder, target);
+  } catch (e) {
+    if (!existing) await rm(folder, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export interface LoadedLoraAdapter {
+  config: LoraConfig;
+  /** A and B matrices by PEFT name. */
+  adapters: Map<string, Float32Array>;
+  baseModelNameOrPath?: string;
+  /** adapter_config.json as read. */
+  raw: JsonObject;
+}
+
+function isEmpty(v: unknown): boolean {
+  return v == null || (typeof v === 'object' && Object.keys(v as object).length === 0);
+}
+
+/** Parses a PEFT adapter_config.json into a LoraConfig for `model`, rejecting what dpo-ts does not implement. */
+export function parseAdapterConfig(raw: JsonObject, model: CausalLM, path = ADAPTER_CONFIG_FILE): LoraConfig {
+  const bad = (msg: string) => new DpoError(`${path}: ${msg}`);
+  if (raw.peft_type !== 'LORA') throw bad(`peft_type is ${JSON.stringify(raw.peft_type)}; only "LORA" adapters are supported`);
+  if (raw.task_type != null && raw.task_type !== 'CAUSAL_LM') throw bad(`task_type is ${JSON.stringify(raw.task_type)}, expected "CAUSAL_LM"`);
+  if (raw.use_dora === true) throw bad('DoRA adapters (use_dora: true) are not supported');
+  if (raw.bias != null && raw.bias !== 'none') throw bad(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  if (!isEmpty(raw.rank_pattern) || !isEmpty(raw.alpha_pattern)) throw bad('rank_pattern / alpha_pattern are not supported');
+  if (!isEmpty(raw.modules_to_save)) throw bad('modules_to_save is not supported');
+  if (!isEmpty(raw.layers_to_transform)) throw bad('layers_to_transform is not supported');
+  const r = raw.r;
+  const alpha = raw.lora_alpha ?? 8;
+  const dropout = raw.lora_dropout ?? 0;
+  if (typeof r !== 'number' || typeof alpha !== 'number' || typeof dropout !== 'number') {
+    throw bad('r, lora_alpha and lora_dropout must be numbers');
+  }
+  let targetModules: string[] | 'all-linear';
+  const tm = raw.target_modules;
+  if (tm === 'all-linear') targetModules = 'all-linear';
+  else if (typeof tm === 'string') {
+    // PEFT: a string is a regex that must match the whole module name.
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(?:${tm})$`);
+    } catch {
+      throw bad(`target_modules ${JSON.stringify(tm)} is not a valid regular expression`);
+    }
+    targetModules = model.linearModules().filter((m) => re.test(m.path)).map((m) => m.path);
+    if (targetModules.length === 0) throw bad(`target_modules ${JSON.stringify(tm)} matches no linear module of ${model.modelType}`);
+  } else if (Array.isArray(tm) && tm.length > 0 && tm.every((x) => typeof x === 'string')) {
+    targetModules = tm as string[];
+  } else throw bad('target_modules must be a list of module names or a regular expression');
+  const config: LoraConfig = { r, alpha, dropout, targetModules, useRslora: raw.use_rslora === true };
+  checkLoraConfig(config);
+  return config;
+}
+
+/** Reads a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) for `model`. */
+export async function loadLoraAdapter(dir: string, model: CausalLM): Promise<LoadedLoraAdapter> {
+  const configPath = join(dir, ADAPTER_CONFIG_FILE);
+  const raw = await readJsonObject(configPath);
+  const config = parseAdapterConfig(raw, model, configPath);
+  const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!(await stat(weightsPath).catch(() => undefined))?.isFile()) {
+    const bin = (await stat(join(dir, 'adapter_model.bin')).catch(() => undefined))?.isFile();
+    throw new DpoError(`${dir}: no ${ADAPTER_WEIGHTS_FILE}${bin ? ' (only adapter_model.bin; dpo-ts reads safetensors)' : ''}`);
+  }
+  const file = await SafetensorsFile.open(weightsPath);
+  const adapters = new Map<string, Float32Array>();
+  try {
+    const targets = loraTargets(model, config);
+    const wanted = new Set(targets.flatMap((t) => [t.a, t.b]));
+    // Older PEFT versions kept the adapter name ("lora_A.default.weight"); accept it.
+    const canonical = (key: string) => key.replace(/\.(lora_[AB])\.default\.weight$/, '.$1.weight');
+    const unexpected = file.names().filter((k) => !wanted.has(canonical(k)));
+    if (unexpected.length > 0) {
+      throw new DpoError(`${weightsPath}: tensors ${unexpected.slice(0, 10).map((k) => `"${k}"`).join(', ')} do not belong to the adapters adapter_config.json describes for ${model.modelType}`);
+    }
+    const byName = new Map(file.names().map((k) => [canonical(k), k]));
+    for (const t of targets) {
+      for (const [name, shape] of [[t.a, t.aShape], [t.b, t.bShape]] as const) {
+        const key = byName.get(name);
+        if (!key) throw new DpoError(`${weightsPath}: missing tensor "${name}"`);
+        const found = file.info(key).shape;
+        if (found.length !== 2 || found[0] !== shape[0] || found[1] !== shape[1]) {
+          throw new DpoError(`${weightsPath}: tensor "${key}" has shape [${found.join(', ')}], expected [${shape.join(', ')}]`);
+        }
+        adapters.set(name, (await file.readFloat32(key)).data);
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  const base = raw.base_model_name_or_path;
+  return { config, adapters, baseModelNameOrPath: typeof base === 'string' ? base : undefined, raw };
+}
