@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { Graph, type Tensor } from '../../src/engine/graph.js';
+import * as op from '../../src/engine/ops.js';
+import { geluTanh } from '../../src/engine/nn.js';
+import { grad } from '../../src/engine/autodiff.js';
+import { CompiledGraph, type HostTensor } from '../../src/engine/runtime.js';
+import { TrainStep, type ParamSpec } from '../../src/engine/train-step.js';
+
+function rand(seed: number, n: number, scale = 0.3): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 4294967296 - 0.5) * 2 * scale;
+  });
+}
+
+const D = 16;
+const H = 64;
+function mlpLoss(g: Graph, p: Record<string, Tensor>): Tensor {
+  const x = g.input('x', 'float32', ['batch', D]);
+  const y = g.input('y', 'float32', ['batch', D]);
+  const h = geluTanh(op.add(op.matmul(x, p.w1), p.b1));
+  const out = op.add(op.matmul(h, p.w2), p.b2);
+  const err = op.sub(out, y);
+  return op.mean(op.mul(err, err));
+}
+const specs = (): ParamSpec[] => [
+  { name: 'w1', shape: [D, H], data: rand(1, D * H) },
+  { name: 'b1', shape: [H], data: rand(2, H) },
+  { name: 'w2', shape: [H, D], data: rand(3, H * D) },
+  { name: 'b2', shape: [D], data: rand(4, D) },
+];
+const batch = (seed: number, n: number): Record<string, HostTensor> => ({
+  x: { data: rand(seed, n * D, 1), dims: [n, D] },
+  y: { data: rand(seed + 100, n * D, 1), dims: [n, D] },
+});
+
+async function gradients(ps: ParamSpec[], feeds: Record<string, HostTensor>): Promise<Float32Array[]> {
+  const g = new Graph();
+  const p: Record<string, Tensor> = {};
+  for (const s of ps) p[s.name] = g.input(s.name, 'float32', s.shape);
+  const gs = grad(mlpLoss(g, p), ps.map((s) => p[s.name]));
+  const c = await CompiledGraph.compile(Object.fromEntries(gs.map((t, i) => [`g${i}`, t])));
+  const out = await c.run({ ...feeds, ...Object.fromEntries(ps.map((s) => [s.name, { data: s.data, dims: s.shape }])) });
+  return ps.map((_, i) => out[`g${i}`].data as Float32Array);
+}
+
+describe('TrainStep', () => {
+  it('updates parameters in place exactly as SGD on separately computed gradients', async () => {
+    const ps = specs();
+    const before = ps.map((s) => Float32Array.from(s.data));
+    const feeds = batch(7, 32);
+    const gs = await gradients(ps.map((s, i) => ({ ...s, data: before[i] })), feeds);
+    const step = await TrainStep.create(ps, (g, p) => ({ loss: mlpLoss(g, p) }), { name: 'sgd' });
+    await step.step(feeds, 0.5);
+    const after = step.parameters();
+    ps.forEach((s, i) => {
+      expect(after.get(s.name)).toBe(s.data); // the caller's buffer is the live one
+      for (let j = 0; j < s.data.length; j++) expect(s.data[j]).toBeCloseTo(before[i][j] - 0.5 * gs[i][j], 5);
+    });
+  });
+
+  it('accumulating two micro-batches equals one step on their union', async () => {
+    const a = batch(11, 8);
+    const b = batch(12, 8);
+    const union: Record<string, HostTensor> = {
+      x: { data: Float32Array.from([...a.x.data as Float32Array, ...b.x.data as Float32Array]), dims: [16, D] },
+      y: { data: Float32Array.from([...a.y.data as Float32Array, ...b.y.data as Float32Array]), dims: [16, D] },
+    };
+    const cfg = { name: 'adamw' as const, weightDecay: 0.01, maxGradNorm: 0.5 };
+    const s1 = await TrainStep.create(specs(), (g, p) => ({ loss: mlpLoss(g, p) }), cfg);
+    const s2 = await TrainStep.create(specs(), (g, p) => ({ loss: mlpLoss(g, p) }), cfg);
+    for (let i = 0; i < 3; i++) {
+      const r1 = await s1.step([a, b], 1e-2);
+      const r2 = await s2.step(union, 1e-2);
+      expect(r1.gradNorm).toBeCloseTo(r2.gradNorm, 5);
+      expect(r1.loss).toBeCloseTo(r2.loss, 5);
+    }
+    for (const [name, v] of s1.parameters()) {
+      const w = s2.parameters().get(name) as Float32Array;
+      for (let j = 0; j < v.length; j++) expect(v[j]).toBeCloseTo(w[j], 5);
+    }
+  });
+});
