@@ -27,7 +27,9 @@ export function parseModelRef(ref: string): ModelRef {
   const at = ref.indexOf('@');
   const repoId = at < 0 ? ref : ref.slice(0, at);
   const revision = at < 0 ? 'main' : ref.slice(at + 1);
-  if (!REPO_ID.test(repoId) || repoId.includes('..') || revision.length === 0) {
+  // The revision names a file under refs/, so it must not be able to climb out of it.
+  const badRevision = !/^[\w.\-/]+$/.test(revision) || revision.split('/').some((p) => p === '' || p === '.' || p === '..');
+  if (!REPO_ID.test(repoId) || repoId.includes('..') || badRevision) {
     throw new DpoError(`"${ref}" is neither an existing folder nor a Hugging Face model id like "org/name" or "org/name@revision"`);
   }
   return { repoId, revision };

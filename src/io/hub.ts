@@ -96,7 +96,8 @@ async function shardsOf(indexPath: string): Promise<string[]> {
 export async function resolveModel(ref: string, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
   const asPath = await stat(ref).catch(() => undefined);
   if (asPath?.isDirectory()) return { dir: ref, source: 'local' };
-  if (/^(\.{1,2}|~)?[/\\]/.test(ref) || ref.split('/').length > 2) {
+  const name = ref.split('@')[0];
+  if (/^(\.{1,2}|~)?[/\\]/.test(name) || name.split('/').length > 2) {
     throw new DpoError(`${ref}: model folder does not exist`);
   }
   const env = options.env ?? process.env;

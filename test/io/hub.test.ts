@@ -34,6 +34,16 @@ const repos: Record<string, Record<string, { sha: string; files: Record<string, 
       },
     },
   },
+  'org/broken': {
+    main: {
+      sha: 'd'.repeat(40),
+      files: {
+        'config.json': Buffer.from('{}'),
+        'model.safetensors': safetensorsBytes([1]),
+        'tokenizer.json': Buffer.from('{}'),
+      },
+    },
+  },
   'org/sharded': {
     v1: {
       sha: SHA_V1,
@@ -99,6 +109,10 @@ function handle(req: IncomingMessage, res: import('node:http').ServerResponse): 
   const etag = `"${createHash('sha256').update(body).digest('hex')}"`;
   const headers = { etag, 'x-repo-commit': rev.sha, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
   const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+  if (!range && resolve![1] === 'org/broken' && resolve![3] === 'model.safetensors') {
+    res.writeHead(500, { 'content-type': 'text/plain' }).end('storage backend down');
+    return;
+  }
   if (range) {
     const start = Number(range[1]);
     const end = Math.min(Number(range[2]), body.length - 1);
@@ -133,6 +147,8 @@ describe('model references and the cache location', () => {
     expect(parseModelRef('org/name')).toEqual({ repoId: 'org/name', revision: 'main' });
     expect(parseModelRef('org/name@v1.0')).toEqual({ repoId: 'org/name', revision: 'v1.0' });
     expect(parseModelRef('gpt2')).toEqual({ repoId: 'gpt2', revision: 'main' });
+    expect(parseModelRef('org/name@refs/pr/1')).toEqual({ repoId: 'org/name', revision: 'refs/pr/1' });
+    expect(() => parseModelRef('org/name@../../x')).toThrow(DpoError);
     expect(() => parseModelRef('org/name@')).toThrow(DpoError);
     expect(() => parseModelRef('a b/c')).toThrow(/neither an existing folder nor a Hugging Face model id/);
   });
@@ -229,6 +245,16 @@ describe('downloading into the cache', () => {
     expect(message).toContain(join(cache, 'models--org--tiny', 'refs', 'main'));
     expect(message).not.toContain('\n');
     expect(seen).toEqual([]);
+  });
+
+  it('a failed download leaves no partial blob or snapshot entry behind', async () => {
+    await expect(resolveModel('org/broken', { env: env() })).rejects.toThrow(/org\/broken\/model.safetensors: download failed/);
+    const repoDir = join(cache, 'models--org--broken');
+    const blobs = await readdir(join(repoDir, 'blobs'));
+    expect(blobs.length).toBe(1); // config.json and tokenizer.json share one blob ('{}'); no temp files
+    expect(blobs.every((n) => /^[0-9a-f]{64}$/.test(n))).toBe(true);
+    expect((await readdir(join(repoDir, 'snapshots', 'd'.repeat(40)))).sort()).toEqual(['config.json', 'tokenizer.json']);
+    await expect(readdir(join(repoDir, 'refs'))).rejects.toThrow();
   });
 
   it('reports unknown repositories and unreachable hubs clearly', async () => {
