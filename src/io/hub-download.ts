@@ -5,7 +5,7 @@
  */
 import { copyFile, mkdir, open, rename, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { downloadFile, fileDownloadInfo, HubApiError, type FileDownloadInfoOutput } from '@huggingface/hub';
+import { downloadFile, fileDownloadInfo, HubApiError, listFiles, type FileDownloadInfoOutput } from '@huggingface/hub';
 import { DpoError } from '../errors.js';
 import { tempSibling, writeBytesAtomic } from './atomic.js';
 
@@ -82,6 +82,19 @@ export async function fetchRepoInfo(
     ? body.siblings.map((s: { rfilename?: unknown }) => s?.rfilename).filter((f): f is string => typeof f === 'string')
     : undefined;
   return { commit: body.sha, files };
+}
+
+/** The repository's top-level files at `commit`, for hubs whose revision API lists no siblings. */
+export async function listRepoFiles(client: HubClient, repoId: string, commit: string): Promise<string[]> {
+  const files: string[] = [];
+  try {
+    for await (const entry of listFiles({ repo: { type: 'model', name: repoId }, revision: commit, hubUrl: client.endpoint, fetch: client.fetch })) {
+      if (entry.type === 'file') files.push(entry.path);
+    }
+  } catch (e) {
+    throw describeFailure(client, `model ${repoId}@${commit}: listing files`, e);
+  }
+  return files;
 }
 
 export interface PlannedFile {

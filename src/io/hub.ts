@@ -24,6 +24,7 @@ import {
   downloadIntoCache,
   fetchRepoInfo,
   hubClient,
+  listRepoFiles,
   planFile,
   writeRef,
   type FetchFn,
@@ -130,16 +131,18 @@ async function download(
   repoDir: string,
   options: ResolveModelOptions,
 ): Promise<{ dir: string; commit: string }> {
-  const { commit, files: listed } = await fetchRepoInfo(client, repoId, revision);
+  const info = await fetchRepoInfo(client, repoId, revision);
+  const commit = info.commit;
+  const listed = info.files ?? (await listRepoFiles(client, repoId, commit));
   const dir = snapshotDir(repoDir, commit);
-  const has = (f: string) => listed === undefined || listed.includes(f);
+  const has = (f: string) => listed.includes(f);
 
   // Decide the weight files first: the index (when sharded) must be fetched to know the shards.
   const wanted: string[] = [...REQUIRED_FILES];
-  if (listed && !listed.includes(WEIGHTS_FILE) && listed.includes(WEIGHTS_INDEX_FILE)) {
+  if (!has(WEIGHTS_FILE) && has(WEIGHTS_INDEX_FILE)) {
     await fetchFiles(client, repoId, repoDir, commit, [WEIGHTS_INDEX_FILE], options, true);
     wanted.push(...(await shardsOf(join(dir, WEIGHTS_INDEX_FILE))));
-  } else if (listed && !listed.includes(WEIGHTS_FILE)) {
+  } else if (!has(WEIGHTS_FILE)) {
     throw new DpoError(
       `${repoId}@${revision} has no safetensors weights (${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE}); dpo-ts cannot read PyTorch .bin files`,
     );

@@ -87,6 +87,13 @@ function findRevision(repoId: string, revision: string) {
 function handle(req: IncomingMessage, res: import('node:http').ServerResponse): void {
   const url = new URL(req.url!, 'http://x');
   seen.push({ method: req.method!, url: url.pathname, auth: req.headers.authorization });
+  const tree = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(url.pathname);
+  if (tree) {
+    const rev = findRevision(tree[1], decodeURIComponent(tree[2]));
+    const entries = Object.entries(rev?.files ?? {}).map(([path, body]) => ({ type: 'file', path, size: body.length, oid: 'x' }));
+    res.writeHead(rev ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(entries));
+    return;
+  }
   const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
   if (api) {
     const rev = findRevision(api[1], decodeURIComponent(api[2]));
@@ -95,7 +102,12 @@ function handle(req: IncomingMessage, res: import('node:http').ServerResponse): 
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ id: api[1], sha: rev.sha, siblings: Object.keys(rev.files).map((rfilename) => ({ rfilename })) }),
+      // Like some mirrors, the fake hub omits siblings for org/sharded so that listFiles is used.
+      JSON.stringify({
+        id: api[1],
+        sha: rev.sha,
+        ...(api[1] === 'org/sharded' ? {} : { siblings: Object.keys(rev.files).map((rfilename) => ({ rfilename })) }),
+      }),
     );
     return;
   }
@@ -221,6 +233,7 @@ describe('downloading into the cache', () => {
     expect(output).toMatch(/downloading org\/sharded/);
     expect(output).toMatch(/100%/);
     expect(seen.every((s) => s.auth === undefined)).toBe(true);
+    expect(seen.some((s) => s.url === `/api/models/org/sharded/tree/${SHA_V1}`)).toBe(true);
   });
 
   it('accepts a snapshot of plain files (no blobs, no symlinks) without contacting the hub', async () => {
