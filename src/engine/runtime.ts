@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import type { Tensor } from './graph.js';
-import { toOnnxBytes } from './onnx-export.js';
+import { OPSET, toOnnxBytes } from './onnx-export.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -62,8 +62,14 @@ export class CompiledGraph {
       sessionOptions.enableProfiling = true;
       sessionOptions.profileFilePrefix = options.profilePrefix;
     }
-    const session = await ort.InferenceSession.create(bytes, sessionOptions);
     const graph = Object.values(outputs)[0].graph;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, sessionOptions);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
+    }
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
     return new CompiledGraph(session, session.inputNames, session.outputNames, inputs);
   }
@@ -77,11 +83,23 @@ export class CompiledGraph {
     into: Readonly<Record<string, HostTensor>> = {},
   ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
+    const namedDims = new Map<string, { size: number; input: string }>();
     for (const name of this.inputNames) {
       const f = feeds[name];
       if (!f) throw new Error(`run: missing input '${name}'`);
       const decl = this.inputTypes.get(name);
-      if (decl) checkFeed(name, decl, f);
+      if (decl) {
+        checkFeed(name, decl, f);
+        // A dim name means one size across all inputs of a run.
+        decl.shape.forEach((d, i) => {
+          if (typeof d !== 'string') return;
+          const seen = namedDims.get(d);
+          if (!seen) namedDims.set(d, { size: f.dims[i], input: name });
+          else if (seen.size !== f.dims[i]) {
+            throw new Error(`run: dim '${d}' is ${seen.size} in input '${seen.input}' but ${f.dims[i]} in input '${name}' (dim ${i})`);
+          }
+        });
+      }
       ortFeeds[name] = toOrt(f);
     }
     const fetches: Record<string, ort.Tensor | null> = {};
