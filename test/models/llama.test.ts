@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { Llama } from '../../src/models/llama.js';
 import { createModel } from '../../src/models/registry.js';
 import { maxLogitError } from './fixture-harness.js';
 
