@@ -152,3 +152,24 @@ export function preferenceLoss(lp: SequenceLogps, options: CombinedLossOptions):
   if (!total) throw new Error('no loss type given');
   return total;
 }
+
+/**
+ * Per-row losses [B] of the same combination (for evaluation and per-example output): pairwise
+ * types as in training; 'sft' per row is the chosen completion's mean token NLL.
+ */
+export function preferenceLossPerRow(lp: SequenceLogps, options: CombinedLossOptions): Tensor {
+  const k = lp.policy.shape[0];
+  const weights = options.lossWeights ?? options.lossTypes.map(() => 1);
+  let total: Tensor | undefined;
+  options.lossTypes.forEach((type, i) => {
+    let l: Tensor;
+    if (type === 'sft') l = op.neg(op.div(row(lp.policy, 0), op.maximum(row(lp.lengths, 0), 1)));
+    else if (k === 2) l = pairLoss(type, lp, options);
+    else if (type === 'sigmoid') l = plackettLuceLoss(lp, options);
+    else throw new Error(`loss type '${type}' needs pairs; rankings of ${k} completions train with 'sigmoid' (Plackett-Luce)`);
+    const w = weights[i] === 1 ? l : op.mul(l, weights[i]);
+    total = total ? op.add(total, w) : w;
+  });
+  if (!total) throw new Error('no loss type given');
+  return total;
+}

@@ -1,0 +1,133 @@
+/**
+ * Training checkpoints: `<output>/checkpoint-<step>/` holding the weights (Hugging Face layout),
+ * optimizer state, and trainer state (step, data position, schedule). Each is written into a
+ * temporary folder that is renamed into place when complete, so a crash leaves either a whole
+ * checkpoint or none; a damaged one is detected on resume and the one before it is used.
+ */
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors-write.js';
+import type { BatcherState } from '../data/batcher.js';
+
+export interface TrainerState {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Where the next batch comes from. */
+  batcher: BatcherState;
+  /** Steps the run was planned for (the schedule depends on it). */
+  totalSteps: number;
+  /** Digest of the options that must not change across a resume. */
+  configDigest: string;
+}
+
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+const STATE_FILE = 'trainer_state.json';
+const WEIGHTS_FILE = 'weights.safetensors';
+
+export function checkpointDir(output: string, step: number): string {
+  return join(output, `checkpoint-${step}`);
+}
+
+export interface CheckpointContents {
+  state: TrainerState;
+  /** Trainable weights by name. */
+  weights: ReadonlyMap<string, Float32Array>;
+  shapes: ReadonlyMap<string, readonly number[]>;
+  /** Optimizer state by parameter and slot. */
+  optimizer: ReadonlyMap<string, Record<string, Float32Array>>;
+}
+
+/**
+ * Writes a checkpoint atomically. `writeModel` may add a Hugging Face model folder's files (so a
+ * checkpoint can be loaded as a model); the trainable weights are always stored too.
+ */
+export async function saveTrainingCheckpoint(
+  output: string,
+  c: CheckpointContents,
+  writeModel?: (dir: string) => Promise<void>,
+): Promise<string> {
+  const final = checkpointDir(output, c.state.step);
+  const tmp = `${final}.partial-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    if (writeModel) await writeModel(join(tmp, 'model'));
+    const weights = new Map([...c.weights].map(([k, v]) => [k, { data: v, shape: [...(c.shapes.get(k) as readonly number[])] }]));
+    await writeSafetensors(join(tmp, WEIGHTS_FILE), weights);
+    const opt = new Map<string, { data: Float32Array; shape: number[] }>();
+    for (const [name, slots] of c.optimizer) {
+      for (const [slot, data] of Object.entries(slots)) opt.set(`${name}::${slot}`, { data, shape: [...(c.shapes.get(name) as readonly number[])] });
+    }
+    if (opt.size) await writeSafetensors(join(tmp, OPTIMIZER_FILE), opt);
+    await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(c.state, null, 2)}\n`);
+    await rm(final, { recursive: true, force: true });
+    await rename(tmp, final);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return final;
+}
+
+export async function listCheckpoints(output: string): Promise<{ step: number; dir: string }[]> {
+  const names = await readdir(output).catch(() => [] as string[]);
+  return names
+    .map((n) => /^checkpoint-(\d+)$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: join(output, m[0]) }))
+    .sort((a, b) => b.step - a.step);
+}
+
+export async function loadTrainingCheckpoint(dir: string): Promise<CheckpointContents> {
+  const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
+  if (typeof state.step !== 'number' || !state.batcher) throw new Error(`${join(dir, STATE_FILE)} is incomplete`);
+  const w = await readSafetensors(join(dir, WEIGHTS_FILE));
+  const weights = new Map<string, Float32Array>();
+  const shapes = new Map<string, readonly number[]>();
+  for (const [k, t] of w) {
+    weights.set(k, t.data);
+    shapes.set(k, t.shape);
+  }
+  const optimizer = new Map<string, Record<string, Float32Array>>();
+  const optFile = await readSafetensors(join(dir, OPTIMIZER_FILE)).catch((e: Error) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT|no such file/i.test(e.message)) return new Map();
+    throw e;
+  });
+  for (const [k, t] of optFile) {
+    const [name, slot] = k.split('::');
+    const rec = optimizer.get(name) ?? {};
+    rec[slot] = t.data;
+    optimizer.set(name, rec);
+  }
+  return { state, weights, shapes, optimizer };
+}
+
+/**
+ * The newest loadable checkpoint in `output` (or the given one). Damaged newer ones are reported
+ * through `warn` and skipped.
+ */
+export async function findResumableCheckpoint(
+  output: string,
+  explicit: string | undefined,
+  warn: (message: string) => void,
+): Promise<{ dir: string; contents: CheckpointContents }> {
+  if (explicit) {
+    try {
+      return { dir: explicit, contents: await loadTrainingCheckpoint(explicit) };
+    } catch (e) {
+      throw new DpoError(`resume: checkpoint ${explicit} cannot be read: ${(e as Error).message}`);
+    }
+  }
+  const all = await listCheckpoints(output);
+  if (all.length === 0) throw new DpoError(`resume: no checkpoint-<step> folder in ${output}`);
+  for (const c of all) {
+    try {
+      return { dir: c.dir, contents: await loadTrainingCheckpoint(c.dir) };
+    } catch (e) {
+      warn(`resume: ${c.dir} is damaged (${(e as Error).message}); trying the one before`);
+    }
+  }
+  throw new DpoError(`resume: every checkpoint in ${output} is damaged`);
+}

@@ -1,0 +1,43 @@
+/**
+ * The trainable policy: model weights, optionally with LoRA adapters, as TrainStep parameter
+ * specs plus the parameter transform that turns them into the model's weights in the graph.
+ */
+import type { Graph, Tensor } from '../engine/graph.js';
+import type { ParamSpec } from '../engine/train-step.js';
+import { applyLora, initLora, loraConfig, loraParameters, type LoraConfig } from '../models/lora.js';
+import type { CausalLM } from '../models/types.js';
+import type { ParamTransform } from './scoring.js';
+import type { LoraOptions } from './config.js';
+
+export interface Policy {
+  model: CausalLM;
+  specs: ParamSpec[];
+  shapes: Map<string, readonly number[]>;
+  /** Turns graph parameter inputs into model weights (LoRA: W + scale B A). */
+  transform?: ParamTransform;
+  lora?: LoraConfig;
+  /** Names of the trainable parameters. */
+  trainable: string[];
+}
+
+export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float32Array>, lora: LoraOptions | undefined, seed: number): Policy {
+  const shapes = new Map<string, readonly number[]>();
+  const specs: ParamSpec[] = model.parameters().map((p) => {
+    shapes.set(p.name, p.shape);
+    return { name: p.name, shape: p.shape, data: weights.get(p.name) as Float32Array, trainable: !lora };
+  });
+  if (!lora) return { model, specs, shapes, trainable: specs.map((s) => s.name) };
+  const config = loraConfig(model.modelType, {
+    r: lora.r,
+    alpha: lora.alpha,
+    dropout: lora.dropout,
+    ...(lora.targetModules ? { targetModules: lora.targetModules } : {}),
+  });
+  const init = initLora(model, config, seed);
+  const adapters = loraParameters(model, config).map((p) => {
+    shapes.set(p.name, p.shape);
+    return { name: p.name, shape: p.shape, data: init.get(p.name) as Float32Array, trainable: true };
+  });
+  const transform: ParamTransform = (_g: Graph, params: Record<string, Tensor>) => applyLora(model, params, params, config, { training: true });
+  return { model, specs: [...specs, ...adapters], shapes, transform, lora: config, trainable: adapters.map((a) => a.name) };
+}

@@ -1,0 +1,81 @@
+/**
+ * Reference log-probs, computed once before training and cached on disk. The cache key is a
+ * digest of the reference weights and of the tokenized rows, so a later run on the same model
+ * and data reuses them, and any change to either recomputes them.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { collatePreferences } from '../data/collate.js';
+import type { TokenizedPreference } from '../data/tokenize.js';
+import type { Scorer } from './scoring.js';
+
+const CACHE_VERSION = 1;
+
+export function defaultCacheDir(): string {
+  return process.env.DPO_TS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dpo-ts');
+}
+
+/** SHA-256 over the weights' names, shapes and bytes, in name order. */
+export function weightsDigest(weights: ReadonlyMap<string, Float32Array>, modelType: string): string {
+  const h = createHash('sha256').update(`${modelType}\n`);
+  for (const name of [...weights.keys()].sort()) {
+    const w = weights.get(name) as Float32Array;
+    h.update(`${name}:${w.length}\n`).update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+  }
+  return h.digest('hex');
+}
+
+export function rowsDigest(rows: readonly TokenizedPreference[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) h.update(JSON.stringify([r.promptIds, r.completionIds]));
+  return h.digest('hex');
+}
+
+export interface ReferenceOptions {
+  scorer: Scorer;
+  weights: ReadonlyMap<string, Float32Array>;
+  shapes: ReadonlyMap<string, readonly number[]>;
+  rows: readonly TokenizedPreference[];
+  batchSize: number;
+  padTokenId: number;
+  /** Cache folder and the weights digest; omitted: no caching. */
+  cache?: { dir: string; weightsDigest: string };
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ReferenceResult {
+  /** [rows][K] row-major: reference log-prob of completion k of row i at i*K + k. */
+  logps: Float64Array;
+  fromCache: boolean;
+  cacheFile?: string;
+}
+
+export async function computeReferenceLogps(o: ReferenceOptions): Promise<ReferenceResult> {
+  const K = o.rows[0]?.completionIds.length ?? 2;
+  const key = o.cache ? createHash('sha256').update(`v${CACHE_VERSION}:${o.cache.weightsDigest}:${rowsDigest(o.rows)}`).digest('hex') : undefined;
+  const file = o.cache && key ? join(o.cache.dir, 'reference', `${key}.f64`) : undefined;
+  if (file) {
+    const cached = await readFile(file).catch(() => undefined);
+    if (cached && cached.byteLength === o.rows.length * K * 8) {
+      return { logps: new Float64Array(cached.buffer, cached.byteOffset, o.rows.length * K).slice(), fromCache: true, cacheFile: file };
+    }
+  }
+  const logps = new Float64Array(o.rows.length * K);
+  for (let start = 0; start < o.rows.length; start += o.batchSize) {
+    const rows = o.rows.slice(start, start + o.batchSize);
+    const batch = collatePreferences(rows, { padTokenId: o.padTokenId });
+    const { logps: seq } = await o.scorer.score(batch, o.weights, o.shapes);
+    const B = rows.length;
+    for (let i = 0; i < B; i++) for (let k = 0; k < K; k++) logps[(start + i) * K + k] = seq[k * B + i];
+    o.onProgress?.(Math.min(start + o.batchSize, o.rows.length), o.rows.length);
+  }
+  if (file) {
+    await mkdir(join(o.cache!.dir, 'reference'), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, new Uint8Array(logps.buffer));
+    await rename(tmp, file);
+  }
+  return { logps, fromCache: false, cacheFile: file };
+}

@@ -1,0 +1,60 @@
+/** Tiny models and synthetic preference data for trainer tests, made in a temp folder. */
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Rng } from '../../src/data/rng.js';
+import { createModel } from '../../src/models/registry.js';
+import { savePretrained } from '../../src/models/pretrained.js';
+
+export const GPT2_TOKENIZER = join(import.meta.dirname, '..', 'fixtures', 'tokenizers', 'gpt2');
+
+export function tempDir(prefix = 'dpo-ts-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A random GPT-2 with GPT-2's real tokenizer and a tiny body (fast to train on a CPU). */
+export async function makeTinyGpt2(dir: string, options: { embd?: number; layers?: number; seed?: number } = {}): Promise<string> {
+  const config = {
+    model_type: 'gpt2',
+    architectures: ['GPT2LMHeadModel'],
+    vocab_size: 50257,
+    n_embd: options.embd ?? 16,
+    n_layer: options.layers ?? 1,
+    n_head: 2,
+    n_positions: 128,
+    n_ctx: 128,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+  };
+  const model = createModel(config);
+  const rng = new Rng(options.seed ?? 1);
+  const weights = new Map<string, Float32Array>();
+  for (const p of model.parameters()) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    const isNormWeight = /ln_\w+\.weight$/.test(p.name);
+    const w = new Float32Array(n);
+    for (let i = 0; i < n; i++) w[i] = isNormWeight ? 1 : /bias$/.test(p.name) ? 0 : (rng.nextFloat() - 0.5) * 0.04;
+    weights.set(p.name, w);
+  }
+  await savePretrained(dir, { model, weights, config });
+  cpSync(join(GPT2_TOKENIZER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+  cpSync(join(GPT2_TOKENIZER, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  return dir;
+}
+
+const SUBJECTS = ['The movie', 'This book', 'The meal', 'Our trip', 'The song', 'That game', 'The show', 'My day'];
+const GOOD = [' was wonderful and fun.', ' was great, I loved it.', ' was lovely and bright.'];
+const BAD = [' was awful and dull.', ' was terrible, I hated it.', ' was boring and grim.'];
+
+/** Prompt/chosen/rejected JSONL where chosen is always the positive ending. */
+export function writeSentimentPairs(file: string, rows: number, seed: number): void {
+  const rng = new Rng(seed);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rng.nextFloat() * a.length)];
+  const lines: string[] = [];
+  for (let i = 0; i < rows; i++) {
+    lines.push(JSON.stringify({ prompt: `${pick(SUBJECTS)} ${i % 7}`, chosen: pick(GOOD), rejected: pick(BAD) }));
+  }
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
