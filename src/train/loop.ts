@@ -1,0 +1,223 @@
+/**
+ * The training loop the SFT and reward-model trainers share (and the DPO trainer's loop, which it
+ * was extracted from, follows step for step): batches from a PreferenceBatcher -> one compiled
+ * TrainStep per optimizer step (gradient accumulation over micro-batches) -> metrics.jsonl in
+ * logging windows -> eval every `evalSteps` -> checkpoints every `saveSteps` and on Ctrl-C ->
+ * resume from the newest checkpoint -> final eval and save.
+ *
+ * What differs between trainers comes in as hooks: the feeds of a step's micro-batches, what a
+ * micro-batch's extra outputs add to the window's metrics, evaluation, and the final save.
+ */
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PreferenceBatch } from '../data/collate.js';
+import type { PreferenceBatcher } from '../data/batcher.js';
+import { Graph, type Tensor } from '../engine/graph.js';
+import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
+import type { LossBuild, ParamSpec, TrainStep } from '../engine/train-step.js';
+import { DpoError } from '../errors.js';
+import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from './checkpoint.js';
+import type { z } from 'zod';
+import type { TrainingOptionsSchema } from './config.js';
+import { appendMetrics } from './metrics.js';
+import type { ProgressReporter } from './progress.js';
+import { learningRateAt } from './schedule.js';
+import type { ParamTransform } from './scoring.js';
+
+/** What a trainer plugs into {@link runTrainingLoop}. */
+export interface LoopHooks {
+  /** Feeds of the micro-batches of one optimizer step (all of the step's batches are known). */
+  feeds(batches: readonly PreferenceBatch[]): Record<string, HostTensor>[];
+  /** Adds one micro-batch's extra step outputs to the logging window. */
+  record(batch: PreferenceBatch, outputs: Record<string, HostTensor>): void;
+  /** The window's trainer-specific metrics (placed after `loss`), then cleared. */
+  flush(): Record<string, number>;
+  /** eval_* metrics of the current parameters; omitted when there is no eval data. */
+  evaluate?(params: ReadonlyMap<string, Float32Array>): Promise<Record<string, number>>;
+  /** Writes the final model (not called when interrupted). */
+  saveFinal(params: ReadonlyMap<string, Float32Array>): Promise<void>;
+  /** Short numbers for the progress bar from the last logged metrics. */
+  progressInfo(metrics: Record<string, number>, lastLoss: number): Record<string, number>;
+}
+
+export interface LoopSetup {
+  config: TrainingOptions;
+  step: TrainStep;
+  batcher: PreferenceBatcher;
+  /** Names of the trainable parameters (what a checkpoint stores). */
+  trainable: readonly string[];
+  shapes: ReadonlyMap<string, readonly number[]>;
+  /** Digest of the options a resumed run must share ({@link optionsDigest}). */
+  digest: string;
+  progress: ProgressReporter;
+  /** Label of the progress bar (default 'train'). */
+  label?: string;
+}
+
+export interface LoopResult {
+  steps: number;
+  /** The last logged training metrics. */
+  metrics: Record<string, number>;
+  /** The final evaluation's metrics, when there is eval data. */
+  evalMetrics?: Record<string, number>;
+  /** True when Ctrl-C stopped training early (a checkpoint was saved, no final model). */
+  interrupted: boolean;
+}
+
+/** The options of TrainingOptionsSchema, which every trainer's config extends. */
+export type TrainingOptions = z.output<typeof TrainingOptionsSchema>;
+
+/** Runs the loop to `maxSteps` / `numEpochs`; the caller releases the step afterwards. */
+export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promise<LoopResult> {
+  const { config: c, step, batcher, progress } = setup;
+  const log = (m: string): void => progress.log(m);
+  const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
+  let totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
+  let done = 0;
+  const metricsFile = join(c.output, 'metrics.jsonl');
+  if (c.resume) {
+    const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log);
+    if (contents.state.configDigest !== setup.digest) {
+      throw new DpoError(`resume: ${dir} was made with different training options (data, model, batch size, optimizer or loss)`);
+    }
+    step.restore(contents.weights, contents.optimizer, contents.state.step);
+    batcher.restore(contents.state.batcher);
+    done = contents.state.step;
+    totalSteps = contents.state.totalSteps;
+    log(`resumed from ${dir} at step ${done}`);
+  } else {
+    await writeFile(metricsFile, '');
+  }
+
+  let stopRequested = false;
+  const onSigint = (): void => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    log('interrupt: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  let lossSum = 0;
+  let gradNormSum = 0;
+  let stepsInWindow = 0;
+  let tokens = 0;
+  let windowStart = Date.now();
+  let lastMetrics: Record<string, number> = {};
+  let evalMetrics: Record<string, number> | undefined;
+  const saveCheckpoint = async (): Promise<void> => {
+    const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
+    const params = step.parameters();
+    const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
+    const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
+    log(`saved ${dir}`);
+  };
+  try {
+    progress.start(setup.label ?? 'train', totalSteps);
+    progress.update(done);
+    while (done < totalSteps && !stopRequested) {
+      const batches: PreferenceBatch[] = [];
+      for (let m = 0; m < c.gradientAccumulationSteps; m++) {
+        const batch = batcher.next();
+        batches.push(batch);
+        tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
+      }
+      const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
+      const r = await step.step(hooks.feeds(batches), lr);
+      done++;
+      if (!Number.isFinite(r.loss)) throw new DpoError(`step ${done}: loss is ${r.loss}; lower the learning rate or check the data`);
+      r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
+      lossSum += r.loss;
+      gradNormSum += r.gradNorm;
+      stepsInWindow++;
+      const epoch = done / stepsPerEpoch;
+      if (done % c.loggingSteps === 0 || done === totalSteps) {
+        const seconds = (Date.now() - windowStart) / 1000;
+        lastMetrics = {
+          loss: lossSum / stepsInWindow,
+          ...hooks.flush(),
+          grad_norm: gradNormSum / stepsInWindow,
+          learning_rate: lr,
+          epoch,
+          tokens_per_second: tokens / Math.max(seconds, 1e-9),
+        };
+        await appendMetrics(metricsFile, { step: done, ...lastMetrics });
+        lossSum = gradNormSum = stepsInWindow = tokens = 0;
+        windowStart = Date.now();
+      }
+      if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
+        evalMetrics = await hooks.evaluate(step.parameters());
+        await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
+      }
+      progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
+      if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopRequested) await saveCheckpoint();
+    }
+    progress.stop();
+    const interrupted = stopRequested;
+    if (!interrupted) {
+      if (hooks.evaluate) {
+        evalMetrics = await hooks.evaluate(step.parameters());
+        await appendMetrics(metricsFile, { step: done, epoch: done / stepsPerEpoch, ...evalMetrics });
+      }
+      await hooks.saveFinal(step.parameters());
+    }
+    return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
+  } finally {
+    process.off('SIGINT', onSigint);
+    progress.stop();
+  }
+}
+
+/** A digest of the options that must not change across a resume. */
+export function optionsDigest(keep: Record<string, unknown>): string {
+  return createHash('sha256').update(JSON.stringify(keep)).digest('hex').slice(0, 16);
+}
+
+/**
+ * A forward-only graph of a trainer's loss builder (for evaluation): the same `build` the
+ * TrainStep differentiates, with every parameter a graph input, compiled once.
+ */
+export class EvalGraph {
+  private constructor(
+    private readonly compiled: CompiledGraph,
+    private readonly specs: readonly ParamSpec[],
+  ) {}
+
+  static async compile(
+    specs: readonly ParamSpec[],
+    build: (g: Graph, params: Record<string, Tensor>) => LossBuild,
+    runtime: RuntimeOptions,
+    transform?: ParamTransform,
+  ): Promise<EvalGraph> {
+    const g = new Graph('eval');
+    let params: Record<string, Tensor> = {};
+    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+    if (transform) params = transform(g, params);
+    const { loss, outputs = {} } = build(g, params);
+    return new EvalGraph(await CompiledGraph.compile({ loss, ...outputs }, runtime), specs);
+  }
+
+  async run(feeds: Record<string, HostTensor>, params: ReadonlyMap<string, Float32Array>): Promise<Record<string, HostTensor>> {
+    const all: Record<string, HostTensor> = { ...feeds };
+    for (const s of this.specs) all[s.name] = { data: params.get(s.name) as Float32Array, dims: s.shape };
+    return this.compiled.run(all);
+  }
+
+  release(): Promise<void> {
+    return this.compiled.release();
+  }
+}
+
+/** Summary line of a tokenized split (rows, tokens, what was skipped or cut). */
+export function describeSplit(
+  split: string,
+  s: { rows: number; totalTokens: number; skippedBad: number; droppedTooLong: number; truncated: number; promptNotPrefix: number },
+  maxLength: number,
+): string {
+  const notes = [
+    s.skippedBad && `${s.skippedBad} malformed rows skipped`,
+    s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
+    s.truncated && `${s.truncated} rows truncated to max-length`,
+    s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
+  ].filter(Boolean);
+  return `${split} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`;
+}

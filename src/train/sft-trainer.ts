@@ -1,0 +1,292 @@
+/**
+ * SFTTrainer: supervised fine-tuning (maximum likelihood) of a causal LM, with the options,
+ * defaults and metric names of TRL's SFTTrainer.
+ *
+ * Data (the file's kind is detected automatically, or forced with `format`):
+ * - SFT files: `prompt`/`completion` rows train on the completion only (prompt tokens masked),
+ *   `text` and `messages` rows on every token (the data layer's convention, as TRL's);
+ * - preference files (any of the `dpo train` formats): the chosen completion of every row, as
+ *   prompt/completion ("Preferred-FT", the DPO paper's baseline and its recipe for a reference
+ *   model when no SFT model exists).
+ *
+ * Loss: mean token negative log-likelihood over every completion token of the optimizer step
+ * (token-weighted, as TRL: a long completion counts more than a short one, and gradient
+ * accumulation gives exactly the loss of one big batch).
+ */
+import { mkdir } from 'node:fs/promises';
+import { z } from 'zod';
+import { PreferenceBatcher } from '../data/batcher.js';
+import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
+import { loadPreferenceData } from '../data/load.js';
+import { detectPreferenceFormat, PREFERENCE_FORMATS } from '../data/preference-format.js';
+import { prepareSftData } from '../data/prepare.js';
+import { readDataPath } from '../data/read.js';
+import { detectSftFormat, SFT_FORMATS } from '../data/sft-format.js';
+import { tokenizeSft, type TokenizedSft, type TokenizeStats } from '../data/tokenize.js';
+import type { PreferenceFormat, SftFormat } from '../data/types.js';
+import type { Graph, Tensor } from '../engine/graph.js';
+import * as op from '../engine/ops.js';
+import { logSumExp } from '../engine/nn.js';
+import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
+import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import { DpoError } from '../errors.js';
+import type { TextTokenizer } from '../io/tokenizer-types.js';
+import { saveLoraAdapter } from '../models/lora.js';
+import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
+import type { CausalLM } from '../models/types.js';
+import { formatZodError, TrainingOptionsSchema } from './config.js';
+import { describeSplit, EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { buildPolicy, type Policy } from './policy.js';
+import { createProgress, type ProgressReporter } from './progress.js';
+import { declareScoredInputs, scoredFeeds, type ScoredInputs } from './sequence-logps.js';
+
+/** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
+export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
+
+export const SFTConfigSchema = TrainingOptionsSchema.extend({
+  /** TRL SFTConfig's default. */
+  learningRate: z.number().positive().default(2e-5),
+  format: z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'),
+}).strict();
+
+export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
+export type SFTConfig = z.output<typeof SFTConfigSchema>;
+
+export function parseSftConfig(input: unknown, source = 'config'): SFTConfig {
+  const r = SFTConfigSchema.safeParse(input);
+  if (!r.success) throw new DpoError(formatZodError(r.error, source));
+  return r.data;
+}
+
+export interface SFTTrainerOptions {
+  /** An already loaded model (skips loading `config.model`). */
+  model?: Pretrained;
+  progress?: ProgressReporter;
+}
+
+export interface TrainerResult extends LoopResult {
+  output: string;
+}
+
+/** What kind of file an SFT run reads. */
+export type SftDataKind = 'sft' | 'preference';
+
+/** A tokenized SFT split: one completion per row. */
+export interface SftSplit {
+  kind: SftDataKind;
+  rows: TokenizedSft[];
+  stats: TokenizeStats;
+}
+
+/**
+ * Tells SFT files from preference files by the fields of the first row that fits either
+ * (preference fields first: `chosen`/`rejected` or `completions`).
+ */
+export async function detectSftDataKind(path: string, format = 'auto'): Promise<SftDataKind> {
+  if ((SFT_FORMATS as readonly string[]).includes(format)) return 'sft';
+  if ((PREFERENCE_FORMATS as readonly string[]).includes(format)) return 'preference';
+  for (const file of await readDataPath(path)) {
+    for (const { value } of file.rows) {
+      if (detectPreferenceFormat(value)) return 'preference';
+      if (detectSftFormat(value)) return 'sft';
+    }
+  }
+  throw new DpoError(`${path}: cannot tell the data format (expected SFT rows: text, prompt/completion or messages; or preference rows: prompt/chosen/rejected, chosen/rejected or prompt/completions)`);
+}
+
+export interface SftPrepareOptions {
+  format?: string;
+  onBadRow?: 'error' | 'skip';
+  maxLength?: number;
+  maxPromptLength?: number;
+  maxCompletionLength?: number;
+  truncationMode?: 'keep_start' | 'keep_end';
+}
+
+/** Reads, validates and tokenizes SFT data, or the chosen completions of preference data. */
+export async function prepareSftSplit(path: string, tokenizer: TextTokenizer, o: SftPrepareOptions = {}): Promise<SftSplit> {
+  const format = o.format ?? 'auto';
+  const kind = await detectSftDataKind(path, format);
+  const limits = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, maxCompletionLength: o.maxCompletionLength, truncationMode: o.truncationMode };
+  if (kind === 'sft') {
+    const data = await prepareSftData(path, tokenizer, { format: format as SftFormat | 'auto', onBadRow: o.onBadRow, ...limits });
+    return { kind, rows: data.rows, stats: data.stats };
+  }
+  const loaded = await loadPreferenceData(path, { format: format as PreferenceFormat | 'auto', onBadRow: o.onBadRow, tokenizer });
+  const examples = loaded.examples.map((e) => ({ prompt: e.prompt, completion: e.completions[0], origin: e.origin }));
+  const { rows, stats } = tokenizeSft(examples, tokenizer, limits);
+  return { kind, rows, stats: { ...stats, skippedBad: loaded.badRows.length } };
+}
+
+/** Per-token quantities of the completion tokens a batch scores. */
+export interface TokenNll {
+  /** [M] -log p(target) at every scored position. */
+  nll: Tensor;
+  /** [M] 1 where the target is the arg-max token (ties count as correct), else 0. */
+  correct: Tensor;
+}
+
+/** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
+export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs): TokenNll {
+  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask });
+  const picked = op.gather(op.reshape(hidden, [-1, model.config.hiddenSize]), inputs.positions);
+  const logits = model.logits(params, picked);
+  const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(inputs.targets, 1), 1), 1);
+  const nll = op.sub(logSumExp(logits, -1), target);
+  const best = op.stopGradient(op.max(logits, -1));
+  const correct = op.cast(op.greaterEqual(op.stopGradient(target), best), logits.dtype);
+  return { nll, correct };
+}
+
+/**
+ * The SFT step's loss: sum of token NLLs times the fed `loss_scale` (= micro-batches / completion
+ * tokens of the whole step, so accumulated gradients are those of the step's token mean).
+ */
+export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>): LossBuild {
+  const inputs = declareScoredInputs(g);
+  const scale = g.input('loss_scale', 'float32', []);
+  const t = tokenNll(model, params, inputs);
+  const nllSum = op.sum(t.nll);
+  return { loss: op.mul(nllSum, scale), outputs: { nll_sum: op.stopGradient(nllSum), correct: op.sum(t.correct) } };
+}
+
+function batchFeeds(batch: PreferenceBatch, scale: number): Record<string, HostTensor> {
+  return { ...scoredFeeds(batch), loss_scale: { data: Float32Array.of(scale), dims: [] } };
+}
+
+function scoredTokens(batch: PreferenceBatch): number {
+  return batch.completionLengths.reduce((s, v) => s + v, 0);
+}
+
+export class SFTTrainer {
+  readonly config: SFTConfig;
+  private readonly progress: ProgressReporter;
+
+  constructor(config: SFTConfigInput | SFTConfig, private readonly options: SFTTrainerOptions = {}) {
+    this.config = parseSftConfig(config);
+    this.progress = options.progress ?? createProgress();
+  }
+
+  private get runtime(): RuntimeOptions {
+    return { threads: this.config.threads, executionProvider: this.config.device };
+  }
+
+  async train(): Promise<TrainerResult> {
+    const c = this.config;
+    const log = (m: string): void => this.progress.log(m);
+    const pretrained = this.options.model ?? (await loadPretrained(c.model));
+    if (!pretrained.tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
+    const tokenizer = pretrained.tokenizer;
+    if (pretrained.unexpectedKeys.length) log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
+    const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed);
+
+    const train = await this.prepare(c.data, tokenizer, 'train');
+    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    await mkdir(c.output, { recursive: true });
+
+    const build = (g: Graph, params: Record<string, Tensor>): LossBuild =>
+      sftLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params);
+    const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
+    let evalGraph: EvalGraph | undefined;
+    try {
+      const batcher = new PreferenceBatcher(train.rows, {
+        batchSize: c.batchSize,
+        padTokenId: tokenizer.padTokenId,
+        padToMultipleOf: c.padToMultipleOf,
+        seed: c.seed,
+        groupByLength: c.groupByLength,
+      });
+      let correct = 0;
+      let count = 0;
+      const result = await runTrainingLoop(
+        {
+          config: c,
+          step,
+          batcher,
+          trainable: policy.trainable,
+          shapes: policy.shapes,
+          digest: optionsDigest({
+            kind: 'sft', model: c.model, data: c.data, format: c.format, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
+            optimizer: c.optimizer, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
+          }),
+          progress: this.progress,
+        },
+        {
+          feeds: (batches) => {
+            const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
+            return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1)));
+          },
+          record: (batch, o) => {
+            correct += Number(o.correct.data[0]);
+            count += scoredTokens(batch);
+          },
+          flush: () => {
+            const m = { mean_token_accuracy: correct / Math.max(count, 1) };
+            correct = count = 0;
+            return m;
+          },
+          evaluate: evalSplit
+            ? async (params) => {
+                evalGraph ??= await EvalGraph.compile(policy.specs, build, this.runtime);
+                return this.evaluateSplit(evalSplit, evalGraph, params, tokenizer.padTokenId);
+              }
+            : undefined,
+          saveFinal: async (params) => {
+            await this.saveFinal(pretrained, policy, params);
+            log(`saved the model to ${c.output}`);
+          },
+          progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
+        },
+      );
+      return { output: c.output, ...result };
+    } finally {
+      await step.release();
+      await evalGraph?.release();
+    }
+  }
+
+  private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {
+    const c = this.config;
+    const data = await prepareSftSplit(path, tokenizer, {
+      format: c.format,
+      onBadRow: c.onBadRow,
+      maxLength: c.maxLength,
+      maxPromptLength: c.maxPromptLength,
+      maxCompletionLength: c.maxCompletionLength,
+      truncationMode: c.truncationMode,
+    });
+    const what = data.kind === 'preference' ? ' (preference file: training on the chosen completions)' : '';
+    this.progress.log(`${describeSplit(split, data.stats, c.maxLength)}${what}`);
+    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    return data;
+  }
+
+  private async evaluateSplit(split: SftSplit, graph: EvalGraph, params: ReadonlyMap<string, Float32Array>, padTokenId: number): Promise<Record<string, number>> {
+    const bs = this.config.batchSize;
+    let nll = 0;
+    let correct = 0;
+    let count = 0;
+    this.progress.start('eval', split.rows.length);
+    for (let start = 0; start < split.rows.length; start += bs) {
+      const batch = collatePreferences(split.rows.slice(start, start + bs), { padTokenId, padToMultipleOf: this.config.padToMultipleOf });
+      const out = await graph.run(batchFeeds(batch, 1), params);
+      nll += Number(out.nll_sum.data[0]);
+      correct += Number(out.correct.data[0]);
+      count += scoredTokens(batch);
+      this.progress.update(Math.min(start + bs, split.rows.length));
+    }
+    this.progress.stop();
+    return { eval_loss: nll / Math.max(count, 1), eval_mean_token_accuracy: correct / Math.max(count, 1) };
+  }
+
+  private async saveFinal(pretrained: Pretrained, policy: Policy, params: ReadonlyMap<string, Float32Array>): Promise<void> {
+    const c = this.config;
+    if (policy.lora) {
+      const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
+      await saveLoraAdapter(c.output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: c.model });
+      return;
+    }
+    const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
+    await savePretrained(c.output, { model: policy.model, weights, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
+  }
+}
