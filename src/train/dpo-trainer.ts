@@ -11,13 +11,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PreferenceBatcher } from '../data/batcher.js';
 import type { PreferenceBatch } from '../data/collate.js';
-import { collatePreferences } from '../data/collate.js';
 import { preparePreferenceData } from '../data/prepare.js';
 import type { PreferenceFormat } from '../data/types.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
-import { Graph, type Tensor } from '../engine/graph.js';
+import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
-import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
+import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import { TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
@@ -25,7 +24,8 @@ import { saveLoraAdapter } from '../models/lora.js';
 import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
 import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from './checkpoint.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
-import { preferenceLoss, preferenceLossPerRow, type CombinedLossOptions } from './losses.js';
+import { checkLossTypesForCompletions, describeData, evaluateRows } from './evaluate.js';
+import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { appendMetrics, MetricsAccumulator } from './metrics.js';
 import { buildPolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
@@ -75,6 +75,14 @@ export class DPOTrainer {
     this.progress = options.progress ?? createProgress();
   }
 
+  /**
+   * Asks a running `train()` to stop after the current step: it saves a checkpoint (as Ctrl-C
+   * does) and resolves with `interrupted: true`; `resume` continues from there.
+   */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
   private get runtime(): RuntimeOptions {
     return { threads: this.config.threads, executionProvider: this.config.device };
   }
@@ -101,6 +109,7 @@ export class DPOTrainer {
 
     // The compiled step.
     const K = train.rows[0].completionIds.length;
+    checkLossTypesForCompletions(c.lossType, K);
     const lossOptions = this.lossOptions();
     const step = await TrainStep.create(
       policy.specs,
@@ -249,14 +258,7 @@ export class DPOTrainer {
       maxCompletionLength: c.maxCompletionLength,
       truncationMode: c.truncationMode,
     });
-    const s = data.stats;
-    const notes = [
-      s.skippedBad && `${s.skippedBad} malformed rows skipped`,
-      s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${c.maxLength})`,
-      s.truncated && `${s.truncated} rows truncated to max-length`,
-      s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
-    ].filter(Boolean);
-    this.progress.log(`${split} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`);
+    this.progress.log(describeData(split, data.stats, c.maxLength));
     if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
     return { rows: data.rows };
   }
@@ -346,28 +348,20 @@ export class DPOTrainer {
   ): Promise<Record<string, number>> {
     const c = this.config;
     const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
-    const lossGraph = await compileRowLoss(this.lossOptions(), K, c.referenceFree);
-    const acc = new MetricsAccumulator();
     try {
-      this.progress.start('eval', split.rows.length);
-      for (let start = 0; start < split.rows.length; start += c.batchSize) {
-        const indices = split.rows.slice(start, start + c.batchSize).map((_, i) => start + i);
-        const batch = collatePreferences(indices.map((i) => split.rows[i]), { padTokenId: 0 });
-        const scores = await scorer.score(batch, params, policy.shapes);
-        const ref = await this.batchReference(batch, indices, split, live, K);
-        const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K);
-        for (const l of losses) acc.add('loss', l);
-        acc.addBatch(
-          { rows: batch.batchSize, completions: K, policyLogps: scores.logps, referenceLogps: ref, logitSums: scores.logitSums, lengths: batch.completionLengths },
-          c.beta,
-        );
-        this.progress.update(Math.min(start + c.batchSize, split.rows.length));
-      }
-      this.progress.stop();
-      return acc.flush('eval_');
+      const r = await evaluateRows({
+        rows: split.rows,
+        batchSize: c.batchSize,
+        padTokenId: 0, // padding is masked out
+        scorePolicy: (batch) => scorer.score(batch, params, policy.shapes),
+        reference: (batch, indices) => this.batchReference(batch, indices, split, live, K),
+        loss: this.lossOptions(),
+        referenceFree: c.referenceFree,
+        progress: this.progress,
+      });
+      return r.metrics;
     } finally {
       await scorer.release();
-      await lossGraph.release();
     }
   }
 
@@ -408,25 +402,4 @@ function configDigest(c: DPOConfig): string {
     optimizer: c.optimizer, lossType: c.lossType, beta: c.beta, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
   };
   return createHash('sha256').update(JSON.stringify(keep)).digest('hex').slice(0, 16);
-}
-
-/** A small compiled graph: per-row losses from per-sequence log-probs. */
-async function compileRowLoss(options: CombinedLossOptions, K: number, referenceFree: boolean) {
-  const g = new Graph('row_loss');
-  const policy = g.input('policy', 'float32', [K, 'rows']);
-  const reference = referenceFree ? undefined : g.input('reference', 'float32', [K, 'rows']);
-  const lengths = g.input('lengths', 'float32', [K, 'rows']);
-  const compiled = await CompiledGraph.compile({ loss: preferenceLossPerRow({ policy, reference, lengths }, options) }, { threads: 1 });
-  return {
-    async rowLosses(logps: Float64Array, ref: Float64Array | undefined, lens: Int32Array, k: number): Promise<Float32Array> {
-      const b = logps.length / k;
-      const feeds: Record<string, HostTensor> = {
-        policy: { data: Float32Array.from(logps), dims: [k, b] },
-        lengths: { data: Float32Array.from(lens), dims: [k, b] },
-      };
-      if (ref) feeds.reference = { data: Float32Array.from(ref), dims: [k, b] };
-      return (await compiled.run(feeds)).loss.data as Float32Array;
-    },
-    release: () => compiled.release(),
-  };
 }

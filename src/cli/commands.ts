@@ -1,0 +1,13 @@
+/**
+ * Every `dpo` subcommand. To add one, write `src/cli/<name>.ts` exporting
+ * `register(program, ctx)` (see context.ts) and list it here; order = order in `dpo --help`.
+ */
+import type { RegisterCommand } from './context.js';
+import { register as train } from './train.js';
+import { register as evaluate } from './eval.js';
+
+export const COMMANDS: readonly RegisterCommand[] = [
+  train,
+  evaluate,
+  // generate, sft, reward, evaluate (win rates), quickstart: add their register functions here.
+];

@@ -1,0 +1,69 @@
+/**
+ * The `dpo` command line (bin/dpo.js calls `main`). A thin layer over the library: parses
+ * flags and config files, calls it, prints results as JSON on stdout and progress on stderr.
+ * Errors are one line `dpo: <message>` and exit code 1; `--debug` adds the stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { z } from 'zod';
+import { formatZodError } from '../train/config.js';
+import { COMMANDS } from './commands.js';
+import { createContext, type CliContext, type CliIO } from './context.js';
+
+export type { CliContext, CliIO, CliStream, RegisterCommand } from './context.js';
+
+function packageVersion(): string {
+  try {
+    // src/cli/main.ts and dist/cli/main.js both sit two folders below package.json.
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+const EXAMPLES = `
+Examples:
+  $ dpo train --model ./gpt2 --data prefs.jsonl --output runs/gpt2-dpo --learning-rate 5e-6
+  $ dpo train --config run.yaml --resume
+  $ dpo eval --model runs/gpt2-dpo --ref-model ./gpt2 --data heldout.jsonl
+  $ dpo <command> --help     more options and examples for one command`;
+
+export function createProgram(ctx: CliContext): Command {
+  const program = new Command('dpo')
+    .description('Direct Preference Optimization for causal language models on Node.js')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .option('--debug', 'print stack traces on errors')
+    .addHelpText('after', EXAMPLES)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => void ctx.io.stdout.write(s),
+      writeErr: (s) => void ctx.io.stderr.write(s),
+      outputError: (s, write) => write(`dpo: ${s.replace(/^error: /, '')}`),
+    });
+  for (const register of COMMANDS) register(program, ctx);
+  return program;
+}
+
+function errorMessage(e: unknown): string {
+  if (e instanceof z.ZodError) return formatZodError(e, 'config');
+  if (e instanceof Error) return e.message || e.name;
+  return String(e);
+}
+
+/** Runs `dpo` with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const ctx = createContext(io);
+  const debug = argv.includes('--debug');
+  try {
+    await createProgram(ctx).parseAsync(argv, { from: 'user' });
+    return ctx.exitCode;
+  } catch (e) {
+    // Help and --version end with exit code 0; usage errors were already printed by commander.
+    if (e instanceof CommanderError) return e.exitCode;
+    const message = errorMessage(e);
+    io.stderr.write(`dpo: ${message}\n`);
+    if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Option plumbing shared by subcommands: strict number parsing, comma lists, config files
+ * (YAML/JSON, camelCase / kebab-case / snake_case keys), and turning flags + file into the
+ * library's camelCase config with errors that name the flag or the file key.
+ */
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { Option, type Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { DpoError } from '../errors.js';
+
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A number, written in full ("1e-5", "0.1", "3"); anything else is a DpoError naming `flag`. */
+export function parseNumber(flag: string, value: string): number {
+  const v = value.trim();
+  if (!NUMBER.test(v)) throw new DpoError(`${flag}: expected a number, got '${value}'`);
+  return Number(v);
+}
+
+export function parseInteger(flag: string, value: string): number {
+  const n = parseNumber(flag, value);
+  if (!Number.isInteger(n)) throw new DpoError(`${flag}: expected an integer, got '${value}'`);
+  return n;
+}
+
+/** "a,b, c" -> ["a", "b", "c"] (empty items dropped). */
+export function parseList(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+export function parseNumberList(flag: string, value: string): number[] {
+  const items = parseList(value);
+  if (items.length === 0) throw new DpoError(`${flag}: expected a comma-separated list of numbers, got '${value}'`);
+  return items.map((s) => parseNumber(flag, s));
+}
+
+export function camelCase(key: string): string {
+  return key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function kebabCase(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** What kind of value a flag takes, and so how its argument is parsed. */
+export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString';
+
+/** One flag of a subcommand, bound to a config key (dotted for nested keys: `lora.r`). */
+export interface OptionSpec {
+  /** Config key, camelCase; `lora.r` for a nested one. */
+  key: string;
+  /** Long flag without dashes (default: the key in kebab-case, dots as dashes). */
+  flag?: string;
+  /** Argument name shown in help (default by kind). */
+  arg?: string;
+  kind: OptionKind;
+  description: string;
+  choices?: readonly string[];
+  /** Also add `--no-<flag>` (booleans a config file may have set). */
+  negatable?: boolean;
+  /** Shown as "(default: ...)" in help; the library applies the real default. */
+  defaultText?: string;
+}
+
+export function flagOf(spec: OptionSpec): string {
+  return spec.flag ?? kebabCase(spec.key.replace(/\./g, '-'));
+}
+
+/** Adds the flags of `specs` to `cmd`; numbers are parsed strictly, naming the flag on error. */
+export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
+  for (const spec of specs) {
+    const flag = `--${flagOf(spec)}`;
+    const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
+    const flags = spec.kind === 'boolean' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : `${flag} <${arg}>`;
+    const option = new Option(flags, spec.description);
+    if (spec.choices) option.choices(spec.choices);
+    if (spec.defaultText !== undefined) option.default(undefined, spec.defaultText);
+    if (spec.kind === 'number') option.argParser((v: string) => parseNumber(flag, v));
+    if (spec.kind === 'integer') option.argParser((v: string) => parseInteger(flag, v));
+    if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
+    if (spec.kind === 'numberList') option.argParser((v: string) => parseNumberList(flag, v));
+    cmd.addOption(option);
+    if (spec.negatable) cmd.addOption(new Option(`--no-${flagOf(spec)}`, `turn --${flagOf(spec)} off (e.g. over a config file)`));
+  }
+}
+
+/** The attribute commander stores a flag's value under. */
+function attributeOf(spec: OptionSpec): string {
+  return camelCase(flagOf(spec));
+}
+
+/** The config values given as flags (only those on the command line), as a nested object. */
+export function valuesFromFlags(opts: Record<string, unknown>, specs: readonly OptionSpec[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of specs) {
+    const v = opts[attributeOf(spec)];
+    if (v !== undefined) setPath(out, spec.key, v);
+  }
+  return out;
+}
+
+function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let t = target;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof t[p] !== 'object' || t[p] === null) t[p] = {};
+    t = t[p] as Record<string, unknown>;
+  }
+  t[parts[parts.length - 1]] = value;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A config file's keys in camelCase (kebab-case and snake_case accepted, nested objects too), and
+ * flat `loraR`-style keys folded into `lora`. Comma strings are accepted for list keys.
+ */
+export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const key = camelCase(k);
+    const value = isPlainObject(v) ? normalizeConfigKeys(v, listKeys.filter((l) => l.startsWith(`${key}.`)).map((l) => l.slice(key.length + 1))) : v;
+    const flat = /^lora([A-Z]\w*)$/.exec(key);
+    if (flat) {
+      const inner = flat[1][0].toLowerCase() + flat[1].slice(1);
+      const lora = (isPlainObject(out.lora) ? out.lora : {}) as Record<string, unknown>;
+      lora[inner] = inner === 'targetModules' && typeof value === 'string' && value !== 'all-linear' ? parseList(value) : value;
+      out.lora = lora;
+      continue;
+    }
+    if (key in out) throw new DpoError(`config key '${k}' is given twice (as '${key}' in another spelling)`);
+    out[key] = listKeys.includes(key) && typeof value === 'string' ? parseList(value) : value;
+  }
+  if (isPlainObject(out.lora) && typeof out.lora.targetModules === 'string' && out.lora.targetModules !== 'all-linear') {
+    out.lora.targetModules = parseList(out.lora.targetModules);
+  }
+  return out;
+}
+
+/** Reads a YAML (.yaml/.yml) or JSON config file into an object with camelCase keys. */
+export async function loadConfigFile(path: string, listKeys: readonly string[] = []): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new DpoError(`--config: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = extname(path).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new DpoError(`${path}: not valid ${extname(path).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (value === null || value === undefined) return {};
+  if (!isPlainObject(value)) throw new DpoError(`${path}: expected a mapping of option names to values`);
+  return normalizeConfigKeys(value, listKeys);
+}
+
+/** Shallow merge, except nested objects (lora) which merge one level down; `over` wins. */
+export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? { ...(out[k] as object), ...v } : v;
+  return out;
+}
+
+/**
+ * Validates merged flags + file values with `schema`; the first problem becomes one DpoError that
+ * names the flag (when the value came from one) or the file and key.
+ */
+export function validateConfig<S extends z.ZodType>(
+  schema: S,
+  merged: Record<string, unknown>,
+  fromFlags: Record<string, unknown>,
+  specs: readonly OptionSpec[],
+  file: string | undefined,
+): z.output<S> {
+  const r = schema.safeParse(merged);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problems)` : '';
+  const path = issue.path.map(String);
+  const flagFor = (p: string[]): string => {
+    const key = p.filter((s) => !/^\d+$/.test(s)).join('.');
+    const spec = specs.find((s) => s.key === key) ?? specs.find((s) => s.key === p[0]);
+    return `--${spec ? flagOf(spec) : kebabCase(key.replace(/\./g, '-'))}`;
+  };
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    const where = path.length ? `${file ?? 'config'}: '${path.join('.')}'` : (file ?? 'config');
+    throw new DpoError(`${where}: unknown option${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}${more}`);
+  }
+  const missing = [...new Set(r.error.issues.map((i) => String(i.path[0] ?? '')).filter((k) => k && merged[k] === undefined))];
+  if (missing.length) {
+    const flags = missing.map((k) => flagFor([k])).join(', ');
+    const inFile = file ? ` (or ${missing.map((k) => `'${k}'`).join(', ')} in ${file})` : '';
+    throw new DpoError(`missing required option${missing.length > 1 ? 's' : ''} ${flags}${inFile}`);
+  }
+  const top = path[0];
+  const inFlags = top !== undefined && hasPath(fromFlags, path);
+  const where = inFlags || !file ? flagFor(path) : `${file}: '${path.join('.')}'`;
+  throw new DpoError(`${where}: ${issue.message}${more}`);
+}
+
+function hasPath(obj: Record<string, unknown>, path: readonly string[]): boolean {
+  let t: unknown = obj;
+  for (const p of path) {
+    if (Array.isArray(t)) return true; // a list flag's element
+    if (!isPlainObject(t) || t[p] === undefined) return false;
+    t = t[p];
+  }
+  return true;
+}

@@ -1,0 +1,118 @@
+/**
+ * dpo-ts: Direct Preference Optimization for causal language models on Node.js.
+ *
+ *   import { DPOTrainer, type DPOConfig, evaluateDpo, loadPretrained } from 'dpo-ts';
+ *   const r = await new DPOTrainer({ model: './gpt2', data: 'prefs.jsonl', output: 'runs/a' }).train();
+ *
+ * The low-level engine (graphs, autodiff, ONNX Runtime, optimizers) is the `engine` namespace.
+ */
+import { DPOConfigSchema, type DPOConfig as ParsedDPOConfig } from './train/config.js';
+
+export { DpoError } from './errors.js';
+
+// Training.
+/** The DPO configuration: as a type, the parsed config (camelCase keys, defaults filled); as a value, its zod schema. */
+export const DPOConfig = DPOConfigSchema;
+export type DPOConfig = ParsedDPOConfig;
+export {
+  DPOConfigSchema,
+  LoraOptionsSchema,
+  TrainingOptionsSchema,
+  parseDpoConfig,
+  formatZodError,
+  type DPOConfigInput,
+  type LoraOptions,
+} from './train/config.js';
+export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo-trainer.js';
+export {
+  evaluateDpo,
+  evaluateRows,
+  parseEvalConfig,
+  EvalConfigSchema,
+  checkLossTypesForCompletions,
+  type EvalConfig,
+  type EvalConfigInput,
+  type EvaluateDpoOptions,
+  type EvaluateDpoResult,
+  type EvaluateRowsOptions,
+  type EvaluateRowsResult,
+  type PerExampleResult,
+} from './train/evaluate.js';
+export {
+  LOSS_TYPES,
+  logRatios,
+  pairLoss,
+  plackettLuceLoss,
+  sftLoss,
+  preferenceLoss,
+  preferenceLossPerRow,
+  type LossType,
+  type LossOptions,
+  type CombinedLossOptions,
+  type SequenceLogps,
+} from './train/losses.js';
+export { compileRowLoss, type RowLossGraph } from './train/row-loss.js';
+export { sequenceLogps, declareScoredInputs, scoredFeeds, type ScoredInputs, type SequenceScores } from './train/sequence-logps.js';
+export { Scorer, type BatchScores, type ParamTransform } from './train/scoring.js';
+export { computeReferenceLogps, defaultCacheDir, weightsDigest, rowsDigest, type ReferenceOptions, type ReferenceResult } from './train/reference.js';
+export { MetricsAccumulator, appendMetrics, type BatchSequenceStats } from './train/metrics.js';
+export { createProgress, silentProgress, type ProgressReporter } from './train/progress.js';
+export { learningRateAt, type LrScheduler } from './train/schedule.js';
+export {
+  saveTrainingCheckpoint,
+  loadTrainingCheckpoint,
+  findResumableCheckpoint,
+  listCheckpoints,
+  checkpointDir,
+  type CheckpointContents,
+  type TrainerState,
+} from './train/checkpoint.js';
+export { buildPolicy, type Policy } from './train/policy.js';
+
+// Data.
+export * from './data/index.js';
+
+// Models, LoRA, tokenizers.
+export {
+  loadPretrained,
+  savePretrained,
+  checkpointTensors,
+  type LoadPretrainedOptions,
+  type Pretrained,
+  type SavePretrainedOptions,
+} from './models/pretrained.js';
+export { createModel, supportedModelTypes } from './models/registry.js';
+export type { CausalLM, CausalLMConfig, ParamInfo, ForwardInputs, ForwardOutputs } from './models/types.js';
+export {
+  loraConfig,
+  defaultTargetModules,
+  checkLoraConfig,
+  loraScale,
+  loraTargets,
+  loraParameters,
+  initLora,
+  applyLora,
+  mergeLora,
+  adapterConfigJson,
+  saveLoraAdapter,
+  loadLoraAdapter,
+  parseAdapterConfig,
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  DEFAULT_TARGET_MODULES,
+  type LoraConfig,
+  type LoraTarget,
+  type ApplyLoraOptions,
+  type SaveLoraOptions,
+  type LoadedLoraAdapter,
+} from './models/lora.js';
+export { loadTokenizer, HfTokenizer, type LoadTokenizerOptions, type TextTokenizer } from './io/index.js';
+export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveModelOptions, type ResolvedModel } from './io/index.js';
+
+// The engine: graphs, ops, autodiff, ONNX Runtime, optimizers, TrainStep.
+export * as engine from './engine/index.js';
+// File formats (safetensors, Hugging Face folders).
+export * as io from './io/index.js';
+
+// The command line, for embedding (`main(['train', ...])`).
+export { main } from './cli/main.js';

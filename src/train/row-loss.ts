@@ -1,0 +1,40 @@
+/**
+ * A small compiled graph: per-row losses [B] from per-sequence log-probs, with the same loss
+ * combination as training (see preferenceLossPerRow). Serves evaluation during training and
+ * `dpo eval` / evaluateDpo.
+ */
+import { Graph } from '../engine/graph.js';
+import { CompiledGraph, type HostTensor } from '../engine/runtime.js';
+import { preferenceLossPerRow, type CombinedLossOptions } from './losses.js';
+
+export interface RowLossGraph {
+  /**
+   * `logps`, `ref` and `lengths` are per sequence, n = k*B + i (K completions of B rows); `ref`
+   * is undefined for reference-free losses. Returns the loss of each of the B rows.
+   */
+  rowLosses(logps: ArrayLike<number>, ref: ArrayLike<number> | undefined, lengths: ArrayLike<number>, k: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
+export async function compileRowLoss(options: CombinedLossOptions, K: number, referenceFree: boolean): Promise<RowLossGraph> {
+  const g = new Graph('row_loss');
+  const policy = g.input('policy', 'float32', [K, 'rows']);
+  const reference = referenceFree ? undefined : g.input('reference', 'float32', [K, 'rows']);
+  const lengths = g.input('lengths', 'float32', [K, 'rows']);
+  const compiled = await CompiledGraph.compile({ loss: preferenceLossPerRow({ policy, reference, lengths }, options) }, { threads: 1 });
+  return {
+    async rowLosses(logps, ref, lens, k) {
+      const b = logps.length / k;
+      const feeds: Record<string, HostTensor> = {
+        policy: { data: Float32Array.from(logps), dims: [k, b] },
+        lengths: { data: Float32Array.from(lens), dims: [k, b] },
+      };
+      if (!referenceFree) {
+        if (!ref) throw new Error('compileRowLoss: reference log-probs are required unless reference-free');
+        feeds.reference = { data: Float32Array.from(ref), dims: [k, b] };
+      }
+      return (await compiled.run(feeds)).loss.data as Float32Array;
+    },
+    release: () => compiled.release(),
+  };
+}
