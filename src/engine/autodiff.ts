@@ -5,23 +5,46 @@
 import { isFloat } from './dtype.js';
 import type { Node, Tensor } from './graph.js';
 import * as op from './ops.js';
-import { sameDim, staticSize } from './shape.js';
+import { sameDim, sameShape, staticSize } from './shape.js';
 
 type Grads = (Tensor | undefined)[];
 type VjpRule = (node: Node, gOut: Tensor, outs: readonly Tensor[], gOuts: readonly (Tensor | undefined)[]) => Grads;
 
-/** Sums `g` over the axes that broadcasting expanded, so it has the shape of `x`. */
+/**
+ * Sums `g` over the axes that broadcasting expanded, so it has the shape of `x`: one ReduceSum
+ * (keepdims 0 when only leading axes are summed, as for a bias gradient).
+ */
 export function sumToShape(g: Tensor, x: Tensor): Tensor {
   if (g.rank === x.rank && g.shape.every((d, i) => sameDim(d, x.shape[i]))) return g;
   const lead = g.rank - x.rank;
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead) axes.push(i);
-    else if (x.shape[i - lead] === 1 && g.shape[i] !== 1) axes.push(i);
+  const leading = Array.from({ length: lead }, (_, i) => i);
+  const inner: number[] = [];
+  for (let i = lead; i < g.rank; i++) if (x.shape[i - lead] === 1 && g.shape[i] !== 1) inner.push(i);
+  if (inner.length === 0) return op.sum(g, leading, false);
+  const r = op.sum(g, [...leading, ...inner], true);
+  return lead > 0 ? op.squeeze(r, leading) : r;
+}
+
+/** The value of a one-element float constant, else undefined. */
+function scalarValue(t: Tensor): number | undefined {
+  if (t.kind !== 'constant' || !isFloat(t.dtype) || !t.value || t.value.length !== 1) return undefined;
+  return Number(t.value[0]);
+}
+
+/**
+ * g * c for a number c, folded into g when g is itself a product with a scalar constant (chains
+ * like d/dx (k1 * (k2 * x)) then cost one pass over the data instead of two).
+ */
+function scaled(g: Tensor, c: number): Tensor {
+  const n = g.node;
+  if (n?.op === 'Mul') {
+    const [p, q] = n.inputs;
+    const cq = scalarValue(q);
+    if (cq !== undefined && sameShape(p.shape, g.shape)) return op.mul(p, cq * c);
+    const cp = scalarValue(p);
+    if (cp !== undefined && sameShape(q.shape, g.shape)) return op.mul(q, cp * c);
   }
-  let r = axes.length ? op.sum(g, axes, true) : g;
-  if (lead > 0) r = op.squeeze(r, Array.from({ length: lead }, (_, i) => i));
-  return r;
+  return op.mul(g, c);
 }
 
 function transposeLast2(x: Tensor): Tensor {
@@ -47,7 +70,16 @@ function keepDims(node: Node, g: Tensor): Tensor {
 const rules: Record<string, VjpRule> = {
   Add: ({ inputs: [a, b] }, g) => [sumToShape(g, a), sumToShape(g, b)],
   Sub: ({ inputs: [a, b] }, g) => [sumToShape(g, a), sumToShape(op.neg(g), b)],
-  Mul: ({ inputs: [a, b] }, g) => [sumToShape(op.mul(g, b), a), sumToShape(op.mul(g, a), b)],
+  Mul: ({ inputs: [a, b] }, g) => {
+    // x * x: one product 2 g x instead of two products and a sum.
+    if (a === b) return [op.mul(scaled(g, 2), a), undefined];
+    const ca = scalarValue(a);
+    const cb = scalarValue(b);
+    return [
+      sumToShape(cb !== undefined ? scaled(g, cb) : op.mul(g, b), a),
+      sumToShape(ca !== undefined ? scaled(g, ca) : op.mul(g, a), b),
+    ];
+  },
   Div: ({ inputs: [a, b] }, g, [y]) => [
     sumToShape(op.div(g, b), a),
     sumToShape(op.neg(op.div(op.mul(g, y), b)), b),

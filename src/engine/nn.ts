@@ -28,10 +28,18 @@ export function logSigmoid(x: Tensor): Tensor {
   return op.neg(softplus(op.neg(x)));
 }
 
-/** GELU with the tanh approximation (transformers' gelu_new / gelu_pytorch_tanh). */
+const GELU_K1 = 2 * Math.sqrt(2 / Math.PI);
+const GELU_K2 = GELU_K1 * 0.044715;
+
+/**
+ * GELU with the tanh approximation (transformers' gelu_new / gelu_pytorch_tanh):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as the identical
+ * x * sigmoid(x (k1 + k2 x^2)) with k1 = 2 sqrt(2/pi), k2 = 0.044715 k1 — 6 elementwise passes
+ * forward and 11 backward instead of 9 and 15 (it sits between the two big matmuls of every MLP).
+ */
 export function geluTanh(x: Tensor): Tensor {
-  const inner = op.mul(op.add(x, op.mul(op.mul(op.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
-  return op.mul(op.mul(x, 0.5), op.add(op.tanh(inner), 1));
+  const z = op.mul(x, op.add(op.mul(op.mul(x, x), GELU_K2), GELU_K1));
+  return op.mul(x, op.sigmoid(z));
 }
 
 /** Exact GELU: x Φ(x) (transformers' "gelu"). */

@@ -108,7 +108,9 @@ export class CompiledGraph {
     const out: Record<string, HostTensor> = {};
     for (const name of this.outputNames) {
       const r = result[name];
-      out[name] = { data: r.data as AnyTypedArray, dims: r.dims };
+      // A preallocated output was written in place; onnxruntime-node 1.30 also hands back a copy
+      // of it (see train-step.ts), which is dropped here so that callers see their own buffer.
+      out[name] = into[name] ? { data: into[name].data, dims: r.dims } : { data: r.data as AnyTypedArray, dims: r.dims };
     }
     return out;
   }
