@@ -294,7 +294,8 @@ function fanInFanOut(targets: readonly LoraTarget[]): boolean {
 /** adapter_config.json as PEFT (0.13) writes it for a LoRA causal-LM adapter. */
 export function adapterConfigJson(model: CausalLM, config: LoraConfig, baseModelNameOrPath: string | null = null): JsonObject {
   const targets = loraTargets(model, config);
-  // PEFT expands 'all-linear' to the leaf names of the modules it adapted before saving.
+  // PEFT expands 'all-linear' before saving: older versions to leaf names (written here), newer
+  // ones to full module paths; PEFT's suffix matching loads both the same way.
   const targetModules =
     config.targetModules === 'all-linear'
       ? [...new Set(targets.map((t) => t.module.path.split('.').pop()!))].sort()
