@@ -5,9 +5,13 @@
 import type { RegisterCommand } from './context.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
+import { register as sft } from './sft.js';
+import { register as reward } from './reward.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
   evaluate,
-  // generate, sft, reward, evaluate (win rates), quickstart: add their register functions here.
+  sft,
+  reward,
+  // generate, evaluate (win rates), quickstart: add their register functions here.
 ];

@@ -61,6 +61,7 @@ export function parseSftConfig(input: unknown, source = 'config'): SFTConfig {
 export interface SFTTrainerOptions {
   /** An already loaded model (skips loading `config.model`). */
   model?: Pretrained;
+  /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
   progress?: ProgressReporter;
 }
 

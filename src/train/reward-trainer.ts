@@ -1,0 +1,301 @@
+/**
+ * RewardTrainer: fits a reward model r(x, y) (a causal LM body with a scalar head on the last
+ * non-padding token, see reward-model.ts) to preference data with the Bradley-Terry loss
+ * -log sigmoid(r(x, y_w) - r(x, y_l)), with TRL RewardTrainer's options and metric names.
+ *
+ * Data: every preference format `dpo train` reads. Rankings of K > 2 completions (best first)
+ * are trained on all K(K-1)/2 ordered pairs of the row, the row's loss being the mean over its
+ * pairs (InstructGPT's reward-model recipe: each comparison counts, the row counts once); K = 2
+ * is the ordinary pairwise loss.
+ *
+ * After training the mean raw reward over every completion of the training rows is stored as
+ * the model's `reward_offset`, so normalised rewards have mean 0 over the training prompts (the
+ * DPO paper's normalisation); see reward-model.ts for why the offset lives in config.json.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PreferenceBatcher } from '../data/batcher.js';
+import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
+import { preparePreferenceData } from '../data/prepare.js';
+import type { TokenizedPreference } from '../data/tokenize.js';
+import type { PreferenceFormat } from '../data/types.js';
+import type { Graph, Tensor } from '../engine/graph.js';
+import * as op from '../engine/ops.js';
+import { logSigmoid } from '../engine/nn.js';
+import type { RuntimeOptions } from '../engine/runtime.js';
+import { TrainStep, type LossBuild, type ParamSpec } from '../engine/train-step.js';
+import { DpoError } from '../errors.js';
+import { resolveModel } from '../io/hub.js';
+import { readJsonObject } from '../io/json-file.js';
+import type { TextTokenizer } from '../io/tokenizer-types.js';
+import { mergeLora } from '../models/lora.js';
+import { loadPretrained } from '../models/pretrained.js';
+import type { CausalLM } from '../models/types.js';
+import { formatZodError, TrainingOptionsSchema } from './config.js';
+import { describeSplit, EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { buildPolicy } from './policy.js';
+import { createProgress, type ProgressReporter } from './progress.js';
+import {
+  bodyParameterNames,
+  declareRewardInputs,
+  initScoreHead,
+  isRewardModelConfig,
+  loadRewardModel,
+  rewardFeeds,
+  rewardScores,
+  saveRewardModel,
+  SCORE_WEIGHT,
+} from './reward-model.js';
+
+export const RewardConfigSchema = TrainingOptionsSchema.extend({
+  /** TRL RewardConfig's default. */
+  learningRate: z.number().positive().default(1e-4),
+  /**
+   * TRL's center_rewards_coefficient (Eisenstein et al. 2023, eq. 2): adds
+   * coef * mean over rows of (sum of the row's rewards)^2, which for pairs is TRL's (r_w + r_l)^2.
+   */
+  centerRewardsCoefficient: z.number().min(0).optional(),
+}).strict();
+
+export type RewardConfigInput = z.input<typeof RewardConfigSchema>;
+export type RewardConfig = z.output<typeof RewardConfigSchema>;
+
+export function parseRewardConfig(input: unknown, source = 'config'): RewardConfig {
+  const r = RewardConfigSchema.safeParse(input);
+  if (!r.success) throw new DpoError(formatZodError(r.error, source));
+  return r.data;
+}
+
+export interface RewardTrainerOptions {
+  progress?: ProgressReporter;
+}
+
+export interface RewardTrainResult extends LoopResult {
+  output: string;
+  /** The stored reward_offset (mean raw reward over the training completions); undefined when interrupted. */
+  rewardOffset?: number;
+}
+
+/** Ordered pairs (better, worse) of K completions listed best first. */
+export function rankingPairs(K: number): [number, number][] {
+  const pairs: [number, number][] = [];
+  for (let a = 0; a < K; a++) for (let b = a + 1; b < K; b++) pairs.push([a, b]);
+  return pairs;
+}
+
+/**
+ * Bradley-Terry loss of a batch: rewards [K*B] (sequence k*B + i) -> mean over rows and their
+ * ordered pairs of -log sigmoid(r_better - r_worse), plus the optional centering term.
+ */
+export function bradleyTerryLoss(rewards: Tensor, K: number, centerCoefficient = 0): Tensor {
+  const byRow = op.reshape(rewards, [K, -1]);
+  const row = (k: number): Tensor => op.slice(byRow, 0, k, k + 1);
+  const diffs = rankingPairs(K).map(([a, b]) => op.sub(row(a), row(b)));
+  const d = diffs.length === 1 ? diffs[0] : op.concat(diffs, 0);
+  let loss = op.neg(op.mean(logSigmoid(d)));
+  if (centerCoefficient > 0) {
+    const s = op.sum(byRow, 0);
+    loss = op.add(loss, op.mul(op.mean(op.mul(s, s)), centerCoefficient));
+  }
+  return loss;
+}
+
+/** accuracy / margin / mean_reward sums of one batch's rewards. */
+class RewardMetrics {
+  private pairs = 0;
+  private correct = 0;
+  private margin = 0;
+  private rewardSum = 0;
+  private sequences = 0;
+  private lossSum = 0;
+  private rows = 0;
+
+  add(rewards: ArrayLike<number>, K: number, loss?: number): void {
+    const B = rewards.length / K;
+    for (let i = 0; i < B; i++) {
+      for (const [a, b] of rankingPairs(K)) {
+        const d = rewards[a * B + i] - rewards[b * B + i];
+        this.pairs++;
+        if (d > 0) this.correct++;
+        this.margin += d;
+      }
+    }
+    for (let n = 0; n < rewards.length; n++) this.rewardSum += rewards[n];
+    this.sequences += rewards.length;
+    if (loss !== undefined) {
+      this.lossSum += loss * B;
+      this.rows += B;
+    }
+  }
+
+  flush(prefix = ''): Record<string, number> {
+    const out: Record<string, number> = {};
+    if (this.rows) out[`${prefix}loss`] = this.lossSum / this.rows;
+    out[`${prefix}accuracy`] = this.correct / Math.max(this.pairs, 1);
+    out[`${prefix}margin`] = this.margin / Math.max(this.pairs, 1);
+    out[`${prefix}mean_reward`] = this.rewardSum / Math.max(this.sequences, 1);
+    this.pairs = this.correct = this.margin = this.rewardSum = this.sequences = this.lossSum = this.rows = 0;
+    return out;
+  }
+}
+
+export class RewardTrainer {
+  readonly config: RewardConfig;
+  private readonly progress: ProgressReporter;
+
+  constructor(config: RewardConfigInput | RewardConfig, options: RewardTrainerOptions = {}) {
+    this.config = parseRewardConfig(config);
+    this.progress = options.progress ?? createProgress();
+  }
+
+  private get runtime(): RuntimeOptions {
+    return { threads: this.config.threads, executionProvider: this.config.device };
+  }
+
+  async train(): Promise<RewardTrainResult> {
+    const c = this.config;
+    const log = (m: string): void => this.progress.log(m);
+    const start = await this.loadStart();
+    const { model, tokenizer } = start;
+    const padTokenId = tokenizer.padTokenId;
+    const body = new Set(bodyParameterNames(model));
+
+    // Trainable parameters: the body (or LoRA adapters on it) and the head.
+    const policy = buildPolicy(model, start.weights, c.lora, c.seed);
+    const head: ParamSpec = { name: SCORE_WEIGHT, shape: [1, model.config.hiddenSize], data: start.head, trainable: true };
+    const modelParams = new Set(model.parameters().map((p) => p.name));
+    const specs: ParamSpec[] = [...policy.specs.filter((s) => body.has(s.name) || !modelParams.has(s.name)), head];
+    const shapes = new Map(specs.map((s) => [s.name, s.shape] as const));
+    const trainable = specs.filter((s) => s.trainable !== false).map((s) => s.name);
+
+    const train = await this.prepare(c.data, tokenizer, 'train');
+    const evalRows = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    const K = train[0].completionIds.length;
+    if (evalRows && evalRows[0].completionIds.length !== K) {
+      throw new DpoError(`${c.evalData}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
+    }
+    await mkdir(c.output, { recursive: true });
+
+    const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
+      const p = policy.transform ? policy.transform(g, params) : params;
+      const rewards = rewardScores(model, p, declareRewardInputs(g));
+      return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };
+    };
+    const step = await TrainStep.create(specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
+    let evalGraph: EvalGraph | undefined;
+    const evalGraphOnce = async (): Promise<EvalGraph> => (evalGraph ??= await EvalGraph.compile(specs, build, this.runtime));
+    try {
+      const batcher = new PreferenceBatcher(train, {
+        batchSize: c.batchSize,
+        padTokenId,
+        padToMultipleOf: c.padToMultipleOf,
+        seed: c.seed,
+        groupByLength: c.groupByLength,
+      });
+      const metrics = new RewardMetrics();
+      let rewardOffset: number | undefined;
+      const result = await runTrainingLoop(
+        {
+          config: c,
+          step,
+          batcher,
+          trainable,
+          shapes,
+          digest: optionsDigest({
+            kind: 'reward', model: c.model, data: c.data, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
+            optimizer: c.optimizer, seed: c.seed, lora: c.lora, maxLength: c.maxLength, center: c.centerRewardsCoefficient,
+          }),
+          progress: this.progress,
+        },
+        {
+          feeds: (batches) => batches.map((b) => rewardFeeds(b, padTokenId)),
+          record: (_batch, o) => metrics.add(o.rewards.data as Float32Array, K),
+          flush: () => metrics.flush(),
+          evaluate: evalRows
+            ? async (params) => {
+                const m = new RewardMetrics();
+                await this.scoreRows(await evalGraphOnce(), evalRows, params, padTokenId, 'eval', (r, loss) => m.add(r, K, loss));
+                return m.flush('eval_');
+              }
+            : undefined,
+          saveFinal: async (params) => {
+            // Mean raw reward over every completion of the training rows -> reward_offset.
+            let sum = 0;
+            let n = 0;
+            await this.scoreRows(await evalGraphOnce(), train, params, padTokenId, 'reward offset', (r) => {
+              for (const v of r) sum += v;
+              n += r.length;
+            });
+            rewardOffset = sum / n;
+            let weights = new Map([...params].filter(([k]) => body.has(k) || k === SCORE_WEIGHT));
+            if (policy.lora) {
+              const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
+              weights = mergeLora(model, weights, adapters, policy.lora);
+            }
+            await saveRewardModel(c.output, { model, weights, offset: rewardOffset, padTokenId, tokenizerDir: start.dir });
+            log(`saved the reward model to ${c.output} (reward_offset ${rewardOffset.toPrecision(6)})`);
+          },
+          progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.accuracy ?? 0, margin: m.margin ?? 0 }),
+        },
+      );
+      return { output: c.output, ...result, rewardOffset };
+    } finally {
+      await step.release();
+      await evalGraph?.release();
+    }
+  }
+
+  /** The starting point: a causal LM (new head, N(0, initializer_range^2)) or a reward model (its head). */
+  private async loadStart(): Promise<{ model: CausalLM; weights: Map<string, Float32Array>; head: Float32Array; tokenizer: TextTokenizer; dir: string }> {
+    const c = this.config;
+    const dir = (await resolveModel(c.model)).dir;
+    const config = await readJsonObject(join(dir, 'config.json'), true);
+    if (config && isRewardModelConfig(config)) {
+      const rm = await loadRewardModel(dir);
+      if (!rm.tokenizer) throw new DpoError(`${rm.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
+      const head = rm.weights.get(SCORE_WEIGHT) as Float32Array;
+      rm.weights.delete(SCORE_WEIGHT);
+      return { model: rm.model, weights: rm.weights, head, tokenizer: rm.tokenizer, dir: rm.dir };
+    }
+    const p = await loadPretrained(dir);
+    if (!p.tokenizer) throw new DpoError(`${p.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
+    const range = typeof p.config.initializer_range === 'number' ? p.config.initializer_range : 0.02;
+    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer: p.tokenizer, dir: p.dir };
+  }
+
+  private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
+    const c = this.config;
+    const data = await preparePreferenceData(path, tokenizer, {
+      format: c.format as PreferenceFormat | 'auto',
+      onBadRow: c.onBadRow,
+      maxLength: c.maxLength,
+      maxPromptLength: c.maxPromptLength,
+      maxCompletionLength: c.maxCompletionLength,
+      truncationMode: c.truncationMode,
+    });
+    this.progress.log(describeSplit(split, data.stats, c.maxLength));
+    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    return data.rows;
+  }
+
+  /** Raw rewards [K*B] (and the batch's loss) of `rows`, in order, batch by batch. */
+  private async scoreRows(
+    graph: EvalGraph,
+    rows: readonly TokenizedPreference[],
+    params: ReadonlyMap<string, Float32Array>,
+    padTokenId: number,
+    label: string,
+    onBatch: (rewards: Float32Array, loss: number, batch: PreferenceBatch) => void,
+  ): Promise<void> {
+    const bs = this.config.batchSize;
+    this.progress.start(label, rows.length);
+    for (let s = 0; s < rows.length; s += bs) {
+      const batch = collatePreferences(rows.slice(s, s + bs), { padTokenId, padToMultipleOf: this.config.padToMultipleOf });
+      const out = await graph.run(rewardFeeds(batch, padTokenId), params);
+      onBatch(out.rewards.data as Float32Array, Number(out.loss.data[0]), batch);
+      this.progress.update(Math.min(s + bs, rows.length));
+    }
+    this.progress.stop();
+  }
+}
