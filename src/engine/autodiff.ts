@@ -129,6 +129,12 @@ const rules: Record<string, VjpRule> = {
     const x = n.inputs[0];
     return [op.div(op.mul(keepDims(n, g), keepDims(n, y)), x)];
   },
+  ReduceLogSumExp: (n, g) => {
+    const x = n.inputs[0];
+    const axes = n.attrs.axes as readonly number[];
+    if (axes.length !== 1) throw new Error('ReduceLogSumExp: gradient supports one axis');
+    return [op.mul(op.softmax(x, axes[0]), keepDims(n, g))];
+  },
   ReduceMax: (n, g, [y]) => {
     // Ties share the gradient equally, as torch.amax does.
     const x = n.inputs[0];
@@ -214,6 +220,33 @@ function sizeOf(x: Tensor): Tensor {
   return op.reduceProd(op.shapeOf(x));
 }
 
+/** Is `t` a scatter-add into a fresh zero tensor (the gradient of a gather)? */
+function scatterIntoZeros(t: Tensor): Node | undefined {
+  const n = t.node;
+  if (!n || (n.op !== 'ScatterElements' && n.op !== 'ScatterND')) return undefined;
+  const base = n.inputs[0].node;
+  return base?.op === 'ConstantOfShape' && base.attrs.value === 0 ? n : undefined;
+}
+
+/**
+ * Sum of two gradients of one tensor. A gather's gradient scatters into zeros; added to another
+ * gradient it scatters straight into that one instead, saving a zero tensor and an Add pass
+ * (for the LM head's [tokens, vocab] gradient these are the largest tensors of the step).
+ */
+function addGradients(a: Tensor, b: Tensor): Tensor {
+  const sa = scatterIntoZeros(a);
+  const sb = scatterIntoZeros(b);
+  const scatter = sb ?? sa;
+  if (scatter) {
+    const dense = scatter === sb ? a : b;
+    const [, index, updates] = scatter.inputs;
+    return scatter.op === 'ScatterND'
+      ? op.scatterNDAdd(dense, index, updates)
+      : op.scatterAdd(dense, index, updates, scatter.attrs.axis as number);
+  }
+  return op.add(a, b);
+}
+
 /** Ops whose outputs carry no gradient (integer/bool results, shapes). */
 const NON_DIFFERENTIABLE = new Set([
   'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Equal', 'And', 'Or', 'Not',
@@ -261,7 +294,7 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   const accumulate = (t: Tensor, gt: Tensor | undefined): void => {
     if (!gt || !isFloat(t.dtype)) return;
     const prev = grads.get(t.id);
-    grads.set(t.id, prev ? op.add(prev, gt) : gt);
+    grads.set(t.id, prev ? addGradients(prev, gt) : gt);
   };
   grads.set(loss.id, seed ?? op.scalar(g, 1, loss.dtype));
 

@@ -6,11 +6,12 @@ import type { Graph, Tensor } from './graph.js';
 import type { Dim } from './shape.js';
 import * as op from './ops.js';
 
-/** log(sum(exp(x))) along `axis`, stable. The max is a constant for differentiation. */
+/**
+ * log(sum(exp(x))) along `axis`, stable: one ReduceLogSumExp forward, one Softmax backward. This
+ * is what keeps the vocabulary-sized work of a language-model loss at a few passes.
+ */
 export function logSumExp(x: Tensor, axis = -1, keepDims = false): Tensor {
-  const m = op.stopGradient(op.max(x, axis, true));
-  const lse = op.add(op.log(op.sum(op.exp(op.sub(x, m)), axis, true)), m);
-  return keepDims ? lse : op.squeeze(lse, axis < 0 ? axis + x.rank : axis);
+  return op.reduceLogSumExp(x, axis, keepDims);
 }
 
 /** log-softmax as max/sub/exp/sum/log (WebGPU has no LogSoftmax kernel). */

@@ -160,6 +160,9 @@ function reduce(op: string, x: Tensor, axes: number | readonly number[] | undefi
 
 export const sum = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceSum', x, axes, keepDims);
 export const max = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceMax', x, axes, keepDims);
+/** log(sum(exp(x))) over `axes`, computed stably by ONNX's ReduceLogSumExp. */
+export const reduceLogSumExp = (x: Tensor, axes: number | readonly number[], keepDims = false): Tensor =>
+  reduce('ReduceLogSumExp', x, axes, keepDims);
 /** Product of all elements, as a scalar (used on shape vectors). */
 export const reduceProd = (x: Tensor): Tensor => reduce('ReduceProd', x, undefined, false);
 export const mean = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceMean', x, axes, keepDims);
