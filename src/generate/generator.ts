@@ -20,6 +20,8 @@ import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import type { CausalLM } from '../models/types.js';
 import { DecodeGraphs, keyName, type ParamTransform, type WeightInput } from './graphs.js';
 import { Sampler, type SamplingOptions } from './sampling.js';
+import { generateText, type TextGenerationOptions, type TextGenerationResult } from './text.js';
+import type { TextTokenizer } from '../io/tokenizer-types.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -102,6 +104,16 @@ export class Generator {
 
   async release(): Promise<void> {
     await this.graphs.release();
+  }
+
+  /** Completions for text prompts (see {@link TextGenerationOptions} for the defaults). */
+  generateText(
+    weights: ReadonlyMap<string, Float32Array>,
+    tokenizer: TextTokenizer,
+    prompts: readonly string[],
+    options: TextGenerationOptions = {},
+  ): Promise<TextGenerationResult> {
+    return generateText(this, weights, tokenizer, prompts, options);
   }
 
   /**

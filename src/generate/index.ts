@@ -1,0 +1,33 @@
+/**
+ * Generation: KV-cache decoding (prefill + one-token steps), transformers' samplers, stop rules,
+ * prompt files. {@link generate} for one call, {@link Generator} to compile once and reuse.
+ */
+export { generate, type GenerateOptions } from './generate.js';
+export {
+  Generator,
+  firstStop,
+  type FinishReason,
+  type GeneratedSequence,
+  type GenerateIdsOptions,
+  type GenerationStats,
+  type GeneratorOptions,
+  type StopStrings,
+} from './generator.js';
+export {
+  buildPrefillGraph,
+  buildStepGraph,
+  DecodeGraphs,
+  type DecodeGraphOptions,
+  type ParamTransform,
+  type WeightInput,
+} from './graphs.js';
+export { argmax, checkSamplingOptions, Sampler, type SamplingOptions } from './sampling.js';
+export {
+  encodePrompt,
+  generateText,
+  resolveEosTokenIds,
+  resolveSampling,
+  type TextGenerationOptions,
+  type TextGenerationResult,
+} from './text.js';
+export { loadPrompts, type LoadedPrompts, type PromptRow } from './prompts.js';
