@@ -7,11 +7,13 @@ import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 import { register as sft } from './sft.js';
 import { register as reward } from './reward.js';
+import { register as generate } from './generate.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
   evaluate,
   sft,
   reward,
-  // generate, evaluate (win rates), quickstart: add their register functions here.
+  generate,
+  // evaluate (win rates), quickstart: add their register functions here.
 ];

@@ -12,6 +12,8 @@ import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling } from '../generate/text.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
+import type { CliContext, CliStream } from './context.js';
+import { parseInteger, parseNumber } from './options.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -30,6 +32,16 @@ export interface GenerateCommandOptions {
   onBadRow?: string;
 }
 
+export interface GenerateSummary {
+  output: string;
+  prompts: number;
+  samplesPerPrompt: number;
+  skippedRows: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
 const EXAMPLES = `
 Prompt rows: {"prompt": "..."}, or conversational {"prompt": [{"role": "user", "content": "..."}]}
 or {"messages": [...]}, rendered with the tokenizer's chat template and its generation prompt.
@@ -45,19 +57,20 @@ Examples:
 
 function integer(value: string | undefined, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new DpoError(`${flag} must be an integer >= ${min}, got '${value}'`);
+  const n = parseInteger(flag, value);
+  if (n < min) throw new DpoError(`${flag}: expected an integer >= ${min}, got '${value}'`);
   return n;
 }
 
 function float(value: string | undefined, flag: string, ok: (n: number) => boolean, what: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new DpoError(`${flag} must be ${what}, got '${value}'`);
+  const n = parseNumber(flag, value);
+  if (!ok(n)) throw new DpoError(`${flag}: expected ${what}, got '${value}'`);
   return n;
 }
 
-export function register(program: Command): void {
+/** Adds `dpo generate` to `program` (results summary as JSON on stdout, progress on stderr). */
+export function register(program: Command, ctx?: CliContext): void {
   program
     .command('generate')
     .description('sample completions for a file of prompts (KV-cache decoding), with tokens per second')
@@ -77,15 +90,15 @@ export function register(program: Command): void {
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: GenerateCommandOptions) => {
-      await runGenerate(opts);
+      await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
     });
 }
 
 /** The command's work, callable without commander (tests, scripts). */
 export async function runGenerate(
   opts: GenerateCommandOptions,
-  io: { stderr?: NodeJS.WriteStream; progress?: ProgressReporter } = {},
-): Promise<{ prompts: number; tokens: number; seconds: number; tokensPerSecond: number }> {
+  io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter } = {},
+): Promise<GenerateSummary> {
   const stderr = io.stderr ?? process.stderr;
   const numSamples = integer(opts.numSamples ?? '1', '--num-samples', 1) as number;
   const maxNewTokens = integer(opts.maxNewTokens, '--max-new-tokens', 1);
@@ -107,7 +120,7 @@ export async function runGenerate(
   if (prompts.length === 0) throw new DpoError(`${opts.prompts}: no prompts to generate from`);
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 
-  const progress = io.progress ?? createProgress(stderr);
+  const progress = io.progress ?? createProgress(process.stderr);
   const generator = await Generator.create(model, { runtime: { threads } });
   let result;
   try {
@@ -141,5 +154,15 @@ export async function runGenerate(
   stderr.write(
     `generated ${tokens} tokens for ${prompts.length} prompts x ${numSamples} samples in ${seconds.toFixed(2)}s (${tokensPerSecond.toFixed(1)} tokens/s) -> ${opts.output}\n`,
   );
-  return { prompts: prompts.length, tokens, seconds, tokensPerSecond };
+  const summary: GenerateSummary = {
+    output: opts.output,
+    prompts: prompts.length,
+    samplesPerPrompt: numSamples,
+    skippedRows: skipped.length,
+    tokens,
+    seconds: Number(seconds.toFixed(3)),
+    tokensPerSecond: Number(tokensPerSecond.toFixed(2)),
+  };
+  io.stdout?.write(`${JSON.stringify(summary)}\n`);
+  return summary;
 }
