@@ -7,9 +7,9 @@
  * sample of the prompt, then each step feeds one token per row and the cache of the previous
  * step. A step costs the layers on one position plus attention over the cache: the prefix is
  * never recomputed. ONNX Runtime's Node binding cannot keep outputs on the device, so the cache
- * comes back to host arrays each step and goes in again; with `preallocate` (default) those are
- * views of two max-length buffers per tensor that ORT writes in place (ping-pong), so a step
- * allocates nothing proportional to the cache.
+ * lives on the host: one preallocated position-major buffer per layer and key/value, fed to
+ * each step as a view of its first P positions (no copy) and appended to with the step's one
+ * new position (see graphs.ts).
  *
  * Every sequence draws from its own Rng, seeded from (seed, prompt index, sample index): the
  * samples do not depend on batch size, batch order or which other prompts share the batch.
@@ -75,11 +75,6 @@ export interface GeneratorOptions {
   inputs?: readonly WeightInput[];
   transform?: ParamTransform;
   runtime?: RuntimeOptions;
-  /**
-   * Write each step's cache into views of preallocated max-length buffers (default true). false
-   * lets ORT allocate fresh output arrays every step (same results).
-   */
-  preallocate?: boolean;
 }
 
 interface Sequence {
@@ -94,12 +89,11 @@ export class Generator {
   private constructor(
     readonly model: CausalLM,
     readonly graphs: DecodeGraphs,
-    private readonly preallocate: boolean,
   ) {}
 
   static async create(model: CausalLM, options: GeneratorOptions = {}): Promise<Generator> {
     const graphs = await DecodeGraphs.compile(model, { inputs: options.inputs, transform: options.transform, runtime: options.runtime });
-    return new Generator(model, graphs, options.preallocate !== false);
+    return new Generator(model, graphs);
   }
 
   async release(): Promise<void> {
@@ -234,20 +228,24 @@ export class Generator {
     });
     stats.prefillSeconds += now() - clock;
 
-    // The cache per row: as prefill returned it when every row is its own prompt, else copied.
+    // The cache: one position-major buffer [capacity, b, kvh, headDim] per layer and key/value,
+    // filled with the prefill's positions (copied to every row of the same prompt) and appended
+    // to after each step. A step reads the first p positions as a view.
     const rowStride = kvh * headDim; // floats per row and position
-    const capacity = t + o.maxNew - 1; // most positions a step's output holds
+    const posStride = b * rowStride; // floats per position
+    const capacity = t + o.maxNew - 1; // most positions a step reads
     const identity = u === b && rowSource.every((s, i) => s === i);
-    const names: string[] = [];
-    for (let l = 0; l < numLayers; l++) names.push(keyName('present', l, 'key'), keyName('present', l, 'value'));
-    // Ping-pong buffers: [0] holds the past of the next step, [1] receives its present.
-    const buffers = this.preallocate ? names.map(() => [new Float32Array(b * rowStride * capacity), new Float32Array(b * rowStride * capacity)]) : undefined;
-    let cache: Float32Array[] = names.map((name, k) => {
-      const src = pre[name].data as Float32Array;
-      if (identity) return src;
-      const dst = buffers ? buffers[k][0].subarray(0, b * rowStride * t) : new Float32Array(b * rowStride * t);
-      const rowSize = rowStride * t;
-      rowSource.forEach((s, r) => dst.set(src.subarray(s * rowSize, (s + 1) * rowSize), r * rowSize));
+    const layers: { name: string; layer: number; which: 'key' | 'value' }[] = [];
+    for (let l = 0; l < numLayers; l++) for (const which of ['key', 'value'] as const) layers.push({ name: keyName('present', l, which), layer: l, which });
+    const cache = layers.map(({ name }) => {
+      const src = pre[name].data as Float32Array; // [t, u, kvh, headDim]
+      const dst = new Float32Array(capacity * posStride);
+      if (identity) dst.set(src);
+      else {
+        for (let j = 0; j < t; j++) {
+          rowSource.forEach((s, r) => dst.set(src.subarray((j * u + s) * rowStride, (j * u + s + 1) * rowStride), (j * b + r) * rowStride));
+        }
+      }
       return dst;
     });
 
@@ -305,21 +303,14 @@ export class Generator {
         position_ids: { data: stepPos, dims: [b, 1] },
         attention_mask: { data: stepMask, dims: [b, p + 1] },
       };
-      const into: Record<string, HostTensor> = {};
-      names.forEach((name, k) => {
-        feeds[name.replace('present.', 'past.')] = { data: cache[k], dims: [b, kvh, p, headDim] };
-        if (buffers) {
-          // Write into the buffer that is not holding this step's past.
-          const target = buffers[k][cache[k].buffer === buffers[k][0].buffer ? 1 : 0];
-          into[name] = { data: target.subarray(0, b * rowStride * (p + 1)), dims: [b, kvh, p + 1, headDim] };
-        }
+      layers.forEach(({ layer, which }, k) => {
+        feeds[keyName('past', layer, which)] = { data: cache[k].subarray(0, p * posStride), dims: [p, b, kvh, headDim] };
       });
       clock = now();
-      const out = await this.graphs.step.run(feeds, into);
+      const out = await this.graphs.step.run(feeds);
       stats.stepSeconds += now() - clock;
       stats.steps++;
-      // ORT wrote the preallocated views in place (the binding also hands back a copy, unused).
-      cache = names.map((name) => (into[name] ? (into[name].data as Float32Array) : (out[name].data as Float32Array)));
+      layers.forEach(({ layer, which }, k) => cache[k].set(out[keyName('new', layer, which)].data as Float32Array, p * posStride));
       logits = out.logits.data as Float32Array;
     }
     return done as GeneratedSequence[];

@@ -3,9 +3,17 @@
  *
  * - prefill: the (left-padded) prompts [B, T] with their attention mask and position ids ->
  *   the logits at the last position [B, V] (the only ones sampling needs, so the vocabulary
- *   projection runs on one position per row) and every layer's keys/values [B, Hkv, T, Dh];
- * - step: one new token per row [B, 1], the cache [B, Hkv, P, Dh] per layer, the mask over the
- *   P + 1 keys and the new position ids -> logits [B, V] and the cache grown to P + 1.
+ *   projection runs on one position per row) and every layer's keys/values;
+ * - step: one new token per row [B, 1], the cache of P positions per layer, the mask over the
+ *   P + 1 keys and the new position ids -> logits [B, V] and the new position's keys/values.
+ *
+ * The cache crosses the graph boundary position-major, [P, B, Hkv, Dh] (the models use
+ * [B, Hkv, P, Dh] inside; the graphs transpose). That way the first P positions of one
+ * preallocated [maxP, B, Hkv, Dh] host buffer are a contiguous prefix, fed to ORT as a view
+ * without copying, and a step only returns the new position ([B, Hkv, 1, Dh], the same bytes as
+ * [1, B, Hkv, Dh]) for the host to append: nothing proportional to the cache leaves ORT, which
+ * matters because onnxruntime-node copies every output into a fresh JS array (even into
+ * preallocated outputs) and cannot keep a tensor on the device between runs.
  *
  * Weights are graph inputs, fed from the caller's Float32Arrays on every run (ORT reads them in
  * place), so one compiled pair serves any weights of the same shapes (a policy being trained, a
@@ -35,7 +43,8 @@ export interface DecodeGraphOptions {
 
 export const PAST_DIM = 'past';
 
-export function keyName(kind: 'past' | 'present', layer: number, which: 'key' | 'value'): string {
+/** Cache tensor names: prefill outputs `present.*`, the step reads `past.*` and outputs `new.*`. */
+export function keyName(kind: 'past' | 'present' | 'new', layer: number, which: 'key' | 'value'): string {
   return `${kind}.${layer}.${which}`;
 }
 
@@ -46,16 +55,14 @@ function declareWeights(g: Graph, inputs: readonly WeightInput[], transform: Par
   return params;
 }
 
-function outputsOf(model: CausalLM, params: Record<string, Tensor>, hidden: Tensor, present: KeyValue[]): Record<string, Tensor> {
+/** [B, H, P, Dh] <-> [P, B, H, Dh]. */
+const TO_POSITION_MAJOR = [2, 0, 1, 3];
+const FROM_POSITION_MAJOR = [1, 2, 0, 3];
+
+function lastLogits(model: CausalLM, params: Record<string, Tensor>, hidden: Tensor): Tensor {
   const [b, , d] = hidden.shape;
-  // Last position only: prefill's prompts are left-padded, so it is every row's last real token.
-  const last = op.reshape(op.slice(hidden, 1, -1), [b, d]);
-  const outputs: Record<string, Tensor> = { logits: model.logits(params, last) };
-  present.forEach((kv, i) => {
-    outputs[keyName('present', i, 'key')] = kv.key;
-    outputs[keyName('present', i, 'value')] = kv.value;
-  });
-  return outputs;
+  // Last position only: prompts are left-padded, so it is every row's last real token.
+  return model.logits(params, op.reshape(op.slice(hidden, 1, -1), [b, d]));
 }
 
 /** Graph for the prompts: no past, mask and position ids over the prompt only. */
@@ -66,7 +73,12 @@ export function buildPrefillGraph(model: CausalLM, options: DecodeGraphOptions =
   const attentionMask = g.input('attention_mask', 'float32', ['batch', 'seq']);
   const positionIds = g.input('position_ids', 'int64', ['batch', 'seq']);
   const { hidden, present } = model.forward(params, { inputIds, attentionMask, positionIds });
-  return outputsOf(model, params, hidden, present);
+  const outputs: Record<string, Tensor> = { logits: lastLogits(model, params, hidden) };
+  present.forEach((kv, i) => {
+    outputs[keyName('present', i, 'key')] = op.transpose(kv.key, TO_POSITION_MAJOR);
+    outputs[keyName('present', i, 'value')] = op.transpose(kv.value, TO_POSITION_MAJOR);
+  });
+  return outputs;
 }
 
 /** Graph for one new token per row on top of a cache of `past` positions. */
@@ -76,17 +88,21 @@ export function buildStepGraph(model: CausalLM, options: DecodeGraphOptions = {}
   const { numLayers, numKeyValueHeads, headDim } = model.config;
   const inputIds = g.input('input_ids', 'int64', ['batch', 1]);
   const past: KeyValue[] = [];
+  const cacheInput = (name: string): Tensor =>
+    op.transpose(g.input(name, 'float32', [PAST_DIM, 'batch', numKeyValueHeads, headDim]), FROM_POSITION_MAJOR);
   for (let i = 0; i < numLayers; i++) {
-    past.push({
-      key: g.input(keyName('past', i, 'key'), 'float32', ['batch', numKeyValueHeads, PAST_DIM, headDim]),
-      value: g.input(keyName('past', i, 'value'), 'float32', ['batch', numKeyValueHeads, PAST_DIM, headDim]),
-    });
+    past.push({ key: cacheInput(keyName('past', i, 'key')), value: cacheInput(keyName('past', i, 'value')) });
   }
   // The key axis after the cache append is named as Concat names it.
   const attentionMask = g.input('attention_mask', 'float32', ['batch', addDims(PAST_DIM, 1)]);
   const positionIds = g.input('position_ids', 'int64', ['batch', 1]);
   const { hidden, present } = model.forward(params, { inputIds, attentionMask, positionIds, past });
-  return outputsOf(model, params, hidden, present);
+  const outputs: Record<string, Tensor> = { logits: lastLogits(model, params, hidden) };
+  present.forEach((kv, i) => {
+    outputs[keyName('new', i, 'key')] = op.slice(kv.key, 2, -1);
+    outputs[keyName('new', i, 'value')] = op.slice(kv.value, 2, -1);
+  });
+  return outputs;
 }
 
 /** The prefill and step graphs of one model, compiled once. */

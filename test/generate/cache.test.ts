@@ -30,15 +30,14 @@ describe('KV-cache greedy decoding', () => {
       const gen = await Generator.create(model, { runtime: { threads: 1 } });
       const batched = await gen.generateIds(weights, prompts, { maxNewTokens: MAX_NEW, batchSize: 4 });
       const alone = await gen.generateIds(weights, prompts, { maxNewTokens: MAX_NEW, batchSize: 1 });
-      const unpreallocated = await Generator.create(model, { runtime: { threads: 1 }, preallocate: false });
-      const fresh = await unpreallocated.generateIds(weights, prompts, { maxNewTokens: MAX_NEW, batchSize: 3 });
+      // Two samples per prompt: each prompt is prefilled once and its cache copied to both rows.
+      const twice = await gen.generateIds(weights, prompts, { maxNewTokens: MAX_NEW, batchSize: 3, numSamples: 2 });
       await gen.release();
-      await unpreallocated.release();
 
       const ids = (r: typeof batched): number[][] => r.sequences.map((s) => s[0].tokenIds);
       expect(ids(alone)).toEqual(expected);
       expect(ids(batched)).toEqual(expected);
-      expect(ids(fresh)).toEqual(expected);
+      expect(twice.sequences.map((s) => s.map((x) => x.tokenIds))).toEqual(expected.map((e) => [e, e]));
       expect(batched.sequences.every((s) => s[0].finishReason === 'length')).toBe(true);
       expect(batched.stats.tokens).toBe(MAX_NEW * prompts.length);
       expect(batched.stats.steps).toBe(MAX_NEW - 1);
