@@ -20,7 +20,7 @@ export function parseNumber(flag: string, value: string): number {
 }
 
 export function parseInteger(flag: string, value: string): number {
-  const n = parseNumber(flag, value);
+  const n = NUMBER.test(value.trim()) ? Number(value.trim()) : NaN;
   if (!Number.isInteger(n)) throw new DpoError(`${flag}: expected an integer, got '${value}'`);
   return n;
 }
@@ -180,7 +180,8 @@ export function validateConfig<S extends z.ZodType>(
 ): z.output<S> {
   const r = schema.safeParse(merged);
   if (r.success) return r.data;
-  const issue = r.error.issues[0];
+  // An unknown key (a typo) first: it usually explains the other problems.
+  const issue = r.error.issues.find((i) => i.code === 'unrecognized_keys') ?? r.error.issues[0];
   const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problems)` : '';
   const path = issue.path.map(String);
   const flagFor = (p: string[]): string => {

@@ -1,7 +1,6 @@
 /** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer. */
 import type { Command } from 'commander';
 import { DPOConfigSchema, parseDpoConfig, type DPOConfig } from '../train/config.js';
-import { DPOTrainer } from '../train/dpo-trainer.js';
 import { printJson, type CliContext } from './context.js';
 import { LIST_KEYS, TRAIN_OPTIONS } from './dpo-options.js';
 import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags } from './options.js';
@@ -61,6 +60,8 @@ export function register(program: Command, ctx: CliContext): void {
         printJson(ctx, config);
         return;
       }
+      // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
+      const { DPOTrainer } = await import('../train/dpo-trainer.js');
       const trainer = new DPOTrainer(config, { progress: ctx.progress() });
       const r = await trainer.train();
       printJson(ctx, { output: r.output, steps: r.steps, interrupted: r.interrupted, metrics: r.metrics, ...(r.evalMetrics ? { eval_metrics: r.evalMetrics } : {}) });

@@ -97,3 +97,44 @@ export function formatZodError(error: z.ZodError, source: string): string {
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : '';
   return `${source}: '${key}': ${issue.message}${more}`;
 }
+
+/** The options of {@link evaluateDpo}: the data and loss keys of DPOConfig, plus `model`. */
+export const EvalConfigSchema = DPOConfigSchema.pick({
+  data: true,
+  refModel: true,
+  format: true,
+  batchSize: true,
+  maxLength: true,
+  maxPromptLength: true,
+  maxCompletionLength: true,
+  truncationMode: true,
+  onBadRow: true,
+  threads: true,
+  device: true,
+  beta: true,
+  lossType: true,
+  lossWeights: true,
+  labelSmoothing: true,
+  referenceFree: true,
+})
+  .extend({
+    /** The policy: a local Hugging Face folder or a hub id. */
+    model: z.string().min(1),
+    /** Return per-example results (in input order). */
+    perExample: z.boolean().default(false),
+  })
+  .strict();
+
+export type EvalConfigInput = z.input<typeof EvalConfigSchema>;
+export type EvalConfig = z.output<typeof EvalConfigSchema>;
+
+export function parseEvalConfig(input: unknown, source = 'eval'): EvalConfig {
+  const r = EvalConfigSchema.safeParse(input);
+  if (!r.success) throw new DpoError(formatZodError(r.error, source));
+  const c = r.data;
+  if (c.lossWeights && c.lossWeights.length !== c.lossType.length) {
+    throw new DpoError(`${source}: lossWeights has ${c.lossWeights.length} values for ${c.lossType.length} loss types`);
+  }
+  if (c.referenceFree && c.refModel) throw new DpoError(`${source}: referenceFree and refModel exclude each other`);
+  return c;
+}

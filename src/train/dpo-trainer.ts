@@ -24,7 +24,7 @@ import { saveLoraAdapter } from '../models/lora.js';
 import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
 import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from './checkpoint.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
-import { checkLossTypesForCompletions, describeData, evaluateRows } from './evaluate.js';
+import { checkLossTypesForCompletions, evaluateRows, reportPreparedData } from './evaluate.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { appendMetrics, MetricsAccumulator } from './metrics.js';
 import { buildPolicy, type Policy } from './policy.js';
@@ -102,6 +102,7 @@ export class DPOTrainer {
 
     const train = await this.prepare(c.data, tokenizer, 'train');
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
     await mkdir(c.output, { recursive: true });
 
     // Reference log-probs.
@@ -109,7 +110,6 @@ export class DPOTrainer {
 
     // The compiled step.
     const K = train.rows[0].completionIds.length;
-    checkLossTypesForCompletions(c.lossType, K);
     const lossOptions = this.lossOptions();
     const step = await TrainStep.create(
       policy.specs,
@@ -258,7 +258,7 @@ export class DPOTrainer {
       maxCompletionLength: c.maxCompletionLength,
       truncationMode: c.truncationMode,
     });
-    this.progress.log(describeData(split, data.stats, c.maxLength));
+    reportPreparedData(this.progress, split, data, c.maxLength);
     if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
     return { rows: data.rows };
   }

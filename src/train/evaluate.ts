@@ -3,62 +3,23 @@
  * optionally per-example log-probs, implicit rewards and losses. `evaluateDpo` is what
  * `dpo eval` runs; `evaluateRows` is shared with DPOTrainer's evaluation during training.
  */
-import { z } from 'zod';
 import type { PreferenceBatch } from '../data/collate.js';
 import { collatePreferences } from '../data/collate.js';
 import { preparePreferenceData } from '../data/prepare.js';
 import type { TokenizeStats, TokenizedPreference } from '../data/tokenize.js';
-import type { PreferenceFormat } from '../data/types.js';
+import type { BadRow, PreferenceFormat } from '../data/types.js';
+import { BAD_ROW_LIST_CAP, formatBadRow } from '../data/bad-rows.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
-import { DPOConfigSchema, formatZodError } from './config.js';
+import { parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { compileRowLoss } from './row-loss.js';
 import { Scorer, type BatchScores } from './scoring.js';
 
-/** The options of {@link evaluateDpo}: the data and loss keys of DPOConfig, plus `model`. */
-export const EvalConfigSchema = DPOConfigSchema.pick({
-  data: true,
-  refModel: true,
-  format: true,
-  batchSize: true,
-  maxLength: true,
-  maxPromptLength: true,
-  maxCompletionLength: true,
-  truncationMode: true,
-  onBadRow: true,
-  threads: true,
-  device: true,
-  beta: true,
-  lossType: true,
-  lossWeights: true,
-  labelSmoothing: true,
-  referenceFree: true,
-})
-  .extend({
-    /** The policy: a local Hugging Face folder or a hub id. */
-    model: z.string().min(1),
-    /** Return per-example results (in input order). */
-    perExample: z.boolean().default(false),
-  })
-  .strict();
-
-export type EvalConfigInput = z.input<typeof EvalConfigSchema>;
-export type EvalConfig = z.output<typeof EvalConfigSchema>;
-
-export function parseEvalConfig(input: unknown, source = 'eval'): EvalConfig {
-  const r = EvalConfigSchema.safeParse(input);
-  if (!r.success) throw new DpoError(formatZodError(r.error, source));
-  const c = r.data;
-  if (c.lossWeights && c.lossWeights.length !== c.lossType.length) {
-    throw new DpoError(`${source}: lossWeights has ${c.lossWeights.length} values for ${c.lossType.length} loss types`);
-  }
-  if (c.referenceFree && c.refModel) throw new DpoError(`${source}: referenceFree and refModel exclude each other`);
-  return c;
-}
+export { EvalConfigSchema, parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 
 /**
  * One row's results. For pairs every field is a number; for rankings (K > 2 completions, best
@@ -155,6 +116,13 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
   }
 }
 
+/** Logs {@link describeData}, then every skipped malformed row (up to a cap) as `file:line: reason`. */
+export function reportPreparedData(progress: ProgressReporter, label: string, data: { stats: TokenizeStats; badRows: readonly BadRow[] }, maxLength: number): void {
+  progress.log(describeData(label, data.stats, maxLength));
+  for (const row of data.badRows.slice(0, BAD_ROW_LIST_CAP)) progress.log(`  skipped ${formatBadRow(row)}`);
+  if (data.badRows.length > BAD_ROW_LIST_CAP) progress.log(`  and ${data.badRows.length - BAD_ROW_LIST_CAP} more skipped`);
+}
+
 /** One line about what data preparation kept, dropped and cut. */
 export function describeData(label: string, s: TokenizeStats, maxLength: number): string {
   const notes = [
@@ -205,7 +173,7 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
     maxCompletionLength: c.maxCompletionLength,
     truncationMode: c.truncationMode,
   });
-  progress.log(describeData('eval', data.stats, c.maxLength));
+  reportPreparedData(progress, 'eval', data, c.maxLength);
   if (data.rows.length === 0) throw new DpoError(`${c.data}: no usable rows`);
   const K = data.rows[0].completionIds.length;
   if (data.rows.some((r) => r.completionIds.length !== K)) {
