@@ -36,24 +36,33 @@ export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask:
   return op.and(op.reshape(causal, [1, 1, t, s]), keyOk);
 }
 
-/**
- * softmax(q k^T * scale, masked) v with grouped-query heads: query head h reads kv head
- * h / (H / Hkv), as transformers' repeat_kv. q [B, H, T, Dh], k/v [B, Hkv, S, Dh].
- */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: number): Tensor {
-  const heads = q.shape[1] as number;
-  const kvHeads = k.shape[1] as number;
-  const kk = repeatKv(k, heads / kvHeads);
-  const vv = repeatKv(v, heads / kvHeads);
-  const scores = op.mul(op.matmul(q, op.transposeLast2(kk)), scale);
-  const minValue = q.dtype === 'float64' ? -1.7976931348623157e308 : -3.4028234663852886e38;
-  const probs = op.softmax(op.where(mask, scores, minValue), -1);
-  return op.matmul(probs, vv);
+function lowest(dtype: string): number {
+  return dtype === 'float64' ? -1.7976931348623157e308 : -3.4028234663852886e38;
 }
 
-function repeatKv(x: Tensor, nRep: number): Tensor {
-  if (nRep === 1) return x;
-  const [b, h, s, d] = x.shape;
-  const expanded = op.expand(op.unsqueeze(x, 2), [b, h, nRep, s, d]);
-  return op.reshape(expanded, [b, (h as number) * nRep, s, d]);
+/**
+ * softmax(q k^T * scale, masked) v with grouped-query heads: query head h reads kv head
+ * h / (H / Hkv), as transformers' repeat_kv. q [B, H, T, Dh], k/v [B, Hkv, S, Dh], `mask` the
+ * bool [B or 1, 1, T, S] of attentionMask (built once per forward, shared by the layers).
+ *
+ * The scale is applied to q ([.., T, Dh]) rather than to the scores ([.., T, S]). Grouped heads
+ * are not materialised (no repeat_kv copy): q is viewed as [B, Hkv, H/Hkv, T, Dh] and the
+ * matmuls broadcast k and v over the group axis.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: number): Tensor {
+  const [b, heads, t, d] = q.shape as [Dim, number, Dim, number];
+  const kvHeads = k.shape[1] as number;
+  const nRep = heads / kvHeads;
+  const grouped = nRep !== 1;
+  const qs = op.mul(q, scale);
+  const qq = grouped ? op.reshape(qs, [b, kvHeads, nRep, t, d]) : qs;
+  const kk = grouped ? op.unsqueeze(k, 2) : k;
+  const vv = grouped ? op.unsqueeze(v, 2) : v;
+  const m = grouped ? op.unsqueeze(mask, 1) : mask;
+  const scores = op.matmul(qq, op.transposeLast2(kk));
+  // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
+  // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
+  const masked = op.where(m, scores, lowest(q.dtype));
+  const out = op.matmul(op.softmax(masked, -1), vv);
+  return grouped ? op.reshape(out, [b, heads, t, d]) : out;
 }
