@@ -15,7 +15,7 @@ import { grad } from '../src/engine/autodiff.js';
 import { Graph, type Tensor } from '../src/engine/graph.js';
 import * as op from '../src/engine/ops.js';
 import { buildOptimizer, stepScalars, type OptimizerConfig } from '../src/engine/optim.js';
-import { CompiledGraph, type HostTensor } from '../src/engine/runtime.js';
+import { CompiledGraph, DEFAULT_OUTPUT_CHUNK_ELEMENTS, type HostTensor } from '../src/engine/runtime.js';
 import { TrainStep } from '../src/engine/train-step.js';
 
 function median(xs: number[]): number {
@@ -50,6 +50,8 @@ export async function main(args: string[]): Promise<void> {
   const n = Number(flag(args, 'n') ?? 20_000_000);
   const runs = Math.max(5, Number(flag(args, 'runs') ?? 10));
   const threads = Number(flag(args, 'threads') ?? 2);
+  const chunkFlag = flag(args, 'chunk');
+  const rt = { threads, ...(chunkFlag !== undefined ? { outputChunkElements: Number(chunkFlag) } : {}) };
   const x: HostTensor = { data: Float32Array.from({ length: 16 }, (_, i) => i / 16), dims: [16] };
   const configs: [string, OptimizerConfig][] = [
     ['sgd', { name: 'sgd' }],
@@ -60,7 +62,7 @@ export async function main(args: string[]): Promise<void> {
       [{ name: 'p', shape: [n], data: new Float32Array(n).fill(0.5) }],
       (g, params) => ({ loss: tinyLoss(g, params.p) }),
       cfg,
-      { threads },
+      rt,
     );
     const stepMs = await timeRuns(() => step.step({ x }, 1e-3), 2, runs);
     const slots = cfg.name === 'adamw' ? 2 : 0;
@@ -74,7 +76,7 @@ export async function main(args: string[]): Promise<void> {
     const opt = buildOptimizer(g, [p], [gp], cfg);
     const outs: Record<string, Tensor> = { loss, s_p: op.sum(opt.newParams[0]) };
     for (const [k, t] of Object.entries(opt.newState[0])) outs[`s_${k}`] = op.sum(t);
-    const floor = await CompiledGraph.compile(outs, { threads });
+    const floor = await CompiledGraph.compile(outs, rt);
     const scal = stepScalars(cfg, 1e-3, 1);
     const feeds: Record<string, HostTensor> = { x, p: { data: new Float32Array(n).fill(0.5), dims: [n] } };
     for (const [k, v] of Object.entries(scal)) feeds[k] = { data: Float32Array.of(v), dims: [] };
@@ -92,6 +94,7 @@ export async function main(args: string[]): Promise<void> {
         optimizer: label,
         n,
         threads,
+        output_chunk: rt.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS,
         outputs_floats: n * (1 + slots),
         train_step_ms: Number(stepMs.toFixed(2)),
         compute_floor_ms: Number(floorMs.toFixed(2)),

@@ -3,7 +3,9 @@
  * dynamic, so one compiled step serves every batch and sequence length.
  */
 import * as ort from 'onnxruntime-node';
-import { dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
+import { allocate, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
+import * as op from './ops.js';
+import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
 
@@ -19,6 +21,31 @@ export interface RuntimeOptions {
   optimizedModelPath?: string;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
+  /**
+   * Outputs with a static shape and more elements than this come out of ONNX Runtime in chunks
+   * of at most this many elements, written into views of one host array (the caller's `into`
+   * buffer, or one fresh array), so callers still see one array per output. Why: onnxruntime-node
+   * 1.30 hands every output back as a copy in a freshly allocated ArrayBuffer, even a
+   * preallocated one; a fresh buffer above glibc's mmap threshold (32 MiB at most) is new pages
+   * on every run, and page faults then cost more than the copy (measured: 80 MB output 1.3-1.5 s
+   * per run as one piece vs ~0.1 s in 1 MiB chunks on the 2-core VM under load; see
+   * bench/trainstep.ts). Default 262144 (1 MiB of float32); 0 disables.
+   */
+  outputChunkElements?: number;
+}
+
+/** Default for RuntimeOptions.outputChunkElements. */
+export const DEFAULT_OUTPUT_CHUNK_ELEMENTS = 1 << 18;
+
+interface ChunkedOutput {
+  dtype: DType;
+  dims: readonly number[];
+  size: number;
+  chunks: { name: string; offset: number; size: number }[];
+}
+
+function view(a: AnyTypedArray, start: number, end: number): AnyTypedArray {
+  return (a as Float32Array).subarray(start, end) as AnyTypedArray;
 }
 
 /** A host array with its shape: what goes into and comes out of a compiled graph. */
@@ -45,10 +72,31 @@ export class CompiledGraph {
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
     private readonly inputTypes: ReadonlyMap<string, Tensor>,
+    private readonly chunked: ReadonlyMap<string, ChunkedOutput>,
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}): Promise<CompiledGraph> {
-    const bytes = toOnnxBytes(outputs);
+    const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
+    const exported: Record<string, Tensor> = {};
+    const chunked = new Map<string, ChunkedOutput>();
+    for (const [name, t] of Object.entries(outputs)) {
+      const n = staticSize(t.shape);
+      if (!(chunkMax > 0 && n !== undefined && n > chunkMax)) {
+        exported[name] = t;
+        continue;
+      }
+      const sizes: number[] = [];
+      for (let off = 0; off < n; off += chunkMax) sizes.push(Math.min(chunkMax, n - off));
+      const parts = op.split(op.reshape(t, [n]), 0, sizes);
+      const chunks = parts.map((part, j) => {
+        const chunkName = `${name}__chunk${j}`;
+        if (chunkName in outputs) throw new Error(`compile: output name '${chunkName}' is reserved for chunks of '${name}'`);
+        exported[chunkName] = part;
+        return { name: chunkName, offset: j * chunkMax, size: sizes[j] };
+      });
+      chunked.set(name, { dtype: t.dtype, dims: t.shape as readonly number[], size: n, chunks });
+    }
+    const bytes = toOnnxBytes(exported);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.optimizationLevel ?? 'all',
       executionProviders: [options.executionProvider ?? 'cpu'],
@@ -71,7 +119,7 @@ export class CompiledGraph {
       throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
     }
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
-    return new CompiledGraph(session, session.inputNames, session.outputNames, inputs);
+    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked);
   }
 
   /**
@@ -103,10 +151,28 @@ export class CompiledGraph {
       ortFeeds[name] = toOrt(f);
     }
     const fetches: Record<string, ort.Tensor | null> = {};
-    for (const name of this.outputNames) fetches[name] = into[name] ? toOrt(into[name]) : null;
+    const targets = new Map<string, AnyTypedArray>();
+    for (const name of this.outputNames) {
+      const ch = this.chunked.get(name);
+      if (!ch) {
+        fetches[name] = into[name] ? toOrt(into[name]) : null;
+        continue;
+      }
+      const target = into[name]?.data ?? allocate(ch.dtype, ch.size);
+      if (target.length !== ch.size || dtypeOfArray(target) !== ch.dtype) {
+        throw new Error(`run: output buffer for '${name}' must be ${ch.dtype} with ${ch.size} elements, got ${dtypeOfArray(target)} with ${target.length}`);
+      }
+      targets.set(name, target);
+      for (const c of ch.chunks) fetches[c.name] = toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] });
+    }
     const result = await this.session.run(ortFeeds, fetches);
     const out: Record<string, HostTensor> = {};
     for (const name of this.outputNames) {
+      const target = targets.get(name);
+      if (target) {
+        out[name] = { data: target, dims: this.chunked.get(name)?.dims as readonly number[] };
+        continue;
+      }
       const r = result[name];
       // A preallocated output was written in place; onnxruntime-node 1.30 also hands back a copy
       // of it (see train-step.ts), which is dropped here so that callers see their own buffer.

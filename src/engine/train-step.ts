@@ -12,6 +12,24 @@
  * the element-wise ops that compute their new values (same index in, same index out), and the
  * gradient graph never outputs a parameter. Memory: parameters + gradient accumulators +
  * optimizer state, as in PyTorch.
+ *
+ * What a step costs beyond its compute (verified on onnxruntime-node 1.30, linux-x64; see
+ * test/engine/runtime.test.ts and `npm run bench -- trainstep`):
+ *  - feeds are zero-copy: the binding wraps each Float32Array's memory in an OrtValue (a graph
+ *    reading 16 values of a 20M-float input runs in ~0.1 ms);
+ *  - preallocated outputs are written in place (the buffer's contents change, and ORT computes
+ *    straight into it), BUT the 1.30 binding then also copies every output into a freshly
+ *    allocated ArrayBuffer and returns that copy (writing into the returned array does not
+ *    touch ours). There is no way to decline it, so every step pays, per output byte, one
+ *    allocation + memcpy + later GC: here grads (gradient graph) + params + optimizer state
+ *    (apply graph). CompiledGraph drops the copies and returns the caller's buffers.
+ *  - fresh buffers above glibc's mmap threshold are new pages each time, and page faults on the
+ *    2-core VM cost far more than the copy; CompiledGraph therefore fetches large static outputs
+ *    in 1 MiB chunks (RuntimeOptions.outputChunkElements), which mostly reuses heap memory.
+ *    Measured for one 20M-float parameter on a tiny graph (2 threads, machine under load, so
+ *    ±50%): SGD 1.5-2.7 s/step unchunked vs 0.6-0.8 s chunked, compute floor 0.04-0.11 s; AdamW
+ *    4.8-5.6 s vs 1.1-2.6 s, floor 0.3-0.6 s. Upstream onnxruntime's newer binding wraps outputs
+ *    in external ArrayBuffers without a copy; upgrading removes most of this overhead.
  */
 import { grad } from './autodiff.js';
 import { Graph, type Tensor } from './graph.js';

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Graph, Tensor } from '../../src/engine/graph.js';
 import * as op from '../../src/engine/ops.js';
 import type { OptimizerConfig } from '../../src/engine/optim.js';
+import type { RuntimeOptions } from '../../src/engine/runtime.js';
 import { TrainStep, type ParamSpec } from '../../src/engine/train-step.js';
 
 function lcg(seed: number): () => number {
@@ -135,8 +136,13 @@ function reference(cfg: OptimizerConfig, prob: Problem, frozen: string[] = [], s
   return out;
 }
 
-async function engineRun(cfg: OptimizerConfig, prob: Problem, frozen: string[] = []): Promise<RefResult & { step: TrainStep }> {
-  const step = await TrainStep.create(specsOf(prob.p0, frozen), buildLoss, cfg, { threads: 1 });
+async function engineRun(
+  cfg: OptimizerConfig,
+  prob: Problem,
+  frozen: string[] = [],
+  runtime: RuntimeOptions = { threads: 1 },
+): Promise<RefResult & { step: TrainStep }> {
+  const step = await TrainStep.create(specsOf(prob.p0, frozen), buildLoss, cfg, runtime);
   const out: RefResult = { params: [], gradNorms: [] };
   for (let t = 0; t < LRS.length; t++) {
     const r = await step.step(feedsOf(prob.cs[t]), LRS[t]);
@@ -189,6 +195,17 @@ describe('optimizers agree with torch.optim references over 5 steps (float32, re
     got.gradNorms.forEach((n, t) => expect(Math.abs(n - ref.gradNorms[t]) / ref.gradNorms[t]).toBeLessThan(1e-6));
     // Every parameter moved.
     for (const [k, v] of Object.entries(got.params[LRS.length - 1])) expect(v).not.toEqual(Array.from(prob.p0[k]));
+  });
+});
+
+describe('optimizer outputs in chunks', () => {
+  it('AdamW with every state output split into chunks of 5 elements matches the reference', async () => {
+    const prob = makeProblem(23, 2);
+    const cfg: OptimizerConfig = { name: 'adamw', weightDecay: 0.1, maxGradNorm: 1 };
+    const ref = reference(cfg, prob);
+    const got = await engineRun(cfg, prob, [], { threads: 2, outputChunkElements: 5 });
+    await got.step.release();
+    expect(maxRelError(got.params, ref.params)).toBeLessThan(1e-6);
   });
 });
 
