@@ -164,8 +164,46 @@ export class Sampler {
   }
 }
 
-/** The k-th largest of `values` (k >= 1), using `scratch` (same length) for a copy. */
+/** The k-th largest of `values` (k >= 1), using `scratch` (same length) as work space. */
 function kthLargest(values: Float64Array, k: number, scratch: Float64Array): number {
+  return k <= 1024 ? kthLargestHeap(values, k, scratch) : kthLargestSelect(values, k, scratch);
+}
+
+/**
+ * One pass with a min-heap of the k largest so far (in `heap[0..k)`): after the first few
+ * hundred values almost every value is below the heap's minimum and costs one comparison.
+ */
+function kthLargestHeap(values: Float64Array, k: number, heap: Float64Array): number {
+  const n = values.length;
+  for (let i = 0; i < k; i++) heap[i] = values[i];
+  for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(heap, i, k);
+  for (let i = k; i < n; i++) {
+    const v = values[i];
+    if (v > heap[0]) {
+      heap[0] = v;
+      siftDown(heap, 0, k);
+    }
+  }
+  return heap[0];
+}
+
+function siftDown(heap: Float64Array, at: number, size: number): void {
+  let i = at;
+  const v = heap[i];
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) break;
+    const r = l + 1;
+    const c = r < size && heap[r] < heap[l] ? r : l;
+    if (heap[c] >= v) break;
+    heap[i] = heap[c];
+    i = c;
+  }
+  heap[i] = v;
+}
+
+/** Quickselect for large k. */
+function kthLargestSelect(values: Float64Array, k: number, scratch: Float64Array): number {
   scratch.set(values);
   // Quickselect for the (n-k)-th smallest.
   const n = values.length;

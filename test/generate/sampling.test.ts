@@ -170,3 +170,17 @@ describe('Generator sampling and stopping', () => {
     await expect(gen.generateIds(weights, [[1, 2]], { maxNewTokens: 64 })).rejects.toThrow(/n_positions/);
   });
 });
+
+describe('top-k threshold', () => {
+  it('finds the k-th largest with the heap (small k) and quickselect (large k), ties included', () => {
+    const r = new Rng(11);
+    const v = 3000;
+    const logits = Float32Array.from({ length: v }, () => Math.round((r.nextFloat() - 0.5) * 40) / 4); // many ties
+    const sorted = Array.from(logits).sort((a, b) => b - a);
+    for (const k of [1, 2, 7, 50, 1024, 1025, 2999]) {
+      const probs = new Sampler(v, { doSample: true, temperature: 1, topK: k, topP: 1 }).warpedProbs(logits);
+      const kept = Array.from(logits).filter((x) => x >= sorted[k - 1]).length;
+      expect(probs.filter((p) => p > 0).length, `k=${k}`).toBe(kept);
+    }
+  });
+});
