@@ -1,7 +1,8 @@
 /**
  * Engine benchmarks: a plain GEMM through our runtime, and a GPT-2-sized MLP block forward +
  * backward built with the engine. `npm run bench -- engine [--threads 2,1] [--runs 10]
- * [--profile DIR]`. One JSON object per line.
+ * [--chunk N (RuntimeOptions.outputChunkElements)] [--profile DIR]`. One JSON object per line.
+ * The gemm and MLP runs are interleaved so that both see the same machine load.
  */
 import { grad } from '../src/engine/autodiff.js';
 import { Graph, type Tensor } from '../src/engine/graph.js';
@@ -106,10 +107,13 @@ export async function main(args: string[]): Promise<void> {
   const threadList = (flag(args, 'threads') ?? '2,1').split(',').map(Number);
   const runs = Math.max(10, Number(flag(args, 'runs') ?? 10));
   const profileDir = flag(args, 'profile');
+  const chunk = flag(args, 'chunk');
   const [T, d, hidden] = [512, 768, 3072];
   for (const threads of threadList) {
-    const rt = (kind: string): RuntimeOptions =>
-      profileDir ? { profilePrefix: `${profileDir}/${kind}_t${threads}`, optimizedModelPath: `${profileDir}/${kind}_t${threads}.opt.onnx` } : {};
+    const rt = (kind: string): RuntimeOptions => ({
+      ...(chunk !== undefined ? { outputChunkElements: Number(chunk) } : {}),
+      ...(profileDir ? { profilePrefix: `${profileDir}/${kind}_t${threads}`, optimizedModelPath: `${profileDir}/${kind}_t${threads}.opt.onnx` } : {}),
+    });
     const gemm = await prepareGemm(T, d, hidden, threads, rt('gemm'));
     const mlp = await prepareMlp(T, d, hidden, threads, rt('mlp'));
     const [gemmMs, mlpMs] = await timeInterleaved([gemm, mlp], 3, runs);

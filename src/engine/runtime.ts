@@ -22,20 +22,27 @@ export interface RuntimeOptions {
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
   /**
-   * Outputs with a static shape and more elements than this come out of ONNX Runtime in chunks
-   * of at most this many elements, written into views of one host array (the caller's `into`
-   * buffer, or one fresh array), so callers still see one array per output. Why: onnxruntime-node
-   * 1.30 hands every output back as a copy in a freshly allocated ArrayBuffer, even a
-   * preallocated one; a fresh buffer above glibc's mmap threshold (32 MiB at most) is new pages
-   * on every run, and page faults then cost more than the copy (measured: 80 MB output 1.3-1.5 s
-   * per run as one piece vs ~0.1 s in 1 MiB chunks on the 2-core VM under load; see
-   * bench/trainstep.ts). Default 262144 (1 MiB of float32); 0 disables.
+   * Outputs with a static shape of at least `outputChunkMinBytes` come out of ONNX Runtime in
+   * chunks of at most this many elements, written into views of one host array (the caller's
+   * `into` buffer, or one fresh array), so callers still see one array per output. Why:
+   * onnxruntime-node 1.30 hands every output back as a copy in a freshly allocated ArrayBuffer,
+   * even a preallocated one; a fresh buffer above glibc's largest mmap threshold (32 MiB) is new
+   * pages on every run, and the page faults then cost far more than the copy (measured on the
+   * 2-core VM under load: one 80 MB output 1.3-1.5 s per run as one piece, ~0.1 s in 1 MiB
+   * chunks; see bench/trainstep.ts). Chunks cost one extra copy inside ORT (a Split), which is
+   * why smaller outputs are left whole. Default 262144 (1 MiB of float32); 0 disables.
    */
   outputChunkElements?: number;
+  /** Smallest output (bytes) that is fetched in chunks; default 32 MiB. */
+  outputChunkMinBytes?: number;
 }
 
 /** Default for RuntimeOptions.outputChunkElements. */
 export const DEFAULT_OUTPUT_CHUNK_ELEMENTS = 1 << 18;
+/** Default for RuntimeOptions.outputChunkMinBytes: glibc's largest mmap threshold. */
+export const DEFAULT_OUTPUT_CHUNK_MIN_BYTES = 32 << 20;
+
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
 
 interface ChunkedOutput {
   dtype: DType;
@@ -77,11 +84,12 @@ export class CompiledGraph {
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}): Promise<CompiledGraph> {
     const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
+    const chunkMinBytes = options.outputChunkMinBytes ?? DEFAULT_OUTPUT_CHUNK_MIN_BYTES;
     const exported: Record<string, Tensor> = {};
     const chunked = new Map<string, ChunkedOutput>();
     for (const [name, t] of Object.entries(outputs)) {
       const n = staticSize(t.shape);
-      if (!(chunkMax > 0 && n !== undefined && n > chunkMax)) {
+      if (!(chunkMax > 0 && n !== undefined && n > chunkMax && n * BYTES[t.dtype] >= chunkMinBytes)) {
         exported[name] = t;
         continue;
       }

@@ -24,8 +24,9 @@
  *    allocation + memcpy + later GC: here grads (gradient graph) + params + optimizer state
  *    (apply graph). CompiledGraph drops the copies and returns the caller's buffers.
  *  - fresh buffers above glibc's mmap threshold are new pages each time, and page faults on the
- *    2-core VM cost far more than the copy; CompiledGraph therefore fetches large static outputs
- *    in 1 MiB chunks (RuntimeOptions.outputChunkElements), which mostly reuses heap memory.
+ *    2-core VM cost far more than the copy; CompiledGraph therefore fetches static outputs of
+ *    32 MiB or more in 1 MiB chunks (RuntimeOptions.outputChunkElements), which mostly reuses
+ *    heap memory.
  *    Measured for one 20M-float parameter on a tiny graph (2 threads, machine under load, so
  *    ±50%): SGD 1.5-2.7 s/step unchunked vs 0.6-0.8 s chunked, compute floor 0.04-0.11 s; AdamW
  *    4.8-5.6 s vs 1.1-2.6 s, floor 0.3-0.6 s. Upstream onnxruntime's newer binding wraps outputs

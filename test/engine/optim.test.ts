@@ -203,7 +203,7 @@ describe('optimizer outputs in chunks', () => {
     const prob = makeProblem(23, 2);
     const cfg: OptimizerConfig = { name: 'adamw', weightDecay: 0.1, maxGradNorm: 1 };
     const ref = reference(cfg, prob);
-    const got = await engineRun(cfg, prob, [], { threads: 2, outputChunkElements: 5 });
+    const got = await engineRun(cfg, prob, [], { threads: 2, outputChunkElements: 5, outputChunkMinBytes: 0 });
     await got.step.release();
     expect(maxRelError(got.params, ref.params)).toBeLessThan(1e-6);
   });

@@ -44,7 +44,7 @@ describe('runtime buffers (onnxruntime-node 1.30)', () => {
     const x = g.input('x', 'float32', [10, 100]);
     const y = op.add(op.mul(x, 3), 1);
     const s = op.sum(x);
-    const chunked = await CompiledGraph.compile({ y, s }, { threads: 1, outputChunkElements: 64 });
+    const chunked = await CompiledGraph.compile({ y, s }, { threads: 1, outputChunkElements: 64, outputChunkMinBytes: 0 });
     const plain = await CompiledGraph.compile({ y, s }, { threads: 1, outputChunkElements: 0 });
     expect(chunked.outputNames).toEqual(['y', 's']);
     const feeds = { x: { data: ramp(n), dims: [10, 100] } };
@@ -69,7 +69,7 @@ describe('runtime buffers (onnxruntime-node 1.30)', () => {
     const g = new Graph();
     const p = g.input('p', 'float32', [n]);
     const gr = g.input('g', 'float32', [n]);
-    const c = await CompiledGraph.compile({ p_new: op.sub(p, op.mul(gr, 0.5)) }, { threads: 2, outputChunkElements: 32 });
+    const c = await CompiledGraph.compile({ p_new: op.sub(p, op.mul(gr, 0.5)) }, { threads: 2, outputChunkElements: 32, outputChunkMinBytes: 0 });
     const buf = ramp(n);
     const expected = Array.from(buf, (v) => Math.fround(v - 0.5));
     const pt = { data: buf, dims: [n] };
