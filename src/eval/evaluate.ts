@@ -1,0 +1,449 @@
+/**
+ * Policy evaluation as in the DPO paper: sample completions from the policy π for a set of
+ * prompts, then report
+ * - the mean reward of the samples under a reward model (normalised: raw − reward_offset) or a
+ *   built-in / custom scorer;
+ * - the sequence-level KL(π‖π_ref), estimated as the mean over samples of
+ *   log π(y|x) − log π_ref(y|x) (see kl.ts); the sampled token ids are scored exactly as drawn;
+ * - the win rate against baseline completions (another model's samples, or a file's), judged by
+ *   the reward (higher wins, equal = tie) or by an LLM judge asked in both orders (see judge.ts).
+ *
+ * Sampling defaults to pure ancestral sampling (temperature 1, no top-k, top-p 1) so the samples
+ * are draws from π and the KL estimate is unbiased; other settings are allowed and flagged.
+ */
+import type { OnBadRow } from '../data/types.js';
+import { collatePreferences } from '../data/collate.js';
+import { tokenizePreferences, type TokenizedPreference } from '../data/tokenize.js';
+import type { RuntimeOptions } from '../engine/runtime.js';
+import { DpoError } from '../errors.js';
+import { Generator } from '../generate/generator.js';
+import { loadPrompts, type PromptRow } from '../generate/prompts.js';
+import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
+import { loadPretrained } from '../models/pretrained.js';
+import { silentProgress, type ProgressReporter } from '../train/progress.js';
+import { defaultCacheDir } from '../train/reference.js';
+import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
+import { loadBaselineFile, matchBaselines } from './baseline.js';
+import { JudgeClient, judgePairs, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
+import { completionLogps, estimateKl, sampleStats, type SampleStats } from './kl.js';
+import { getScorer, type CompletionScorer } from './scorers.js';
+
+export interface JudgeOptions {
+  /** Base URL of an OpenAI-compatible API (…/v1) or the full …/chat/completions URL. */
+  url: string;
+  model: string;
+  /** Sent as a Bearer token when set. */
+  apiKey?: string;
+  /** Comparison prompt of the paper's Appendix C (default 'dialogue'). */
+  template?: JudgeTemplateName;
+  /** Requests in flight at once (default 4). */
+  concurrency?: number;
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface EvaluatePolicyOptions {
+  /** The policy π: a model folder or hub id. */
+  model: string;
+  /** π_ref for the KL estimate (omitted: no KL). */
+  refModel?: string;
+  /** Prompts file or folder (rows as `dpo generate` reads them). */
+  prompts: string;
+  /** A reward model (sequence-classification layout) for rewards and, without a judge, win rates. */
+  rewardModel?: string;
+  /** A registered scorer name ('sentiment', 'length', ...) or a function, instead of a reward model. */
+  scorer?: string | CompletionScorer;
+  /** A model whose samples are the baseline of the win rate. */
+  baseline?: string;
+  /** A file of baseline completions (see baseline.ts), instead of `baseline`. */
+  baselineFile?: string;
+  /** Judge win rates with an LLM instead of the reward. */
+  judge?: JudgeOptions;
+  /** Samples per prompt (default 1). */
+  numSamples?: number;
+  /** Default 1; 0 decodes greedily. */
+  temperature?: number;
+  /** Default 0 (off). */
+  topK?: number;
+  /** Default 1 (off). */
+  topP?: number;
+  /** Default: generation_config.json's max_new_tokens, else 64. */
+  maxNewTokens?: number;
+  /** Default 0. */
+  seed?: number;
+  /** Sequences per generation batch and per scoring batch (default 8). */
+  batchSize?: number;
+  /** Where the judge's verdict cache lives (default: DPO_TS_CACHE or ~/.cache/dpo-ts). */
+  cacheDir?: string;
+  onBadRow?: OnBadRow;
+  runtime?: RuntimeOptions;
+  progress?: ProgressReporter;
+  /** Include every sample in the report (`per_sample`). */
+  perSample?: boolean;
+  /** Notes (e.g. skipped rows, retries) as they happen. */
+  log?: (message: string) => void;
+}
+
+export interface RewardSummary extends SampleStats {
+  /** 'reward_model:<path>' or 'scorer:<name>'. */
+  source: string;
+}
+
+export interface KlSummary extends SampleStats {
+  policy_logps_mean: number;
+  ref_logps_mean: number;
+  /** Set when the samples were not plain draws from π (the estimate is then not unbiased). */
+  note?: string;
+}
+
+export interface WinRateSummary extends WinRateCounts {
+  /** 'reward_model:<path>', 'scorer:<name>' or 'llm:<judge model>'. */
+  judge: string;
+  /** 'model:<path>' or 'file:<path>'. */
+  baseline: string;
+  /** Mean reward of the baseline completions (reward judges). */
+  baseline_reward_mean?: number;
+  /** LLM judge: questions answered from the cache, questions sent, HTTP requests (retries included). */
+  cached?: number;
+  asked?: number;
+  http_requests?: number;
+  /** LLM judge: share of valid answers that picked position A (0.5 = no position bias). */
+  first_position_rate?: number | null;
+}
+
+export interface SampleRecord {
+  prompt: PromptRow['prompt'];
+  sample: number;
+  completion: string;
+  finish_reason: string;
+  tokens: number;
+  reward?: number;
+  logp?: number;
+  ref_logp?: number;
+  baseline?: string;
+  baseline_reward?: number;
+  outcome?: Outcome;
+}
+
+export interface EvaluationReport {
+  model: string;
+  ref_model?: string;
+  prompts_file: string;
+  prompts: number;
+  samples_per_prompt: number;
+  samples: number;
+  skipped_rows: number;
+  sampling: { temperature: number; top_k: number; top_p: number; max_new_tokens: number; seed: number };
+  completion_tokens_mean: number;
+  reward?: RewardSummary;
+  kl?: KlSummary;
+  win_rate?: WinRateSummary;
+  seconds: number;
+  per_sample?: SampleRecord[];
+}
+
+type RewardFn = (prompts: readonly string[], completions: readonly string[], label: string) => Promise<Float64Array>;
+
+function round(x: number, digits = 6): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(digits)) : x;
+}
+
+function stats(values: ArrayLike<number>): SampleStats {
+  const s = sampleStats(values);
+  return { mean: round(s.mean), std: round(s.std), stderr: round(s.stderr), min: round(s.min), max: round(s.max), n: s.n };
+}
+
+function checkInt(name: string, v: number | undefined, min: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new DpoError(`${name} must be an integer >= ${min}, got ${v}`);
+}
+
+function checkOptions(o: EvaluatePolicyOptions): void {
+  if (o.rewardModel && o.scorer) throw new DpoError('give a reward model or a scorer, not both');
+  if (o.baseline && o.baselineFile) throw new DpoError('give a baseline model or a baseline file, not both');
+  if ((o.baseline || o.baselineFile) && !o.rewardModel && !o.scorer && !o.judge) {
+    throw new DpoError('a win rate needs a judge: a reward model, a scorer or an LLM judge (--reward-model, --scorer or --judge-url)');
+  }
+  if (o.judge && !o.baseline && !o.baselineFile) throw new DpoError('an LLM judge compares against a baseline: give a baseline model or a baseline file');
+  checkInt('numSamples', o.numSamples, 1);
+  checkInt('maxNewTokens', o.maxNewTokens, 1);
+  checkInt('topK', o.topK, 0);
+  checkInt('seed', o.seed, 0);
+  checkInt('batchSize', o.batchSize, 1);
+  if (o.temperature !== undefined && !(Number.isFinite(o.temperature) && o.temperature >= 0)) throw new DpoError(`temperature must be a number >= 0, got ${o.temperature}`);
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new DpoError(`topP must be in (0, 1], got ${o.topP}`);
+}
+
+/** The judge's view of a prompt: the text, or a conversation as "role: content" lines. */
+function queryText(p: PromptRow): string {
+  return typeof p.prompt === 'string' ? p.prompt : p.prompt.map((m) => `${m.role}: ${m.content}`).join('\n');
+}
+
+/** Rewards of (prompt, completion) texts under a reward model, tokenized as `dpo reward score` does. */
+async function rewardModelFn(ref: string, o: EvaluatePolicyOptions, progress: ProgressReporter): Promise<{ fn: RewardFn; release(): Promise<void> }> {
+  const rm = await loadRewardModel(ref);
+  if (!rm.tokenizer) throw new DpoError(`${rm.dir}: no tokenizer.json; the reward model's tokenizer is needed to read the samples`);
+  const tokenizer = rm.tokenizer;
+  const scorer = await RewardScorer.create(rm.model, rewardParameterShapes(rm.model), o.runtime);
+  const bs = o.batchSize ?? 8;
+  const fn: RewardFn = async (prompts, completions, label) => {
+    const rows: TokenizedPreference[] = prompts.map((prompt, i) => {
+      const t = tokenizePreferences([{ prompt, completions: [completions[i]], origin: { file: label, line: i } }], tokenizer, { maxLength: rm.model.config.maxPositions });
+      if (t.rows.length === 0) throw new DpoError(`${label} ${i}: the prompt alone fills the reward model's ${rm.model.config.maxPositions} positions`);
+      return t.rows[0];
+    });
+    const out = new Float64Array(rows.length);
+    progress.start(`reward ${label}`, rows.length);
+    for (let s = 0; s < rows.length; s += bs) {
+      const raw = await scorer.score(collatePreferences(rows.slice(s, s + bs), { padTokenId: rm.padTokenId }), rm.weights, rm.padTokenId);
+      for (let i = 0; i < raw.length; i++) out[s + i] = raw[i] - rm.offset;
+      progress.update(Math.min(s + bs, rows.length));
+    }
+    progress.stop();
+    return out;
+  };
+  return { fn, release: () => scorer.release() };
+}
+
+function scorerFn(scorer: CompletionScorer): RewardFn {
+  return async (prompts, completions) => {
+    const out = new Float64Array(prompts.length);
+    for (let i = 0; i < prompts.length; i++) {
+      const v = await scorer(prompts[i], completions[i]);
+      if (typeof v !== 'number' || Number.isNaN(v)) throw new DpoError(`scorer returned ${String(v)} for sample ${i}; a scorer must return a number`);
+      out[i] = v;
+    }
+    return out;
+  };
+}
+
+interface Samples {
+  prompts: PromptRow[];
+  skipped: number;
+  result: TextGenerationResult;
+}
+
+/** Samples `numSamples` completions per prompt from a model. */
+async function sample(ref: string, o: EvaluatePolicyOptions, progress: ProgressReporter, label: string) {
+  const pre = await loadPretrained(ref);
+  if (!pre.tokenizer) throw new DpoError(`${pre.dir}: no tokenizer.json; sampling needs the model's tokenizer`);
+  const { prompts, skipped } = await loadPrompts(o.prompts, pre.tokenizer, { onBadRow: o.onBadRow });
+  for (const bad of skipped) o.log?.(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
+  if (prompts.length === 0) throw new DpoError(`${o.prompts}: no prompts to evaluate`);
+  const temperature = o.temperature ?? 1;
+  const sampling = resolveSampling({ maxNewTokens: o.maxNewTokens, generationConfig: pre.generationConfig });
+  const numSamples = o.numSamples ?? 1;
+  const generator = await Generator.create(pre.model, { runtime: o.runtime });
+  let result: TextGenerationResult;
+  try {
+    progress.start(`sample ${label}`, prompts.length * numSamples);
+    result = await generator.generateText(
+      pre.weights,
+      pre.tokenizer,
+      prompts.map((p) => p.text),
+      {
+        maxNewTokens: sampling.maxNewTokens,
+        doSample: temperature > 0,
+        temperature: temperature > 0 ? temperature : 1,
+        topK: o.topK ?? 0,
+        topP: o.topP ?? 1,
+        numSamples,
+        seed: o.seed ?? 0,
+        batchSize: o.batchSize ?? 8,
+        generationConfig: pre.generationConfig,
+        onProgress: (done, _total, s) => progress.update(done, { 'tok/s': s.tokensPerSecond }),
+      },
+    );
+  } finally {
+    progress.stop();
+    await generator.release();
+  }
+  const samples: Samples = { prompts, skipped: skipped.length, result };
+  return { pre, samples, maxNewTokens: sampling.maxNewTokens };
+}
+
+/**
+ * Samples from the policy and reports reward, KL(π‖π_ref) and win rate (see the module comment
+ * and {@link EvaluationReport}). Sections whose inputs are not given are left out.
+ */
+export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<EvaluationReport> {
+  checkOptions(o);
+  const started = performance.now();
+  const progress = o.progress ?? silentProgress;
+  const scorerEntry = typeof o.scorer === 'string' ? getScorer(o.scorer) : undefined;
+  const judgeClient = o.judge
+    ? new JudgeClient({
+        url: o.judge.url,
+        model: o.judge.model,
+        apiKey: o.judge.apiKey,
+        maxAttempts: o.judge.maxAttempts,
+        baseDelayMs: o.judge.baseDelayMs,
+        maxDelayMs: o.judge.maxDelayMs,
+        timeoutMs: o.judge.timeoutMs,
+        fetch: o.judge.fetch,
+        sleep: o.judge.sleep,
+        onRetry: ({ attempt, delayMs, reason }) => o.log?.(`judge: ${reason}; retry ${attempt} in ${(delayMs / 1000).toFixed(1)}s`),
+      })
+    : undefined;
+
+  // 1. Samples from π and their log-probs under π.
+  const { pre, samples, maxNewTokens } = await sample(o.model, o, progress, 'policy');
+  const { prompts, result } = samples;
+  const K = o.numSamples ?? 1;
+  const flat = prompts.flatMap((p, i) => result.completions[i].map((completion, k) => ({ p, i, k, completion, ids: result.tokenIds[i][k] })));
+  const sequences = flat.map((s) => ({ promptIds: result.promptTokenIds[s.i], completionIds: s.ids }));
+  let kl: KlSummary | undefined;
+  let policyLogps: Float64Array | undefined;
+  let refLogps: Float64Array | undefined;
+  if (o.refModel) {
+    const opts = { batchSize: o.batchSize, runtime: o.runtime };
+    progress.start('logp policy', sequences.length);
+    policyLogps = await completionLogps(pre.model, pre.weights, sequences, { ...opts, onProgress: (d) => progress.update(d) });
+    progress.stop();
+    const ref = await loadPretrained(o.refModel, { tokenizer: false });
+    progress.start('logp ref', sequences.length);
+    refLogps = await completionLogps(ref.model, ref.weights, sequences, { ...opts, onProgress: (d) => progress.update(d) });
+    progress.stop();
+    const est = estimateKl(policyLogps, refLogps);
+    const temperature = o.temperature ?? 1;
+    const pure = temperature === 1 && (o.topK ?? 0) === 0 && (o.topP ?? 1) === 1;
+    kl = {
+      ...stats(est.logRatios),
+      policy_logps_mean: round(est.policyLogpMean),
+      ref_logps_mean: round(est.refLogpMean),
+      ...(pure ? {} : { note: 'samples were not drawn from pi itself (temperature != 1, top-k or top-p): the mean log-ratio is not an unbiased KL estimate' }),
+    };
+  }
+
+  // 2. Rewards.
+  let rewardFn: RewardFn | undefined;
+  let releaseReward: (() => Promise<void>) | undefined;
+  let rewardSource: string | undefined;
+  if (o.rewardModel) {
+    const r = await rewardModelFn(o.rewardModel, o, progress);
+    rewardFn = r.fn;
+    releaseReward = r.release;
+    rewardSource = `reward_model:${o.rewardModel}`;
+  } else if (o.scorer) {
+    rewardFn = scorerFn(scorerEntry ? scorerEntry.score : (o.scorer as CompletionScorer));
+    rewardSource = `scorer:${scorerEntry ? scorerEntry.name : (o.scorer as CompletionScorer).name || 'custom'}`;
+  }
+  try {
+    const texts = flat.map((s) => s.p.text);
+    const completions = flat.map((s) => s.completion);
+    const rewards = rewardFn ? await rewardFn(texts, completions, 'policy') : undefined;
+
+    // 3. Baseline completions, paired with sample k of each prompt.
+    let baselineCompletions: string[] | undefined;
+    let baselineLabel = '';
+    if (o.baselineFile) {
+      const file = await loadBaselineFile(o.baselineFile, { onBadRow: o.onBadRow });
+      for (const bad of file.skipped) o.log?.(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
+      const matched = matchBaselines(file, prompts, o.baselineFile);
+      baselineCompletions = flat.map((s) => matched[s.i][s.k % matched[s.i].length]);
+      baselineLabel = `file:${o.baselineFile}`;
+    } else if (o.baseline) {
+      const b = await sample(o.baseline, o, progress, 'baseline');
+      if (b.samples.prompts.length !== prompts.length) throw new DpoError(`${o.prompts}: the baseline model's tokenizer reads ${b.samples.prompts.length} prompts, the policy's ${prompts.length}`);
+      baselineCompletions = flat.map((s) => b.samples.result.completions[s.i][s.k]);
+      baselineLabel = `model:${o.baseline}`;
+    }
+
+    let winRate: WinRateSummary | undefined;
+    let outcomes: Outcome[] | undefined;
+    let baselineRewards: Float64Array | undefined;
+    if (baselineCompletions) {
+      if (judgeClient) {
+        const cache = await VerdictCache.open(VerdictCache.fileIn(o.cacheDir ?? defaultCacheDir()));
+        progress.start('judge', 2 * flat.length);
+        let judged;
+        try {
+          judged = await judgePairs(
+            flat.map((s, n) => ({ query: queryText(s.p), policy: s.completion, baseline: (baselineCompletions as string[])[n] })),
+            { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d, t) => progress.update(d, { of: t }) },
+          );
+        } finally {
+          progress.stop();
+        }
+        outcomes = judged.outcomes;
+        winRate = {
+          judge: `llm:${judgeClient.model}`,
+          baseline: baselineLabel,
+          ...judged.counts,
+          win_rate: judged.counts.win_rate === null ? null : round(judged.counts.win_rate),
+          cached: judged.cached,
+          asked: judged.asked,
+          http_requests: judgeClient.requests,
+          first_position_rate: judged.first_position_rate === null ? null : round(judged.first_position_rate),
+        };
+      } else if (rewardFn && rewards) {
+        baselineRewards = await rewardFn(texts, baselineCompletions, 'baseline');
+        const br = baselineRewards;
+        outcomes = flat.map((_, n): Outcome => (rewards[n] > br[n] ? 'win' : rewards[n] < br[n] ? 'loss' : 'tie'));
+        const counts = countOutcomes(outcomes);
+        winRate = {
+          judge: rewardSource as string,
+          baseline: baselineLabel,
+          ...counts,
+          win_rate: counts.win_rate === null ? null : round(counts.win_rate),
+          baseline_reward_mean: round(sampleStats(br).mean),
+        };
+      }
+    }
+
+    const tokens = flat.map((s) => s.ids.length);
+    const report: EvaluationReport = {
+      model: o.model,
+      ...(o.refModel ? { ref_model: o.refModel } : {}),
+      prompts_file: o.prompts,
+      prompts: prompts.length,
+      samples_per_prompt: K,
+      samples: flat.length,
+      skipped_rows: samples.skipped,
+      sampling: { temperature: o.temperature ?? 1, top_k: o.topK ?? 0, top_p: o.topP ?? 1, max_new_tokens: maxNewTokens, seed: o.seed ?? 0 },
+      completion_tokens_mean: round(sampleStats(tokens).mean),
+      ...(rewards ? { reward: { source: rewardSource as string, ...stats(rewards) } } : {}),
+      ...(kl ? { kl } : {}),
+      ...(winRate ? { win_rate: winRate } : {}),
+      seconds: round((performance.now() - started) / 1000, 4),
+    };
+    if (o.perSample) {
+      report.per_sample = flat.map((s, n) => ({
+        prompt: s.p.prompt,
+        sample: s.k,
+        completion: s.completion,
+        finish_reason: result.finishReasons[s.i][s.k],
+        tokens: s.ids.length,
+        ...(rewards ? { reward: rewards[n] } : {}),
+        ...(policyLogps && refLogps ? { logp: policyLogps[n], ref_logp: refLogps[n] } : {}),
+        ...(baselineCompletions ? { baseline: baselineCompletions[n] } : {}),
+        ...(baselineRewards ? { baseline_reward: baselineRewards[n] } : {}),
+        ...(outcomes ? { outcome: outcomes[n] } : {}),
+      }));
+    }
+    return report;
+  } finally {
+    await releaseReward?.();
+  }
+}
+
+/** A short human-readable table of a report (the CLI prints it on stderr). */
+export function formatReport(r: EvaluationReport): string {
+  const f = (x: number | null | undefined, d = 4): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+  const lines: string[] = [];
+  const row = (k: string, v: string): void => void lines.push(`  ${k.padEnd(22)} ${v}`);
+  lines.push(`evaluate ${r.model}: ${r.prompts} prompts x ${r.samples_per_prompt} samples (temperature ${r.sampling.temperature}, <= ${r.sampling.max_new_tokens} new tokens)`);
+  row('completion tokens', f(r.completion_tokens_mean, 1));
+  if (r.reward) row(`reward (${r.reward.source})`, `${f(r.reward.mean)} ± ${f(r.reward.stderr)}`);
+  if (r.kl) row('KL(pi || ref)', `${f(r.kl.mean)} ± ${f(r.kl.stderr)}${r.kl.note ? ' (biased: not pure sampling)' : ''}`);
+  if (r.win_rate) {
+    const w = r.win_rate;
+    row(`win rate (${w.judge})`, `${w.win_rate === null ? '-' : `${(w.win_rate * 100).toFixed(1)}%`} vs ${w.baseline}`);
+    row('  wins/ties/losses', `${w.wins}/${w.ties}/${w.losses}${w.malformed ? `  malformed ${w.malformed}` : ''}`);
+    if (w.http_requests !== undefined) row('  judge', `${w.asked} asked, ${w.cached} cached, ${w.http_requests} HTTP requests`);
+  }
+  return `${lines.join('\n')}\n`;
+}

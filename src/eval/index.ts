@@ -1,0 +1,40 @@
+/**
+ * Evaluation of a policy as in the DPO paper: reward of its samples, KL(π‖π_ref), win rate
+ * against a baseline judged by a reward or an LLM. {@link evaluatePolicy} does it all; the
+ * pieces (scorers, KL estimate, judge client, baseline files) are usable on their own.
+ */
+export {
+  evaluatePolicy,
+  formatReport,
+  type EvaluatePolicyOptions,
+  type EvaluationReport,
+  type JudgeOptions,
+  type KlSummary,
+  type RewardSummary,
+  type SampleRecord,
+  type WinRateSummary,
+} from './evaluate.js';
+export { getScorer, listScorers, registerScorer, sentimentScore, wordCount, type CompletionScorer, type ScorerEntry } from './scorers.js';
+export { completionLogps, estimateKl, sampleStats, type CompletionLogpsOptions, type KlEstimate, type SampleStats, type TokenSequence } from './kl.js';
+export {
+  chatCompletionsUrl,
+  combineOrders,
+  countOutcomes,
+  JUDGE_TEMPLATES,
+  JudgeClient,
+  judgePairs,
+  parseJudgeAnswer,
+  parseRetryAfter,
+  renderJudgePrompt,
+  VerdictCache,
+  verdictKey,
+  type JudgeAnswer,
+  type JudgeClientOptions,
+  type JudgePair,
+  type JudgePairsOptions,
+  type JudgePairsResult,
+  type JudgeTemplateName,
+  type Outcome,
+  type WinRateCounts,
+} from './judge.js';
+export { loadBaselineFile, matchBaselines, promptKey, toBaselineRow, type BaselineFile } from './baseline.js';
