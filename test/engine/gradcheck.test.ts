@@ -102,6 +102,16 @@ runCases('gradcheck: elementwise binary (with broadcasting)', [
   { name: 'Mul [3,1]*[1,4]', inputs: [inp('a', [3, 1]), inp('b', [1, 4])], fn: ({ a, b }) => op.mul(a, b) },
   { name: 'Mul [] * [2,3]', inputs: [inp('a', []), inp('b', [2, 3])], fn: ({ a, b }) => op.mul(a, b) },
   { name: 'Mul x*x (shared input)', inputs: [inp('a', [2, 3])], fn: ({ a }) => op.mul(a, a) },
+  {
+    name: 'Mul chains with scalar constants (folded in the gradient)',
+    inputs: [inp('a', [2, 3]), inp('b', [3])],
+    fn: ({ a, b }) => op.mul(op.mul(op.mul(op.mul(a, a), 0.25), b), op.mul(op.mul(op.mul(b, 3), -0.5), 2)),
+  },
+  {
+    name: 'Mul scalar-constant chain feeding a broadcast',
+    inputs: [inp('a', [3]), inp('b', [2, 3])],
+    fn: ({ a, b }) => op.add(op.mul(op.mul(op.mul(a, 1.5), 2), b), op.mul(op.mul(b, b), 0.1)),
+  },
   { name: 'Div [2,3]/[3]', inputs: [inp('a', [2, 3]), inp('b', [3], pos([3]))], fn: ({ a, b }) => op.div(a, b) },
   { name: 'Div [3]/[2,3]', inputs: [inp('a', [3]), inp('b', [2, 3], pos([2, 3]))], fn: ({ a, b }) => op.div(a, b) },
   {
@@ -563,6 +573,17 @@ runCases('gradcheck: composites', [
     options: dyn({ x: ['batch', 'seq', 4] }),
   },
   {
+    name: 'linear [batch,seq,4] with bias (bias gradient sums two leading axes)',
+    inputs: [inp('x', [2, 3, 4]), inp('w', [4, 2]), inp('b', [2])],
+    fn: ({ x, w, b }) => nn.linear(x, w, b),
+    options: dyn({ x: ['batch', 'seq', 4] }),
+  },
+  {
+    name: 'GELU MLP block (as in bench/engine.ts)',
+    inputs: [inp('x', [3, 4]), inp('w1', [4, 6]), inp('b1', [6]), inp('w2', [6, 4]), inp('b2', [4])],
+    fn: ({ x, w1, b1, w2, b2 }) => nn.linear(nn.geluTanh(nn.linear(x, w1, b1)), w2, b2),
+  },
+  {
     name: 'linearT with bias',
     inputs: [inp('x', [2, 3, 4]), inp('w', [2, 4]), inp('b', [2])],
     fn: ({ x, w, b }) => nn.linearT(x, w, b),
@@ -658,3 +679,19 @@ async function gradcheckConstant(): Promise<number[]> {
   await c.release();
   return Array.from(out.gx.data as Float64Array);
 }
+
+describe('geluTanh value', () => {
+  it('equals 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in float64', async () => {
+    const { Graph } = await import('../../src/engine/graph.js');
+    const g = new Graph();
+    const x = g.input('x', 'float64', [9]);
+    const c = await CompiledGraph.compile({ y: nn.geluTanh(x) });
+    const xs = [-6, -3, -1.5, -0.5, 0, 0.3, 1, 2.5, 8];
+    const y = Array.from((await c.run({ x: { data: Float64Array.from(xs), dims: [9] } })).y.data as Float64Array);
+    xs.forEach((v, i) => {
+      const want = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+      expect(Math.abs(y[i] - want)).toBeLessThan(1e-14 * Math.max(1, Math.abs(want)));
+    });
+    await c.release();
+  });
+});
