@@ -27,6 +27,7 @@ export interface GenerateCommandOptions {
   greedy?: boolean;
   seed?: string;
   stop?: string[];
+  maxPromptTokens?: string;
   batchSize?: string;
   threads?: string;
   onBadRow?: string;
@@ -69,6 +70,11 @@ function float(value: string | undefined, flag: string, ok: (n: number) => boole
   return n;
 }
 
+/** `\n`, `\t`, `\r` and `\\` in a --stop value (shells pass them literally). */
+export function unescapeStop(value: string): string {
+  return value.replace(/\\([ntr\\])/g, (_, c: string) => (c === 'n' ? '\n' : c === 't' ? '\t' : c === 'r' ? '\r' : '\\'));
+}
+
 /** Adds `dpo generate` to `program` (results summary as JSON on stdout, progress on stderr). */
 export function register(program: Command, ctx?: CliContext): void {
   program
@@ -84,7 +90,8 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p (default: generation_config.json, else 1)')
     .option('--greedy', 'greedy decoding (argmax) instead of sampling')
     .option('--seed <s>', 'random seed (samples do not depend on batch size or order)', '0')
-    .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output)')
+    .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output); \\n, \\t and \\\\ are unescaped')
+    .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
     .option('--batch-size <n>', 'sequences decoded together', '8')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
@@ -107,6 +114,8 @@ export async function runGenerate(
   const topP = float(opts.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = integer(opts.seed ?? '0', '--seed', 0) as number;
   const batchSize = integer(opts.batchSize ?? '8', '--batch-size', 1) as number;
+  const maxPromptTokens = integer(opts.maxPromptTokens, '--max-prompt-tokens', 1);
+  const stop = opts.stop?.map(unescapeStop);
   const threads = integer(opts.threads, '--threads', 1);
   const onBadRow = opts.onBadRow ?? 'error';
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
@@ -134,8 +143,9 @@ export async function runGenerate(
         doSample,
         numSamples,
         seed,
-        stop: opts.stop,
+        stop,
         batchSize,
+        maxPromptTokens,
         generationConfig,
         onProgress: (done, _total, stats) => progress.update(done, { 'tok/s': stats.tokensPerSecond }),
       },

@@ -27,6 +27,7 @@ export {
   generateText,
   resolveEosTokenIds,
   resolveSampling,
+  truncatePromptIds,
   type TextGenerationOptions,
   type TextGenerationResult,
 } from './text.js';

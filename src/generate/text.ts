@@ -31,6 +31,11 @@ export interface TextGenerationOptions {
   generationConfig?: JsonLike;
   /** Override the EOS ids (default: generation_config, config.json and tokenizer EOS ids together). */
   eosTokenIds?: readonly number[];
+  /**
+   * Keep only the last N prompt tokens (the tokenizer's BOS, when it adds one, stays in front),
+   * as TRL truncates prompts from the left. Default: no truncation.
+   */
+  maxPromptTokens?: number;
   /** Drop special tokens when decoding completions (default true, as TRL decodes samples). */
   skipSpecialTokens?: boolean;
   onProgress?: GenerateIdsOptions['onProgress'];
@@ -99,6 +104,14 @@ export function encodePrompt(tokenizer: TextTokenizer, model: CausalLM, text: st
   return out;
 }
 
+/** The last `max` ids of a prompt, keeping a leading BOS in front. */
+export function truncatePromptIds(ids: readonly number[], max: number, bos: number | undefined): number[] {
+  if (!Number.isInteger(max) || max < 1) throw new DpoError(`max prompt tokens must be a positive integer, got ${max}`);
+  if (ids.length <= max) return [...ids];
+  if (bos !== undefined && ids[0] === bos) return max === 1 ? [bos] : [bos, ...ids.slice(ids.length - (max - 1))];
+  return ids.slice(ids.length - max);
+}
+
 /** Runs a compiled Generator on text prompts (see {@link TextGenerationOptions} for defaults). */
 export async function generateText(
   generator: Generator,
@@ -116,7 +129,11 @@ export async function generateText(
     const end = seq.length > 0 && eosSet.has(seq[seq.length - 1]) ? seq.length - 1 : seq.length;
     return tokenizer.decode(seq.slice(0, end), skip);
   };
-  const promptTokenIds = prompts.map((p) => encodePrompt(tokenizer, model, p));
+  const max = options.maxPromptTokens;
+  const promptTokenIds = prompts.map((p) => {
+    const ids = encodePrompt(tokenizer, model, p);
+    return max === undefined ? ids : truncatePromptIds(ids, max, tokenizer.bosTokenId);
+  });
   const stop = options.stop?.filter((s) => s.length > 0);
   const { sequences, stats } = await generator.generateIds(weights, promptTokenIds, {
     ...sampling,
