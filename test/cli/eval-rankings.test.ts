@@ -81,6 +81,20 @@ describe('dpo eval', () => {
     expect(m['eval_rewards/margins']).toBeCloseTo(margins / lines.length, 4);
     expect(m.eval_loss).toBeCloseTo(lines.reduce((s, l) => s + l.loss, 0) / lines.length, 4);
   });
+  it('a LoRA run (dpo train --lora-r) evaluates from its adapter folder', async () => {
+    const out = join(dir, 'lora');
+    const t = await dpo(
+      'train', '--model', model, '--data', data, '--output', out, '--cache-dir', join(dir, 'cache'), '--threads', '1',
+      '--lora-r', '4', '--lora-alpha', '8', '--max-steps', '2', '--batch-size', '4', '--learning-rate', '5e-2',
+    );
+    expect(t.code, t.stderr).toBe(0);
+    expect(existsSync(join(out, 'adapter_config.json'))).toBe(true);
+    const e = await dpo('eval', '--model', out, '--ref-model', model, '--data', data, '--threads', '1');
+    expect(e.code, e.stderr).toBe(0);
+    const m = JSON.parse(e.stdout);
+    expect(Math.abs(m['eval_rewards/chosen'])).toBeGreaterThan(1e-4); // the merged adapters changed the policy
+    expect(m.eval_loss).not.toBeCloseTo(Math.LN2, 4);
+  });
 });
 
 describe('Plackett-Luce rankings (K = 3)', () => {
