@@ -8,6 +8,8 @@ import { register as evaluate } from './eval.js';
 import { register as sft } from './sft.js';
 import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
+import { register as evaluatePolicy } from './evaluate.js';
+import { register as quickstart } from './quickstart.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -15,5 +17,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   sft,
   reward,
   generate,
-  // evaluate (win rates), quickstart: add their register functions here.
+  evaluatePolicy,
+  quickstart,
 ];

@@ -57,6 +57,8 @@ export interface EvaluatePolicyOptions {
   rewardModel?: string;
   /** A registered scorer name ('sentiment', 'length', ...) or a function, instead of a reward model. */
   scorer?: string | CompletionScorer;
+  /** Names a function `scorer` in the report (default 'custom'). */
+  scorerName?: string;
   /** A model whose samples are the baseline of the win rate. */
   baseline?: string;
   /** A file of baseline completions (see baseline.ts), instead of `baseline`. */
@@ -329,7 +331,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
     rewardSource = `reward_model:${o.rewardModel}`;
   } else if (o.scorer) {
     rewardFn = scorerFn(scorerEntry ? scorerEntry.score : (o.scorer as CompletionScorer));
-    rewardSource = `scorer:${scorerEntry ? scorerEntry.name : (o.scorer as CompletionScorer).name || 'custom'}`;
+    rewardSource = `scorer:${scorerEntry ? scorerEntry.name : (o.scorerName ?? 'custom')}`;
   }
   try {
     const texts = flat.map((s) => s.p.text);

@@ -164,7 +164,8 @@ export class JudgeClient {
     if (!options.model) throw new DpoError('judge: a model name is needed (--judge-model)');
     this.url = chatCompletionsUrl(options.url);
     this.model = options.model;
-    this.o = { maxAttempts: 6, baseDelayMs: 1000, maxDelayMs: 60_000, timeoutMs: 120_000, ...options };
+    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as JudgeClientOptions;
+    this.o = { maxAttempts: 6, baseDelayMs: 1000, maxDelayMs: 60_000, timeoutMs: 120_000, ...defined };
     if (!Number.isInteger(this.o.maxAttempts) || this.o.maxAttempts < 1) throw new DpoError(`judge: maxAttempts must be a positive integer, got ${this.o.maxAttempts}`);
   }
 
