@@ -9,6 +9,7 @@ import { register as sft } from './sft.js';
 import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
+import { register as quickstart } from './quickstart.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -17,4 +18,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   reward,
   generate,
   evaluatePolicy,
+  quickstart,
 ];
