@@ -5,7 +5,7 @@
 import { isFloat } from './dtype.js';
 import type { Node, Tensor } from './graph.js';
 import * as op from './ops.js';
-import { sameDim, sameShape, staticSize } from './shape.js';
+import { broadcastShapes, sameDim, sameShape, staticSize } from './shape.js';
 
 type Grads = (Tensor | undefined)[];
 type VjpRule = (node: Node, gOut: Tensor, outs: readonly Tensor[], gOuts: readonly (Tensor | undefined)[]) => Grads;
@@ -23,6 +23,17 @@ export function sumToShape(g: Tensor, x: Tensor): Tensor {
   if (inner.length === 0) return op.sum(g, leading, false);
   const r = op.sum(g, [...leading, ...inner], true);
   return lead > 0 ? op.squeeze(r, leading) : r;
+}
+
+/**
+ * `g` before an Expand (the gradient of a sum, say) when broadcasting it against `other` gives
+ * g's shape anyway: the product then broadcasts for free instead of reading a materialised copy.
+ */
+function unexpanded(g: Tensor, other: Tensor): Tensor {
+  if (g.node?.op !== 'Expand') return g;
+  const src = g.node.inputs[0];
+  const shape = broadcastShapes(src.shape, other.shape);
+  return shape && sameShape(shape, g.shape) ? src : g;
 }
 
 /** The value of a one-element float constant, else undefined. */
@@ -76,8 +87,8 @@ const rules: Record<string, VjpRule> = {
     const ca = scalarValue(a);
     const cb = scalarValue(b);
     return [
-      sumToShape(cb !== undefined ? scaled(g, cb) : op.mul(g, b), a),
-      sumToShape(ca !== undefined ? scaled(g, ca) : op.mul(g, a), b),
+      sumToShape(cb !== undefined ? scaled(g, cb) : op.mul(unexpanded(g, b), b), a),
+      sumToShape(ca !== undefined ? scaled(g, ca) : op.mul(unexpanded(g, a), a), b),
     ];
   },
   Div: ({ inputs: [a, b] }, g, [y]) => [

@@ -365,7 +365,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
         try {
           judged = await judgePairs(
             flat.map((s, n) => ({ query: queryText(s.p), policy: s.completion, baseline: (baselineCompletions as string[])[n] })),
-            { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d, t) => progress.update(d, { of: t }) },
+            { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d) => progress.update(d) },
           );
         } finally {
           progress.stop();
