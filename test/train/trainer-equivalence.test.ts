@@ -84,8 +84,7 @@ describe('DPOTrainer equivalences', () => {
     await new DPOTrainer(config('straight', common), { progress: silentProgress }).train();
 
     const messages: string[] = [];
-    let trainer: DPOTrainer | undefined;
-    trainer = new DPOTrainer(config('resumed', common), { progress: stopAt(2, messages, () => trainer as DPOTrainer) });
+    const trainer: DPOTrainer = new DPOTrainer(config('resumed', common), { progress: stopAt(2, messages, () => trainer) });
     const first = await trainer.train();
     expect(first).toMatchObject({ steps: 2, interrupted: true });
     expect(messages.some((m) => m.includes('checkpoint-2'))).toBe(true);
