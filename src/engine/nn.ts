@@ -19,9 +19,15 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
   return op.sub(x, logSumExp(x, axis, true));
 }
 
-/** log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)). */
+/**
+ * log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)), with max(x, 0) written as
+ * (x + |x|)/2 so that both kinks at 0 go through one Abs and their subgradients cancel: the
+ * gradient at exactly 0 is the true 1/2. (With Relu'(0) = 0 it would be -1/2, and every DPO run
+ * starts at exactly 0, where the reference equals the policy.)
+ */
 export function softplus(x: Tensor): Tensor {
-  return op.add(op.relu(x), op.log(op.add(op.exp(op.neg(op.abs(x))), 1)));
+  const a = op.abs(x);
+  return op.add(op.mul(op.add(x, a), 0.5), op.log(op.add(op.exp(op.neg(a)), 1)));
 }
 
 /** log(sigmoid(x)) = -softplus(-x). */

@@ -6,22 +6,7 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
-import { logSumExp } from '../engine/nn.js';
-
-/**
- * log(sigmoid(x)) = -softplus(-x), with softplus(z) = (z + |z|)/2 + log(1 + exp(-|z|)). Writing
- * max(z, 0) as (z + |z|)/2 makes both kinks at 0 share one Abs, so their subgradients cancel and
- * the gradient at exactly 0 is the true 1/2 whatever Abs' rule picks there. This matters: every
- * DPO run starts at d = 0 (reference = policy), where relu(z) + log(1 + exp(-|z|)) with Relu'(0) = 0
- * and Abs'(0) = 1 gives -1/2, and the first step would climb the loss.
- * (engine/nn.ts's softplus has that flaw; see the note in the trainer issue.)
- */
-export function logSigmoid(x: Tensor): Tensor {
-  const z = op.neg(x);
-  const a = op.abs(z);
-  const softplus = op.add(op.mul(op.add(z, a), 0.5), op.log(op.add(op.exp(op.neg(a)), 1)));
-  return op.neg(softplus);
-}
+import { logSigmoid, logSumExp } from '../engine/nn.js';
 
 export const LOSS_TYPES = [
   'sigmoid',
