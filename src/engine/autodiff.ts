@@ -62,6 +62,20 @@ function transposeLast2(x: Tensor): Tensor {
   return op.transposeLast2(x);
 }
 
+/**
+ * d/dB of A @ B. For a 2-D weight shared across the batch dims of A (every linear layer: A is
+ * [..., T, in], B is [in, out]) the batch dims are folded into the rows: one [in, rows] @
+ * [rows, out] GEMM instead of a batch of small ones followed by a sum over the batch.
+ */
+function matmulWeightGrad(a: Tensor, b: Tensor, g: Tensor): Tensor {
+  if (b.rank === 2 && a.rank > 2) {
+    const rows = op.reshape(a, [-1, a.shape[a.rank - 1]]);
+    const grads = op.reshape(g, [-1, g.shape[g.rank - 1]]);
+    return op.matmul(op.transpose(rows, [1, 0]), grads);
+  }
+  return sumToShape(op.matmul(transposeLast2(a), g), b);
+}
+
 /** Inverse of a permutation. */
 function invert(perm: readonly number[]): number[] {
   const inv = new Array<number>(perm.length);
@@ -154,10 +168,7 @@ const rules: Record<string, VjpRule> = {
     return [op.mul(op.div(isMax, count), keepDims(n, g))];
   },
 
-  MatMul: ({ inputs: [a, b] }, g) => [
-    sumToShape(op.matmul(g, transposeLast2(b)), a),
-    sumToShape(op.matmul(transposeLast2(a), g), b),
-  ],
+  MatMul: ({ inputs: [a, b] }, g) => [sumToShape(op.matmul(g, transposeLast2(b)), a), matmulWeightGrad(a, b, g)],
   Softmax: (n, g, [y]) => {
     const axis = n.attrs.axis as number;
     return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), axis, true)))];
