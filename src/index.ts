@@ -68,6 +68,34 @@ export {
   type TrainerState,
 } from './train/checkpoint.js';
 export { buildPolicy, type Policy } from './train/policy.js';
+export {
+  SFTTrainer,
+  SFTConfigSchema,
+  parseSftConfig,
+  prepareSftSplit,
+  detectSftDataKind,
+  tokenNll,
+  type SFTConfig,
+  type SFTConfigInput,
+  type SFTTrainerOptions,
+} from './train/sft-trainer.js';
+export {
+  RewardTrainer,
+  RewardConfigSchema,
+  parseRewardConfig,
+  bradleyTerryLoss,
+  rankingPairs,
+  type RewardConfig,
+  type RewardConfigInput,
+} from './train/reward-trainer.js';
+export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './train/reward-model.js';
+
+// Generation and evaluation.
+export * from './generate/index.js';
+export * from './eval/index.js';
+export { runQuickstart, preferencePairs, SHIPPED_MODEL, type QuickstartOptions, type QuickstartSummary } from './quickstart/run.js';
+export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './quickstart/prompts.js';
+export { renderSvg } from './quickstart/report.js';
 
 // Data.
 export * from './data/index.js';
