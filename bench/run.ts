@@ -5,6 +5,7 @@
 const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<void> }>> = {
   engine: () => import('./engine.js'),
   trainstep: () => import('./trainstep.js'),
+  dpo: () => import('./dpo.js'),
 };
 
 async function run(): Promise<void> {

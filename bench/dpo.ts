@@ -1,0 +1,375 @@
+/**
+ * A full DPO training step, timed: policy forward + backward over chosen and rejected together
+ * (one forward over 2B sequences), reference log-probs fed as inputs (precomputed), sigmoid DPO
+ * loss, gradient clipping and AdamW, on random weights and random token ids.
+ *
+ *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart] [--steps 3] [--warmup 3]
+ *                        [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
+ *                        [--child MODEL [--mem-trace]]  (one model in this process; per-step memory on stderr)
+ *
+ * Each model runs in its own child process (so peak RSS does not mix) and prints one JSON line:
+ * bench "dpo_step", model, params, tokens_per_second (2·B·T / median step time: policy tokens
+ * through forward + backward), ms_per_step, peak_rss_mb (maxRSS after the steps, before the
+ * gemm reference), mfu (achieved FLOP/s over the gemm GFLOP/s of bench/engine.ts's 512x768x3072
+ * gemm, measured in the same child right after the steps) and the pieces of that ratio.
+ *
+ * --vs-torch also runs bench/torch/dpo_step.py (same configs, passed as JSON) alternately with
+ * dpo-ts, `--rounds` times each in fresh processes, and prints one "dpo_vs_torch" line per
+ * model with the medians and their ratio. --profile DIR writes ORT's per-node profiles of the
+ * two step graphs and prints a summary of the last timed step (time by op type, top nodes).
+ *
+ * FLOPs per step (see BENCHMARKS.md): 6·P_body·N·T + 6·V·d·M + 12·L·d_attn·T²·N, where
+ * P_body = parameters without the token/position embeddings (the tied lm_head is counted by the
+ * second term), N = 2B sequences, T tokens each, M = scored (completion) positions, V vocab,
+ * d hidden, L layers, d_attn = heads·head_dim.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { collatePreferences } from '../src/data/collate.js';
+import type { TokenizedPreference } from '../src/data/tokenize.js';
+import type { Graph, Tensor } from '../src/engine/graph.js';
+import * as op from '../src/engine/ops.js';
+import type { HostTensor, RuntimeOptions } from '../src/engine/runtime.js';
+import { TrainStep } from '../src/engine/train-step.js';
+import { createModel } from '../src/models/registry.js';
+import type { CausalLM } from '../src/models/types.js';
+import { preferenceLoss, type CombinedLossOptions } from '../src/train/losses.js';
+import { buildPolicy, type Policy } from '../src/train/policy.js';
+import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../src/train/sequence-logps.js';
+import { prepareGemm } from './engine.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+
+/** Batch shape of the issue: 4 pairs of 256 tokens, prompt 64 (192 completion tokens). */
+export const SHAPE = { pairs: 4, seqLen: 256, promptLen: 64 } as const;
+/** Loss and optimizer: DPOConfig's defaults (sigmoid, beta 0.1, AdamW, weight decay 0, clip 1.0). */
+const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
+const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
+const LR = 1e-6;
+/** bench/engine.ts's gemm shape: the machine's matmul figure mfu is relative to. */
+const GEMM = { m: 512, k: 768, n: 3072 } as const;
+
+type Raw = Record<string, unknown>;
+
+const QUICKSTART_FALLBACK: Raw = {
+  model_type: 'gpt2', vocab_size: 50257, n_embd: 128, n_layer: 4, n_head: 4, n_positions: 256, n_ctx: 256,
+  activation_function: 'gelu_new', layer_norm_epsilon: 1e-5,
+};
+
+/** The benchmarked configs (config.json form; bench/torch/dpo_step.py receives the same JSON). */
+export function modelConfig(name: string): Raw {
+  switch (name) {
+    case 'gpt2-124m':
+      return { model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 1024, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 };
+    case 'smollm2-135m':
+      return {
+        model_type: 'llama', vocab_size: 49152, hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
+        intermediate_size: 1536, tie_word_embeddings: true, rope_theta: 100000, rms_norm_eps: 1e-5, max_position_embeddings: 8192, hidden_act: 'silu',
+      };
+    case 'quickstart': {
+      const file = join(ROOT, 'assets/brown-gpt2/config.json');
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Raw) : QUICKSTART_FALLBACK;
+    }
+    default:
+      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, quickstart)`);
+  }
+}
+
+/** Seeded N(0, std²) (xorshift32 + Box-Muller). */
+function normal(n: number, seed: number, std: number): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = (): number => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return (s + 1) / 4294967297;
+  };
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(next())) * std;
+    const t = 2 * Math.PI * next();
+    a[i] = r * Math.cos(t);
+    if (i + 1 < n) a[i + 1] = r * Math.sin(t);
+  }
+  return a;
+}
+
+/** Random weights: N(0, 0.02) for matrices and embeddings, norms 1, biases 0 (as HF init). */
+function randomWeights(model: CausalLM): Map<string, Float32Array> {
+  const w = new Map<string, Float32Array>();
+  model.parameters().forEach((p, i) => {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    if (p.shape.length === 1) w.set(p.name, new Float32Array(n).fill(/(ln|norm|layernorm)[^.]*\.weight$/.test(p.name) ? 1 : 0));
+    else w.set(p.name, normal(n, i + 1, 0.02));
+  });
+  return w;
+}
+
+/** Random token ids for B pairs: shared prompt, two completions, no padding. */
+function randomRows(vocab: number, seed: number): TokenizedPreference[] {
+  let s = seed >>> 0;
+  const tok = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  };
+  const ids = (n: number): number[] => Array.from({ length: n }, tok);
+  const comp = SHAPE.seqLen - SHAPE.promptLen;
+  return Array.from({ length: SHAPE.pairs }, (_, i) => ({
+    promptIds: ids(SHAPE.promptLen),
+    completionIds: [ids(comp), ids(comp)],
+    origin: { file: 'random', line: i + 1 },
+  }));
+}
+
+/**
+ * The DPO loss graph exactly as DPOTrainer.buildLoss builds it (that method is private, so this
+ * is a copy of it for a precomputed reference, without LoRA): scored inputs, sequenceLogps (only
+ * completion positions reach lm_head), completion_lengths and ref_logps inputs, [K, B] layout,
+ * preferenceLoss, policy_logps / logit_sums metric outputs.
+ */
+function buildDpoLoss(g: Graph, policy: Policy, params: Record<string, Tensor>, options: CombinedLossOptions, K: number) {
+  const inputs = declareScoredInputs(g);
+  const scores = sequenceLogps(policy.model, params, inputs);
+  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
+  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
+  const reference = byRow(g.input('ref_logps', 'float32', ['sequences']));
+  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
+  return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
+}
+
+export interface FlopCount {
+  params: number;
+  bodyParams: number;
+  tokens: number;
+  scored: number;
+  total: number;
+}
+
+export function dpoStepFlops(model: CausalLM): FlopCount {
+  const c = model.config;
+  let params = 0;
+  let embed = 0;
+  for (const p of model.parameters()) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    params += n;
+    if (/(wte|wpe|embed_tokens)\.weight$/.test(p.name)) embed += n;
+  }
+  const N = 2 * SHAPE.pairs;
+  const T = SHAPE.seqLen;
+  const tokens = N * T;
+  const scored = N * (T - SHAPE.promptLen);
+  const bodyParams = params - embed;
+  const dAttn = c.numHeads * c.headDim;
+  const total = 6 * bodyParams * tokens + 6 * c.vocabSize * c.hiddenSize * scored + 12 * c.numLayers * dAttn * T * T * N;
+  return { params, bodyParams, tokens, scored, total };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+
+/** Runs one model in this process and prints its dpo_step line. */
+async function runChild(name: string, opts: { steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean }): Promise<void> {
+  const model = createModel(modelConfig(name));
+  const weights = randomWeights(model);
+  const policy = buildPolicy(model, weights, undefined, 0);
+  const batch = collatePreferences(randomRows(model.config.vocabSize, 7), { padTokenId: 0 });
+  const K = batch.numCompletions;
+  const n = batch.numSequences;
+  const feeds: Record<string, HostTensor> = {
+    ...scoredFeeds(batch),
+    completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
+    // Plausible reference log-probs of random tokens: about -completion_length·ln(V).
+    ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(model.config.vocabSize) + (i % 3)), dims: [n] },
+  };
+  const runtime: RuntimeOptions = { threads: opts.threads };
+  if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${name}`);
+  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy, params, LOSS, K), { ...OPTIMIZER }, runtime);
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < opts.warmup + opts.steps; i++) {
+    const t0 = performance.now();
+    const r = await step.step(feeds, LR);
+    const ms = performance.now() - t0;
+    loss = r.loss;
+    if (i >= opts.warmup) times.push(ms);
+    if (!Number.isFinite(r.loss)) throw new Error(`dpo bench: loss ${r.loss} at step ${i}`);
+    if (opts.memTrace) {
+      const m = process.memoryUsage();
+      const mb = (x: number): number => round(x / 2 ** 20, 0);
+      console.error(JSON.stringify({ step: i, ms: round(ms, 0), rss_mb: mb(m.rss), max_rss_mb: round(process.resourceUsage().maxRSS / 1024, 0), array_buffers_mb: mb(m.arrayBuffers), heap_mb: mb(m.heapUsed) }));
+    }
+  }
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  await step.release();
+
+  const gemm = await prepareGemm(GEMM.m, GEMM.k, GEMM.n, opts.threads);
+  const gemmTimes: number[] = [];
+  for (let i = 0; i < 13; i++) {
+    const t0 = performance.now();
+    await gemm.run();
+    if (i >= 3) gemmTimes.push(performance.now() - t0);
+  }
+  await gemm.release();
+  const gemmGflops = (2 * GEMM.m * GEMM.k * GEMM.n) / median(gemmTimes) / 1e6;
+
+  const ms = median(times);
+  const f = dpoStepFlops(model);
+  const achieved = f.total / ms / 1e6;
+  console.log(
+    JSON.stringify({
+      bench: 'dpo_step',
+      impl: 'dpo-ts',
+      model: name,
+      params: f.params,
+      tokens_per_second: round((f.tokens * 1000) / ms, 1),
+      ms_per_step: round(ms, 1),
+      peak_rss_mb: round(peakRssMb, 1),
+      mfu: round(achieved / gemmGflops, 3),
+      achieved_gflops: round(achieved, 1),
+      gemm_gflops: round(gemmGflops, 1),
+      step_gflop: round(f.total / 1e9, 1),
+      threads: opts.threads,
+      batch_pairs: SHAPE.pairs,
+      seq_len: SHAPE.seqLen,
+      prompt_len: SHAPE.promptLen,
+      warmup: opts.warmup,
+      steps: opts.steps,
+      step_ms: times.map((t) => round(t, 0)),
+      loss: round(loss, 4),
+    }),
+  );
+  if (opts.profile) summariseProfiles(opts.profile, `dpo_${name}`);
+}
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  dur: number;
+  ts: number;
+  args?: { op_name?: string };
+}
+
+/** Time by op type and the top nodes of the last model_run of each profile file with `prefix`. */
+function summariseProfiles(dir: string, prefix: string): void {
+  for (const file of readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'))) {
+    const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
+    const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+    const last = runs[runs.length - 1];
+    if (!last) continue;
+    const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.ts >= last.ts && e.ts <= last.ts + last.dur);
+    const byOp = new Map<string, { ms: number; count: number }>();
+    let total = 0;
+    for (const e of nodes) {
+      const k = e.args?.op_name ?? '?';
+      const v = byOp.get(k) ?? { ms: 0, count: 0 };
+      v.ms += e.dur / 1000;
+      v.count++;
+      byOp.set(k, v);
+      total += e.dur / 1000;
+    }
+    const ops = [...byOp].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ op: k, ms: round(v.ms, 1), share: round(v.ms / total, 3), nodes: v.count }));
+    const top = [...nodes]
+      .sort((a, b) => b.dur - a.dur)
+      .slice(0, 15)
+      .map((e) => ({ node: e.name.replace(/_kernel_time$/, ''), op: e.args?.op_name, ms: round(e.dur / 1000, 1) }));
+    console.log(JSON.stringify({ bench: 'dpo_profile', file, run_ms: round(last.dur / 1000, 1), kernel_ms: round(total, 1), by_op: ops, top_nodes: top }));
+  }
+}
+
+/** Runs a command, returning the dpo_step JSON line it printed (stderr passes through). */
+function runLine(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${cmd} ${argv.join(' ')} exited with ${code}\n${out}`));
+      resolve(out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>));
+    });
+  });
+}
+
+function runTs(model: string, rest: string[]): Promise<Record<string, unknown>[]> {
+  return runLine(process.execPath, [...process.execArgv, process.argv[1], 'dpo', '--child', model, ...rest]);
+}
+
+function runTorch(model: string, rest: string[], gemmGflops: number | undefined): Promise<Record<string, unknown>[]> {
+  const python = process.env.DPO_BENCH_PYTHON ?? '/usr/bin/python3';
+  const argv = [join(HERE, 'torch/dpo_step.py'), '--model', model, '--config-json', JSON.stringify(modelConfig(model)), ...rest];
+  if (gemmGflops) argv.push('--gemm-gflops', String(gemmGflops));
+  return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
+}
+
+export async function main(args: string[]): Promise<void> {
+  const steps = Math.max(1, Number(flag(args, 'steps') ?? 3));
+  const warmup = Math.max(0, Number(flag(args, 'warmup') ?? 3));
+  const threads = Number(flag(args, 'threads') ?? 2);
+  const profile = flag(args, 'profile');
+  const child = flag(args, 'child');
+  if (child) return runChild(child, { steps, warmup, threads, profile, memTrace: args.includes('--mem-trace') });
+
+  const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
+  const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+  // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
+  const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
+  if (!args.includes('--vs-torch')) {
+    for (const m of models) for (const line of await runTs(m, profile ? [...rest, '--profile', profile] : rest)) console.log(JSON.stringify(line));
+    return;
+  }
+  const rounds = Math.max(1, Number(flag(args, 'rounds') ?? 3));
+  const results = new Map<string, { ts: Record<string, unknown>[]; torch: Record<string, unknown>[] }>(models.map((m) => [m, { ts: [], torch: [] }]));
+  for (let r = 0; r < rounds; r++) {
+    for (const m of models) {
+      const res = results.get(m) as { ts: Record<string, unknown>[]; torch: Record<string, unknown>[] };
+      // Alternate which goes first so that neither always follows the other.
+      const order = r % 2 === 0 ? ['ts', 'torch'] : ['torch', 'ts'];
+      for (const which of order) {
+        const lastGemm = res.ts.length ? (res.ts[res.ts.length - 1].gemm_gflops as number) : undefined;
+        const lines = which === 'ts' ? await runTs(m, rest) : await runTorch(m, torchRest, lastGemm);
+        for (const l of lines) {
+          console.log(JSON.stringify({ ...l, round: r + 1 }));
+          if (l.bench === 'dpo_step') (which === 'ts' ? res.ts : res.torch).push(l);
+        }
+      }
+    }
+  }
+  for (const [m, res] of results) {
+    const med = (xs: Record<string, unknown>[], k: string): number => median(xs.map((x) => x[k] as number));
+    const tsTps = med(res.ts, 'tokens_per_second');
+    const torchTps = med(res.torch, 'tokens_per_second');
+    console.log(
+      JSON.stringify({
+        bench: 'dpo_vs_torch',
+        model: m,
+        rounds,
+        params: res.ts[0]?.params,
+        dpo_ts_tokens_per_second: tsTps,
+        torch_tokens_per_second: torchTps,
+        ratio: round(tsTps / torchTps, 2),
+        dpo_ts_ms_per_step: med(res.ts, 'ms_per_step'),
+        torch_ms_per_step: med(res.torch, 'ms_per_step'),
+        dpo_ts_peak_rss_mb: med(res.ts, 'peak_rss_mb'),
+        torch_peak_rss_mb: med(res.torch, 'peak_rss_mb'),
+        rss_ratio: round(med(res.ts, 'peak_rss_mb') / med(res.torch, 'peak_rss_mb'), 2),
+        dpo_ts_mfu: med(res.ts, 'mfu'),
+        torch_mfu: med(res.torch, 'mfu'),
+      }),
+    );
+  }
+}
