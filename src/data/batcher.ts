@@ -65,10 +65,11 @@ export class PreferenceBatcher {
     const { epoch, index } = this.position;
     const indices = this.batchIndices(epoch)[index];
     this.position = index + 1 < this.batchesPerEpoch ? { epoch, index: index + 1 } : { epoch: epoch + 1, index: 0 };
-    return collatePreferences(
+    const batch = collatePreferences(
       indices.map((i) => this.rows[i]),
       { padTokenId: this.options.padTokenId, padToMultipleOf: this.options.padToMultipleOf },
     );
+    return { ...batch, rowIndices: indices };
   }
 
   /** The position of the next batch. */

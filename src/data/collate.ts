@@ -50,6 +50,8 @@ export interface PreferenceBatch {
   completionLengths: Int32Array;
   /** [B] where each row came from. */
   origins: RowOrigin[];
+  /** [B] the rows' indices in the batcher's row list (set by PreferenceBatcher). */
+  rowIndices?: readonly number[];
 }
 
 /** Options of {@link collatePreferences}. */

@@ -6,9 +6,7 @@
  * log-probs (precomputed and cached, or live) -> compile one training step -> loop: batches ->
  * step -> metrics.jsonl + progress -> checkpoints -> final model in Hugging Face layout.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { PreferenceBatcher } from '../data/batcher.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import { preparePreferenceData } from '../data/prepare.js';
@@ -22,15 +20,14 @@ import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { saveLoraAdapter } from '../models/lora.js';
 import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
-import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from './checkpoint.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows, reportPreparedData } from './evaluate.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
-import { appendMetrics, MetricsAccumulator } from './metrics.js';
+import { MetricsAccumulator } from './metrics.js';
+import { optionsDigest, runTrainingLoop } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
-import { learningRateAt } from './schedule.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
@@ -125,123 +122,56 @@ export class DPOTrainer {
       seed: c.seed,
       groupByLength: c.groupByLength,
     });
-    const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
-    let totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
-    const digest = configDigest(c);
-    let done = 0;
-    const metricsFile = join(c.output, 'metrics.jsonl');
-    if (c.resume) {
-      const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log);
-      if (contents.state.configDigest !== digest) {
-        throw new DpoError(`resume: ${dir} was made with different training options (data, model, batch size, optimizer or loss)`);
-      }
-      step.restore(contents.weights, contents.optimizer, contents.state.step);
-      batcher.restore(contents.state.batcher);
-      done = contents.state.step;
-      totalSteps = contents.state.totalSteps;
-      log(`resumed from ${dir} at step ${done}`);
-    } else {
-      await writeFile(metricsFile, '');
-    }
-
-    const onSigint = (): void => {
-      if (this.stopRequested) process.exit(130);
-      this.stopRequested = true;
-      log('interrupt: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to quit at once)');
-    };
-    process.on('SIGINT', onSigint);
     const acc = new MetricsAccumulator();
-    let lossSum = 0;
-    let gradNormSum = 0;
-    let stepsInWindow = 0;
-    let tokens = 0;
-    let windowStart = Date.now();
-    let lastMetrics: Record<string, number> = {};
-    let evalMetrics: Record<string, number> | undefined;
-    const saveCheckpoint = async (): Promise<void> => {
-      const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: digest };
-      const params = step.parameters();
-      const trainable = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
-      const dir = await saveTrainingCheckpoint(c.output, { state, weights: trainable, shapes: policy.shapes, optimizer: step.optimizerState().state });
-      log(`saved ${dir}`);
-    };
+    const references = new WeakMap<PreferenceBatch, Float64Array | undefined>();
     try {
-      this.progress.start('train', totalSteps);
-      this.progress.update(done);
-      while (done < totalSteps && !this.stopRequested) {
-        const micro: Record<string, HostTensor>[] = [];
-        const batches: { batch: PreferenceBatch; ref: Float64Array | undefined }[] = [];
-        for (let m = 0; m < c.gradientAccumulationSteps; m++) {
-          const pos = batcher.state();
-          const indices = batcher.batchIndices(pos.epoch)[pos.index];
-          const batch = batcher.next();
-          const ref = await this.batchReference(batch, indices, train, live, K);
-          batches.push({ batch, ref });
-          micro.push(this.stepFeeds(batch, ref));
-          tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
-        }
-        const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
-        const r = await step.step(micro, lr);
-        done++;
-        if (!Number.isFinite(r.loss)) throw new DpoError(`step ${done}: loss is ${r.loss}; lower the learning rate or check the data`);
-        r.microOutputs.forEach((o, i) => {
-          const { batch, ref } = batches[i];
-          acc.addBatch(
-            {
-              rows: batch.batchSize,
-              completions: batch.numCompletions,
-              policyLogps: o.policy_logps.data as Float32Array,
-              referenceLogps: ref,
-              logitSums: o.logit_sums.data as Float32Array,
-              lengths: batch.completionLengths,
-            },
-            c.beta,
-          );
-        });
-        lossSum += r.loss;
-        gradNormSum += r.gradNorm;
-        stepsInWindow++;
-        if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, step.parameters(), c.syncRefAlpha);
-        const epoch = done / stepsPerEpoch;
-        if (done % c.loggingSteps === 0 || done === totalSteps) {
-          const seconds = (Date.now() - windowStart) / 1000;
-          lastMetrics = {
-            loss: lossSum / stepsInWindow,
-            ...acc.flush(),
-            grad_norm: gradNormSum / stepsInWindow,
-            learning_rate: lr,
-            epoch,
-            tokens_per_second: tokens / Math.max(seconds, 1e-9),
-          };
-          await appendMetrics(metricsFile, { step: done, ...lastMetrics });
-          lossSum = gradNormSum = stepsInWindow = tokens = 0;
-          windowStart = Date.now();
-        }
-        if (evalSplit && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
-          evalMetrics = await this.evaluateSplit(evalSplit, policy, step.parameters(), live, K);
-          await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
-        }
-        this.progress.update(done, {
-          loss: lastMetrics.loss ?? r.loss,
-          acc: lastMetrics['rewards/accuracies'] ?? 0,
-          margin: lastMetrics['rewards/margins'] ?? 0,
-        });
-        if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || this.stopRequested) await saveCheckpoint();
-      }
-      this.progress.stop();
-      const interrupted = this.stopRequested;
-      if (!interrupted) {
-        if (evalSplit) {
-          evalMetrics = await this.evaluateSplit(evalSplit, policy, step.parameters(), live, K);
-          await appendMetrics(metricsFile, { step: done, epoch: done / stepsPerEpoch, ...evalMetrics });
-        }
-        await this.saveFinal(pretrained, policy, step.parameters());
-        log(`saved the model to ${c.output}`);
-      }
-      return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
+      const result = await runTrainingLoop(
+        {
+          config: c,
+          step,
+          batcher,
+          trainable: policy.trainable,
+          shapes: policy.shapes,
+          digest: configDigest(c),
+          progress: this.progress,
+          stopRequested: () => this.stopRequested,
+        },
+        {
+          feeds: async (batches) => {
+            const feeds: Record<string, HostTensor>[] = [];
+            for (const batch of batches) {
+              const ref = await this.batchReference(batch, batch.rowIndices ?? [], train, live, K);
+              references.set(batch, ref);
+              feeds.push(this.stepFeeds(batch, ref));
+            }
+            return feeds;
+          },
+          record: (batch, o) =>
+            acc.addBatch(
+              {
+                rows: batch.batchSize,
+                completions: batch.numCompletions,
+                policyLogps: o.policy_logps.data as Float32Array,
+                referenceLogps: references.get(batch),
+                logitSums: o.logit_sums.data as Float32Array,
+                lengths: batch.completionLengths,
+              },
+              c.beta,
+            ),
+          flush: () => acc.flush(),
+          evaluate: evalSplit ? (params) => this.evaluateSplit(evalSplit, policy, params, live, K, tokenizer.padTokenId) : undefined,
+          afterStep: (done, params) => {
+            if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
+          },
+          saveFinal: async (params) => {
+            await this.saveFinal(pretrained, policy, params);
+            log(`saved the model to ${c.output}`);
+          },
+          progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),
+        },
+      );
+      return { output: c.output, ...result };
     } finally {
-      process.off('SIGINT', onSigint);
-      this.progress.stop();
       await step.release();
       await live?.scorer.release();
     }
@@ -345,6 +275,7 @@ export class DPOTrainer {
     params: ReadonlyMap<string, Float32Array>,
     live: LiveReference | undefined,
     K: number,
+    padTokenId: number,
   ): Promise<Record<string, number>> {
     const c = this.config;
     const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
@@ -352,7 +283,7 @@ export class DPOTrainer {
       const r = await evaluateRows({
         rows: split.rows,
         batchSize: c.batchSize,
-        padTokenId: 0, // padding is masked out
+        padTokenId,
         scorePolicy: (batch) => scorer.score(batch, params, policy.shapes),
         reference: (batch, indices) => this.batchReference(batch, indices, split, live, K),
         loss: this.lossOptions(),
@@ -401,5 +332,5 @@ function configDigest(c: DPOConfig): string {
     model: c.model, data: c.data, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
     optimizer: c.optimizer, lossType: c.lossType, beta: c.beta, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
   };
-  return createHash('sha256').update(JSON.stringify(keep)).digest('hex').slice(0, 16);
+  return optionsDigest(keep);
 }

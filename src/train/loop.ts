@@ -28,7 +28,7 @@ import type { ParamTransform } from './scoring.js';
 /** What a trainer plugs into {@link runTrainingLoop}. */
 export interface LoopHooks {
   /** Feeds of the micro-batches of one optimizer step (all of the step's batches are known). */
-  feeds(batches: readonly PreferenceBatch[]): Record<string, HostTensor>[];
+  feeds(batches: readonly PreferenceBatch[]): Record<string, HostTensor>[] | Promise<Record<string, HostTensor>[]>;
   /** Adds one micro-batch's extra step outputs to the logging window. */
   record(batch: PreferenceBatch, outputs: Record<string, HostTensor>): void;
   /** The window's trainer-specific metrics (placed after `loss`), then cleared. */
@@ -39,6 +39,8 @@ export interface LoopHooks {
   saveFinal(params: ReadonlyMap<string, Float32Array>): Promise<void>;
   /** Short numbers for the progress bar from the last logged metrics. */
   progressInfo(metrics: Record<string, number>, lastLoss: number): Record<string, number>;
+  /** Runs after every optimizer step (e.g. TR-DPO's reference update). */
+  afterStep?(done: number, params: ReadonlyMap<string, Float32Array>): void;
 }
 
 export interface LoopSetup {
@@ -53,6 +55,8 @@ export interface LoopSetup {
   progress: ProgressReporter;
   /** Label of the progress bar (default 'train'). */
   label?: string;
+  /** Polled after every step: true stops like Ctrl-C (checkpoint, no final model). */
+  stopRequested?: () => boolean;
 }
 
 export interface LoopResult {
@@ -114,7 +118,8 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   try {
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
-    while (done < totalSteps && !stopRequested) {
+    const stopping = (): boolean => stopRequested || (setup.stopRequested?.() ?? false);
+    while (done < totalSteps && !stopping()) {
       const batches: PreferenceBatch[] = [];
       for (let m = 0; m < c.gradientAccumulationSteps; m++) {
         const batch = batcher.next();
@@ -122,13 +127,14 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
         tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
       }
       const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
-      const r = await step.step(hooks.feeds(batches), lr);
+      const r = await step.step(await hooks.feeds(batches), lr);
       done++;
       if (!Number.isFinite(r.loss)) throw new DpoError(`step ${done}: loss is ${r.loss}; lower the learning rate or check the data`);
       r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
       lossSum += r.loss;
       gradNormSum += r.gradNorm;
       stepsInWindow++;
+      hooks.afterStep?.(done, step.parameters());
       const epoch = done / stepsPerEpoch;
       if (done % c.loggingSteps === 0 || done === totalSteps) {
         const seconds = (Date.now() - windowStart) / 1000;
@@ -149,10 +155,10 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
         await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
       }
       progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
-      if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopRequested) await saveCheckpoint();
+      if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopping()) await saveCheckpoint();
     }
     progress.stop();
-    const interrupted = stopRequested;
+    const interrupted = stopping();
     if (!interrupted) {
       if (hooks.evaluate) {
         evalMetrics = await hooks.evaluate(step.parameters());
