@@ -9,8 +9,6 @@
 import { mkdir } from 'node:fs/promises';
 import { PreferenceBatcher } from '../data/batcher.js';
 import type { PreferenceBatch } from '../data/collate.js';
-import { preparePreferenceData } from '../data/prepare.js';
-import type { PreferenceFormat } from '../data/types.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
@@ -18,14 +16,14 @@ import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import { TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import { saveLoraAdapter } from '../models/lora.js';
-import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
+import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
-import { checkLossTypesForCompletions, evaluateRows, reportPreparedData } from './evaluate.js';
+import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
+import { preparePreferenceSplit } from './prepare-split.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { optionsDigest, runTrainingLoop } from './loop.js';
-import { buildPolicy, type Policy } from './policy.js';
+import { buildPolicy, savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
@@ -164,7 +162,7 @@ export class DPOTrainer {
             if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
           },
           saveFinal: async (params) => {
-            await this.saveFinal(pretrained, policy, params);
+            await savePolicy(c.output, c.model, pretrained, policy, params);
             log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),
@@ -179,18 +177,7 @@ export class DPOTrainer {
 
   /** Reads, validates and tokenizes one data path, reporting what was skipped or cut. */
   private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<PreparedSplit> {
-    const c = this.config;
-    const data = await preparePreferenceData(path, tokenizer, {
-      format: c.format as PreferenceFormat | 'auto',
-      onBadRow: c.onBadRow,
-      maxLength: c.maxLength,
-      maxPromptLength: c.maxPromptLength,
-      maxCompletionLength: c.maxCompletionLength,
-      truncationMode: c.truncationMode,
-    });
-    reportPreparedData(this.progress, split, data, c.maxLength);
-    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
-    return { rows: data.rows };
+    return { rows: await preparePreferenceSplit(path, tokenizer, this.config, this.progress, split) };
   }
 
   /**
@@ -294,17 +281,6 @@ export class DPOTrainer {
     } finally {
       await scorer.release();
     }
-  }
-
-  private async saveFinal(pretrained: Pretrained, policy: Policy, params: ReadonlyMap<string, Float32Array>): Promise<void> {
-    const c = this.config;
-    if (policy.lora) {
-      const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
-      await saveLoraAdapter(c.output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: c.model });
-      return;
-    }
-    const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
-    await savePretrained(c.output, { model: policy.model, weights, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
   }
 }
 

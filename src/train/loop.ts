@@ -212,18 +212,3 @@ export class EvalGraph {
     return this.compiled.release();
   }
 }
-
-/** Summary line of a tokenized split (rows, tokens, what was skipped or cut). */
-export function describeSplit(
-  split: string,
-  s: { rows: number; totalTokens: number; skippedBad: number; droppedTooLong: number; truncated: number; promptNotPrefix: number },
-  maxLength: number,
-): string {
-  const notes = [
-    s.skippedBad && `${s.skippedBad} malformed rows skipped`,
-    s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
-    s.truncated && `${s.truncated} rows truncated to max-length`,
-    s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
-  ].filter(Boolean);
-  return `${split} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`;
-}

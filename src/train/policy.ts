@@ -3,8 +3,9 @@
  * specs plus the parameter transform that turns them into the model's weights in the graph.
  */
 import type { Graph, Tensor } from '../engine/graph.js';
+import { savePretrained, type Pretrained } from '../models/pretrained.js';
 import type { ParamSpec } from '../engine/train-step.js';
-import { applyLora, initLora, loraConfig, loraParameters, type LoraConfig } from '../models/lora.js';
+import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../models/lora.js';
 import type { CausalLM } from '../models/types.js';
 import type { ParamTransform } from './scoring.js';
 import type { LoraOptions } from './config.js';
@@ -40,4 +41,24 @@ export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float3
   });
   const transform: ParamTransform = (_g: Graph, params: Record<string, Tensor>) => applyLora(model, params, params, config, { training: true });
   return { model, specs: [...specs, ...adapters], shapes, transform, lora: config, trainable: adapters.map((a) => a.name) };
+}
+
+/**
+ * Writes a trained policy to `output`: the full model in Hugging Face layout (with the base
+ * folder's tokenizer files), or, with LoRA, PEFT adapter files naming `baseModel`.
+ */
+export async function savePolicy(
+  output: string,
+  baseModel: string,
+  pretrained: Pretrained,
+  policy: Policy,
+  params: ReadonlyMap<string, Float32Array>,
+): Promise<void> {
+  if (policy.lora) {
+    const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
+    await saveLoraAdapter(output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: baseModel });
+    return;
+  }
+  const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
+  await savePretrained(output, { model: policy.model, weights, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
 }

@@ -17,9 +17,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { PreferenceBatcher } from '../data/batcher.js';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
-import { preparePreferenceData } from '../data/prepare.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
-import type { PreferenceFormat } from '../data/types.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { logSigmoid } from '../engine/nn.js';
@@ -33,7 +31,8 @@ import { mergeLora } from '../models/lora.js';
 import { loadPretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
-import { describeSplit, EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { preparePreferenceSplit } from './prepare-split.js';
+import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import {
@@ -264,19 +263,8 @@ export class RewardTrainer {
     return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer: p.tokenizer, dir: p.dir };
   }
 
-  private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
-    const c = this.config;
-    const data = await preparePreferenceData(path, tokenizer, {
-      format: c.format as PreferenceFormat | 'auto',
-      onBadRow: c.onBadRow,
-      maxLength: c.maxLength,
-      maxPromptLength: c.maxPromptLength,
-      maxCompletionLength: c.maxCompletionLength,
-      truncationMode: c.truncationMode,
-    });
-    this.progress.log(describeSplit(split, data.stats, c.maxLength));
-    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
-    return data.rows;
+  private prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
+    return preparePreferenceSplit(path, tokenizer, this.config, this.progress, split);
   }
 
   /** Raw rewards [K*B] (and the batch's loss) of `rows`, in order, batch by batch. */

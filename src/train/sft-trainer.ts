@@ -31,12 +31,12 @@ import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import { TrainStep, type LossBuild } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import { saveLoraAdapter } from '../models/lora.js';
-import { loadPretrained, savePretrained, type Pretrained } from '../models/pretrained.js';
+import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
-import { describeSplit, EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
-import { buildPolicy, type Policy } from './policy.js';
+import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { buildPolicy, savePolicy } from './policy.js';
+import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, type ScoredInputs } from './sequence-logps.js';
 
@@ -233,7 +233,7 @@ export class SFTTrainer {
               }
             : undefined,
           saveFinal: async (params) => {
-            await this.saveFinal(pretrained, policy, params);
+            await savePolicy(c.output, c.model, pretrained, policy, params);
             log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
@@ -257,7 +257,7 @@ export class SFTTrainer {
       truncationMode: c.truncationMode,
     });
     const what = data.kind === 'preference' ? ' (preference file: training on the chosen completions)' : '';
-    this.progress.log(`${describeSplit(split, data.stats, c.maxLength)}${what}`);
+    this.progress.log(`${describeData(split, data.stats, c.maxLength)}${what}`);
     if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
     return data;
   }
@@ -278,16 +278,5 @@ export class SFTTrainer {
     }
     this.progress.stop();
     return { eval_loss: nll / Math.max(count, 1), eval_mean_token_accuracy: correct / Math.max(count, 1) };
-  }
-
-  private async saveFinal(pretrained: Pretrained, policy: Policy, params: ReadonlyMap<string, Float32Array>): Promise<void> {
-    const c = this.config;
-    if (policy.lora) {
-      const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
-      await saveLoraAdapter(c.output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: c.model });
-      return;
-    }
-    const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
-    await savePretrained(c.output, { model: policy.model, weights, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
   }
 }
