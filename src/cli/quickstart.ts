@@ -29,7 +29,7 @@ interface QuickstartFlags {
 }
 
 const EXAMPLES = `
-What it does: samples 4 continuations for each of 40 short prompts from the model, ranks them
+What it does: samples 6 continuations for each of 40 short prompts from the model, ranks them
 with the scorer (VADER sentiment by default), writes the preference pairs to
 <output>/preferences.jsonl, trains DPO with the model itself as the reference, then compares
 fresh samples on 16 held-out prompts before and after (mean reward, KL(pi||pi_ref), implicit-reward
@@ -55,9 +55,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--prompts <file>', 'training prompts ({"prompt": ...} rows; default: 40 built-in openings)')
     .option('--held-out-prompts <file>', 'evaluation prompts (default: 16 built-in openings)')
     .option('--scorer <name>', `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, 'sentiment')
-    .option('--samples <k>', 'samples per training prompt (pairs = all pairs with different rewards)', '4')
-    .option('--eval-samples <k>', 'samples per held-out prompt for the before/after comparison', '6')
-    .option('--steps <n>', 'DPO optimizer steps', '60')
+    .option('--samples <k>', 'samples per training prompt (pairs = all pairs with different rewards)', '6')
+    .option('--eval-samples <k>', 'samples per held-out prompt for the before/after comparison', '8')
+    .option('--steps <n>', 'DPO optimizer steps', '120')
     .option('--beta <b>', 'DPO beta', '0.1')
     .option('--learning-rate <lr>', 'AdamW learning rate', '1e-4')
     .option('--batch-size <n>', 'pairs per step', '16')

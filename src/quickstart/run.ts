@@ -76,9 +76,9 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
   const modelRef = o.model ?? SHIPPED_MODEL;
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
-  const k = o.samplesPerPrompt ?? 4;
-  const evalK = o.evalSamplesPerPrompt ?? 6;
-  const steps = o.steps ?? 60;
+  const k = o.samplesPerPrompt ?? 6;
+  const evalK = o.evalSamplesPerPrompt ?? 8;
+  const steps = o.steps ?? 120;
   const seed = o.seed ?? 0;
   const runtime = { threads: o.threads };
   const scorerName = o.scorer ?? 'sentiment';
