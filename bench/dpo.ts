@@ -29,15 +29,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { collatePreferences } from '../src/data/collate.js';
 import type { TokenizedPreference } from '../src/data/tokenize.js';
-import type { Graph, Tensor } from '../src/engine/graph.js';
-import * as op from '../src/engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../src/engine/runtime.js';
 import { TrainStep } from '../src/engine/train-step.js';
 import { createModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/types.js';
-import { preferenceLoss, type CombinedLossOptions } from '../src/train/losses.js';
-import { buildPolicy, type Policy } from '../src/train/policy.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../src/train/sequence-logps.js';
+import type { CombinedLossOptions } from '../src/train/losses.js';
+import { buildDpoLoss } from '../src/train/dpo-trainer.js';
+import { buildPolicy } from '../src/train/policy.js';
+import { scoredFeeds } from '../src/train/sequence-logps.js';
 import { prepareGemm } from './engine.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -126,22 +125,6 @@ function randomRows(vocab: number, seed: number): TokenizedPreference[] {
   }));
 }
 
-/**
- * The DPO loss graph exactly as DPOTrainer.buildLoss builds it (that method is private, so this
- * is a copy of it for a precomputed reference, without LoRA): scored inputs, sequenceLogps (only
- * completion positions reach lm_head), completion_lengths and ref_logps inputs, [K, B] layout,
- * preferenceLoss, policy_logps / logit_sums metric outputs.
- */
-function buildDpoLoss(g: Graph, policy: Policy, params: Record<string, Tensor>, options: CombinedLossOptions, K: number) {
-  const inputs = declareScoredInputs(g);
-  const scores = sequenceLogps(policy.model, params, inputs);
-  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
-  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
-  const reference = byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
-  return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
-}
-
 export interface FlopCount {
   params: number;
   bodyParams: number;
@@ -198,7 +181,7 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
   };
   const runtime: RuntimeOptions = { threads: opts.threads };
   if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${name}`);
-  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy, params, LOSS, K), { ...OPTIMIZER }, runtime);
+  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, params, LOSS, K, false), { ...OPTIMIZER }, runtime);
   const times: number[] = [];
   let loss = NaN;
   for (let i = 0; i < opts.warmup + opts.steps; i++) {

@@ -13,7 +13,8 @@ import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep } from '../engine/train-step.js';
+import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import type { CausalLM } from '../models/types.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
@@ -108,7 +109,7 @@ export class DPOTrainer {
     const lossOptions = this.lossOptions();
     const step = await TrainStep.create(
       policy.specs,
-      (g, params) => this.buildLoss(g, policy, policy.transform ? policy.transform(g, params) : params, lossOptions, K),
+      (g, params) => buildDpoLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, lossOptions, K, c.referenceFree),
       { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
       this.runtime,
     );
@@ -245,16 +246,6 @@ export class DPOTrainer {
     return feeds;
   }
 
-  private buildLoss(g: Graph, policy: Policy, params: Record<string, Tensor>, options: CombinedLossOptions, K: number) {
-    const inputs = declareScoredInputs(g);
-    const scores = sequenceLogps(policy.model, params, inputs);
-    const lengths = g.input('completion_lengths', 'float32', ['sequences']);
-    const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
-    const reference = this.config.referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-    const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
-    return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
-  }
-
   /** eval_* metrics of the current policy on a prepared split. */
   private async evaluateSplit(
     split: PreparedSplit,
@@ -282,6 +273,29 @@ export class DPOTrainer {
       await scorer.release();
     }
   }
+}
+
+/**
+ * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
+ * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
+ * family on the [K, B] layout; metric outputs policy_logps and logit_sums. The step benchmark
+ * builds exactly this.
+ */
+export function buildDpoLoss(
+  g: Graph,
+  model: CausalLM,
+  params: Record<string, Tensor>,
+  options: CombinedLossOptions,
+  K: number,
+  referenceFree: boolean,
+): LossBuild {
+  const inputs = declareScoredInputs(g);
+  const scores = sequenceLogps(model, params, inputs);
+  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
+  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
+  const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
+  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
+  return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
 }
 
 function requireTokenizer(p: Pretrained): TextTokenizer {
