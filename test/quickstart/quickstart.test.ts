@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runQuickstart, SHIPPED_MODEL } from '../../src/quickstart/run.js';
+import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../../src/quickstart/prompts.js';
 import { silentProgress } from '../../src/train/progress.js';
 import { loadPretrained } from '../../src/models/pretrained.js';
 import { tempDir } from '../train/helpers.js';
@@ -20,11 +21,11 @@ describe('quickstart', () => {
     const output = join(dir, 'qs');
     const s = await runQuickstart({
       output,
-      trainPrompts: ['The movie was', 'The food', 'My day', 'The book', 'The trip', 'Our team'],
-      heldOutPrompts: ['The concert', 'The party'],
+      trainPrompts: TRAIN_PROMPTS.slice(0, 16),
+      heldOutPrompts: HELD_OUT_PROMPTS.slice(0, 4),
       samplesPerPrompt: 4,
       evalSamplesPerPrompt: 2,
-      maxNewTokens: 8,
+      maxNewTokens: 16,
       steps: 4,
       batchSize: 4,
       frontierPoints: 2,
