@@ -218,6 +218,10 @@ const rules: Record<string, VjpRule> = {
     const axis = n.attrs.axis as number;
     return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => op.reshapeLike(p, n.inputs[i]));
   },
+  Dropout: (n, g, [, mask]) => {
+    const p = scalarValue(n.inputs[1]) as number;
+    return [op.mul(op.mul(g, op.cast(mask, g.dtype)), 1 / (1 - p)), undefined, undefined];
+  },
   Split: (n, _g, outs, gOuts) => {
     const axis = n.attrs.axis as number;
     const parts = outs.map((o, i) => gOuts[i] ?? op.zerosLike(o));

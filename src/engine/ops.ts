@@ -186,6 +186,23 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return node1(x.graph, 'Softmax', [x], { axis: normalizeAxis(axis, x.rank) }, x.dtype, [...x.shape]);
 }
 
+/**
+ * Training-mode dropout (ONNX Dropout): zeroes each element with probability `p` and scales the
+ * rest by 1/(1-p). The mask comes from ORT's generator seeded by `seed`: the same seed gives the
+ * same sequence of masks in every new session, and each run draws the next mask.
+ */
+export function dropout(x: Tensor, p: number, seed: number): Tensor {
+  requireFloat('Dropout', x);
+  if (!(p >= 0 && p < 1)) throw new ShapeError('Dropout', `probability must be in [0, 1), got ${p}`, [x]);
+  if (p === 0) return x;
+  const g = x.graph;
+  const [y] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
+    { dtype: x.dtype, shape: [...x.shape] },
+    { dtype: 'bool', shape: [...x.shape] },
+  ]);
+  return y;
+}
+
 // ---------------------------------------------------------------- run-time shapes
 
 /** The run-time shape of `x` as an int64 vector. */
