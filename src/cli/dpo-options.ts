@@ -49,6 +49,7 @@ export const TRAIN_ONLY_OPTIONS: readonly OptionSpec[] = [
   { key: 'numEpochs', kind: 'number', defaultText: '3', description: 'passes over the data (may be fractional)' },
   { key: 'seed', kind: 'integer', defaultText: '42', description: 'seed of shuffling and LoRA init' },
   { key: 'groupByLength', kind: 'boolean', negatable: true, description: 'batch rows of similar length together (less padding)' },
+  { key: 'keepDropout', kind: 'boolean', negatable: true, description: "keep the model's dropout (config.json probabilities) in training; off by default, as TRL" },
   { key: 'padToMultipleOf', kind: 'integer', description: 'pad sequence length to a multiple of n' },
   { key: 'loggingSteps', kind: 'integer', defaultText: '10', description: 'write metrics every n steps' },
   { key: 'evalSteps', kind: 'integer', description: 'evaluate on --eval-data every n steps (and always at the end)' },

@@ -49,7 +49,14 @@ function lowest(dtype: string): number {
  * are not materialised (no repeat_kv copy): q is viewed as [B, Hkv, H/Hkv, T, Dh] and the
  * matmuls broadcast k and v over the group axis.
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: number): Tensor {
+export function scaledDotProductAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor,
+  scale: number,
+  probsDropout: (probs: Tensor) => Tensor = (probs) => probs,
+): Tensor {
   const [b, heads, t, d] = q.shape as [Dim, number, Dim, number];
   const kvHeads = k.shape[1] as number;
   const nRep = heads / kvHeads;
@@ -63,6 +70,6 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask:
   // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
   // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
   const masked = op.where(m, scores, lowest(q.dtype));
-  const out = op.matmul(op.softmax(masked, -1), vv);
+  const out = op.matmul(probsDropout(op.softmax(masked, -1)), vv);
   return grouped ? op.reshape(out, [b, heads, t, d]) : out;
 }

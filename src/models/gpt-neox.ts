@@ -10,6 +10,7 @@ import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { defaultPositions } from './positions.js';
+import { modelDropout } from './dropout.js';
 import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
@@ -102,7 +103,8 @@ export class GPTNeoX implements CausalLM {
     const embed = p['gpt_neox.embed_in.weight'];
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
     const rope = rotaryTables(positions, this.invFreq, embed.dtype as 'float32' | 'float64', 'half');
-    let h = op.gather(embed, inputs.inputIds);
+    const drop = modelDropout(inputs.dropout, this.config.raw, { embd: 'hidden_dropout', attn: 'attention_dropout', resid: 'hidden_dropout' });
+    let h = drop.embd(op.gather(embed, inputs.inputIds));
     const present: KeyValue[] = [];
     let mask: Tensor | undefined;
     const scale = 1 / Math.sqrt(headDim);
@@ -118,16 +120,16 @@ export class GPTNeoX implements CausalLM {
       const kv = withPast({ key: applyRotary(k0, rope), value: v }, inputs.past?.[l]);
       present.push(kv);
       mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attnOut = lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale)), 'attention.dense');
+      const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attention.dense'));
       const mlp = (x: Tensor): Tensor => lin(this.act(lin(x, 'mlp.dense_h_to_4h')), 'mlp.dense_4h_to_h');
       const post = (x: Tensor): Tensor => layerNorm(x, w('post_attention_layernorm.weight'), w('post_attention_layernorm.bias'), this.eps);
       if (this.parallelResidual) {
         // x = x + attn(ln1(x)) + mlp(ln2(x))
-        h = op.add(op.add(mlp(post(h)), attnOut), h);
+        h = op.add(op.add(drop.resid(mlp(post(h))), attnOut), h);
       } else {
         // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
         h = op.add(attnOut, h);
-        h = op.add(mlp(post(h)), h);
+        h = op.add(drop.resid(mlp(post(h))), h);
       }
     }
     const hidden = layerNorm(h, p['gpt_neox.final_layer_norm.weight'], p['gpt_neox.final_layer_norm.bias'], this.eps);

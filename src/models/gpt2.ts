@@ -10,6 +10,7 @@ import { DpoError } from '../errors.js';
 import { readCommonConfig, num } from './config.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 import { defaultPositions } from './positions.js';
+import { modelDropout } from './dropout.js';
 
 export class GPT2 implements CausalLM {
   readonly modelType = 'gpt2';
@@ -114,7 +115,8 @@ export class GPT2 implements CausalLM {
     const g = inputs.inputIds.graph;
     const { numHeads: heads, headDim, numLayers } = this.config;
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
-    let h = op.add(op.gather(p['transformer.wte.weight'], inputs.inputIds), op.gather(p['transformer.wpe.weight'], positions));
+    const drop = modelDropout(inputs.dropout, this.config.raw, { embd: 'embd_pdrop', attn: 'attn_pdrop', resid: 'resid_pdrop' });
+    let h = drop.embd(op.add(op.gather(p['transformer.wte.weight'], inputs.inputIds), op.gather(p['transformer.wpe.weight'], positions)));
     const present: KeyValue[] = [];
     let mask: Tensor | undefined;
     const scale = this.scaleAttn ? 1 / Math.sqrt(headDim) : 1;
@@ -127,11 +129,11 @@ export class GPT2 implements CausalLM {
       present.push(kv);
       const qh = splitHeads(q, heads, headDim);
       mask ??= attentionMask(g, qh, kv.key, inputs.attentionMask);
-      const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale));
-      h = op.add(h, linear(attn, w('attn.c_proj.weight'), w('attn.c_proj.bias')));
+      const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale, drop.probs));
+      h = op.add(h, drop.resid(linear(attn, w('attn.c_proj.weight'), w('attn.c_proj.bias'))));
       const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), this.eps);
       const ff = this.act(linear(m, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')));
-      h = op.add(h, linear(ff, w('mlp.c_proj.weight'), w('mlp.c_proj.bias')));
+      h = op.add(h, drop.resid(linear(ff, w('mlp.c_proj.weight'), w('mlp.c_proj.bias'))));
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);
     return { hidden, present };

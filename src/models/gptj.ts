@@ -11,6 +11,7 @@ import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { defaultPositions } from './positions.js';
+import { modelDropout } from './dropout.js';
 import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
@@ -104,7 +105,8 @@ export class GPTJ implements CausalLM {
     const wte = p['transformer.wte.weight'];
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
     const rope = rotaryTables(positions, this.invFreq, wte.dtype as 'float32' | 'float64', 'interleaved');
-    let h = op.gather(wte, inputs.inputIds);
+    const drop = modelDropout(inputs.dropout, this.config.raw, { embd: 'embd_pdrop', attn: 'attn_pdrop', resid: 'resid_pdrop' });
+    let h = drop.embd(op.gather(wte, inputs.inputIds));
     const present: KeyValue[] = [];
     let mask: Tensor | undefined;
     const scale = 1 / Math.sqrt(headDim);
@@ -118,9 +120,9 @@ export class GPTJ implements CausalLM {
       const kv = withPast({ key: k, value: v }, inputs.past?.[i]);
       present.push(kv);
       mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attnOut = linearT(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale)), w('attn.out_proj.weight'));
+      const attnOut = drop.resid(linearT(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), w('attn.out_proj.weight')));
       // GPTJMLP, from the same normalised input
-      const ff = linearT(this.act(linearT(a, w('mlp.fc_in.weight'), w('mlp.fc_in.bias'))), w('mlp.fc_out.weight'), w('mlp.fc_out.bias'));
+      const ff = drop.resid(linearT(this.act(linearT(a, w('mlp.fc_in.weight'), w('mlp.fc_in.bias'))), w('mlp.fc_out.weight'), w('mlp.fc_out.bias')));
       h = op.add(op.add(attnOut, ff), h);
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);

@@ -16,6 +16,7 @@ import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { defaultPositions } from './positions.js';
+import { modelDropout } from './dropout.js';
 import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
@@ -126,6 +127,7 @@ export class Llama implements CausalLM {
     // LlamaRotaryEmbedding: cos/sin once per forward, shared by every layer.
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
     const rope = rotaryTables(positions, this.invFreq, embed.dtype as 'float32' | 'float64', 'half');
+    const drop = modelDropout(inputs.dropout, this.config.raw, { attn: 'attention_dropout' });
     let h = op.gather(embed, inputs.inputIds);
     const present: KeyValue[] = [];
     let mask: Tensor | undefined;
@@ -141,7 +143,7 @@ export class Llama implements CausalLM {
       const kv = withPast({ key: k, value: v }, inputs.past?.[l]);
       present.push(kv);
       mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attn = mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale));
+      const attn = mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs));
       h = op.add(h, proj(attn, 'self_attn.o_proj', this.oBias));
       // LlamaMLP: down(act(gate(x)) * up(x))
       const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);

@@ -1,4 +1,5 @@
 import type { Tensor } from '../engine/graph.js';
+import type { DropoutSites } from './dropout.js';
 
 /** A parameter as the checkpoint stores it: transformers' key name and shape. */
 export interface ParamInfo {
@@ -24,6 +25,8 @@ export interface ForwardInputs {
   positionIds?: Tensor;
   /** Cached keys/values of earlier positions, one per layer (generation). */
   past?: readonly KeyValue[];
+  /** Training with the config's dropout probabilities (omitted: dropout off, as TRL's default). */
+  dropout?: DropoutSites;
 }
 
 export interface ForwardOutputs {

@@ -44,6 +44,12 @@ export const TrainingOptionsSchema = z.object({
   truncationMode: z.enum(['keep_start', 'keep_end']).default('keep_end'),
   onBadRow: z.enum(['error', 'skip']).default('error'),
   groupByLength: z.boolean().default(false),
+  /**
+   * Keep the model's dropout (config.json's probabilities) in the training forward pass. Off by
+   * default, as TRL. Masks come from a generator seeded by `seed`: a run is reproducible, but a
+   * resumed run draws a fresh mask sequence rather than continuing the interrupted one.
+   */
+  keepDropout: z.boolean().default(false),
   padToMultipleOf: z.number().int().positive().optional(),
   loggingSteps: z.number().int().positive().default(10),
   evalSteps: z.number().int().positive().optional(),

@@ -15,6 +15,7 @@ import * as op from '../engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import { TrainStep, type LossBuild } from '../engine/train-step.js';
 import type { CausalLM } from '../models/types.js';
+import { DropoutSites } from '../models/dropout.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
@@ -109,7 +110,8 @@ export class DPOTrainer {
     const lossOptions = this.lossOptions();
     const step = await TrainStep.create(
       policy.specs,
-      (g, params) => buildDpoLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, lossOptions, K, c.referenceFree),
+      (g, params) =>
+        buildDpoLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, lossOptions, K, c.referenceFree, c.keepDropout ? new DropoutSites(c.seed) : undefined),
       { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
       this.runtime,
     );
@@ -278,8 +280,8 @@ export class DPOTrainer {
 /**
  * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
  * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
- * family on the [K, B] layout; metric outputs policy_logps and logit_sums. The step benchmark
- * builds exactly this.
+ * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
+ * model's dropout in the forward pass (`keepDropout`). The step benchmark builds exactly this.
  */
 export function buildDpoLoss(
   g: Graph,
@@ -288,9 +290,10 @@ export function buildDpoLoss(
   options: CombinedLossOptions,
   K: number,
   referenceFree: boolean,
+  dropout?: DropoutSites,
 ): LossBuild {
   const inputs = declareScoredInputs(g);
-  const scores = sequenceLogps(model, params, inputs);
+  const scores = sequenceLogps(model, params, inputs, dropout);
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
   const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));

@@ -37,6 +37,7 @@ import type { Float32Tensor } from '../io/safetensors.js';
 import { loadTokenizer, type HfTokenizer } from '../io/tokenizer.js';
 import { createModel } from '../models/registry.js';
 import type { CausalLM } from '../models/types.js';
+import type { DropoutSites } from '../models/dropout.js';
 import type { ParamTransform } from './scoring.js';
 
 export const SCORE_WEIGHT = 'score.weight';
@@ -117,8 +118,8 @@ export function declareRewardInputs(g: Graph): RewardInputs {
 }
 
 /** [N] raw rewards score.weight · h_last (no offset). `params` must hold `score.weight`. */
-export function rewardScores(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: RewardInputs): Tensor {
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask });
+export function rewardScores(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: RewardInputs, dropout?: DropoutSites): Tensor {
+  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
   const last = op.gather(op.reshape(hidden, [-1, model.config.hiddenSize]), inputs.lastPositions);
   return op.reshape(linearT(last, params[SCORE_WEIGHT]), [-1]);
 }

@@ -30,6 +30,7 @@ import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { mergeLora } from '../models/lora.js';
 import { loadPretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
+import { DropoutSites } from '../models/dropout.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
@@ -178,7 +179,7 @@ export class RewardTrainer {
 
     const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
       const p = policy.transform ? policy.transform(g, params) : params;
-      const rewards = rewardScores(model, p, declareRewardInputs(g));
+      const rewards = rewardScores(model, p, declareRewardInputs(g), c.keepDropout ? new DropoutSites(c.seed) : undefined);
       return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };
     };
     const step = await TrainStep.create(specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);

@@ -10,6 +10,7 @@ import { logSumExp } from '../engine/nn.js';
 import type { HostTensor } from '../engine/runtime.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { CausalLM } from '../models/types.js';
+import type { DropoutSites } from '../models/dropout.js';
 
 /** Graph inputs of a scoring graph. */
 export interface ScoredInputs {
@@ -44,9 +45,14 @@ export interface SequenceScores {
   tokenLogps: Tensor;
 }
 
-export function sequenceLogps(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs): SequenceScores {
+export function sequenceLogps(
+  model: CausalLM,
+  params: Readonly<Record<string, Tensor>>,
+  inputs: ScoredInputs,
+  dropout?: DropoutSites,
+): SequenceScores {
   const g = inputs.inputIds.graph;
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask });
+  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
   const d = model.config.hiddenSize;
   const flat = op.reshape(hidden, [-1, d]);
   const picked = op.gather(flat, inputs.positions);

@@ -33,6 +33,7 @@ import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
+import { DropoutSites } from '../models/dropout.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
 import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
 import { buildPolicy, savePolicy } from './policy.js';
@@ -128,8 +129,8 @@ export interface TokenNll {
 }
 
 /** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
-export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs): TokenNll {
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask });
+export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs, dropout?: DropoutSites): TokenNll {
+  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
   const picked = op.gather(op.reshape(hidden, [-1, model.config.hiddenSize]), inputs.positions);
   const logits = model.logits(params, picked);
   const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(inputs.targets, 1), 1), 1);
@@ -143,10 +144,10 @@ export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor
  * The SFT step's loss: sum of token NLLs times the fed `loss_scale` (= micro-batches / completion
  * tokens of the whole step, so accumulated gradients are those of the step's token mean).
  */
-export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>): LossBuild {
+export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites): LossBuild {
   const inputs = declareScoredInputs(g);
   const scale = g.input('loss_scale', 'float32', []);
-  const t = tokenNll(model, params, inputs);
+  const t = tokenNll(model, params, inputs, dropout);
   const nllSum = op.sum(t.nll);
   return { loss: op.mul(nllSum, scale), outputs: { nll_sum: op.stopGradient(nllSum), correct: op.sum(t.correct) } };
 }
@@ -186,7 +187,7 @@ export class SFTTrainer {
     await mkdir(c.output, { recursive: true });
 
     const build = (g: Graph, params: Record<string, Tensor>): LossBuild =>
-      sftLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params);
+      sftLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, c.keepDropout ? new DropoutSites(c.seed) : undefined);
     const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
     let evalGraph: EvalGraph | undefined;
     try {

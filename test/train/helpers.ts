@@ -13,7 +13,7 @@ export function tempDir(prefix = 'dpo-ts-test-'): string {
 }
 
 /** A random GPT-2 with GPT-2's real tokenizer and a tiny body (fast to train on a CPU). */
-export async function makeTinyGpt2(dir: string, options: { embd?: number; layers?: number; seed?: number } = {}): Promise<string> {
+export async function makeTinyGpt2(dir: string, options: { embd?: number; layers?: number; seed?: number; dropout?: number } = {}): Promise<string> {
   const config = {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
@@ -27,6 +27,9 @@ export async function makeTinyGpt2(dir: string, options: { embd?: number; layers
     layer_norm_epsilon: 1e-5,
     bos_token_id: 50256,
     eos_token_id: 50256,
+    embd_pdrop: options.dropout ?? 0,
+    attn_pdrop: options.dropout ?? 0,
+    resid_pdrop: options.dropout ?? 0,
   };
   const model = createModel(config);
   const rng = new Rng(options.seed ?? 1);
