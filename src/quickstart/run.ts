@@ -162,6 +162,8 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
         warmupSteps: Math.min(5, steps - 1),
         loggingSteps: 2,
         saveSteps: Math.max(1, Math.floor(steps / (o.frontierPoints ?? 3))),
+        // Held-out curves in the report: evaluate at every checkpoint too.
+        evalSteps: heldOutPairs.length ? Math.max(1, Math.floor(steps / (o.frontierPoints ?? 3))) : undefined,
         seed,
         threads: o.threads,
         cacheDir: join(output, 'cache'),
