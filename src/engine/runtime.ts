@@ -35,6 +35,12 @@ export interface RuntimeOptions {
   outputChunkElements?: number;
   /** Smallest output (bytes) that is fetched in chunks; default 32 MiB. */
   outputChunkMinBytes?: number;
+  /**
+   * ORT's CPU memory arena (default true). The arena keeps every block it ever grew to, so a
+   * graph whose tensors are few and short-lived (the optimizer update) holds less memory
+   * without it.
+   */
+  memoryArena?: boolean;
 }
 
 /** Default for RuntimeOptions.outputChunkElements. */
@@ -109,8 +115,8 @@ export class CompiledGraph {
       graphOptimizationLevel: options.optimizationLevel ?? 'all',
       executionProviders: [options.executionProvider ?? 'cpu'],
       executionMode: 'sequential',
-      enableCpuMemArena: true,
-      enableMemPattern: true,
+      enableCpuMemArena: options.memoryArena ?? true,
+      enableMemPattern: options.memoryArena ?? true,
     };
     if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
     if (options.optimizedModelPath) sessionOptions.optimizedModelFilePath = options.optimizedModelPath;

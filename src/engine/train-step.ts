@@ -125,7 +125,10 @@ export class TrainStep {
 
     const [gradGraph, applyGraph] = await Promise.all([
       CompiledGraph.compile(gradOutputs, runtime),
-      CompiledGraph.compile(applyOutputs, runtime),
+      // The update's tensors are parameter-sized and short-lived; without an arena they go back to
+      // the allocator after each step instead of staying reserved (gpt2-124m DPO step: peak RSS
+      // 12.6 -> 11.1 GB, same step time; bench/dpo.ts).
+      CompiledGraph.compile(applyOutputs, { ...runtime, memoryArena: false }),
     ]);
     return new TrainStep(gradGraph, applyGraph, specs, trainable, config, Object.keys(outputs));
   }
