@@ -24,6 +24,7 @@ function packageVersion(): string {
 
 const EXAMPLES = `
 Examples:
+  $ dpo quickstart           DPO end to end on the shipped small model, in a few minutes
   $ dpo train --model ./gpt2 --data prefs.jsonl --output runs/gpt2-dpo --learning-rate 5e-6
   $ dpo train --config run.yaml --resume
   $ dpo eval --model runs/gpt2-dpo --ref-model ./gpt2 --data heldout.jsonl
