@@ -6,27 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli, type CliRun } from './run-cli.js';
 import { TRAIN_OPTIONS } from '../../src/cli/dpo-options.js';
 import { flagOf } from '../../src/cli/options.js';
 import { DPOConfigSchema } from '../../src/train/config.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../train/helpers.js';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function dpo(...argv: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-  });
-  return { code, stdout, stderr };
-}
+const dpo = (...argv: string[]): Promise<CliRun> => runCli(argv);
 
 let dir: string;
 let model: string;

@@ -9,22 +9,14 @@ import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../cli/run-cli.js';
 import { evaluatePolicy, type EvaluationReport } from '../../src/eval/evaluate.js';
 import { getScorer, listScorers, registerScorer, sentimentScore, wordCount } from '../../src/eval/scorers.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
 import { initScoreHead, saveRewardModel, SCORE_WEIGHT, bodyParameterNames } from '../../src/train/reward-model.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-  });
-  return { code, stdout, stderr };
-}
+const run = runCli;
 
 const PROMPTS = ['The movie was', 'I think that', 'Once upon a time'];
 const FAST = { numSamples: 2, maxNewTokens: 6, batchSize: 4, runtime: { threads: 1 } } as const;

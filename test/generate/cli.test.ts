@@ -6,22 +6,14 @@
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../cli/run-cli.js';
 import { generate } from '../../src/generate/generate.js';
 import { Generator } from '../../src/generate/generator.js';
 import { loadPretrained, type Pretrained } from '../../src/models/pretrained.js';
 import type { HfTokenizer } from '../../src/io/tokenizer.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: { write: (s: string) => (stderr += s), isTTY: false },
-  });
-  return { code, stdout, stderr };
-}
+const run = runCli;
 
 const PROMPTS = ['The movie was', 'Hello', 'Once upon a time, in a land far away, there lived'];
 
