@@ -7,7 +7,6 @@
  * step -> metrics.jsonl + progress -> checkpoints -> final model in Hugging Face layout.
  */
 import { mkdir } from 'node:fs/promises';
-import { PreferenceBatcher } from '../data/batcher.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
@@ -24,7 +23,7 @@ import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
-import { optionsDigest, runTrainingLoop } from './loop.js';
+import { optionsDigest, runTrainingLoop, trainingBatcher } from './loop.js';
 import { buildPolicy, savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
@@ -116,13 +115,7 @@ export class DPOTrainer {
       this.runtime,
     );
 
-    const batcher = new PreferenceBatcher(train.rows, {
-      batchSize: c.batchSize,
-      padTokenId: tokenizer.padTokenId,
-      padToMultipleOf: c.padToMultipleOf,
-      seed: c.seed,
-      groupByLength: c.groupByLength,
-    });
+    const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
     const acc = new MetricsAccumulator();
     const references = new WeakMap<PreferenceBatch, Float64Array | undefined>();
     try {

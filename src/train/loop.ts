@@ -12,7 +12,8 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreferenceBatch } from '../data/collate.js';
-import type { PreferenceBatcher } from '../data/batcher.js';
+import { PreferenceBatcher } from '../data/batcher.js';
+import type { TokenizedPreference } from '../data/tokenize.js';
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import type { LossBuild, ParamSpec, TrainStep } from '../engine/train-step.js';
@@ -71,6 +72,17 @@ export interface LoopResult {
 
 /** The options of TrainingOptionsSchema, which every trainer's config extends. */
 export type TrainingOptions = z.output<typeof TrainingOptionsSchema>;
+
+/** The training batcher every trainer uses: batch size, padding, seed and grouping from the config. */
+export function trainingBatcher(rows: readonly TokenizedPreference[], c: TrainingOptions, padTokenId: number): PreferenceBatcher {
+  return new PreferenceBatcher(rows, {
+    batchSize: c.batchSize,
+    padTokenId,
+    padToMultipleOf: c.padToMultipleOf,
+    seed: c.seed,
+    groupByLength: c.groupByLength,
+  });
+}
 
 /** Runs the loop to `maxSteps` / `numEpochs`; the caller releases the step afterwards. */
 export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promise<LoopResult> {

@@ -15,7 +15,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { PreferenceBatcher } from '../data/batcher.js';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
@@ -33,7 +32,7 @@ import type { CausalLM } from '../models/types.js';
 import { DropoutSites } from '../models/dropout.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopResult } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import {
@@ -186,13 +185,7 @@ export class RewardTrainer {
     let evalGraph: EvalGraph | undefined;
     const evalGraphOnce = async (): Promise<EvalGraph> => (evalGraph ??= await EvalGraph.compile(specs, build, this.runtime));
     try {
-      const batcher = new PreferenceBatcher(train, {
-        batchSize: c.batchSize,
-        padTokenId,
-        padToMultipleOf: c.padToMultipleOf,
-        seed: c.seed,
-        groupByLength: c.groupByLength,
-      });
+      const batcher = trainingBatcher(train, c, padTokenId);
       const metrics = new RewardMetrics();
       let rewardOffset: number | undefined;
       const result = await runTrainingLoop(

@@ -15,7 +15,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
-import { PreferenceBatcher } from '../data/batcher.js';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import { loadPreferenceData } from '../data/load.js';
 import { detectPreferenceFormat, PREFERENCE_FORMATS } from '../data/preference-format.js';
@@ -35,7 +34,7 @@ import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
 import { DropoutSites } from '../models/dropout.js';
 import { formatZodError, TrainingOptionsSchema } from './config.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, type LoopResult } from './loop.js';
+import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopResult } from './loop.js';
 import { buildPolicy, savePolicy } from './policy.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
@@ -191,13 +190,7 @@ export class SFTTrainer {
     const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
     let evalGraph: EvalGraph | undefined;
     try {
-      const batcher = new PreferenceBatcher(train.rows, {
-        batchSize: c.batchSize,
-        padTokenId: tokenizer.padTokenId,
-        padToMultipleOf: c.padToMultipleOf,
-        seed: c.seed,
-        groupByLength: c.groupByLength,
-      });
+      const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
       let correct = 0;
       let count = 0;
       const result = await runTrainingLoop(
