@@ -5,7 +5,8 @@
  *
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart] [--steps 3] [--warmup 3]
  *                        [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
- *                        [--child MODEL [--mem-trace]]  (one model in this process; per-step memory on stderr)
+ *                        [--child MODEL [--mem-trace]]  (one model in this process; per-step memory on stderr,
+ *                                                        also after a GC when node runs with --expose-gc)
  *
  * Each model runs in its own child process (so peak RSS does not mix) and prints one JSON line:
  * bench "dpo_step", model, params, tokens_per_second (2·B·T / median step time: policy tokens
@@ -192,9 +193,20 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
     if (i >= opts.warmup) times.push(ms);
     if (!Number.isFinite(r.loss)) throw new Error(`dpo bench: loss ${r.loss} at step ${i}`);
     if (opts.memTrace) {
-      const m = process.memoryUsage();
       const mb = (x: number): number => round(x / 2 ** 20, 0);
-      console.error(JSON.stringify({ step: i, ms: round(ms, 0), rss_mb: mb(m.rss), max_rss_mb: round(process.resourceUsage().maxRSS / 1024, 0), array_buffers_mb: mb(m.arrayBuffers), heap_mb: mb(m.heapUsed) }));
+      const before = process.memoryUsage();
+      const line: Record<string, number> = { step: i, ms: round(ms, 0), max_rss_mb: round(process.resourceUsage().maxRSS / 1024, 0), rss_mb: mb(before.rss), array_buffers_mb: mb(before.arrayBuffers) };
+      // With node --expose-gc: also after a collection (onnxruntime-node's output copies are
+      // garbage that lives until the next GC and its finalizers).
+      const gc = (globalThis as { gc?: () => void }).gc;
+      if (gc) {
+        gc();
+        await new Promise((r) => setTimeout(r, 50));
+        gc();
+        const after = process.memoryUsage();
+        Object.assign(line, { rss_after_gc_mb: mb(after.rss), array_buffers_after_gc_mb: mb(after.arrayBuffers) });
+      }
+      console.error(JSON.stringify(line));
     }
   }
   const peakRssMb = process.resourceUsage().maxRSS / 1024;

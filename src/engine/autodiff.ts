@@ -2,6 +2,7 @@
  * Reverse-mode automatic differentiation on the graph: `grad(loss, wrt)` appends the gradient
  * nodes and returns d loss / d wrt. One vector-Jacobian product rule per primitive op.
  */
+import { checkpointInfo } from './checkpoint.js';
 import { isFloat } from './dtype.js';
 import type { Node, Tensor } from './graph.js';
 import * as op from './ops.js';
@@ -239,7 +240,33 @@ const rules: Record<string, VjpRule> = {
   },
   ScatterND: ({ inputs: [, idx] }, g) => [g, undefined, op.gatherND(g, idx)],
   GatherND: ({ inputs: [data, idx] }, g) => [op.scatterNDAdd(op.zerosLike(data), idx, g), undefined],
+  Checkpoint: (n, _g, _outs, gOuts) => {
+    const info = checkpointInfo(n);
+    if (!info) throw new Error('grad: Checkpoint node without its function (build it with checkpoint())');
+    const inputs = n.inputs.slice(info.outputs);
+    const seeds = gOuts.map((g, i) => (g ? { g, i } : undefined)).filter((x) => x !== undefined);
+    // Recompute once the backward has reached this node and the previous checkpoint is done.
+    // Holding back one input suffices (and a large graph input, such as a weight, need not be).
+    const deps = [...seeds.map((s) => s.g), ...checkpointChain];
+    const hold = Math.max(0, inputs.findIndex((x) => x.kind !== 'input'));
+    const xs = inputs.map((x, i) => (i === hold ? op.orderedAfter(x, deps) : x));
+    const ys = info.fn(xs);
+    let inGrads: Tensor[];
+    if (seeds.length === 1) inGrads = gradInner(ys[seeds[0].i], xs, seeds[0].g, true);
+    else {
+      let total: Tensor | undefined;
+      for (const { g, i } of seeds) {
+        const t = op.sum(op.mul(ys[i], g));
+        total = total ? op.add(total, t) : t;
+      }
+      inGrads = gradInner(total as Tensor, xs, undefined, true);
+    }
+    return [...gOuts.map(() => undefined), ...inGrads];
+  },
 };
+
+/** Gradients of the inputs of the checkpoint the current backward processed last, summed so far (see Checkpoint). */
+let checkpointChain: Tensor[] = [];
 
 /** Number of elements of `x` at run time, as an int64 scalar. */
 function sizeOf(x: Tensor): Tensor {
@@ -289,6 +316,12 @@ export function hasGradientRule(opName: string): boolean {
  * `seed` replaces the implicit d loss/d loss = 1 (then `loss` may have any shape).
  */
 export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  checkpointChain = [];
+  return gradInner(loss, wrt, seed);
+}
+
+/** `leaves`: the wrt tensors end the backward (their own inputs get no gradient from here). */
+function gradInner(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor, leaves = false): Tensor[] {
   const g = loss.graph;
   if (!seed && loss.rank !== 0) throw new Error(`grad: loss must be a scalar, got ${loss}`);
   // Nodes on a path from some wrt tensor to the loss, in topological order.
@@ -308,7 +341,7 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
   const seen = new Set<number>();
   const visit = (t: Tensor): void => {
     const n = t.node;
-    if (!n || seen.has(n.id) || !depends(t)) return;
+    if (!n || seen.has(n.id) || !depends(t) || (leaves && wrtIds.has(t.id))) return;
     seen.add(n.id);
     // Iterative DFS would be needed for very deep graphs; transformer graphs are a few thousand nodes deep at most.
     for (const x of n.inputs) visit(x);
@@ -336,6 +369,11 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tenso
     n.inputs.forEach((x, k) => {
       if (depends(x)) accumulate(x, inGrads[k]);
     });
+    if (n.op === 'Checkpoint') {
+      // The next checkpoint waits for these sums (not just this piece's terms): ONNX Runtime's
+      // order would otherwise compute every chunk's weight gradient before adding any of them.
+      checkpointChain = n.inputs.slice(checkpointInfo(n)?.outputs ?? 0).flatMap((x) => grads.get(x.id) ?? []);
+    }
   }
   return wrt.map((t) => grads.get(t.id) ?? op.zerosLike(t));
 }

@@ -234,6 +234,10 @@ function emitNode(e: Emitter, n: Node, ins: string[], outs: string[]): void {
     case 'StopGradient':
       e.node('Identity', ins, [], outs);
       return;
+    case 'Checkpoint':
+      // The wrapped results pass through; the other inputs matter to the gradient rule only.
+      outs.forEach((o, i) => e.node('Identity', [ins[i]], [], [o]));
+      return;
     case 'Slice': {
       const end = a.end as number;
       const endName = end >= Number.MAX_SAFE_INTEGER ? int64MaxConst(e) : e.int64s([end]);
@@ -253,6 +257,11 @@ function emitNode(e: Emitter, n: Node, ins: string[], outs: string[]): void {
       e.node('ConstantOfShape', ins, [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensorProto('value', dtype, [1], one) }], outs);
       return;
     }
+    case 'Reshape':
+      // Shapes computed at run time hold real sizes, 0 included (an empty chunk of rows): ONNX's
+      // default would read a 0 as "copy this dim from the input".
+      e.node('Reshape', ins, n.inputs[1].kind === 'constant' ? [] : [attribute('allowzero', 1)], outs);
+      return;
     case 'Erf':
       if (n.inputs[0].dtype === 'float64') {
         emitErfFloat64(e, ins[0], outs[0]);

@@ -251,6 +251,31 @@ export function arange(g: Graph, n: Dim, dtype: DType = 'int64', hint?: Tensor):
   return node1(g, 'Range', [scalar(g, 0, dtype), limit, scalar(g, 1, dtype)], {}, dtype, [n]);
 }
 
+/** start, start+1, ..., limit-1 for int64 scalars computed at run time; the length is a fresh dim. */
+export function range(start: Tensor, limit: Tensor): Tensor {
+  if (start.rank !== 0 || limit.rank !== 0) throw new ShapeError('Range', 'start and limit must be scalars', [start, limit]);
+  const g = start.graph;
+  return node1(g, 'Range', [start, limit, scalar(g, 1, start.dtype)], {}, start.dtype, [g.freshDim('range')]);
+}
+
+/**
+ * `x` itself (a Reshape to its own shape, which ONNX Runtime does without a copy), computed only
+ * once every tensor of `deps` exists: the shape it reshapes to depends on theirs. This is how a
+ * recomputation is held back until the backward reaches it instead of being scheduled (and kept
+ * alive) during the forward.
+ */
+export function orderedAfter(x: Tensor, deps: readonly Tensor[]): Tensor {
+  if (deps.length === 0) return x;
+  const g = x.graph;
+  let zero: Tensor | undefined;
+  for (const d of deps) {
+    const s = sum(shapeOf(d));
+    const z = sub(s, s);
+    zero = zero ? add(zero, z) : z;
+  }
+  return node1(g, 'Reshape', [x, add(shapeOf(x), zero as Tensor)], {}, x.dtype, [...x.shape]);
+}
+
 // ---------------------------------------------------------------- layout
 
 /**

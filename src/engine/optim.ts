@@ -73,9 +73,16 @@ export function globalNorm(grads: readonly Tensor[]): Tensor {
 
 /**
  * Appends clipping and the optimizer update for `params` (graph inputs named p.name) given their
- * gradients. State inputs are named `<param>.<slot>`.
+ * gradients. State inputs are named `<param>.<slot>`. No parameter is written before all of
+ * `grads` and `waitFor` (say, the loss and metrics of the same graph) are computed.
  */
-export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: readonly Tensor[], config: OptimizerConfig): OptimizerGraph {
+export function buildOptimizer(
+  g: Graph,
+  params: readonly Tensor[],
+  grads: readonly Tensor[],
+  config: OptimizerConfig,
+  waitFor: readonly Tensor[] = [],
+): OptimizerGraph {
   if (params.length !== grads.length) throw new Error('buildOptimizer: params and grads differ in length');
   const dtype = params[0].dtype as FloatDType;
   const scalars = {
@@ -84,6 +91,16 @@ export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: reado
     bias_correction2: g.input('bias_correction2', dtype, []),
   };
   const gradNorm = globalNorm(grads);
+  // Every parameter write waits for every gradient and for `waitFor`: the learning rate the
+  // updates use depends on them (Where with equal branches: the same value, NaN included). A fused
+  // step (forward, backward and update in one graph) writes parameters in place, so no update may
+  // run while the backward, the loss or a metric still reads the old values.
+  let never = op.less(gradNorm, gradNorm);
+  for (const t of waitFor) {
+    const s = op.sum(t.dtype === 'bool' ? op.cast(t, dtype) : t);
+    never = op.and(never, op.less(s, s));
+  }
+  const lr = op.where(never, scalars.lr, scalars.lr);
   let clipped = grads;
   if (config.maxGradNorm && config.maxGradNorm > 0) {
     // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped at 1.
@@ -110,7 +127,7 @@ export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: reado
           newState.push({ momentum: buf });
           gr = buf;
         } else newState.push({});
-        newParams.push(op.sub(p, op.mul(gr, scalars.lr)));
+        newParams.push(op.sub(p, op.mul(gr, lr)));
         break;
       }
       case 'rmsprop': {
@@ -118,7 +135,7 @@ export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: reado
         const alpha = config.alpha ?? 0.99;
         const sq = op.add(op.mul(st.square_avg, alpha), op.mul(op.mul(gr, gr), 1 - alpha));
         newState.push({ square_avg: sq });
-        newParams.push(op.sub(p, op.div(op.mul(gr, scalars.lr), op.add(op.sqrt(sq), config.eps ?? 1e-8))));
+        newParams.push(op.sub(p, op.div(op.mul(gr, lr), op.add(op.sqrt(sq), config.eps ?? 1e-8))));
         break;
       }
       case 'adamw': {
@@ -127,9 +144,9 @@ export function buildOptimizer(g: Graph, params: readonly Tensor[], grads: reado
         const m = op.add(op.mul(st.exp_avg, b1), op.mul(gr, 1 - b1));
         const v = op.add(op.mul(st.exp_avg_sq, b2), op.mul(op.mul(gr, gr), 1 - b2));
         newState.push({ exp_avg: m, exp_avg_sq: v });
-        const decayed = wd ? op.mul(p, op.sub(1, op.mul(scalars.lr, wd))) : p;
+        const decayed = wd ? op.mul(p, op.sub(1, op.mul(lr, wd))) : p;
         const denom = op.add(op.sqrt(op.div(v, scalars.bias_correction2)), config.eps ?? 1e-8);
-        const stepSize = op.div(scalars.lr, scalars.bias_correction1);
+        const stepSize = op.div(lr, scalars.bias_correction1);
         newParams.push(op.sub(decayed, op.mul(op.div(m, denom), stepSize)));
         break;
       }

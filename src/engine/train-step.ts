@@ -1,17 +1,20 @@
 /**
- * A compiled training step in two graphs:
- *  - the gradient graph runs forward, loss and backward on one micro-batch and adds its
- *    gradients, scaled by 1/micro-batches, into accumulator buffers;
- *  - the apply graph clips the accumulated gradients and runs the optimizer update.
- * Gradient accumulation is therefore exact by construction: k micro-batches of size b give the
- * update of one batch of size k*b (for losses that are means over rows).
+ * A compiled training step.
+ *  - One micro-batch per step (the usual case): ONE graph runs forward, loss, backward, clipping
+ *    and the optimizer update, writing the new parameters and optimizer state in place. Gradients
+ *    never leave ONNX Runtime: no gradient buffers on the host and no copies of them.
+ *  - Gradient accumulation (several micro-batches): two graphs, compiled on first use. The
+ *    gradient graph runs forward, loss and backward on one micro-batch and adds its gradients,
+ *    scaled by 1/micro-batches, into accumulator buffers; the apply graph clips them and runs the
+ *    optimizer update. k micro-batches of size b give the update of one batch of size k*b (for
+ *    losses that are means over rows).
  *
- * Buffers are written in place: the apply graph writes new parameters and optimizer state into
- * the very arrays it reads them from, and the gradient graph writes accumulators into the
- * arrays it reads. That is safe because in both graphs the only readers of those inputs are
- * the element-wise ops that compute their new values (same index in, same index out), and the
- * gradient graph never outputs a parameter. Memory: parameters + gradient accumulators +
- * optimizer state, as in PyTorch.
+ * In-place writes are safe because every reader of an input that is also written either is the
+ * element-wise op computing the new value (same index in, same index out) or runs before any
+ * write: buildOptimizer makes every parameter write depend on all gradients and on the loss and
+ * metrics (test/engine/train-step.test.ts checks a metric that reads a weight directly). The
+ * gradient graph never outputs a parameter. Memory: parameters + optimizer state (+ gradient
+ * accumulators when accumulating), as in PyTorch.
  *
  * What a step costs beyond its compute (verified on onnxruntime-node 1.30, linux-x64; see
  * test/engine/runtime.test.ts and `npm run bench -- trainstep`):
@@ -21,8 +24,9 @@
  *    straight into it), BUT the 1.30 binding then also copies every output into a freshly
  *    allocated ArrayBuffer and returns that copy (writing into the returned array does not
  *    touch ours). There is no way to decline it, so every step pays, per output byte, one
- *    allocation + memcpy + later GC: here grads (gradient graph) + params + optimizer state
- *    (apply graph). CompiledGraph drops the copies and returns the caller's buffers.
+ *    allocation + memcpy + later GC: here params + optimizer state (and the gradients when
+ *    accumulating). CompiledGraph drops the copies and returns the caller's buffers; the copies
+ *    stay allocated until V8 collects them (gpt2-124m: ~1.4 GB per step, ~0.9 GB of peak RSS).
  *  - fresh buffers above glibc's mmap threshold are new pages each time, and page faults on the
  *    2-core VM cost far more than the copy; CompiledGraph therefore fetches static outputs of
  *    32 MiB or more in 1 MiB chunks (RuntimeOptions.outputChunkElements), which mostly reuses
@@ -68,20 +72,23 @@ const accName = (p: string): string => `${p}.grad`;
 
 export class TrainStep {
   private readonly params: Float32Array[];
-  private readonly grads: Float32Array[];
   private readonly state: Record<string, Float32Array>[];
+  /** Gradient accumulators: allocated with the accumulating graphs, on the first multi-micro-batch step. */
+  private grads: Float32Array[] = [];
+  private accumulating?: Promise<{ gradGraph: CompiledGraph; applyGraph: CompiledGraph }>;
   private stepCount = 0;
 
   private constructor(
-    private readonly gradGraph: CompiledGraph,
-    private readonly applyGraph: CompiledGraph,
+    /** forward + loss + backward + clip + update of one micro-batch, in one run. */
+    private readonly fusedGraph: CompiledGraph,
+    private readonly build: (g: Graph, params: Record<string, Tensor>) => LossBuild,
     private readonly specs: readonly ParamSpec[],
     private readonly trainable: readonly number[],
     private readonly config: OptimizerConfig,
+    private readonly runtime: RuntimeOptions,
     private readonly extraOutputs: readonly string[],
   ) {
     this.params = specs.map((s) => s.data);
-    this.grads = trainable.map((i) => new Float32Array(specs[i].data.length));
     const slots = stateSlots(config);
     this.state = trainable.map((i) => Object.fromEntries(slots.map((k) => [k, new Float32Array(specs[i].data.length)])));
   }
@@ -100,10 +107,33 @@ export class TrainStep {
     const trainable = specs.map((s, i) => (s.trainable === false ? -1 : i)).filter((i) => i >= 0);
     if (trainable.length === 0) throw new Error('TrainStep: no trainable parameters');
 
-    const g = new Graph('train_grad');
+    const g = new Graph('train_step');
     const params: Record<string, Tensor> = {};
     for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
     const { loss, outputs = {} } = build(g, params);
+    const trainableInputs = trainable.map((i) => params[specs[i].name]);
+    const grads = grad(loss, trainableInputs);
+    // Parameters are written in place: the update waits for the loss and metrics (see buildOptimizer).
+    const opt = buildOptimizer(g, trainableInputs, grads, config, [loss, ...Object.values(outputs)]);
+    const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm };
+    trainable.forEach((pi, k) => {
+      fusedOutputs[`${specs[pi].name}.new`] = opt.newParams[k];
+      for (const [slot, t] of Object.entries(opt.newState[k])) fusedOutputs[`${specs[pi].name}.${slot}.new`] = t;
+    });
+    const fusedGraph = await CompiledGraph.compile(fusedOutputs, runtime);
+    return new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
+  }
+
+  /**
+   * The two graphs of gradient accumulation: one adds a micro-batch's gradients, scaled, into
+   * accumulators; the other clips and updates from them.
+   */
+  private async compileAccumulating(): Promise<{ gradGraph: CompiledGraph; applyGraph: CompiledGraph }> {
+    const { specs, trainable } = this;
+    const g = new Graph('train_grad');
+    const params: Record<string, Tensor> = {};
+    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+    const { loss, outputs = {} } = this.build(g, params);
     const grads = grad(loss, trainable.map((i) => params[specs[i].name]));
     const scale = g.input(GRAD_SCALE, 'float32', []);
     const gradOutputs: Record<string, Tensor> = { loss, ...outputs };
@@ -116,21 +146,21 @@ export class TrainStep {
     const a = new Graph('train_apply');
     const ps = trainable.map((i) => a.input(specs[i].name, 'float32', specs[i].shape));
     const gs = trainable.map((i) => a.input(accName(specs[i].name), 'float32', specs[i].shape));
-    const opt = buildOptimizer(a, ps, gs, config);
+    const opt = buildOptimizer(a, ps, gs, this.config);
     const applyOutputs: Record<string, Tensor> = { grad_norm: opt.gradNorm };
     trainable.forEach((pi, k) => {
       applyOutputs[`${specs[pi].name}.new`] = opt.newParams[k];
       for (const [slot, t] of Object.entries(opt.newState[k])) applyOutputs[`${specs[pi].name}.${slot}.new`] = t;
     });
-
     const [gradGraph, applyGraph] = await Promise.all([
-      CompiledGraph.compile(gradOutputs, runtime),
+      CompiledGraph.compile(gradOutputs, this.runtime),
       // The update's tensors are parameter-sized and short-lived; without an arena they go back to
       // the allocator after each step instead of staying reserved (gpt2-124m DPO step: peak RSS
       // 12.6 -> 11.1 GB, same step time; bench/dpo.ts).
-      CompiledGraph.compile(applyOutputs, { ...runtime, memoryArena: false }),
+      CompiledGraph.compile(applyOutputs, { ...this.runtime, memoryArena: false }),
     ]);
-    return new TrainStep(gradGraph, applyGraph, specs, trainable, config, Object.keys(outputs));
+    this.grads = trainable.map((i) => new Float32Array(specs[i].data.length));
+    return { gradGraph, applyGraph };
   }
 
   /**
@@ -140,9 +170,29 @@ export class TrainStep {
   async step(data: Readonly<Record<string, HostTensor>> | readonly Readonly<Record<string, HostTensor>>[], lr: number): Promise<StepResult> {
     const micro = Array.isArray(data) ? data : [data as Readonly<Record<string, HostTensor>>];
     if (micro.length === 0) throw new Error('TrainStep.step: no micro-batches');
-    for (const acc of this.grads) acc.fill(0);
     const paramFeeds: Record<string, HostTensor> = {};
     this.specs.forEach((s, i) => (paramFeeds[s.name] = { data: this.params[i], dims: s.shape }));
+    const stepFeeds: Record<string, HostTensor> = {};
+    const updateInto: Record<string, HostTensor> = {};
+    for (const [k, v] of Object.entries(stepScalars(this.config, lr, this.stepCount + 1))) stepFeeds[k] = { data: Float32Array.of(v), dims: [] };
+    this.trainable.forEach((pi, k) => {
+      const s = this.specs[pi];
+      updateInto[`${s.name}.new`] = { data: this.params[pi], dims: s.shape };
+      for (const [slot, buf] of Object.entries(this.state[k])) {
+        stepFeeds[`${s.name}.${slot}`] = updateInto[`${s.name}.${slot}.new`] = { data: buf, dims: s.shape };
+      }
+    });
+
+    if (micro.length === 1) {
+      const out = await this.fusedGraph.run({ ...micro[0], ...paramFeeds, ...stepFeeds }, updateInto);
+      this.stepCount++;
+      const extras = this.pickExtras(out);
+      return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), outputs: extras, microOutputs: [extras] };
+    }
+
+    this.accumulating ??= this.compileAccumulating();
+    const { gradGraph, applyGraph } = await this.accumulating;
+    for (const acc of this.grads) acc.fill(0);
     const accFeeds: Record<string, HostTensor> = {};
     const accInto: Record<string, HostTensor> = {};
     this.trainable.forEach((pi, k) => {
@@ -154,31 +204,24 @@ export class TrainStep {
     let lossSum = 0;
     const microOutputs: Record<string, HostTensor>[] = [];
     for (const feeds of micro) {
-      const out = await this.gradGraph.run({ ...feeds, ...paramFeeds, ...accFeeds, [GRAD_SCALE]: scale }, accInto);
+      const out = await gradGraph.run({ ...feeds, ...paramFeeds, ...accFeeds, [GRAD_SCALE]: scale }, accInto);
       lossSum += Number(out.loss.data[0]);
-      const extras: Record<string, HostTensor> = {};
-      for (const k of this.extraOutputs) extras[k] = out[k];
-      microOutputs.push(extras);
+      microOutputs.push(this.pickExtras(out));
     }
-
+    const applied = await applyGraph.run({ ...paramFeeds, ...accFeeds, ...stepFeeds }, updateInto);
     this.stepCount++;
-    const feeds: Record<string, HostTensor> = { ...accFeeds };
-    const into: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(stepScalars(this.config, lr, this.stepCount))) feeds[k] = { data: Float32Array.of(v), dims: [] };
-    this.trainable.forEach((pi, k) => {
-      const s = this.specs[pi];
-      feeds[s.name] = into[`${s.name}.new`] = { data: this.params[pi], dims: s.shape };
-      for (const [slot, buf] of Object.entries(this.state[k])) {
-        feeds[`${s.name}.${slot}`] = into[`${s.name}.${slot}.new`] = { data: buf, dims: s.shape };
-      }
-    });
-    const applied = await this.applyGraph.run(feeds, into);
     return {
       loss: lossSum / micro.length,
       gradNorm: Number(applied.grad_norm.data[0]),
       outputs: microOutputs[microOutputs.length - 1],
       microOutputs,
     };
+  }
+
+  private pickExtras(out: Record<string, HostTensor>): Record<string, HostTensor> {
+    const extras: Record<string, HostTensor> = {};
+    for (const k of this.extraOutputs) extras[k] = out[k];
+    return extras;
   }
 
   /** Current parameter values by name (the live buffers: copy before the next step if needed). */
@@ -208,6 +251,11 @@ export class TrainStep {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.gradGraph.release(), this.applyGraph.release()]);
+    const graphs = [this.fusedGraph];
+    if (this.accumulating) {
+      const { gradGraph, applyGraph } = await this.accumulating;
+      graphs.push(gradGraph, applyGraph);
+    }
+    await Promise.all(graphs.map((c) => c.release()));
   }
 }

@@ -1,10 +1,12 @@
 /**
  * Per-sequence log-probabilities of completions: the quantity every loss in losses.ts consumes.
  * Only the positions that predict a completion token go through the vocabulary projection, so
- * the [tokens, vocab] logits cover completions only (prompt and padding never reach lm_head).
+ * the [tokens, vocab] logits cover completions only (prompt and padding never reach lm_head), in
+ * checkpointed chunks (scoredHead).
  */
 import type { FloatDType } from '../engine/dtype.js';
 import type { Graph, Tensor } from '../engine/graph.js';
+import { checkpoint } from '../engine/checkpoint.js';
 import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
 import type { HostTensor } from '../engine/runtime.js';
@@ -45,6 +47,49 @@ export interface SequenceScores {
   tokenLogps: Tensor;
 }
 
+/**
+ * The vocabulary projection runs on this many chunks of the scored rows, each checkpointed (its
+ * [rows, vocab] tensors are recomputed in the backward, one chunk after another): a gpt2-124m DPO
+ * step of 4 pairs x 256 tokens would otherwise hold several [1536, 50257] tensors (309 MB each).
+ */
+export const LM_HEAD_CHUNKS = 8;
+
+/**
+ * `perToken(logits, targets)` on the logits of every scored position, computed in
+ * LM_HEAD_CHUNKS checkpointed chunks of positions (in order; a chunk may be empty). Returns, per
+ * chunk, the results and the chunk's segments. perToken's results must be per-row ([rows]).
+ */
+export function scoredHead(
+  model: CausalLM,
+  params: Readonly<Record<string, Tensor>>,
+  hidden: Tensor,
+  inputs: Pick<ScoredInputs, 'positions' | 'targets' | 'segments'>,
+  perToken: (logits: Tensor, targets: Tensor) => Tensor[],
+): { segments: Tensor; values: Tensor[] }[] {
+  const flat = op.reshape(hidden, [-1, model.config.hiddenSize]);
+  const g = flat.graph;
+  const m = op.reshape(op.dimTensor(g, inputs.positions.shape[0], inputs.positions), []);
+  const k = LM_HEAD_CHUNKS;
+  const int = (v: number): Tensor => op.scalar(g, v, 'int64');
+  const size = op.div(op.add(m, int(k - 1)), int(k));
+  const names = Object.keys(params);
+  return Array.from({ length: k }, (_, c) => {
+    const start = op.minimum(op.mul(size, int(c)), m);
+    const end = op.minimum(op.mul(size, int(c + 1)), m);
+    const rows = op.range(start, end);
+    const targets = op.gather(inputs.targets, rows);
+    const picked = op.gather(flat, op.gather(inputs.positions, rows));
+    // perToken's results leave the checkpoint stacked as one [results, rows] tensor: ONNX Runtime
+    // then computes them together and drops the chunk's logits before the next chunk's exist.
+    const [stacked] = checkpoint([picked, ...names.map((n) => params[n])], ([h, ...ps]) => {
+      const p = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+      return [op.concat(perToken(model.logits(p, h), targets).map((v) => op.unsqueeze(v, 0)), 0)];
+    });
+    const values = op.split(stacked, 0, Array<number>(stacked.shape[0] as number).fill(1)).map((v) => op.squeeze(v, 0));
+    return { segments: op.gather(inputs.segments, rows), values };
+  });
+}
+
 export function sequenceLogps(
   model: CausalLM,
   params: Readonly<Record<string, Tensor>>,
@@ -53,18 +98,19 @@ export function sequenceLogps(
 ): SequenceScores {
   const g = inputs.inputIds.graph;
   const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
-  const d = model.config.hiddenSize;
-  const flat = op.reshape(hidden, [-1, d]);
-  const picked = op.gather(flat, inputs.positions);
-  const logits = model.logits(params, picked);
-  const lse = logSumExp(logits, -1);
-  const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(inputs.targets, 1), 1), 1);
-  const tokenLogps = op.sub(target, lse);
+  const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
+    const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
+    const tokenLogps = op.sub(target, logSumExp(logits, -1));
+    return [tokenLogps, op.stopGradient(op.mean(logits, -1))];
+  });
   const zeros = op.constantOfShape(g, [inputs.inputIds.shape[0]], 0, hidden.dtype, inputs.inputIds);
-  const logps = op.scatterAdd(zeros, inputs.segments, tokenLogps, 0);
-  const meanLogit = op.stopGradient(op.mean(logits, -1));
-  const logitSums = op.scatterAdd(zeros, inputs.segments, meanLogit, 0);
-  return { logps, logitSums, tokenLogps };
+  let logps = zeros;
+  let logitSums = zeros;
+  for (const { segments, values: [tokenLogps, meanLogit] } of chunks) {
+    logps = op.scatterAdd(logps, segments, tokenLogps, 0);
+    logitSums = op.scatterAdd(logitSums, segments, meanLogit, 0);
+  }
+  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0) };
 }
 
 /** The scoring feeds of a collated batch (see PreferenceBatch for the mask convention). */

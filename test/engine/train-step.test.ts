@@ -81,4 +81,35 @@ describe('TrainStep', () => {
       for (let j = 0; j < v.length; j++) expect(v[j]).toBeCloseTo(w[j], 5);
     }
   });
+
+  // A one-micro-batch step is one fused graph that writes the parameters in place while its own
+  // backward reads them; two identical micro-batches take the two-graph accumulating path and
+  // average to the same gradients. Plain SGD without clipping is the case where an update could
+  // otherwise run before the backward of an earlier layer has read the old weights.
+  for (const cfg of [{ name: 'sgd' as const }, { name: 'adamw' as const, weightDecay: 0.01, maxGradNorm: 0.1 }]) {
+    it(`the fused one-micro-batch step equals the accumulating path (${cfg.name})`, async () => {
+      const feeds = batch(7, 32);
+      const fused = await TrainStep.create(specs(), (g, p) => ({ loss: mlpLoss(g, p) }), cfg);
+      const twoGraphs = await TrainStep.create(specs(), (g, p) => ({ loss: mlpLoss(g, p) }), cfg);
+      for (let i = 0; i < 3; i++) {
+        const r1 = await fused.step(feeds, 0.5);
+        const r2 = await twoGraphs.step([feeds, feeds], 0.5);
+        expect(r1.gradNorm).toBe(r2.gradNorm);
+        expect(r1.loss).toBe(r2.loss);
+      }
+      for (const [name, v] of fused.parameters()) expect(v).toEqual(twoGraphs.parameters().get(name));
+      expect(fused.optimizerState().state).toEqual(twoGraphs.optimizerState().state);
+    });
+  }
+
+  it('metrics read the parameters before the in-place update writes them', async () => {
+    const ps = specs();
+    const w1 = Float32Array.from(ps[0].data);
+    const expected = w1.reduce((a, x) => a + x * x, 0);
+    const build = (g: Graph, p: Record<string, Tensor>) => ({ loss: mlpLoss(g, p), outputs: { w1_sq: op.sum(op.mul(p.w1, p.w1)) } });
+    const step = await TrainStep.create(ps, build, { name: 'sgd' });
+    const r = await step.step(batch(7, 32), 5);
+    expect(Number(r.outputs.w1_sq.data[0])).toBeCloseTo(expected, 4);
+    expect(ps[0].data).not.toEqual(w1);
+  });
 });
