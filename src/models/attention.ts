@@ -1,5 +1,6 @@
 /** Attention pieces shared by every family, written as transformers computes them. */
 import type { Graph, Tensor } from '../engine/graph.js';
+import { checkpoint } from '../engine/checkpoint.js';
 import * as op from '../engine/ops.js';
 import { causalMask } from '../engine/nn.js';
 import type { Dim } from '../engine/shape.js';
@@ -47,7 +48,9 @@ function lowest(dtype: string): number {
  *
  * The scale is applied to q ([.., T, Dh]) rather than to the scores ([.., T, S]). Grouped heads
  * are not materialised (no repeat_kv copy): q is viewed as [B, Hkv, H/Hkv, T, Dh] and the
- * matmuls broadcast k and v over the group axis.
+ * matmuls broadcast k and v over the group axis. Without dropout on the probabilities the
+ * scores and probabilities ([.., T, S] each) are recomputed in the backward rather than kept
+ * (checkpoint); a dropout mask cannot be drawn twice, so with dropout they are kept.
  */
 export function scaledDotProductAttention(
   q: Tensor,
@@ -55,7 +58,7 @@ export function scaledDotProductAttention(
   v: Tensor,
   mask: Tensor,
   scale: number,
-  probsDropout: (probs: Tensor) => Tensor = (probs) => probs,
+  probsDropout?: (probs: Tensor) => Tensor,
 ): Tensor {
   const [b, heads, t, d] = q.shape as [Dim, number, Dim, number];
   const kvHeads = k.shape[1] as number;
@@ -66,10 +69,14 @@ export function scaledDotProductAttention(
   const kk = grouped ? op.unsqueeze(k, 2) : k;
   const vv = grouped ? op.unsqueeze(v, 2) : v;
   const m = grouped ? op.unsqueeze(mask, 1) : mask;
-  const scores = op.matmul(qq, op.transposeLast2(kk));
-  // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
-  // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
-  const masked = op.where(m, scores, lowest(q.dtype));
-  const out = op.matmul(probsDropout(op.softmax(masked, -1)), vv);
+  const attend = ([qx, kx, vx]: readonly Tensor[]): Tensor[] => {
+    const scores = op.matmul(qx, op.transposeLast2(kx));
+    // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
+    // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
+    const masked = op.where(m, scores, lowest(q.dtype));
+    const probs = op.softmax(masked, -1);
+    return [op.matmul(probsDropout ? probsDropout(probs) : probs, vx)];
+  };
+  const [out] = probsDropout ? attend([qq, kk, vv]) : checkpoint([qq, kk, vv], attend);
   return grouped ? op.reshape(out, [b, heads, t, d]) : out;
 }

@@ -29,8 +29,8 @@ export function dropoutProbability(raw: Readonly<Record<string, unknown>>, key: 
 export interface ModelDropout {
   /** On the embeddings. */
   embd(x: Tensor): Tensor;
-  /** On the attention probabilities. */
-  probs(x: Tensor): Tensor;
+  /** On the attention probabilities; undefined when this site has no dropout (attention can then be recomputed in the backward). */
+  probs?: (x: Tensor) => Tensor;
   /** On each block's attention and MLP outputs before the residual add. */
   resid(x: Tensor): Tensor;
 }
@@ -42,5 +42,6 @@ export function modelDropout(
   keys: { embd?: string; attn?: string; resid?: string },
 ): ModelDropout {
   const at = (key: string | undefined) => (x: Tensor): Tensor => (sites && key ? sites.apply(x, dropoutProbability(raw, key)) : x);
-  return { embd: at(keys.embd), probs: at(keys.attn), resid: at(keys.resid) };
+  const probsOn = sites !== undefined && keys.attn !== undefined && dropoutProbability(raw, keys.attn) > 0;
+  return { embd: at(keys.embd), probs: probsOn ? at(keys.attn) : undefined, resid: at(keys.resid) };
 }
