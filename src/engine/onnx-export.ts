@@ -185,6 +185,11 @@ export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: 
     return n;
   };
 
+  // An output computed by a node is written under its output name directly: an Identity would
+  // make ONNX Runtime compute it into a temporary and copy it (for an optimizer state that is
+  // also read by the update, every step, at parameter size).
+  for (const [name, t] of Object.entries(outputs)) if (t.kind === 'op' && !names.has(t.id)) names.set(t.id, name);
+
   for (const n of nodes) {
     const ins = n.inputs.map(nameOf);
     const outs = n.outputs.map(nameOf);
@@ -194,7 +199,7 @@ export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: 
   const usedInputs = new Set<number>();
   for (const n of nodes) for (const x of n.inputs) if (x.kind === 'input') usedInputs.add(x.id);
   const outputInfos = Object.entries(outputs).map(([name, t]) => {
-    e.node('Identity', [nameOf(t)], [], [name]);
+    if (nameOf(t) !== name) e.node('Identity', [nameOf(t)], [], [name]);
     if (t.kind === 'input') usedInputs.add(t.id);
     return valueInfo(name, t);
   });
