@@ -256,10 +256,13 @@ interface ProfileEvent {
   name: string;
   dur: number;
   ts: number;
-  args?: { op_name?: string };
+  args?: { op_name?: string; mem_bytes_in_use?: string; mem_arena_held?: string };
 }
 
-/** Time by op type and the top nodes of the last model_run of each profile file with `prefix`. */
+/**
+ * Time by op type, the top nodes, and memory (onnxruntime 1.30's profile records the CPU arena's
+ * bytes in use and held after every node) of the last model_run of each profile file with `prefix`.
+ */
 function summariseProfiles(dir: string, prefix: string): void {
   for (const file of readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'))) {
     const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
@@ -282,7 +285,15 @@ function summariseProfiles(dir: string, prefix: string): void {
       .sort((a, b) => b.dur - a.dur)
       .slice(0, 15)
       .map((e) => ({ node: e.name.replace(/_kernel_time$/, ''), op: e.args?.op_name, ms: round(e.dur / 1000, 1) }));
-    console.log(JSON.stringify({ bench: 'dpo_profile', file, run_ms: round(last.dur / 1000, 1), kernel_ms: round(total, 1), by_op: ops, top_nodes: top }));
+    const mb = (e: ProfileEvent, k: 'mem_bytes_in_use' | 'mem_arena_held'): number => Number(e.args?.[k] ?? 0) / 2 ** 20;
+    const peak = nodes.reduce<ProfileEvent | undefined>((p, e) => (!p || mb(e, 'mem_bytes_in_use') > mb(p, 'mem_bytes_in_use') ? e : p), undefined);
+    const memory = peak && {
+      peak_in_use_mb: round(mb(peak, 'mem_bytes_in_use'), 0),
+      peak_node: peak.name.replace(/_kernel_time$/, ''),
+      peak_node_position: `${nodes.indexOf(peak) + 1}/${nodes.length}`,
+      arena_held_mb: round(Math.max(...nodes.map((e) => mb(e, 'mem_arena_held'))), 0),
+    };
+    console.log(JSON.stringify({ bench: 'dpo_profile', file, run_ms: round(last.dur / 1000, 1), kernel_ms: round(total, 1), memory, by_op: ops, top_nodes: top }));
   }
 }
 
