@@ -39,7 +39,7 @@
 import { grad } from './autodiff.js';
 import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
-import { buildOptimizer, stateSlots, stepScalars, type OptimizerConfig } from './optim.js';
+import { buildOptimizer, stateSlots, stepScalars, type OptimizerConfig, type OptimizerGraph } from './optim.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from './runtime.js';
 
 export interface ParamSpec {
@@ -68,6 +68,25 @@ export interface StepResult {
 }
 
 const GRAD_SCALE = 'grad_scale';
+
+/** A new graph with the parameters as inputs (named as the specs) and `build`'s loss on them. */
+function traceLoss(name: string, specs: readonly ParamSpec[], build: (g: Graph, params: Record<string, Tensor>) => LossBuild) {
+  const g = new Graph(name);
+  const params: Record<string, Tensor> = {};
+  for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+  const { loss, outputs = {} } = build(g, params);
+  return { g, params, loss, outputs };
+}
+
+/** Outputs `<param>.new` and `<param>.<slot>.new` of an optimizer update (written in place into the inputs of the same names). */
+function updateOutputs(specs: readonly ParamSpec[], trainable: readonly number[], opt: OptimizerGraph): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  trainable.forEach((pi, k) => {
+    out[`${specs[pi].name}.new`] = opt.newParams[k];
+    for (const [slot, t] of Object.entries(opt.newState[k])) out[`${specs[pi].name}.${slot}.new`] = t;
+  });
+  return out;
+}
 const accName = (p: string): string => `${p}.grad`;
 
 export class TrainStep {
@@ -107,19 +126,12 @@ export class TrainStep {
     const trainable = specs.map((s, i) => (s.trainable === false ? -1 : i)).filter((i) => i >= 0);
     if (trainable.length === 0) throw new Error('TrainStep: no trainable parameters');
 
-    const g = new Graph('train_step');
-    const params: Record<string, Tensor> = {};
-    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
-    const { loss, outputs = {} } = build(g, params);
+    const { g, params, loss, outputs } = traceLoss('train_step', specs, build);
     const trainableInputs = trainable.map((i) => params[specs[i].name]);
     const grads = grad(loss, trainableInputs);
     // Parameters are written in place: the update waits for the loss and metrics (see buildOptimizer).
     const opt = buildOptimizer(g, trainableInputs, grads, config, [loss, ...Object.values(outputs)]);
-    const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm };
-    trainable.forEach((pi, k) => {
-      fusedOutputs[`${specs[pi].name}.new`] = opt.newParams[k];
-      for (const [slot, t] of Object.entries(opt.newState[k])) fusedOutputs[`${specs[pi].name}.${slot}.new`] = t;
-    });
+    const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm, ...updateOutputs(specs, trainable, opt) };
     const fusedGraph = await CompiledGraph.compile(fusedOutputs, runtime);
     return new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
   }
@@ -130,10 +142,7 @@ export class TrainStep {
    */
   private async compileAccumulating(): Promise<{ gradGraph: CompiledGraph; applyGraph: CompiledGraph }> {
     const { specs, trainable } = this;
-    const g = new Graph('train_grad');
-    const params: Record<string, Tensor> = {};
-    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
-    const { loss, outputs = {} } = this.build(g, params);
+    const { g, params, loss, outputs } = traceLoss('train_grad', specs, this.build);
     const grads = grad(loss, trainable.map((i) => params[specs[i].name]));
     const scale = g.input(GRAD_SCALE, 'float32', []);
     const gradOutputs: Record<string, Tensor> = { loss, ...outputs };
@@ -147,11 +156,7 @@ export class TrainStep {
     const ps = trainable.map((i) => a.input(specs[i].name, 'float32', specs[i].shape));
     const gs = trainable.map((i) => a.input(accName(specs[i].name), 'float32', specs[i].shape));
     const opt = buildOptimizer(a, ps, gs, this.config);
-    const applyOutputs: Record<string, Tensor> = { grad_norm: opt.gradNorm };
-    trainable.forEach((pi, k) => {
-      applyOutputs[`${specs[pi].name}.new`] = opt.newParams[k];
-      for (const [slot, t] of Object.entries(opt.newState[k])) applyOutputs[`${specs[pi].name}.${slot}.new`] = t;
-    });
+    const applyOutputs: Record<string, Tensor> = { grad_norm: opt.gradNorm, ...updateOutputs(specs, trainable, opt) };
     const [gradGraph, applyGraph] = await Promise.all([
       CompiledGraph.compile(gradOutputs, this.runtime),
       // The update's tensors are parameter-sized and short-lived; without an arena they go back to
