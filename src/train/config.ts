@@ -25,7 +25,7 @@ export const LoraOptionsSchema = z
   .object({
     r: option(z.number().int().positive().default(8), 'LoRA rank (any --lora-* flag enables LoRA)'),
     alpha: option(z.number().positive().default(16), 'LoRA alpha'),
-    dropout: option(z.number().min(0).max(1).default(0), 'LoRA dropout', 'p'),
+    dropout: option(z.number().min(0).max(1).default(0), "LoRA dropout on the adapters' input (training only)", 'p'),
     targetModules: option(
       z.union([z.array(z.string().min(1)).nonempty(), z.literal('all-linear')]).optional(),
       "LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections)",

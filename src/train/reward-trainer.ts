@@ -185,7 +185,7 @@ export class RewardTrainer {
     const result = await runTrainer({
       config: c,
       progress: this.progress,
-      params: { specs, trainable, shapes, transform: policy.transform },
+      params: { specs, trainable, shapes, transform: policy.transform, trainTransform: policy.trainTransform },
       loss: (g, weights) => {
         const rewards = rewardScores(model, weights, declareRewardInputs(g), dropout);
         return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };

@@ -13,6 +13,7 @@ import { TrainStep, type LossBuild, type ParamSpec } from '../engine/train-step.
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { DropoutSites } from '../models/dropout.js';
+import type { ModelParams } from '../models/linear.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopHooks, type LoopResult, type TrainingOptions } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
@@ -71,10 +72,13 @@ export interface RunTools {
 export interface TrainerRun {
   config: TrainingOptions;
   progress: ProgressReporter;
-  /** The step's parameters: specs with their data, which are trained, their shapes, the LoRA transform. */
-  params: Pick<Policy, 'specs' | 'trainable' | 'shapes' | 'transform'>;
+  /**
+   * The step's parameters: specs with their data, which are trained, their shapes, and the LoRA
+   * transforms (trainTransform for the training step, transform for evaluation).
+   */
+  params: Pick<Policy, 'specs' | 'trainable' | 'shapes' | 'transform' | 'trainTransform'>;
   /** One micro-batch's loss (and metric outputs) on the model's weights, after the transform. */
-  loss(g: Graph, weights: Record<string, Tensor>): LossBuild;
+  loss(g: Graph, weights: ModelParams): LossBuild;
   rows: readonly TokenizedPreference[];
   padTokenId: number;
   /** {@link resumeDigest} of the run's config. */
@@ -89,8 +93,9 @@ export async function runTrainer(run: TrainerRun): Promise<TrainerResult> {
   const c = run.config;
   const runtime = runtimeOf(c);
   const { specs, transform } = run.params;
+  const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });
-  const build = (g: Graph, params: Record<string, Tensor>): LossBuild => run.loss(g, transform ? transform(g, params) : params);
+  const build = (g: Graph, params: Record<string, Tensor>): LossBuild => run.loss(g, trainTransform ? trainTransform(g, params) : params);
   const step = await TrainStep.create(specs as ParamSpec[], build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, runtime);
   let evalGraph: Promise<EvalGraph> | undefined;
   try {
