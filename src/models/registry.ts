@@ -30,6 +30,8 @@ export interface ModelTypeInfo {
   slidingWindow: string;
   /** Position encoding, in words. */
   positions: string;
+  /** Generation keeps keys/values between steps (`ForwardInputs.past`); sliding windows are masked in the cached steps too. */
+  kvCache: boolean;
 }
 
 const LLAMA_ROLES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
@@ -44,6 +46,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: ['c_attn'],
     slidingWindow: '',
     positions: 'learned (n_positions)',
+    kvCache: true,
   },
   {
     modelType: 'gptj',
@@ -53,6 +56,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: '',
     positions: 'RoPE interleaved, partial (rotary_dim)',
+    kvCache: true,
   },
   {
     modelType: 'gpt_neox',
@@ -62,6 +66,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: ['query_key_value'],
     slidingWindow: '',
     positions: 'RoPE, partial (rotary_pct), rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'llama',
@@ -71,6 +76,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: '',
     positions: 'RoPE, rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'mistral',
@@ -80,6 +86,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: 'every layer (sliding_window)',
     positions: 'RoPE, rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'qwen2',
@@ -89,6 +96,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: 'layers >= max_window_layers when use_sliding_window (or layer_types)',
     positions: 'RoPE, rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'qwen3',
@@ -98,6 +106,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: 'layers >= max_window_layers when use_sliding_window (or layer_types)',
     positions: 'RoPE, rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'smollm3',
@@ -107,6 +116,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V, // PEFT has no default for smollm3; Llama's
     slidingWindow: 'NoPE layers when use_sliding_window (or layer_types)',
     positions: 'RoPE except NoPE layers (no_rope_layers), rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'gemma2',
@@ -116,6 +126,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: 'every other layer (or layer_types)',
     positions: 'RoPE, rope_scaling',
+    kvCache: true,
   },
   {
     modelType: 'gemma3_text',
@@ -125,6 +136,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: Q_V,
     slidingWindow: '5 of every sliding_window_pattern (6) layers (or layer_types)',
     positions: 'RoPE: rope_local_base_freq on sliding layers, rope_theta + rope_scaling on global ones',
+    kvCache: true,
   },
   {
     modelType: 'phi3',
@@ -134,6 +146,7 @@ const MODEL_TYPES: readonly ModelTypeInfo[] = [
     loraDefaultTargets: ['qkv_proj'], // PEFT has no default for phi3; the fused attention input
     slidingWindow: 'every layer (sliding_window)',
     positions: 'RoPE, partial (partial_rotary_factor), longrope/su',
+    kvCache: true,
   },
 ];
 
