@@ -10,6 +10,7 @@ import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
+import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
@@ -20,5 +21,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   generate,
   evaluatePolicy,
   quickstart,
+  exportModel,
   models,
 ];

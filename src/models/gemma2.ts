@@ -18,6 +18,7 @@ import { linearT, rmsNorm } from '../engine/nn.js';
 import { activation } from './activations.js';
 import { mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { llamaStyleLinearModules, modelPrefixedKey, WindowMasks } from './decoder-layout.js';
+import { projection, type ModelParams } from './linear.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { modelDropout } from './dropout.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
@@ -123,7 +124,7 @@ export class Gemma2 implements CausalLM {
   /** RoPE has no length limit and sliding windows are masked exactly: any length is fine. */
   checkSequenceLength(_n: number): void {}
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads, numKeyValueHeads, headDim, numLayers, hiddenSize } = this.config;
     const { qkNorm, windows, ropeOfLayer, attnSoftcap } = this.layout;
@@ -139,7 +140,7 @@ export class Gemma2 implements CausalLM {
     const norm = (x: Tensor, weight: Tensor): Tensor => gemmaRmsNorm(x, weight, this.eps);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
-      const proj = (x: Tensor, name: string, bias: boolean): Tensor => linearT(x, w(`${name}.weight`), bias ? w(`${name}.bias`) : undefined);
+      const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
       const rope = tables[ropeOfLayer[l]];
       // Gemma2Attention / Gemma3Attention
       const a = norm(h, w('input_layernorm.weight'));
@@ -164,7 +165,7 @@ export class Gemma2 implements CausalLM {
     return { hidden: norm(h, p['model.norm.weight']), present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     const logits = linearT(hidden, this.config.tieWordEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight']);
     const cap = this.layout.finalSoftcap;
     return cap === undefined ? logits : op.mul(op.tanh(op.mul(logits, 1 / cap)), cap);

@@ -17,6 +17,7 @@ import { linearT, rmsNorm } from '../engine/nn.js';
 import { activation } from './activations.js';
 import { mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { llamaStyleLinearModules, modelPrefixedKey, WindowMasks } from './decoder-layout.js';
+import { projection, type ModelParams } from './linear.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
 import { defaultPositions } from './positions.js';
@@ -139,7 +140,7 @@ export class Llama implements CausalLM {
   /** RoPE has no length limit and sliding windows are masked exactly: any length is fine. */
   checkSequenceLength(_n: number): void {}
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads, numKeyValueHeads, headDim, numLayers } = this.config;
     const { qkvBias, oBias, mlpBias, qkNorm, windows } = this.layout;
@@ -154,7 +155,7 @@ export class Llama implements CausalLM {
     const scale = 1 / Math.sqrt(headDim);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
-      const proj = (x: Tensor, name: string, bias: boolean): Tensor => linearT(x, w(`${name}.weight`), bias ? w(`${name}.bias`) : undefined);
+      const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
       const positional = (x: Tensor): Tensor => (this.layout.rope[l] ? applyRotary(x, rope) : x);
       // LlamaAttention (Qwen3Attention: q_norm / k_norm per head before RoPE)
       const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
@@ -179,7 +180,7 @@ export class Llama implements CausalLM {
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     return linearT(hidden, this.config.tieWordEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight']);
   }
 }

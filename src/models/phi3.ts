@@ -21,6 +21,7 @@ import { num, optNum, readCommonConfig } from './config.js';
 import { modelDropout } from './dropout.js';
 import { slidingWindowOf } from './layer-types.js';
 import { modelPrefixedKey } from './decoder-layout.js';
+import { projection, type ModelParams } from './linear.js';
 import { defaultPositions } from './positions.js';
 import { applyRotary, ropeFrequencies, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
@@ -103,7 +104,7 @@ export class Phi3 implements CausalLM {
   /** RoPE has no length limit and the sliding window is masked exactly: any length is fine. */
   checkSequenceLength(_n: number): void {}
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads, numKeyValueHeads, headDim, numLayers } = this.config;
     const embed = p['model.embed_tokens.weight'];
@@ -117,7 +118,7 @@ export class Phi3 implements CausalLM {
     const kvWidth = numKeyValueHeads * headDim;
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
-      const proj = (x: Tensor, name: string): Tensor => linearT(x, w(`${name}.weight`));
+      const proj = (x: Tensor, name: string): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', false);
       // Phi3Attention: one fused projection, split into q | k | v row blocks
       const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
       const [qx, kx, vx] = op.split(proj(a, 'self_attn.qkv_proj'), -1, [q, kvWidth, kvWidth]);
@@ -138,7 +139,7 @@ export class Phi3 implements CausalLM {
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     return linearT(hidden, this.config.tieWordEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight']);
   }
 }
