@@ -83,6 +83,8 @@ const DpoLossShape = {
   lossType: option(z.array(z.enum(LOSS_TYPES)).nonempty().default(['sigmoid']), 'loss type(s), comma-separated', 'types'),
   lossWeights: option(z.array(z.number()).nonempty().optional(), 'one weight per --loss-type, comma-separated (default 1 each)', 'weights'),
   labelSmoothing: option(z.number().min(0).lt(0.5).default(0), 'label smoothing eps (conservative DPO, robust, exo_pair)', 'eps'),
+  /** alpha of loss type 'unlikelihood' (the DPO paper's coefficient on the unlikelihood term). */
+  unlikelihoodAlpha: option(z.number().min(0).default(1), "weight of the rejected completion's unlikelihood term (loss type unlikelihood)", 'alpha'),
   referenceFree: option(z.boolean().default(false), 'no reference model (log pi_ref = 0)'),
   refModel: option(z.string().min(1).optional(), 'reference model (default: the starting policy)', 'path'),
 };
