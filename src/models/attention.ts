@@ -27,14 +27,23 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
 /**
  * Boolean [B, 1, T, S] mask: query t (the last T of S positions) may see key s when s is not in
  * its future and the key is not padding.
+ *
+ * `paddingMask` is ForwardInputs.attentionMask: float 0/1 (0 = padding), or int64 segment ids of
+ * packed sequences (padding-free batches, no cache: S = T): 0 = padding, and a query sees only
+ * earlier keys of its own segment (block-diagonal causal).
  */
 export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined): Tensor {
   const t: Dim = query.shape[2];
   const s: Dim = key.shape[2];
-  const causal = causalMask(g, t, s, key.shape[2] === s ? key : undefined);
-  if (!paddingMask) return op.reshape(causal, [1, 1, t, s]);
+  const causal = op.reshape(causalMask(g, t, s, key.shape[2] === s ? key : undefined), [1, 1, t, s]);
+  if (!paddingMask) return causal;
+  if (paddingMask.dtype === 'int64') {
+    const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
+    const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
+    return op.and(op.and(causal, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
+  }
   const keyOk = op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5);
-  return op.and(op.reshape(causal, [1, 1, t, s]), keyOk);
+  return op.and(causal, keyOk);
 }
 
 function lowest(dtype: string): number {
