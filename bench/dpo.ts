@@ -54,11 +54,11 @@ const ROOT = join(HERE, '..');
 /** Batch shape of the issue: 4 pairs of 256 tokens, prompt 64 (192 completion tokens). */
 export const SHAPE = { pairs: 4, seqLen: 256, promptLen: 64 } as const;
 /** Loss and optimizer: DPOConfig's defaults (sigmoid, beta 0.1, AdamW, weight decay 0, clip 1.0). */
-const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
-const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
-const LR = 1e-6;
+export const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
+export const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
+export const LR = 1e-6;
 /** The `lora` variant: r 16 on every linear layer (alpha 2r, as the README's example). */
-const LORA = { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear' as const };
+export const LORA = { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear' as const };
 export type Variant = 'full' | 'lora';
 const VARIANTS: readonly Variant[] = ['full', 'lora'];
 
@@ -113,7 +113,7 @@ function normal(n: number, seed: number, std: number): Float32Array {
 }
 
 /** Random weights: N(0, 0.02) for matrices and embeddings, norms 1, biases 0 (as HF init). */
-function randomWeights(model: CausalLM): Map<string, Float32Array> {
+export function randomWeights(model: CausalLM): Map<string, Float32Array> {
   const w = new Map<string, Float32Array>();
   model.parameters().forEach((p, i) => {
     const n = p.shape.reduce((a, b) => a * b, 1);
@@ -179,18 +179,18 @@ export function dpoStepFlops(model: CausalLM, variant: Variant = 'full'): FlopCo
   return { params, bodyParams, tokens, scored, total, trainable: params };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function flag(args: string[], name: string): string | undefined {
+export function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
@@ -355,7 +355,7 @@ function runTorch(model: string, rest: string[], gemmGflops: number | undefined)
   return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
 }
 
-function parseVariant(v: string): Variant {
+export function parseVariant(v: string): Variant {
   if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`dpo bench: unknown variant '${v}' (${VARIANTS.join(', ')})`);
   return v as Variant;
 }

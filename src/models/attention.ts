@@ -38,6 +38,7 @@ export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask:
   const causal = op.reshape(causalMask(g, t, s, key.shape[2] === s ? key : undefined), [1, 1, t, s]);
   if (!paddingMask) return causal;
   if (paddingMask.dtype === 'int64') {
+    if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
     const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
     const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
     return op.and(op.and(causal, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
