@@ -1,7 +1,8 @@
 /**
  * Padding-free batches: the sequences of a batch packed into fewer rows (positions restarting,
  * block-diagonal causal attention) give the same per-sequence log-probs and gradients as the
- * padded batch, in float64, for every family's way of using positions (learned, RoPE).
+ * padded batch, in float64, for every family's way of using positions (learned, RoPE) and a
+ * sliding window.
  */
 import { describe, expect, it } from 'vitest';
 import { grad } from '../../src/engine/autodiff.js';
@@ -34,6 +35,7 @@ function rows(vocab: number, seed: number): TokenizedPreference[] {
 const MODELS: Record<string, Record<string, unknown>> = {
   gpt2: { model_type: 'gpt2', vocab_size: 13, n_embd: 8, n_layer: 2, n_head: 2, n_positions: 32 },
   llama: { model_type: 'llama', vocab_size: 13, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4 },
+  mistral: { model_type: 'mistral', vocab_size: 13, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, sliding_window: 5 },
   gpt_neox: { model_type: 'gpt_neox', vocab_size: 13, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, rotary_pct: 0.5, use_parallel_residual: true },
 };
 
