@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling } from '../generate/text.js';
@@ -121,7 +121,7 @@ export async function runGenerate(
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
   const doSample = !opts.greedy && temperature !== 0;
 
-  const pretrained = await loadPretrained(opts.model);
+  const pretrained = await loadModelOrAdapter(opts.model);
   const { model, weights, tokenizer, generationConfig } = pretrained;
   if (!tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; dpo generate needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(opts.prompts, tokenizer, { onBadRow });
