@@ -126,7 +126,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--per-sample <file>', 'write every sample (prompt, completion, reward, log-probs, baseline, outcome) as JSONL')
     .option('--cache-dir <dir>', 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)')
     .option('--on-bad-row <mode>', "malformed prompt / baseline rows: 'error' (list them and stop) or 'skip'", 'error')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
     .option('--device <name>', "execution provider: 'cpu' or 'cuda'", 'cpu')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: EvaluateCommandOptions) => {

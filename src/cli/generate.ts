@@ -14,6 +14,7 @@ import { resolveSampling } from '../generate/text.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { parseInteger, parseNumber } from './options.js';
+import { formatBadRow } from '../data/bad-rows.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -93,7 +94,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output); \\n, \\t and \\\\ are unescaped')
     .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
     .option('--batch-size <n>', 'sequences decoded together', '8')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: GenerateCommandOptions) => {
@@ -125,7 +126,7 @@ export async function runGenerate(
   const { model, weights, tokenizer, generationConfig } = pretrained;
   if (!tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; dpo generate needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(opts.prompts, tokenizer, { onBadRow });
-  for (const bad of skipped) stderr.write(`skipped ${bad.file}:${bad.line}: ${bad.reason}\n`);
+  for (const bad of skipped) stderr.write(`skipped ${formatBadRow(bad)}\n`);
   if (prompts.length === 0) throw new DpoError(`${opts.prompts}: no prompts to generate from`);
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 

@@ -130,6 +130,7 @@ export function describeData(label: string, s: TokenizeStats, maxLength: number)
     s.skippedBad && `${s.skippedBad} malformed rows skipped`,
     s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
     s.truncated && `${s.truncated} rows truncated to max-length`,
+    s.identicalAfterTruncation && `warning: ${s.identicalAfterTruncation} rows whose completions are identical after truncation (no preference signal; raise max-length / max-completion-length)`,
     s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
   ].filter(Boolean);
   return `${label} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`;
