@@ -5,6 +5,7 @@
  * The inverse frequencies are build-time constants; the angles, their cosines and sines are
  * computed in the graph from the position ids, once per forward, and shared by every layer.
  */
+import { DpoError } from '../errors.js';
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 
@@ -16,18 +17,18 @@ type Raw = Readonly<Record<string, unknown>>;
  * Computed in float64.
  */
 export function ropeInverseFrequencies(family: string, dim: number, base: number, scaling: unknown): number[] {
-  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new Error(`${family}: rotary dimension must be a positive even number, got ${dim}`);
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new DpoError(`${family}: rotary dimension must be a positive even number, got ${dim}`);
   const invFreq = Array.from({ length: dim / 2 }, (_, i) => 1 / Math.pow(base, (2 * i) / dim));
   if (scaling == null) return invFreq;
   if (typeof scaling !== 'object' || Array.isArray(scaling)) {
-    throw new Error(`${family}: config.json 'rope_scaling' must be an object or null, got ${JSON.stringify(scaling)}`);
+    throw new DpoError(`${family}: config.json 'rope_scaling' must be an object or null, got ${JSON.stringify(scaling)}`);
   }
   const s = scaling as Raw;
   const type = s.rope_type ?? s.type ?? 'default';
   const factor = (key: string): number => {
     const v = s[key];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new Error(`${family}: rope_scaling '${String(type)}' needs a number '${key}', got ${JSON.stringify(v)}`);
+      throw new DpoError(`${family}: rope_scaling '${String(type)}' needs a number '${key}', got ${JSON.stringify(v)}`);
     }
     return v;
   };
@@ -54,7 +55,7 @@ export function ropeInverseFrequencies(family: string, dim: number, base: number
       });
     }
     default:
-      throw new Error(
+      throw new DpoError(
         `${family}: rope_scaling type ${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`,
       );
   }
