@@ -10,6 +10,7 @@ import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
+import { register as exportModel } from './export.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -19,4 +20,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   generate,
   evaluatePolicy,
   quickstart,
+  exportModel,
 ];
