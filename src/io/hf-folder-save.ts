@@ -19,18 +19,20 @@ import {
   CONFIG_FILE,
   GENERATION_CONFIG_FILE,
   TOKENIZER_FILES,
-  WEIGHTS_FILE,
   isWeightFile,
 } from './model-files.js';
-import { writeSafetensors, type TensorCollection } from './safetensors-write.js';
+import type { TensorCollection } from './safetensors-write.js';
+import { writeModelWeights } from './weights-write.js';
 
 export interface SaveCheckpointOptions {
   /** Written as config.json. */
   config: JsonObject;
-  /** Written as model.safetensors, names as given. */
+  /** Written as model.safetensors (or shards past `maxShardSize`), names as given, in state-dict order. */
   tensors: TensorCollection;
   /** Stored dtype of the weights (default F32). */
   dtype?: FloatOutputDtype;
+  /** Largest weight file in bytes; bigger checkpoints are sharded (default 2 GB, as transformers' "2GB"). */
+  maxShardSize?: number;
   /**
    * A folder whose tokenizer files (tokenizer.json, tokenizer_config.json,
    * special_tokens_map.json, chat templates) and generation_config.json are copied when present.
@@ -113,8 +115,8 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   const target = resolve(dir);
   const extra = Object.entries(options.extraFiles ?? {}).map(([name, content]) => [checkRelativeName(dir, name), content] as const);
   await saveIntoFolder(target, async () => {
-    const written = new Set<string>([WEIGHTS_FILE, CONFIG_FILE]);
-    await writeSafetensors(join(target, WEIGHTS_FILE), options.tensors, { dtype: options.dtype });
+    const weightFiles = await writeModelWeights(target, options.tensors, { dtype: options.dtype, maxShardSize: options.maxShardSize });
+    const written = new Set<string>([...weightFiles, CONFIG_FILE]);
     await writeBytesAtomic(join(target, CONFIG_FILE), jsonText(options.config));
     if (options.tokenizerDir !== undefined && resolve(options.tokenizerDir) !== target) {
       const src = options.tokenizerDir;

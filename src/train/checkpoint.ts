@@ -88,6 +88,17 @@ export async function listCheckpoints(output: string): Promise<{ step: number; d
     .sort((a, b) => b.step - a.step);
 }
 
+/**
+ * A checkpoint's model weights in full: `base` (the starting weights) overwritten by the
+ * checkpoint's trained ones, so that a checkpoint of a partly frozen run reads as a whole model.
+ */
+export async function checkpointModelWeights(dir: string, base: ReadonlyMap<string, Float32Array>): Promise<Map<string, Float32Array>> {
+  const trained = await readSafetensors(join(dir, WEIGHTS_FILE));
+  const out = new Map(base);
+  for (const [name, t] of trained) out.set(name, t.data);
+  return out;
+}
+
 /** What a run needs from a checkpoint: its trainable tensors with their shapes, and the optimizer's slots. */
 export interface CheckpointExpectation {
   shapes: ReadonlyMap<string, readonly number[]>;
