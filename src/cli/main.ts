@@ -28,6 +28,7 @@ Examples:
   $ dpo train --model ./gpt2 --data prefs.jsonl --output runs/gpt2-dpo --learning-rate 5e-6
   $ dpo train --config run.yaml --resume
   $ dpo eval --model runs/gpt2-dpo --ref-model ./gpt2 --data heldout.jsonl
+  $ dpo models               the supported model types (config.json model_type) and what each supports
   $ dpo <command> --help     more options and examples for one command`;
 
 export function createProgram(ctx: CliContext): Command {

@@ -33,6 +33,7 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import type { DropoutSites } from './dropout.js';
 import { withLinearAdapters, type LinearAdapter, type ModelParams } from './linear.js';
+import { modelTypes } from './registry.js';
 import type { CausalLM, LinearModule, ParamInfo } from './types.js';
 
 export interface LoraConfig {
@@ -55,15 +56,10 @@ export interface LoraConfig {
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
 
-/** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = {
-  gpt2: ['c_attn'],
-  gptj: ['q_proj', 'v_proj'],
-  gpt_neox: ['query_key_value'],
-  llama: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-};
+/** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), from the registry. */
+export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  modelTypes().map((m) => [m.modelType, m.loraDefaultTargets]),
+);
 
 export function defaultTargetModules(modelType: string): string[] {
   const t = DEFAULT_TARGET_MODULES[modelType];
