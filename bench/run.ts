@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   trainstep: () => import('./trainstep.js'),
   dpo: () => import('./dpo.js'),
   packing: () => import('./packing.js'),
+  'load-memory': () => import('./load-memory.js'),
 };
 
 async function run(): Promise<void> {

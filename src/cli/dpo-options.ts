@@ -26,12 +26,13 @@ export const LOSS_OPTIONS: readonly OptionSpec[] = [
   { key: 'lossType', kind: 'list', arg: 'types', defaultText: 'sigmoid', description: `loss type(s), comma-separated: ${LOSS_TYPES.join(', ')}` },
   { key: 'lossWeights', kind: 'numberList', arg: 'weights', description: 'one weight per --loss-type, comma-separated (default 1 each)' },
   { key: 'labelSmoothing', kind: 'number', arg: 'eps', defaultText: '0', description: 'label smoothing eps (conservative DPO, robust, exo_pair)' },
+  { key: 'unlikelihoodAlpha', kind: 'number', arg: 'alpha', defaultText: '1', description: "weight of the rejected completion's unlikelihood term (loss type unlikelihood)" },
   { key: 'referenceFree', kind: 'boolean', negatable: true, description: 'no reference model (log pi_ref = 0)' },
   { key: 'refModel', kind: 'string', arg: 'path', description: 'reference model (default: the starting policy)' },
 ];
 
 export const RUNTIME_OPTIONS: readonly OptionSpec[] = [
-  { key: 'threads', kind: 'integer', description: 'ONNX Runtime intra-op threads (default: all cores)' },
+  { key: 'threads', kind: 'integer', description: 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)' },
   { key: 'device', kind: 'string', arg: 'name', choices: ['cpu', 'cuda'], defaultText: 'cpu', description: 'execution provider' },
 ];
 
