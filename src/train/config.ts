@@ -73,7 +73,7 @@ export const TrainingOptionsSchema = z.object({
   lora: LoraOptionsSchema.optional(),
   /** Where reference log-probs are cached (default $DPO_TS_CACHE or ~/.cache/dpo-ts). */
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
-  threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores)'),
+  threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
   device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
 });
 
