@@ -3,10 +3,14 @@
  * (one forward over 2B sequences), reference log-probs fed as inputs (precomputed), sigmoid DPO
  * loss, gradient clipping and AdamW, on random weights and random token ids.
  *
- *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart] [--steps 3] [--warmup 3]
+ *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b,qwen3-0.6b-lora] [--steps 3] [--warmup 3]
  *                        [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
  *                        [--child MODEL [--mem-trace]]  (one model in this process; per-step memory on stderr,
  *                                                        also after a GC when node runs with --expose-gc)
+ *
+ * A model name ending in "-lora" trains LoRA adapters (r 8, alpha 16, the family's default
+ * targets) on the frozen model instead of every weight (dpo-ts only: --vs-torch runs full steps);
+ * its FLOP count and mfu still assume a full step.
  *
  * Each model runs in its own child process (so peak RSS does not mix) and prints one JSON line:
  * bench "dpo_step", model, params, tokens_per_second (2·B·T / median step time: policy tokens
@@ -69,12 +73,19 @@ export function modelConfig(name: string): Raw {
         model_type: 'llama', vocab_size: 49152, hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
         intermediate_size: 1536, tie_word_embeddings: true, rope_theta: 100000, rms_norm_eps: 1e-5, max_position_embeddings: 8192, hidden_act: 'silu',
       };
+    case 'qwen3-0.6b':
+      // Qwen/Qwen3-0.6B's config.json (random weights here).
+      return {
+        model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8,
+        head_dim: 128, intermediate_size: 3072, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960,
+        hidden_act: 'silu', attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
+      };
     case 'quickstart': {
       const file = join(ROOT, 'assets/brown-gpt2/config.json');
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Raw) : QUICKSTART_FALLBACK;
     }
     default:
-      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, quickstart)`);
+      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, qwen3-0.6b, quickstart; a "-lora" suffix trains LoRA adapters)`);
   }
 }
 
@@ -97,6 +108,11 @@ function normal(n: number, seed: number, std: number): Float32Array {
     if (i + 1 < n) a[i + 1] = r * Math.sin(t);
   }
   return a;
+}
+
+/** A bench model name: the config's name and whether the step trains LoRA adapters only. */
+function parseModelName(name: string): { base: string; lora: boolean } {
+  return name.endsWith('-lora') ? { base: name.slice(0, -'-lora'.length), lora: true } : { base: name, lora: false };
 }
 
 /** Random weights: N(0, 0.02) for matrices and embeddings, norms 1, biases 0 (as HF init). */
@@ -168,9 +184,10 @@ const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(name: string, opts: { steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean }): Promise<void> {
-  const model = createModel(modelConfig(name));
+  const { base, lora } = parseModelName(name);
+  const model = createModel(modelConfig(base));
   const weights = randomWeights(model);
-  const policy = buildPolicy(model, weights, undefined, 0);
+  const policy = buildPolicy(model, weights, lora ? { r: 8, alpha: 16, dropout: 0 } : undefined, 0);
   const batch = collatePreferences(randomRows(model.config.vocabSize, 7), { padTokenId: 0 });
   const K = batch.numCompletions;
   const n = batch.numSequences;
@@ -182,7 +199,13 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
   };
   const runtime: RuntimeOptions = { threads: opts.threads };
   if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${name}`);
-  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, params, LOSS, K, false), { ...OPTIMIZER }, runtime);
+  const transform = policy.trainTransform;
+  const step = await TrainStep.create(
+    policy.specs,
+    (g, params) => buildDpoLoss(g, policy.model, transform ? transform(g, params) : params, LOSS, K, false),
+    { ...OPTIMIZER },
+    runtime,
+  );
   const times: number[] = [];
   let loss = NaN;
   for (let i = 0; i < opts.warmup + opts.steps; i++) {
@@ -231,6 +254,7 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
       impl: 'dpo-ts',
       model: name,
       params: f.params,
+      lora,
       tokens_per_second: round((f.tokens * 1000) / ms, 1),
       ms_per_step: round(ms, 1),
       peak_rss_mb: round(peakRssMb, 1),
@@ -317,6 +341,7 @@ function runTs(model: string, rest: string[]): Promise<Record<string, unknown>[]
 
 function runTorch(model: string, rest: string[], gemmGflops: number | undefined): Promise<Record<string, unknown>[]> {
   const python = process.env.DPO_BENCH_PYTHON ?? '/usr/bin/python3';
+  if (parseModelName(model).lora) throw new Error(`dpo bench: --vs-torch runs full steps only, not '${model}'`);
   const argv = [join(HERE, 'torch/dpo_step.py'), '--model', model, '--config-json', JSON.stringify(modelConfig(model)), ...rest];
   if (gemmGflops) argv.push('--gemm-gflops', String(gemmGflops));
   return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
