@@ -26,6 +26,7 @@ export const LOSS_OPTIONS: readonly OptionSpec[] = [
   { key: 'lossType', kind: 'list', arg: 'types', defaultText: 'sigmoid', description: `loss type(s), comma-separated: ${LOSS_TYPES.join(', ')}` },
   { key: 'lossWeights', kind: 'numberList', arg: 'weights', description: 'one weight per --loss-type, comma-separated (default 1 each)' },
   { key: 'labelSmoothing', kind: 'number', arg: 'eps', defaultText: '0', description: 'label smoothing eps (conservative DPO, robust, exo_pair)' },
+  { key: 'unlikelihoodAlpha', kind: 'number', arg: 'alpha', defaultText: '1', description: "weight of the rejected completion's unlikelihood term (loss type unlikelihood)" },
   { key: 'referenceFree', kind: 'boolean', negatable: true, description: 'no reference model (log pi_ref = 0)' },
   { key: 'refModel', kind: 'string', arg: 'path', description: 'reference model (default: the starting policy)' },
 ];

@@ -14,18 +14,20 @@ import {
   CONFIG_FILE,
   GENERATION_CONFIG_FILE,
   TOKENIZER_FILES,
-  WEIGHTS_FILE,
   isWeightFile,
 } from './model-files.js';
-import { writeSafetensors, type TensorCollection } from './safetensors-write.js';
+import type { TensorCollection } from './safetensors-write.js';
+import { writeModelWeights } from './weights-write.js';
 
 export interface SaveCheckpointOptions {
   /** Written as config.json. */
   config: JsonObject;
-  /** Written as model.safetensors, names as given. */
+  /** Written as model.safetensors (or shards past `maxShardSize`), names as given, in state-dict order. */
   tensors: TensorCollection;
   /** Stored dtype of the weights (default F32). */
   dtype?: FloatOutputDtype;
+  /** Largest weight file in bytes; bigger checkpoints are sharded (default 2 GB, as transformers' "2GB"). */
+  maxShardSize?: number;
   /**
    * A folder whose tokenizer files (tokenizer.json, tokenizer_config.json,
    * special_tokens_map.json, chat templates) and generation_config.json are copied when present.
@@ -55,7 +57,7 @@ async function isFile(path: string): Promise<boolean> {
 
 async function fillFolder(tmp: string, dir: string, options: SaveCheckpointOptions): Promise<void> {
   await writeFile(join(tmp, CONFIG_FILE), jsonText(options.config));
-  await writeSafetensors(join(tmp, WEIGHTS_FILE), options.tensors, { dtype: options.dtype });
+  await writeModelWeights(tmp, options.tensors, { dtype: options.dtype, maxShardSize: options.maxShardSize });
   if (options.tokenizerDir !== undefined) {
     const src = options.tokenizerDir;
     for (const name of [...TOKENIZER_FILES, GENERATION_CONFIG_FILE]) {

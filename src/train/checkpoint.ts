@@ -80,6 +80,17 @@ export async function listCheckpoints(output: string): Promise<{ step: number; d
     .sort((a, b) => b.step - a.step);
 }
 
+/**
+ * A checkpoint's model weights in full: `base` (the starting weights) overwritten by the
+ * checkpoint's trained ones, so that a checkpoint of a partly frozen run reads as a whole model.
+ */
+export async function checkpointModelWeights(dir: string, base: ReadonlyMap<string, Float32Array>): Promise<Map<string, Float32Array>> {
+  const trained = await readSafetensors(join(dir, WEIGHTS_FILE));
+  const out = new Map(base);
+  for (const [name, t] of trained) out.set(name, t.data);
+  return out;
+}
+
 export async function loadTrainingCheckpoint(dir: string): Promise<CheckpointContents> {
   const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
   if (typeof state.step !== 'number' || !state.batcher) throw new Error(`${join(dir, STATE_FILE)} is incomplete`);

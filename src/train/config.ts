@@ -68,6 +68,8 @@ export const DPOConfigSchema = TrainingOptionsSchema.extend({
   lossType: z.array(z.enum(LOSS_TYPES)).nonempty().default(['sigmoid']),
   lossWeights: z.array(z.number()).nonempty().optional(),
   labelSmoothing: z.number().min(0).lt(0.5).default(0),
+  /** alpha of loss type 'unlikelihood' (the DPO paper's coefficient on the unlikelihood term). */
+  unlikelihoodAlpha: z.number().min(0).default(1),
   referenceFree: z.boolean().default(false),
   /** precompute: reference log-probs once, cached on disk; live: a frozen reference copy scores every batch. */
   reference: z.enum(['precompute', 'live']).default('precompute'),
@@ -121,6 +123,7 @@ export const EvalConfigSchema = DPOConfigSchema.pick({
   lossType: true,
   lossWeights: true,
   labelSmoothing: true,
+  unlikelihoodAlpha: true,
   referenceFree: true,
 })
   .extend({

@@ -85,7 +85,7 @@ export class DPOTrainer {
 
   private lossOptions(): CombinedLossOptions {
     const c = this.config;
-    return { beta: c.beta, labelSmoothing: c.labelSmoothing, lossTypes: c.lossType, lossWeights: c.lossWeights };
+    return { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights };
   }
 
   async train(): Promise<TrainResult> {
@@ -290,7 +290,7 @@ export function buildDpoLoss(
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
   const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
+  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths), logUnlikelihood: byRow(scores.logUnlikelihood) }, options);
   return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
 }
 

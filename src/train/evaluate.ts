@@ -86,7 +86,7 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
       const batch = collatePreferences(indices.map((i) => o.rows[i]), { padTokenId: o.padTokenId });
       const scores = await o.scorePolicy(batch);
       const ref = await o.reference(batch, indices, scores);
-      const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K);
+      const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K, scores.logUnlikelihood);
       for (const l of losses) acc.add('loss', l);
       acc.addBatch(
         { rows: batch.batchSize, completions: K, policyLogps: scores.logps, referenceLogps: ref, logitSums: scores.logitSums, lengths: batch.completionLengths },
@@ -219,7 +219,7 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
         if (!refScorer || !refPretrained) return own.logps; // the model is its own reference
         return (await refScorer.score(batch, refPretrained.weights, refShapes as Map<string, readonly number[]>)).logps;
       },
-      loss: { beta: c.beta, labelSmoothing: c.labelSmoothing, lossTypes: c.lossType, lossWeights: c.lossWeights },
+      loss: { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights },
       referenceFree: c.referenceFree,
       perExample: c.perExample,
       progress,

@@ -45,6 +45,19 @@ export interface SequenceScores {
   logitSums: Tensor;
   /** [M] per-token log-probs. */
   tokenLogps: Tensor;
+  /** [N] sum over completion tokens of log(1 - p(token)) (the unlikelihood term). */
+  logUnlikelihood: Tensor;
+}
+
+/**
+ * 1 - p is clamped here before the log, as in Welleck et al.'s unlikelihood code: a token the
+ * model is certain of would otherwise give log 0 in float32.
+ */
+export const UNLIKELIHOOD_FLOOR = 1e-5;
+
+/** log(1 - exp(logp)) per token, with 1 - p clamped at UNLIKELIHOOD_FLOOR. */
+export function logOneMinusProb(tokenLogps: Tensor): Tensor {
+  return op.log(op.maximum(op.sub(1, op.exp(tokenLogps)), UNLIKELIHOOD_FLOOR));
 }
 
 /**
@@ -106,11 +119,13 @@ export function sequenceLogps(
   const zeros = op.constantOfShape(g, [inputs.inputIds.shape[0]], 0, hidden.dtype, inputs.inputIds);
   let logps = zeros;
   let logitSums = zeros;
+  let logUnlikelihood = zeros;
   for (const { segments, values: [tokenLogps, meanLogit] } of chunks) {
     logps = op.scatterAdd(logps, segments, tokenLogps, 0);
     logitSums = op.scatterAdd(logitSums, segments, meanLogit, 0);
+    logUnlikelihood = op.scatterAdd(logUnlikelihood, segments, logOneMinusProb(tokenLogps), 0);
   }
-  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0) };
+  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0), logUnlikelihood };
 }
 
 /** The scoring feeds of a collated batch (see PreferenceBatch for the mask convention). */
