@@ -17,6 +17,8 @@ interface Def {
   options?: readonly z.ZodType[];
   entries?: Record<string, string>;
   shape?: Record<string, z.ZodType>;
+  /** A pipe's (transform's) input type. */
+  in?: z.ZodType;
 }
 
 const defOf = (t: z.ZodType): Def => (t as unknown as { def: Def }).def;
@@ -35,8 +37,9 @@ function unwrap(t: z.ZodType): Unwrapped {
   for (;;) {
     const d = defOf(cur);
     if (d.type === 'default') value = d.defaultValue;
-    if (!['default', 'optional', 'nonoptional', 'prefault'].includes(d.type) || !d.innerType) break;
-    cur = d.innerType;
+    const inner = d.type === 'pipe' ? d.in : ['default', 'optional', 'nonoptional', 'prefault'].includes(d.type) ? d.innerType : undefined;
+    if (!inner) break;
+    cur = inner;
     meta ??= cur.meta() as OptionMeta | undefined;
   }
   return { type: cur, default: value, meta };

@@ -13,20 +13,21 @@ import * as op from '../engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
 import type { LossBuild } from '../engine/train-step.js';
 import type { CausalLM } from '../models/types.js';
+import type { ModelParams } from '../models/linear.js';
 import type { DropoutSites } from '../models/dropout.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
-import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
+import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from './prepare-split.js';
-import { preferenceLoss, type CombinedLossOptions } from './losses.js';
+import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { loadPolicy, resumeDigest, runTrainer, runtimeOf, trainingDropout, type TrainerResult } from './runner.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from './sequence-logps.js';
 
 export interface DPOTrainerOptions {
   /** An already loaded policy (skips loading `config.model`). */
@@ -74,8 +75,7 @@ export class DPOTrainer {
   }
 
   private lossOptions(): CombinedLossOptions {
-    const c = this.config;
-    return { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights };
+    return lossOptionsOf(this.config);
   }
 
   async train(): Promise<TrainResult> {
@@ -88,7 +88,10 @@ export class DPOTrainer {
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
     const K = train.rows[0].completionIds.length;
     const lossOptions = this.lossOptions();
+    const scoring = scoringOptionsOf(c);
     const dropout = trainingDropout(c);
+    const ignored = c.labelSmoothing > 0 ? c.lossType.filter((t) => !LABEL_SMOOTHING_TYPES.includes(t)) : [];
+    if (ignored.length) this.progress.log(`warning: label smoothing is ignored by loss type ${ignored.join(', ')}`);
     const acc = new MetricsAccumulator();
     const references = new WeakMap<PreferenceBatch, Float64Array | undefined>();
     try {
@@ -96,7 +99,7 @@ export class DPOTrainer {
         config: c,
         progress: this.progress,
         params: policy,
-        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout),
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, {}, scoring),
         rows: train.rows,
         padTokenId: tokenizer.padTokenId,
         digest: resumeDigest(c, DPO_RESUME_KEYS),
@@ -207,6 +210,7 @@ export class DPOTrainer {
       completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     };
     if (ref) feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };
+    if (this.config.ldAlpha !== undefined) feeds.token_weights = tokenWeightsFeed(batch, this.config.ldAlpha);
     return feeds;
   }
 
@@ -220,7 +224,8 @@ export class DPOTrainer {
     padTokenId: number,
   ): Promise<Record<string, number>> {
     const c = this.config;
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
+    const scoring = scoringOptionsOf(c);
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, scoring);
     try {
       const r = await evaluateRows({
         rows: split.rows,
@@ -229,6 +234,7 @@ export class DPOTrainer {
         scorePolicy: (batch) => scorer.score(batch, params, policy.shapes),
         reference: (batch, indices) => this.batchReference(batch, indices, split, live, K),
         loss: this.lossOptions(),
+        scoring,
         referenceFree: c.referenceFree,
         progress: this.progress,
       });
@@ -244,25 +250,40 @@ export class DPOTrainer {
  * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
  * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
  * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
- * (scoredFeeds(batch, { packed: true })). The step benchmark builds exactly this.
+ * (scoredFeeds(batch, { packed: true })). With `scoring.ldAlpha` the policy's log-probs are
+ * LD-DPO's (per-token weights fed as `token_weights`; policy_logps reports them, as TRL's
+ * logps/*); with `scoring.wpo` each row's loss is scaled by its WPO weight. The step benchmark
+ * builds exactly this.
  */
 export function buildDpoLoss(
   g: Graph,
   model: CausalLM,
-  params: Record<string, Tensor>,
+  params: ModelParams,
   options: CombinedLossOptions,
   K: number,
   referenceFree: boolean,
   dropout?: DropoutSites,
   layout: { packed?: boolean } = {},
+  scoring: ScoringOptions = {},
 ): LossBuild {
   const inputs = declareScoredInputs(g, 'float32', layout);
-  const scores = sequenceLogps(model, params, inputs, dropout);
+  const scores = sequenceLogps(model, params, inputs, dropout, scoring);
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
   const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths), logUnlikelihood: byRow(scores.logUnlikelihood) }, options);
-  return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
+  const policy = scores.ldLogps ?? scores.logps;
+  const loss = preferenceLoss(
+    {
+      policy: byRow(policy),
+      reference,
+      lengths: byRow(lengths),
+      logUnlikelihood: byRow(scores.logUnlikelihood),
+      ...(scores.ldLogps ? { policySums: byRow(scores.logps) } : {}),
+      ...(scores.wpoLogWeightSums ? { rowWeights: wpoRowWeights(scores.wpoLogWeightSums, lengths, K) } : {}),
+    },
+    options,
+  );
+  return { loss, outputs: { policy_logps: op.stopGradient(policy), logit_sums: scores.logitSums } };
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {

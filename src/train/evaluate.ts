@@ -13,12 +13,13 @@ import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
 import type { Pretrained } from '../models/pretrained.js';
-import { parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
+import { lossOptionsOf, parseEvalConfig, scoringOptionsOf, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { compileRowLoss } from './row-loss.js';
 import { Scorer, type BatchScores } from './scoring.js';
+import { wpoRowWeightsOf, type ScoringOptions } from './sequence-logps.js';
 
 export { EvalConfigSchema, parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 
@@ -49,6 +50,8 @@ export interface EvaluateRowsOptions {
    */
   reference(batch: PreferenceBatch, indices: readonly number[], policy: BatchScores): Promise<Float64Array | undefined>;
   loss: CombinedLossOptions;
+  /** What `scorePolicy`'s scorer computes besides log-probs (LD-DPO, WPO); the losses use it. */
+  scoring?: ScoringOptions;
   referenceFree: boolean;
   perExample?: boolean;
   progress?: ProgressReporter;
@@ -74,7 +77,7 @@ export function checkLossTypesForCompletions(lossTypes: readonly LossType[], K: 
 export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRowsResult> {
   const K = o.rows[0]?.completionIds.length ?? 2;
   const beta = o.loss.beta;
-  const lossGraph = await compileRowLoss(o.loss, K, o.referenceFree);
+  const lossGraph = await compileRowLoss(o.loss, K, o.referenceFree, { policySums: o.scoring?.ldAlpha !== undefined, rowWeights: o.scoring?.wpo });
   const acc = new MetricsAccumulator();
   const perExample: PerExampleResult[] | undefined = o.perExample ? [] : undefined;
   try {
@@ -84,16 +87,19 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
       const batch = collatePreferences(indices.map((i) => o.rows[i]), { padTokenId: o.padTokenId });
       const scores = await o.scorePolicy(batch);
       const ref = await o.reference(batch, indices, scores);
-      const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K, scores.logUnlikelihood);
+      // LD-DPO: the losses and TRL's logps/* metrics see the length-desensitised log-probs.
+      const logps = scores.ldLogps ?? scores.logps;
+      const rowWeights = scores.wpoLogWeightSums ? wpoRowWeightsOf(scores.wpoLogWeightSums, batch.completionLengths, K) : undefined;
+      const losses = await lossGraph.rowLosses(logps, ref, batch.completionLengths, K, { policySums: scores.logps, rowWeights, logUnlikelihood: scores.logUnlikelihood });
       for (const l of losses) acc.add('loss', l);
       acc.addBatch(
-        { rows: batch.batchSize, completions: K, policyLogps: scores.logps, referenceLogps: ref, logitSums: scores.logitSums, lengths: batch.completionLengths },
+        { rows: batch.batchSize, completions: K, policyLogps: logps, referenceLogps: ref, logitSums: scores.logitSums, lengths: batch.completionLengths },
         beta,
       );
       if (perExample) {
         const B = batch.batchSize;
         for (let i = 0; i < B; i++) {
-          const policy = Array.from({ length: K }, (_, k) => scores.logps[k * B + i]);
+          const policy = Array.from({ length: K }, (_, k) => logps[k * B + i]);
           const reference = ref ? Array.from({ length: K }, (_, k) => ref[k * B + i]) : undefined;
           const rewards = policy.map((p, k) => beta * (p - (reference ? reference[k] : 0)));
           const rest = <T>(a: T[]): T | T[] => (K === 2 ? a[1] : a.slice(1));
@@ -189,7 +195,8 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
   const shapesOf = (p: Pretrained): Map<string, readonly number[]> => new Map(p.model.parameters().map((q) => [q.name, q.shape] as const));
   const policyShapes = shapesOf(policy);
   const refPretrained = c.referenceFree ? undefined : options.reference ?? (c.refModel ? await loadModelOrAdapter(c.refModel, { tokenizer: false }) : undefined);
-  const scorer = await Scorer.create(policy.model, policy.model.parameters(), runtime);
+  const scoring = scoringOptionsOf(c);
+  const scorer = await Scorer.create(policy.model, policy.model.parameters(), runtime, undefined, scoring);
   const refScorer = refPretrained ? await Scorer.create(refPretrained.model, refPretrained.model.parameters(), runtime) : undefined;
   const refShapes = refPretrained ? shapesOf(refPretrained) : undefined;
   const started = Date.now();
@@ -204,7 +211,8 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
         if (!refScorer || !refPretrained) return own.logps; // the model is its own reference
         return (await refScorer.score(batch, refPretrained.weights, refShapes as Map<string, readonly number[]>)).logps;
       },
-      loss: { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights },
+      loss: lossOptionsOf(c),
+      scoring,
       referenceFree: c.referenceFree,
       perExample: c.perExample,
       progress,

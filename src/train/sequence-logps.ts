@@ -63,6 +63,21 @@ export interface SequenceScores {
   tokenLogps: Tensor;
   /** [N] sum over completion tokens of log(1 - p(token)) (the unlikelihood term). */
   logUnlikelihood: Tensor;
+  /** [N] LD-DPO's length-desensitised log-probs (with {@link ScoringOptions.ldAlpha}). */
+  ldLogps?: Tensor;
+  /** [N] WPO: sum over tokens of log p(token) - log sum_v p(v)^2, no gradient (with {@link ScoringOptions.wpo}). */
+  wpoLogWeightSums?: Tensor;
+}
+
+/** Extra per-sequence quantities some DPO options need. */
+export interface ScoringOptions {
+  /**
+   * LD-DPO (Liu et al. 2024): the tokens past the pair's shorter completion count alpha times
+   * (fed per scored token as `token_weights`, see {@link ldTokenWeights}).
+   */
+  ldAlpha?: number;
+  /** WPO (Zhou et al. 2024): the per-token log weights of eq. 2. */
+  wpo?: boolean;
 }
 
 /**
@@ -124,25 +139,78 @@ export function sequenceLogps(
   params: Readonly<Record<string, Tensor>>,
   inputs: ScoredInputs,
   dropout?: DropoutSites,
+  options: ScoringOptions = {},
 ): SequenceScores {
   const g = inputs.inputIds.graph;
   const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, positionIds: inputs.positionIds, dropout });
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
-    const tokenLogps = op.sub(target, logSumExp(logits, -1));
-    return [tokenLogps, op.stopGradient(op.mean(logits, -1))];
+    const lse = logSumExp(logits, -1);
+    const tokenLogps = op.sub(target, lse);
+    const out = [tokenLogps, op.stopGradient(op.mean(logits, -1))];
+    // log sum_v p(v)^2 = logsumexp(2 logits) - 2 logsumexp(logits).
+    if (options.wpo) out.push(op.stopGradient(op.sub(tokenLogps, op.sub(logSumExp(op.mul(logits, 2), -1), op.mul(lse, 2)))));
+    return out;
   });
-  const perSequence = inputs.sequenceLengths ?? inputs.inputIds;
-  const zeros = op.constantOfShape(g, [perSequence.shape[0]], 0, hidden.dtype, perSequence);
-  let logps = zeros;
-  let logitSums = zeros;
-  let logUnlikelihood = zeros;
-  for (const { segments, values: [tokenLogps, meanLogit] } of chunks) {
-    logps = op.scatterAdd(logps, segments, tokenLogps, 0);
-    logitSums = op.scatterAdd(logitSums, segments, meanLogit, 0);
-    logUnlikelihood = op.scatterAdd(logUnlikelihood, segments, logOneMinusProb(tokenLogps), 0);
+  const sequences = inputs.sequenceLengths ?? inputs.inputIds;
+  const zeros = op.constantOfShape(g, [sequences.shape[0]], 0, hidden.dtype, sequences);
+  const perSequence = (value: number): Tensor => chunks.reduce((acc, c) => op.scatterAdd(acc, c.segments, c.values[value], 0), zeros);
+  const tokenLogps = op.concat(chunks.map((c) => c.values[0]), 0);
+  const logUnlikelihood = chunks.reduce((acc, c) => op.scatterAdd(acc, c.segments, logOneMinusProb(c.values[0]), 0), zeros);
+  const scores: SequenceScores = { logps: perSequence(0), logitSums: perSequence(1), tokenLogps, logUnlikelihood };
+  if (options.wpo) scores.wpoLogWeightSums = perSequence(2);
+  if (options.ldAlpha !== undefined) {
+    const weights = g.input('token_weights', hidden.dtype, ['scored']);
+    // The chunks' concatenation has a symbolic length of its own; it is the scored positions, in order.
+    scores.ldLogps = op.scatterAdd(zeros, inputs.segments, op.mul(op.reshapeLike(tokenLogps, weights), weights), 0);
   }
-  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0), logUnlikelihood };
+  return scores;
+}
+
+/**
+ * LD-DPO's `token_weights` feed, in score-position order: 1 for the first min_k |y_k| tokens of
+ * each completion of a row (the pair's "public" length), alpha for the rest.
+ */
+export function ldTokenWeights(batch: PreferenceBatch, alpha: number): Float32Array {
+  const { batchSize: b, numCompletions: k, seqLen: t, lossMask, completionLengths } = batch;
+  const publicLength = Array.from({ length: b }, (_, i) => Math.min(...Array.from({ length: k }, (_, c) => completionLengths[c * b + i])));
+  const out: number[] = [];
+  for (let n = 0; n < k * b; n++) {
+    let seen = 0;
+    for (let j = n * t; j < (n + 1) * t; j++) {
+      if (!lossMask[j]) continue;
+      out.push(seen < publicLength[n % b] ? 1 : alpha);
+      seen++;
+    }
+  }
+  return Float32Array.from(out);
+}
+
+/** The `token_weights` feed of a batch (LD-DPO). */
+export function tokenWeightsFeed(batch: PreferenceBatch, alpha: number): HostTensor {
+  const w = ldTokenWeights(batch, alpha);
+  return { data: w, dims: [w.length] };
+}
+
+/**
+ * WPO's row weights [B] (no gradient): min(1, exp(sum over the row's completions of the mean
+ * per-token log weight)), from {@link SequenceScores.wpoLogWeightSums} [N] and lengths [N].
+ */
+export function wpoRowWeights(logWeightSums: Tensor, lengths: Tensor, k: number): Tensor {
+  const perSequence = op.div(logWeightSums, op.maximum(lengths, 1));
+  return op.minimum(op.exp(op.sum(op.reshape(perSequence, [k, -1]), 0)), 1);
+}
+
+/** {@link wpoRowWeights} on the host (evaluation): [B] from [N] sums and lengths. */
+export function wpoRowWeightsOf(logWeightSums: ArrayLike<number>, lengths: ArrayLike<number>, k: number): Float64Array {
+  const b = logWeightSums.length / k;
+  const out = new Float64Array(b);
+  for (let i = 0; i < b; i++) {
+    let s = 0;
+    for (let c = 0; c < k; c++) s += logWeightSums[c * b + i] / Math.max(lengths[c * b + i], 1);
+    out[i] = Math.min(Math.exp(s), 1);
+  }
+  return out;
 }
 
 /**

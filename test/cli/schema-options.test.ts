@@ -65,3 +65,23 @@ describe('validating a trainer config once', () => {
     expect(parseDpoConfig(ok)).toBe(ok);
   });
 });
+
+describe('dpo train: the newer DPO options', () => {
+  const base = { model: 'm', data: 'd', output: 'o' };
+  const resolve = (opts: Record<string, unknown>) => resolveTrainerConfig({ ...base, ...opts }, DPO_CONFIG, TRAIN_OPTIONS, 'train');
+
+  it('accepts aot_pair as an alias of aot_unpaired, from flags and a config file', async () => {
+    expect((await resolve({ lossType: ['aot_pair', 'sft'] })).lossType).toEqual(['aot_unpaired', 'sft']);
+    expect(spec(TRAIN_OPTIONS, 'lossType')?.description).toMatch(/\(aot_pair = aot_unpaired\): .*discopop/);
+    expect(spec(TRAIN_OPTIONS, 'labelSmoothing')?.description).toMatch(/used by sigmoid, robust, exo_pair, aot, aot_unpaired .*the other loss types ignore it/);
+    expect(spec(TRAIN_OPTIONS, 'fDivergence')?.choices).toEqual(['reverse_kl', 'forward_kl', 'js_divergence', 'alpha_divergence']);
+  });
+
+  it('an option of another loss type or divergence is one clear error', async () => {
+    await expect(resolve({ discopopTau: 0.1 })).rejects.toThrow(/^train: discopopTau is the discopop loss type's; add discopop to lossType$/);
+    await expect(resolve({ fAlphaDivergenceCoef: 0.5 })).rejects.toThrow(/^train: fAlphaDivergenceCoef is alpha_divergence's/);
+    await expect(resolve({ ldAlpha: 1.5 })).rejects.toThrow(/^--ld-alpha: /);
+    const ok = await resolve({ lossType: ['discopop'], discopopTau: 0.1, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 0.5, ldAlpha: 0.5, useWeighting: true, rpoAlpha: 0.2 });
+    expect(ok).toMatchObject({ discopopTau: 0.1, fAlphaDivergenceCoef: 0.5, ldAlpha: 0.5, useWeighting: true, rpoAlpha: 0.2 });
+  });
+});

@@ -6,7 +6,8 @@ import { LOSS_TYPES, pairLoss, plackettLuceLoss, preferenceLoss, type LossType }
 // Independent scalar formulas, written from ../shared/docs/dpo.md.
 const ls = (x: number): number => -Math.log1p(Math.exp(-x));
 const sig = (x: number): number => 1 / (1 + Math.exp(-x));
-function reference(type: Exclude<LossType, 'sft' | 'unlikelihood'>, rc: number, rr: number, lw: number, ll: number, beta: number, eps: number): number {
+type RowType = Exclude<LossType, 'sft' | 'unlikelihood' | 'aot' | 'aot_unpaired'>;
+function reference(type: RowType, rc: number, rr: number, lw: number, ll: number, beta: number, eps: number): number {
   const d = rc - rr;
   switch (type) {
     case 'sigmoid': return -(1 - eps) * ls(beta * d) - eps * ls(-beta * d);
@@ -23,6 +24,11 @@ function reference(type: Exclude<LossType, 'sft' | 'unlikelihood'>, rc: number, 
     case 'apo_zero': return 1 - sig(beta * rc) + sig(beta * rr);
     case 'apo_down': return sig(beta * rc) + 1 - sig(beta * d);
     case 'sigmoid_norm': return -ls(beta * (rc / lw - rr / ll));
+    case 'discopop': {
+      const z = beta * d;
+      const mix = sig(z / 0.05);
+      return -ls(z) * (1 - mix) + Math.exp(-z) * mix;
+    }
   }
 }
 
@@ -51,7 +57,8 @@ async function evalGraph(build: (lp: Logps) => ReturnType<typeof pairLoss>, k = 
 
 describe('DPO loss family', () => {
   // 'unlikelihood' needs per-token sums: test/train/unlikelihood.test.ts.
-  for (const type of LOSS_TYPES.filter((t): t is Exclude<LossType, 'sft' | 'unlikelihood'> => t !== 'sft' && t !== 'unlikelihood')) {
+  // aot and aot_unpaired compare rows across the batch: tested in loss-options.test.ts.
+  for (const type of LOSS_TYPES.filter((t): t is RowType => t !== 'sft' && t !== 'unlikelihood' && t !== 'aot' && t !== 'aot_unpaired')) {
     for (const eps of [0, 0.1]) {
       it(`${type} (label smoothing ${eps}) matches its formula`, async () => {
         const beta = 0.3;
