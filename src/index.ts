@@ -58,6 +58,12 @@ export { loadModelOrAdapter } from './models/load-model.js';
 export { modelFolderKind, type ModelFolderKind } from './io/model-folder-kind.js';
 export {
   LOSS_TYPES,
+  LOSS_TYPE_ALIASES,
+  LABEL_SMOOTHING_TYPES,
+  F_DIVERGENCES,
+  F_DIVERGENCE_TYPES,
+  fDivergenceLogits,
+  sortBatch,
   logRatios,
   pairLoss,
   plackettLuceLoss,
@@ -65,12 +71,13 @@ export {
   preferenceLoss,
   preferenceLossPerRow,
   type LossType,
+  type FDivergence,
   type LossOptions,
   type CombinedLossOptions,
   type SequenceLogps,
 } from './train/losses.js';
 export { compileRowLoss, type RowLossGraph } from './train/row-loss.js';
-export { sequenceLogps, declareScoredInputs, scoredFeeds, type ScoredInputs, type SequenceScores } from './train/sequence-logps.js';
+export { sequenceLogps, declareScoredInputs, scoredFeeds, ldTokenWeights, type ScoredInputs, type SequenceScores, type ScoringOptions } from './train/sequence-logps.js';
 export { Scorer, type BatchScores, type ParamTransform } from './train/scoring.js';
 export { computeReferenceLogps, defaultCacheDir, weightsDigest, rowsDigest, type ReferenceOptions, type ReferenceResult } from './train/reference.js';
 export { MetricsAccumulator, appendMetrics, type BatchSequenceStats } from './train/metrics.js';
@@ -107,6 +114,9 @@ export {
   type RewardConfigInput,
 } from './train/reward-trainer.js';
 export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './train/reward-model.js';
+export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/cpo-trainer.js';
+export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/orpo-trainer.js';
+export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free-losses.js';
 
 // Generation and evaluation.
 export * from './generate/index.js';

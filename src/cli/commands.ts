@@ -6,6 +6,7 @@ import type { RegisterCommand } from './context.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 import { register as sft } from './sft.js';
+import { register as referenceFree } from './cpo.js';
 import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
@@ -17,6 +18,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   train,
   evaluate,
   sft,
+  referenceFree,
   reward,
   generate,
   evaluatePolicy,

@@ -118,7 +118,7 @@ export function sortBatch(x: Tensor): Tensor {
 }
 
 /** -(1 - eps) log sigmoid(z) - eps log sigmoid(-z): the (conservative) sigmoid loss of a logit z. */
-function smoothedSigmoid(z: Tensor, eps: number): Tensor {
+export function smoothedSigmoid(z: Tensor, eps: number): Tensor {
   return eps ? op.sub(op.mul(logSigmoid(z), -(1 - eps)), op.mul(logSigmoid(op.neg(z)), eps)) : op.neg(logSigmoid(z));
 }
 
