@@ -40,8 +40,9 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 async function shown(page: Page, promptIndex: number): Promise<string[]> {
-  // A string: the test files are type-checked without the DOM library.
-  await page.waitForFunction(`document.getElementById('prompt-index')?.textContent === 'prompt ${promptIndex + 1}' && document.querySelectorAll('.card').length > 0`);
+  // Playwright's selector engine, not page.waitForFunction: the page's CSP forbids eval.
+  await page.waitForSelector(`#prompt-index:text-is("prompt ${promptIndex + 1}")`);
+  await page.waitForSelector('.card');
   expect(await page.textContent('#prompt-text')).toBe(PROMPTS[promptIndex]);
   return page.$$eval('.card pre', (els) => els.map((e) => e.textContent ?? ''));
 }
