@@ -28,6 +28,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { DpoError } from '../errors.js';
 import { tempSibling, writeBytesAtomic } from '../io/atomic.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
 import { readJsonObject, type JsonObject } from '../io/json-file.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
@@ -326,6 +327,8 @@ export interface SaveLoraOptions {
   config: LoraConfig;
   /** Recorded as base_model_name_or_path (a hub id or folder). */
   baseModelNameOrPath?: string;
+  /** Stored dtype of adapter_model.safetensors (default F32, as PEFT keeps adapters in float32). */
+  dtype?: FloatOutputDtype;
 }
 
 /**
@@ -349,7 +352,7 @@ export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Pr
   if (!existing) await mkdir(dirname(target), { recursive: true });
   if (!existing) await mkdir(folder);
   try {
-    await writeSafetensors(join(folder, ADAPTER_WEIGHTS_FILE), tensors);
+    await writeSafetensors(join(folder, ADAPTER_WEIGHTS_FILE), tensors, { dtype: options.dtype });
     await writeBytesAtomic(join(folder, ADAPTER_CONFIG_FILE), json);
     if (!existing) await rename(folder, target);
   } catch (e) {
