@@ -9,6 +9,7 @@
  * - no attention-logit soft-capping (Gemma3Attention ignores attn_logit_softcapping);
  *   final_logit_softcapping when config.json sets it.
  */
+import { DpoError } from '../errors.js';
 import { optNum } from './config.js';
 import { Gemma2, softcapOf, type GemmaLayout } from './gemma2.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
@@ -19,7 +20,7 @@ type Raw = Readonly<Record<string, unknown>>;
 
 function gemma3Layout(raw: Raw, common: CausalLMConfig): GemmaLayout {
   if (raw.use_bidirectional_attention === true) {
-    throw new Error('gemma3_text: use_bidirectional_attention (an embedding model) is not a causal LM');
+    throw new DpoError('gemma3_text: use_bidirectional_attention (an embedding model) is not a causal LM');
   }
   const window = slidingWindowOf('gemma3_text', raw) ?? 4096;
   const pattern = optNum(raw, 'sliding_window_pattern') ?? 6;
