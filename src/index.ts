@@ -114,6 +114,20 @@ export {
   type RewardConfigInput,
 } from './train/reward-trainer.js';
 export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './train/reward-model.js';
+export {
+  KTOTrainer,
+  KTOConfigSchema,
+  KTO_LOSS_TYPES,
+  parseKtoConfig,
+  ktoLoss,
+  ktoKl,
+  tokenizeKto,
+  type KTOConfig,
+  type KTOConfigInput,
+  type KTOTrainerOptions,
+  type KtoLossOptions,
+  type KtoLossType,
+} from './train/kto-trainer.js';
 export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/cpo-trainer.js';
 export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/orpo-trainer.js';
 export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free-losses.js';

@@ -7,6 +7,7 @@ import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 import { register as sft } from './sft.js';
 import { register as referenceFree } from './cpo.js';
+import { register as kto } from './kto.js';
 import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   evaluate,
   sft,
   referenceFree,
+  kto,
   reward,
   generate,
   evaluatePolicy,

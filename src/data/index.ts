@@ -17,6 +17,7 @@ export { listDataFiles, readDataFile, readDataPath, type FileRows } from './read
 export { readParquetRows } from './parquet.js';
 export { detectPreferenceFormat, PREFERENCE_FORMATS, toPreferenceExample } from './preference-format.js';
 export { detectSftFormat, SFT_FORMATS, toSftExample } from './sft-format.js';
+export { detectKtoFormat, KTO_FORMATS, toKtoExamples, type KtoExample, type KtoFormat } from './kto-format.js';
 export { extractPromptMessages, extractPromptText, splitAnthropicHh } from './prompt.js';
 export { renderConversation } from './chat.js';
 export { RowProblem } from './row-problem.js';
@@ -24,6 +25,7 @@ export { BAD_ROW_LIST_CAP, badRowsError, formatBadRow } from './bad-rows.js';
 export {
   loadPreferenceData,
   loadSftData,
+  loadKtoData,
   preferenceExamplesFromRows,
   sftExamplesFromRows,
   type LoadedData,

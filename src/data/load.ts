@@ -6,6 +6,7 @@ import { detectPreferenceFormat, PREFERENCE_FORMATS, toPreferenceExample } from 
 import { readDataPath, type FileRows } from './read.js';
 import { RowProblem } from './row-problem.js';
 import { detectSftFormat, SFT_FORMATS, toSftExample } from './sft-format.js';
+import { detectKtoFormat, KTO_FORMATS, toKtoExamples, type KtoExample, type KtoFormat } from './kto-format.js';
 import type { BadRow, OnBadRow, PreferenceExample, PreferenceFormat, RowOrigin, SftExample, SftFormat } from './types.js';
 
 /** Options of {@link loadPreferenceData} / {@link loadSftData}. */
@@ -50,6 +51,15 @@ export async function loadSftData(path: string, options: LoadOptions<SftFormat> 
   return load(await readDataPath(path), options, SFT_KIND);
 }
 
+/**
+ * Reads KTO data: unpaired prompt/completion/label rows, or preference rows split into a
+ * desirable (chosen) and undesirable (rejected) example each; see {@link loadPreferenceData}.
+ */
+export async function loadKtoData(path: string, options: LoadOptions<KtoFormat> = {}): Promise<LoadedData<KtoExample, KtoFormat>> {
+  const loaded = load(await readDataPath(path), options, KTO_KIND);
+  return { ...loaded, examples: loaded.examples.flat() };
+}
+
 /** Converts rows already in memory (e.g. built by a script), with the same checks as files. */
 export function preferenceExamplesFromRows(
   rows: readonly unknown[],
@@ -91,6 +101,15 @@ const SFT_KIND: Kind<SftExample, SftFormat> = {
   detect: detectSftFormat,
   convert: toSftExample,
   conversationalFields: ['prompt', 'completion', 'messages'],
+};
+
+const KTO_KIND: Kind<KtoExample[], KtoFormat> = {
+  noun: 'KTO',
+  formats: KTO_FORMATS,
+  expected: 'prompt/completion/label, or preference pairs',
+  detect: detectKtoFormat,
+  convert: toKtoExamples,
+  conversationalFields: ['prompt', 'completion', 'chosen', 'rejected', 'completions'],
 };
 
 function inMemory(rows: readonly unknown[], source = '<rows>'): FileRows {

@@ -25,7 +25,7 @@ import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { loadPolicy, resumeDigest, runTrainer, runtimeOf, trainingDropout, type TrainerResult } from './runner.js';
-import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
+import { precomputeReferenceLogps } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from './sequence-logps.js';
 
@@ -159,29 +159,13 @@ export class DPOTrainer {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    const scorer = await Scorer.create(ref.model, ref.model.parameters(), this.runtime);
-    if (c.reference === 'live') return { scorer, weights, shapes };
-    const digest = weightsDigest(weights, ref.model.modelType);
-    try {
-      for (const split of splits) {
-        this.progress.start('reference log-probs', split.rows.length);
-        const r = await computeReferenceLogps({
-          scorer,
-          weights,
-          shapes,
-          rows: split.rows,
-          batchSize: c.batchSize,
-          padTokenId: tokenizer.padTokenId,
-          cache: { dir: c.cacheDir ?? defaultCacheDir(), weightsDigest: digest },
-          onProgress: (d) => this.progress.update(d),
-        });
-        this.progress.stop();
-        if (r.fromCache) this.progress.log(`reference log-probs: reused ${r.cacheFile}`);
-        split.reference = r.logps;
-      }
-    } finally {
-      await scorer.release();
-    }
+    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime), weights, shapes };
+    const logps = await precomputeReferenceLogps(
+      { model: ref.model, weights },
+      splits.map((s) => s.rows),
+      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress },
+    );
+    splits.forEach((s, i) => (s.reference = logps[i]));
     return undefined;
   }
 

@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { collatePreferences } from '../data/collate.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
-import type { Scorer } from './scoring.js';
+import type { RuntimeOptions } from '../engine/runtime.js';
+import type { CausalLM } from '../models/types.js';
+import type { ProgressReporter } from './progress.js';
+import { Scorer } from './scoring.js';
 
 const CACHE_VERSION = 2;
 const CHECKSUM_BYTES = 32;
@@ -85,4 +88,49 @@ export async function computeReferenceLogps(o: ReferenceOptions): Promise<Refere
 
 function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
+}
+
+export interface PrecomputeOptions {
+  runtime: RuntimeOptions;
+  batchSize: number;
+  padTokenId: number;
+  /** Cache folder (default {@link defaultCacheDir}). */
+  cacheDir?: string;
+  progress: ProgressReporter;
+}
+
+/**
+ * Reference log-probs of every split's rows under `ref` (one scorer for all splits), cached on
+ * disk by weights and rows: [rows][K] per split, as {@link computeReferenceLogps}.
+ */
+export async function precomputeReferenceLogps(
+  ref: { model: CausalLM; weights: ReadonlyMap<string, Float32Array> },
+  splits: readonly (readonly TokenizedPreference[])[],
+  o: PrecomputeOptions,
+): Promise<Float64Array[]> {
+  const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
+  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime);
+  const digest = weightsDigest(ref.weights, ref.model.modelType);
+  const out: Float64Array[] = [];
+  try {
+    for (const rows of splits) {
+      o.progress.start('reference log-probs', rows.length);
+      const r = await computeReferenceLogps({
+        scorer,
+        weights: ref.weights,
+        shapes,
+        rows,
+        batchSize: o.batchSize,
+        padTokenId: o.padTokenId,
+        cache: { dir: o.cacheDir ?? defaultCacheDir(), weightsDigest: digest },
+        onProgress: (d) => o.progress.update(d),
+      });
+      o.progress.stop();
+      if (r.fromCache) o.progress.log(`reference log-probs: reused ${r.cacheFile}`);
+      out.push(r.logps);
+    }
+  } finally {
+    await scorer.release();
+  }
+  return out;
 }
