@@ -82,12 +82,18 @@ export function modelConfig(name: string): Raw {
         model_type: 'llama', vocab_size: 49152, hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
         intermediate_size: 1536, tie_word_embeddings: true, rope_theta: 100000, rms_norm_eps: 1e-5, max_position_embeddings: 8192, hidden_act: 'silu',
       };
+    case 'qwen3-0.6b':
+      // Qwen/Qwen3-0.6B's config.json (the issue's "fits in 8 GB" LoRA shape; its full step does not fit this machine).
+      return {
+        model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128,
+        intermediate_size: 3072, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960, hidden_act: 'silu',
+      };
     case 'quickstart': {
       const file = join(ROOT, 'assets/brown-gpt2/config.json');
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Raw) : QUICKSTART_FALLBACK;
     }
     default:
-      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, quickstart)`);
+      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, qwen3-0.6b, quickstart)`);
   }
 }
 
