@@ -3,7 +3,7 @@
  * (one forward over 2B sequences), reference log-probs fed as inputs (precomputed), sigmoid DPO
  * loss, gradient clipping and AdamW, on random weights and random token ids.
  *
- *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart] [--variants full,lora] [--steps 3]
+ *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
  *                        [--child MODEL [--variant full|lora] [--mem-trace]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
@@ -83,10 +83,11 @@ export function modelConfig(name: string): Raw {
         intermediate_size: 1536, tie_word_embeddings: true, rope_theta: 100000, rms_norm_eps: 1e-5, max_position_embeddings: 8192, hidden_act: 'silu',
       };
     case 'qwen3-0.6b':
-      // Qwen/Qwen3-0.6B's config.json (the "fits in 8 GB" LoRA shape; its full step does not fit this machine).
+      // Qwen/Qwen3-0.6B's config.json (random weights here).
       return {
-        model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128,
-        intermediate_size: 3072, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960, hidden_act: 'silu',
+        model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8,
+        head_dim: 128, intermediate_size: 3072, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960,
+        hidden_act: 'silu', attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
       };
     case 'quickstart': {
       const file = join(ROOT, 'assets/brown-gpt2/config.json');
