@@ -38,7 +38,7 @@ import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopRe
 import { buildPolicy, savePolicy } from './policy.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { declareScoredInputs, scoredFeeds, scoredHead, type ScoredInputs } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
 
 /** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
 export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
@@ -129,7 +129,7 @@ export interface TokenNll {
 
 /** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
 export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs, dropout?: DropoutSites): TokenNll {
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
+  const hidden = scoredForward(model, params, inputs, dropout);
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
     const nll = op.sub(logSumExp(logits, -1), target);
