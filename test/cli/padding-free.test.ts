@@ -34,7 +34,7 @@ describe('--padding-free', () => {
     it(`dpo ${command}: the same metrics as the padded run`, async () => {
       const run = async (name: string, extra: string[]): Promise<Record<string, number>[]> => {
         const out = join(dir, `${command}-${name}`);
-        const common = ['--model', model, '--data', data, '--output', out, '--threads', '1', '--max-steps', '3', '--batch-size', '8', '--logging-steps', '1', '--learning-rate', '1e-2'];
+        const common = ['--model', model, '--data', data, '--output', out, '--threads', '1', '--max-steps', '2', '--batch-size', '8', '--logging-steps', '1', '--learning-rate', '1e-2'];
         const r = await runCli([command, ...common, ...(command === 'train' ? ['--cache-dir', join(dir, 'cache')] : []), ...extra]);
         expect(r.code, r.stderr).toBe(0);
         return metrics(out);
