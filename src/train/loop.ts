@@ -16,7 +16,7 @@ import { PreferenceBatcher } from '../data/batcher.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
-import type { LossBuild, ParamSpec, TrainStep } from '../engine/train-step.js';
+import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import { findResumableCheckpoint, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import type { z } from 'zod';
@@ -120,11 +120,13 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   let windowStart = Date.now();
   let lastMetrics: Record<string, number> = {};
   let evalMetrics: Record<string, number> | undefined;
+  let lastSaved: string | undefined;
   const saveCheckpoint = async (): Promise<void> => {
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
     const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
+    lastSaved = dir;
     log(`saved ${dir}`);
   };
   try {
@@ -141,7 +143,12 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
       const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
       const r = await step.step(await hooks.feeds(batches), lr);
       done++;
-      if (!Number.isFinite(r.loss)) throw new DpoError(`step ${done}: loss is ${r.loss}; lower the learning rate or check the data`);
+      const diverged = divergence(r);
+      if (diverged) {
+        throw new DpoError(
+          `step ${done}: training diverged (${diverged}); stopped without saving this step${lastSaved ? ` (last checkpoint: ${lastSaved})` : ''}: lower --learning-rate (now ${shortNumber(c.learningRate)}) or check the data`,
+        );
+      }
       r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
       lossSum += r.loss;
       gradNormSum += r.gradNorm;
@@ -183,6 +190,20 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     process.off('SIGINT', onSigint);
     progress.stop();
   }
+}
+
+function shortNumber(x: number): string {
+  return Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 1e-4) ? x.toExponential() : String(x);
+}
+
+/** What is not finite after a step (loss, gradient norm, updated parameters), or undefined when all is. */
+function divergence(r: StepResult): string | undefined {
+  const bad = [
+    !Number.isFinite(r.loss) && `loss is ${r.loss}`,
+    !Number.isFinite(r.gradNorm) && `gradient norm is ${r.gradNorm}`,
+    !r.paramsFinite && 'parameters became NaN or infinite',
+  ].filter(Boolean);
+  return bad.length ? bad.join(', ') : undefined;
 }
 
 /** The tensors and optimizer slots a checkpoint must hold for this run to resume from it. */
