@@ -274,3 +274,40 @@ function rotateEveryTwoStyle(x: Tensor, t: RotaryTables): Tensor {
   const odd = op.add(op.mul(x1, t.cos), op.mul(x0, t.sin));
   return op.reshape(op.concat([even, odd], -1), [b, h, n, t.rotaryDim]);
 }
+
+/** Where a config.json keeps its RoPE settings. */
+export interface RopeSettings {
+  /** rope_theta (undefined: the family's default). */
+  theta: number | undefined;
+  /** The rope_scaling object (or null): rope_type / type, factor, ... */
+  scaling: unknown;
+  /** partial_rotary_factor (undefined: the family's default). */
+  partialRotaryFactor: number | undefined;
+}
+
+/**
+ * RoPE settings as transformers < 5 writes them (top-level `rope_theta`, `rope_scaling`,
+ * `partial_rotary_factor`) or as transformers 5 does (`rope_parameters` holding rope_type,
+ * rope_theta, factor, ...; per layer type for Gemma 3: `rope_parameters.full_attention` /
+ * `.sliding_attention`). `layerType` picks the per-layer-type entry when there is one.
+ */
+export function ropeSettings(family: string, raw: Raw, layerType?: 'full_attention' | 'sliding_attention'): RopeSettings {
+  const number = (v: unknown, key: string): number | undefined => {
+    if (v == null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${family}: config.json '${key}' must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const params = raw.rope_parameters;
+  if (params != null && typeof params === 'object' && !Array.isArray(params)) {
+    const all = params as Raw;
+    const perType = layerType !== undefined ? all[layerType] : undefined;
+    const p = perType != null && typeof perType === 'object' ? (perType as Raw) : all;
+    const where = perType != null ? `rope_parameters.${layerType}` : 'rope_parameters';
+    return {
+      theta: number(p.rope_theta, `${where}.rope_theta`) ?? number(raw.rope_theta, 'rope_theta'),
+      scaling: p,
+      partialRotaryFactor: number(p.partial_rotary_factor, `${where}.partial_rotary_factor`) ?? number(raw.partial_rotary_factor, 'partial_rotary_factor'),
+    };
+  }
+  return { theta: number(raw.rope_theta, 'rope_theta'), scaling: raw.rope_scaling, partialRotaryFactor: number(raw.partial_rotary_factor, 'partial_rotary_factor') };
+}
