@@ -18,7 +18,7 @@ import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
-import { findResumableCheckpoint, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { findResumableCheckpoint, pruneCheckpoints, removePartialCheckpoints, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import type { z } from 'zod';
 import type { TrainingOptionsSchema } from './config.js';
 import { appendMetrics } from './metrics.js';
@@ -89,9 +89,11 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   const { config: c, step, batcher, progress } = setup;
   const log = (m: string): void => progress.log(m);
   const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
-  let totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
+  // The step budget comes from this run's options, also on resume: a finished run can be extended.
+  const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
+  for (const stale of await removePartialCheckpoints(c.output)) log(`removed ${stale}, a checkpoint an earlier run did not finish writing`);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -100,19 +102,13 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
-    totalSteps = contents.state.totalSteps;
-    log(`resumed from ${dir} at step ${done}`);
+    const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
+    log(`resumed from ${dir} at step ${done}${budget}`);
+    if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);
   } else {
     await writeFile(metricsFile, '');
   }
 
-  let stopRequested = false;
-  const onSigint = (): void => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    log('interrupt: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
   let lossSum = 0;
   let gradNormSum = 0;
   let stepsInWindow = 0;
@@ -128,11 +124,14 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
     lastSaved = dir;
     log(`saved ${dir}`);
+    if (c.saveTotalLimit !== undefined) {
+      for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
+    }
   };
   try {
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
-    const stopping = (): boolean => stopRequested || (setup.stopRequested?.() ?? false);
+    const stopping = (): boolean => setup.stopRequested?.() ?? false;
     while (done < totalSteps && !stopping()) {
       const batches: PreferenceBatch[] = [];
       for (let m = 0; m < c.gradientAccumulationSteps; m++) {
@@ -174,7 +173,8 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
         await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
       }
       progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
-      if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopping()) await saveCheckpoint();
+      // The last step gets a checkpoint too, so that a finished run can be resumed with a larger budget.
+      if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
     }
     progress.stop();
     const interrupted = stopping();
@@ -187,7 +187,6 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     }
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
-    process.off('SIGINT', onSigint);
     progress.stop();
   }
 }
