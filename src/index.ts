@@ -33,6 +33,9 @@ export {
   loadPolicy,
   resumeDigest,
   runtimeOf,
+  guardedRun,
+  StopRequest,
+  type StopOptions,
   type TrainerRun,
   type TrainerResult,
   type RunTools,
@@ -82,10 +85,16 @@ export {
   findResumableCheckpoint,
   listCheckpoints,
   checkpointDir,
+  pruneCheckpoints,
+  removePartialCheckpoints,
   type CheckpointContents,
+  type CheckpointExpectation,
   type TrainerState,
 } from './train/checkpoint.js';
 export { buildPolicy, type Policy } from './train/policy.js';
+export { guardOutput, RUN_MARKER_FILE, type GuardedOutput, type OutputGuardOptions } from './train/output-guard.js';
+export { acquireRunLock, RUN_LOCK_FILE, type RunLock } from './io/run-lock.js';
+export { fitToContext } from './train/context-limit.js';
 export {
   SFTTrainer,
   SFTConfigSchema,

@@ -40,7 +40,7 @@ export const TrainingOptionsSchema = z.object({
   output: option(z.string().min(1), 'output folder: final model, metrics.jsonl, checkpoints', 'dir'),
   evalData: option(z.string().min(1).optional(), 'held-out preference data for eval_* metrics', 'path'),
   format: option(z.enum(['auto', ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
-  maxLength: option(z.number().int().positive().default(1024), 'max tokens of prompt + completion'),
+  maxLength: option(z.number().int().positive().default(1024), "max tokens of prompt + completion (capped at the model's max_position_embeddings)"),
   maxPromptLength: option(z.number().int().positive().optional(), 'max prompt tokens'),
   maxCompletionLength: option(z.number().int().positive().optional(), 'max completion tokens'),
   truncationMode: option(z.enum(['keep_start', 'keep_end']).default('keep_end'), 'which end of a too-long prompt to keep', 'mode'),

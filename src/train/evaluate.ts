@@ -130,7 +130,7 @@ export function describeData(label: string, s: TokenizeStats, maxLength: number)
   const notes = [
     s.skippedBad && `${s.skippedBad} malformed rows skipped`,
     s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
-    s.truncated && `${s.truncated} rows truncated to max-length`,
+    s.truncated && `${s.truncated} rows truncated to max-length ${maxLength}`,
     s.identicalAfterTruncation && `warning: ${s.identicalAfterTruncation} rows whose completions are identical after truncation (no preference signal; raise max-length / max-completion-length)`,
     s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
   ].filter(Boolean);
@@ -168,7 +168,7 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
   const progress = options.progress ?? createProgress();
   const runtime = { threads: c.threads, executionProvider: c.device };
   const policy = options.policy ?? (await loadModelOrAdapter(c.model));
-  const maxLength = fitToContext(c.maxLength, policy.model, c.model, (m) => progress.log(m));
+  const maxLength = fitToContext(c.maxLength, policy.model);
   if (!policy.tokenizer) throw new DpoError(`${policy.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
   const tokenizer: TextTokenizer = policy.tokenizer;
   const data = await preparePreferenceData(c.data, tokenizer, {

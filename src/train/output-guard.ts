@@ -11,12 +11,12 @@
  * A trainer calls {@link guardOutput} first and releases the lock when it is done; the PPO and
  * other trainers use the same call.
  */
-import { realpath, readdir, readFile, stat } from 'node:fs/promises';
+import { realpath, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DpoError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import { ensureFolder } from '../io/hf-folder-save.js';
-import { acquireRunLock, RUN_LOCK_FILE, type RunLock } from '../io/run-lock.js';
+import { acquireRunLock, RUN_LOCK_FILE } from '../io/run-lock.js';
 import { listCheckpoints } from './checkpoint.js';
 
 /** The file that marks a folder as the output of a dpo-ts run, and of which command. */
@@ -66,7 +66,7 @@ async function describeFolder(output: string, command: string): Promise<'same-ru
 }
 
 /** Checks and locks `output` (see the module comment); resolves to the lock the caller releases. */
-export async function guardOutput(o: OutputGuardOptions): Promise<RunLock> {
+export async function guardOutput(o: OutputGuardOptions): Promise<GuardedOutput> {
   const output = resolve(o.output);
   const target = await canonical(output);
   for (const input of [o.model, ...(o.inputs ?? [])]) {
@@ -85,16 +85,33 @@ export async function guardOutput(o: OutputGuardOptions): Promise<RunLock> {
   } else if (o.resume) {
     throw new DpoError(`resume: --output ${o.output} does not exist, so there is no checkpoint to resume from`);
   }
-  await ensureFolder(output);
+  const created = await ensureFolder(output);
   const lock = await acquireRunLock(output, o.command, o.log);
+  const marker = join(output, RUN_MARKER_FILE);
+  const hadMarker = (await stat(marker).catch(() => undefined)) !== undefined;
+  /** Undoes what the guard wrote when the run fails before writing anything itself. */
+  const release = async (failed: boolean): Promise<void> => {
+    await lock.release();
+    if (!failed) return;
+    const left = await readdir(output).catch(() => [] as string[]);
+    if (left.some((n) => n !== RUN_MARKER_FILE)) return;
+    if (created) await rm(output, { recursive: true, force: true });
+    else if (!hadMarker) await rm(marker, { force: true });
+  };
   try {
     if (o.resume) await checkResumable(o.output, o.resume, o.digest);
-    await writeBytesAtomic(join(output, RUN_MARKER_FILE), `${JSON.stringify({ command: o.command, started: new Date().toISOString(), pid: process.pid }, null, 2)}\n`);
+    await writeBytesAtomic(marker, `${JSON.stringify({ command: o.command, started: new Date().toISOString(), pid: process.pid }, null, 2)}\n`);
   } catch (e) {
-    await lock.release();
+    await release(true);
     throw e;
   }
-  return lock;
+  return { file: lock.file, release: (failed = false) => release(failed) };
+}
+
+/** The run lock of a guarded output; `release(true)` after a failed run also removes what the guard wrote, if the run wrote nothing. */
+export interface GuardedOutput {
+  readonly file: string;
+  release(failed?: boolean): Promise<void>;
 }
 
 /**

@@ -177,7 +177,7 @@ export class RewardTrainer {
     const log = (m: string): void => this.progress.log(m);
     const start = await this.loadStart();
     const { model, tokenizer } = start;
-    c.maxLength = fitToContext(c.maxLength, model, c.model, log);
+    c.maxLength = fitToContext(c.maxLength, model);
     const padTokenId = tokenizer.padTokenId;
     const body = new Set(bodyParameterNames(model));
 

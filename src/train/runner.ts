@@ -57,7 +57,7 @@ export async function loadPolicy(c: TrainingOptions, progress: ProgressReporter,
   const pretrained = preloaded ?? (await loadModelOrAdapter(c.model));
   const tokenizer = requireTokenizer(pretrained);
   if (pretrained.unexpectedKeys.length) progress.log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-  c.maxLength = fitToContext(c.maxLength, pretrained.model, c.model, (m) => progress.log(m));
+  c.maxLength = fitToContext(c.maxLength, pretrained.model);
   return { pretrained, tokenizer, policy: buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed) };
 }
 
@@ -110,10 +110,13 @@ export async function guardedRun<T>(
   body: () => Promise<T>,
 ): Promise<T> {
   const lock = await guardOutput({ output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, log: (m) => progress.log(m) });
+  let failed = true;
   try {
-    return await body();
+    const result = await body();
+    failed = false;
+    return result;
   } finally {
-    await lock.release();
+    await lock.release(failed);
   }
 }
 

@@ -105,13 +105,14 @@ describe('dpo train: signals and context', () => {
     expect(process.listenerCount('SIGTERM')).toBe(before);
   });
 
-  it('rows longer than max_position_embeddings are cut to the context up front, named in a note', async () => {
+  it('rows longer than max_position_embeddings are cut to the context up front, and the data report names the limit', async () => {
     const long = join(dir, 'long.jsonl');
     const words = Array.from({ length: 200 }, (_, i) => `word${i}`).join(' ');
     writeFileSync(long, `${[0, 1, 2, 3].map((i) => JSON.stringify({ prompt: `${words} ${i}`, chosen: ' good', rejected: ' bad' })).join('\n')}\n`);
     const out = join(dir, 'long');
     const r = await runCli(['train', '--model', model, '--data', long, '--eval-data', long, '--output', out, '--cache-dir', join(dir, 'cache'), '--threads', '1', '--batch-size', '4', '--max-steps', '1']);
-    expect(r.stderr).toMatch(/max-length 1024 exceeds the context of .*max_position_embeddings 128/);
+    expect(r.stderr).toMatch(/train data: 4 rows, \d+ tokens; 4 rows truncated to max-length 128/);
+    expect(r.stderr).toMatch(/eval data: 4 rows, \d+ tokens; 4 rows truncated to max-length 128/);
     expect(r.code).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
  * The output guard, before any work: never the model folder, never a foreign non-empty folder
  * without --overwrite-output, never two runs at once, resume mismatches found at once.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { saveTrainingCheckpoint } from '../../src/train/checkpoint.js';
@@ -50,6 +50,19 @@ describe('output guard', () => {
     const lock = await guardOutput(options(out));
     await expect(guardOutput(options(out))).rejects.toThrow(new RegExp(`in use by another dpo run \\(pid ${process.pid}`));
     await lock.release();
+  });
+
+  it('a run that fails before writing anything leaves no trace of the guard', async () => {
+    const root = tempDir('dpo-ts-guard-');
+    const fresh = join(root, 'fresh');
+    await (await guardOutput(options(fresh))).release(true);
+    expect(existsSync(fresh)).toBe(false);
+    const empty = join(root, 'empty');
+    mkdirSync(empty);
+    await (await guardOutput(options(empty))).release(true);
+    expect(readdirSync(empty)).toEqual([]);
+    await (await guardOutput(options(empty))).release();
+    expect(readdirSync(empty)).toEqual([RUN_MARKER_FILE]);
   });
 
   it('resume: no checkpoint, or one made with other options, is refused before any work', async () => {
