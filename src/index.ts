@@ -167,6 +167,9 @@ export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveMo
 // Export for other runtimes: an ONNX folder transformers.js loads (Optimum's layout).
 export { exportOnnx, buildOptimumDecoderGraph, type ExportOnnxOptions, type ExportOnnxResult, type ExternalDataMode } from './export/index.js';
 
+// Preference labelling by hand: the `dpo label` page and its session/files.
+export { runLabel, LabelSession, LabelStore, startLabelServer, type LabelOptions, type RunningLabel, type Decision, type LabelState } from './label/index.js';
+
 // The engine: graphs, ops, autodiff, ONNX Runtime, optimizers, TrainStep.
 export * as engine from './engine/index.js';
 // File formats (safetensors, Hugging Face folders).
