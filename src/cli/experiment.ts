@@ -26,6 +26,7 @@ interface SentimentFlags {
   batchSize?: string;
   learningRate?: string;
   rewardSteps?: string;
+  rewardLearningRate?: string;
   betas?: string;
   targetKls?: string;
   bestOf?: string;
@@ -88,8 +89,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--steps <n>', 'optimizer steps of every trained run (default 120; quick 40)')
     .option('--checkpoints <n>', 'frontier points along each trained run (default 3; quick 2)')
     .option('--batch-size <n>', 'pairs (or prompts) per step', '16')
-    .option('--learning-rate <lr>', 'AdamW learning rate of every trained run and the reward model', '1e-4')
-    .option('--reward-steps <n>', 'reward model steps (default 80; quick 30)')
+    .option('--learning-rate <lr>', 'AdamW learning rate of every trained run', '1e-4')
+    .option('--reward-steps <n>', 'reward model steps (default 50; quick 30)')
+    .option('--reward-learning-rate <lr>', 'reward model learning rate', '1e-3')
     .option('--betas <list>', 'DPO betas, comma-separated (default 0.05,0.1,1,5; quick 0.1,1)')
     .option('--target-kls <list>', 'PPO KL targets, comma-separated (default 3,6,9,12; quick 6)')
     .option('--best-of <list>', 'Best-of-N values of N, comma-separated (default 2,4,8,16; quick 4)')
@@ -120,6 +122,7 @@ export function register(program: Command, ctx: CliContext): void {
         batchSize: positive('--batch-size', f.batchSize),
         learningRate: positiveNumber('--learning-rate', f.learningRate),
         rewardModelSteps: positive('--reward-steps', f.rewardSteps),
+        rewardLearningRate: positiveNumber('--reward-learning-rate', f.rewardLearningRate),
         betas: numbers('--betas', f.betas),
         targetKls: numbers('--target-kls', f.targetKls),
         bestOfN: bestOf,

@@ -58,7 +58,9 @@ export function runName(method: string, setting: string): string {
  */
 export async function trainedRunPoints(ctx: MethodContext, method: string, setting: string, output: string, steps: number): Promise<FrontierPoint[]> {
   const points: FrontierPoint[] = [];
-  const point = async (weights: ReadonlyMap<string, Float32Array>, step: number): Promise<void> => {
+  const point = async (saved: ReadonlyMap<string, Float32Array>, step: number): Promise<void> => {
+    // Only the policy's own parameters (a PPO run also saves its value head).
+    const weights = new Map([...saved].filter(([name]) => ctx.reference.weights.has(name)));
     const e = await ctx.evaluator.evaluate(weights, `${method} ${setting} step ${step}`.replace(/\s+/g, ' '));
     points.push({ method, setting, step, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
   };

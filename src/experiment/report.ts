@@ -68,7 +68,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 <h1>Controlled sentiment: reward against KL</h1>
 <p>The DPO paper's Figure 2 in miniature. Reference and starting policy <code>${escapeHtml(st.model)}</code>;
 ground-truth reward <b>${escapeHtml(st.scorer)}</b>; ${s.pairs} preference pairs from ${st.trainPrompts} prompts × ${st.samplesPerPrompt} reference samples;
-reward model held-out pair accuracy ${f(s.rewardModel.heldOutAccuracy)} (${s.rewardModel.heldOutPairs} pairs); ${f(s.seconds, 0)} s in all${st.quick ? ' (--quick)' : ''}.</p>
+reward model (${st.rewardModelSteps} steps, lr ${st.rewardLearningRate}) held-out pair accuracy ${f(s.rewardModel.heldOutAccuracy)} (${s.rewardModel.heldOutPairs} pairs); ${f(s.seconds, 0)} s in all${st.quick ? ' (--quick)' : ''}.</p>
 <p class="note">Each point: ${st.evalSamplesPerPrompt} fresh samples (temperature 1, no top-k/top-p, ≤ ${st.maxNewTokens} tokens) of each of ${st.heldOutPrompts} held-out prompts;
 reward = mean ground-truth reward, KL = mean of log π(y|x) − log π_ref(y|x) over the samples (± standard errors). Trained runs: ${st.steps} steps of ${st.batchSize} pairs,
 lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}};

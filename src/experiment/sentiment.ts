@@ -45,6 +45,7 @@ export interface SentimentExperimentOptions {
   batchSize?: number;
   learningRate?: number;
   rewardModelSteps?: number;
+  rewardLearningRate?: number;
   betas?: readonly number[];
   targetKls?: readonly number[];
   bestOfN?: readonly number[];
@@ -70,6 +71,7 @@ export interface ExperimentSettings {
   batchSize: number;
   learningRate: number;
   rewardModelSteps: number;
+  rewardLearningRate: number;
   betas: number[];
   targetKls: number[];
   bestOfN: number[];
@@ -100,7 +102,7 @@ export interface SentimentExperimentSummary {
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;
 
 const DEFAULTS = {
-  full: { samplesPerPrompt: 6, evalSamplesPerPrompt: 8, steps: 120, checkpoints: 3, rewardModelSteps: 80, betas: [0.05, 0.1, 1, 5], targetKls: [3, 6, 9, 12], bestOfN: [2, 4, 8, 16] },
+  full: { samplesPerPrompt: 6, evalSamplesPerPrompt: 8, steps: 120, checkpoints: 3, rewardModelSteps: 50, betas: [0.05, 0.1, 1, 5], targetKls: [3, 6, 9, 12], bestOfN: [2, 4, 8, 16] },
   quick: { samplesPerPrompt: 4, evalSamplesPerPrompt: 4, steps: 40, checkpoints: 2, rewardModelSteps: 30, betas: [0.1, 1], targetKls: [6], bestOfN: [4] },
 };
 
@@ -120,6 +122,7 @@ export function resolveSettings(o: SentimentExperimentOptions): ExperimentSettin
     batchSize: o.batchSize ?? 16,
     learningRate: o.learningRate ?? 1e-4,
     rewardModelSteps: o.rewardModelSteps ?? d.rewardModelSteps,
+    rewardLearningRate: o.rewardLearningRate ?? 1e-3,
     betas: [...(o.betas ?? d.betas)],
     targetKls: [...(o.targetKls ?? d.targetKls)],
     bestOfN: [...(o.bestOfN ?? d.bestOfN)],
@@ -220,7 +223,7 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
         output: rewardDir,
         maxSteps: settings.rewardModelSteps,
         batchSize: settings.batchSize,
-        learningRate: settings.learningRate,
+        learningRate: settings.rewardLearningRate,
         lrScheduler: 'constant',
         warmupSteps: Math.min(5, settings.rewardModelSteps - 1),
         loggingSteps: Math.max(1, Math.floor(settings.rewardModelSteps / 10)),
