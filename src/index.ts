@@ -38,6 +38,8 @@ export {
   type EvaluateRowsResult,
   type PerExampleResult,
 } from './train/evaluate.js';
+export { loadModelOrAdapter } from './models/load-model.js';
+export { modelFolderKind, type ModelFolderKind } from './io/model-folder-kind.js';
 export {
   LOSS_TYPES,
   logRatios,

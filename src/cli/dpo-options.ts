@@ -32,7 +32,7 @@ export const LOSS_OPTIONS: readonly OptionSpec[] = [
 ];
 
 export const RUNTIME_OPTIONS: readonly OptionSpec[] = [
-  { key: 'threads', kind: 'integer', description: 'ONNX Runtime intra-op threads (default: all cores)' },
+  { key: 'threads', kind: 'integer', description: 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)' },
   { key: 'device', kind: 'string', arg: 'name', choices: ['cpu', 'cuda'], defaultText: 'cpu', description: 'execution provider' },
 ];
 

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
@@ -18,6 +18,7 @@ import { getScorer, listScorers } from '../eval/scorers.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { parseInteger, parseNumber } from './options.js';
+import { formatBadRow } from '../data/bad-rows.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -106,7 +107,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output); \\n, \\t and \\\\ are unescaped')
     .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
     .option('--batch-size <n>', 'sequences decoded together', '8')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
     .option('--best-of <n>', 'Best-of-N: sample n candidates per kept completion, keep the highest-reward one')
     .option('--scorer <name>', `Best-of-N reward: a built-in scorer (${listScorers().map((x) => x.name).join(', ')})`)
@@ -141,11 +142,11 @@ export async function runGenerate(
   if (bestOf === undefined && (opts.scorer || opts.rewardModel)) throw new DpoError(`${opts.scorer ? '--scorer' : '--reward-model'} ranks Best-of-N candidates: give --best-of N too`);
   if (opts.scorer) getScorer(opts.scorer);
 
-  const pretrained = await loadPretrained(opts.model);
+  const pretrained = await loadModelOrAdapter(opts.model);
   const { model, weights, tokenizer, generationConfig } = pretrained;
   if (!tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; dpo generate needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(opts.prompts, tokenizer, { onBadRow });
-  for (const bad of skipped) stderr.write(`skipped ${bad.file}:${bad.line}: ${bad.reason}\n`);
+  for (const bad of skipped) stderr.write(`skipped ${formatBadRow(bad)}\n`);
   if (prompts.length === 0) throw new DpoError(`${opts.prompts}: no prompts to generate from`);
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 

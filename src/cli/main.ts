@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
+import { printable } from '../errors.js';
 import { formatZodError } from '../train/config.js';
 import { COMMANDS } from './commands.js';
 import { createContext, type CliContext, type CliIO } from './context.js';
@@ -63,7 +64,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
   } catch (e) {
     // Help and --version end with exit code 0; usage errors were already printed by commander.
     if (e instanceof CommanderError) return e.exitCode;
-    const message = errorMessage(e);
+    const message = printable(errorMessage(e));
     io.stderr.write(`dpo: ${message}\n`);
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
     return 1;

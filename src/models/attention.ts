@@ -29,15 +29,27 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
  * its future and the key is not padding. With `slidingWindow` w, also only the keys less than w
  * positions back (transformers' sliding_window_overlay: kv_idx > q_idx - w), counted in cache
  * positions, so a KV-cache step sees exactly what the full forward sees.
+ *
+ * `paddingMask` is ForwardInputs.attentionMask: float 0/1 (0 = padding), or int64 segment ids of
+ * packed sequences (padding-free batches, no cache: S = T): 0 = padding, and a query sees only
+ * earlier keys of its own segment (block-diagonal causal; positions restart per segment, so the
+ * sliding window counts within the segment too).
  */
 export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined, slidingWindow?: number): Tensor {
   const t: Dim = query.shape[2];
   const s: Dim = key.shape[2];
   let visible = causalMask(g, t, s, key);
   if (slidingWindow !== undefined) visible = op.and(visible, windowMask(g, t, s, key, slidingWindow));
-  if (!paddingMask) return op.reshape(visible, [1, 1, t, s]);
+  const causal = op.reshape(visible, [1, 1, t, s]);
+  if (!paddingMask) return causal;
+  if (paddingMask.dtype === 'int64') {
+    if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
+    const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
+    const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
+    return op.and(op.and(causal, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
+  }
   const keyOk = op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5);
-  return op.and(op.reshape(visible, [1, 1, t, s]), keyOk);
+  return op.and(causal, keyOk);
 }
 
 /** Boolean [T, S]: key s is fewer than `window` positions behind query t (the last T of S). */

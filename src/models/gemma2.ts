@@ -23,7 +23,7 @@ import { num, optNum, readCommonConfig } from './config.js';
 import { modelDropout } from './dropout.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
 import { defaultPositions } from './positions.js';
-import { applyRotary, ropeFrequencies, rotaryTables, type RopeFrequencies, type RotaryTables } from './rotary.js';
+import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies, type RotaryTables } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
 type Raw = Readonly<Record<string, unknown>>;
@@ -50,7 +50,8 @@ export function softcapOf(raw: Raw, key: string, fallback: number | undefined): 
 function gemma2Layout(raw: Raw, common: CausalLMConfig): GemmaLayout {
   const window = slidingWindowOf('gemma2', raw) ?? 4096;
   const types = layerTypes('gemma2', raw, common.numLayers, (l) => ((l + 1) % 2 !== 0 ? 'sliding_attention' : 'full_attention'));
-  const rope = ropeFrequencies('gemma2', common.headDim, optNum(raw, 'rope_theta') ?? 10000, raw.rope_scaling, { maxPositions: common.maxPositions });
+  const settings = ropeSettings('gemma2', raw);
+  const rope = ropeFrequencies('gemma2', common.headDim, settings.theta ?? 10000, settings.scaling, { maxPositions: common.maxPositions });
   return {
     qkNorm: false,
     windows: layerWindows(types, window),

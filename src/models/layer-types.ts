@@ -3,6 +3,8 @@
  * ("sliding_attention" / "full_attention" per layer), or, in configs that predate it, the
  * family's own rule for deriving it.
  */
+import { DpoError } from '../errors.js';
+
 type Raw = Readonly<Record<string, unknown>>;
 
 export type LayerType = 'sliding_attention' | 'full_attention';
@@ -15,7 +17,7 @@ export function layerTypes(family: string, raw: Raw, numLayers: number, derive: 
   const given = raw.layer_types;
   if (given == null) return Array.from({ length: numLayers }, (_, l) => derive(l));
   if (!Array.isArray(given) || given.length < numLayers || !given.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
-    throw new Error(
+    throw new DpoError(
       `${family}: config.json 'layer_types' must list "sliding_attention" or "full_attention" for each of the ${numLayers} layers, got ${JSON.stringify(given)}`,
     );
   }
@@ -32,7 +34,7 @@ export function slidingWindowOf(family: string, raw: Raw): number | undefined {
   const w = raw.sliding_window;
   if (w == null) return undefined;
   if (typeof w !== 'number' || !Number.isInteger(w) || w <= 0) {
-    throw new Error(`${family}: config.json 'sliding_window' must be a positive integer or null, got ${JSON.stringify(w)}`);
+    throw new DpoError(`${family}: config.json 'sliding_window' must be a positive integer or null, got ${JSON.stringify(w)}`);
   }
   return w;
 }

@@ -22,7 +22,7 @@ import { num, optNum, readCommonConfig } from './config.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
 import { defaultPositions } from './positions.js';
 import { modelDropout } from './dropout.js';
-import { applyRotary, ropeFrequencies, rotaryTables, type RopeFrequencies } from './rotary.js';
+import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
 type Raw = Readonly<Record<string, unknown>>;
@@ -101,7 +101,8 @@ export class Llama implements CausalLM {
     this.intermediate = num(raw, 'intermediate_size');
     this.eps = optNum(raw, 'rms_norm_eps') ?? 1e-6;
     this.act = activation(family, typeof raw.hidden_act === 'string' ? raw.hidden_act : 'silu');
-    this.rope = ropeFrequencies(family, this.config.headDim, optNum(raw, 'rope_theta') ?? this.layout.defaultRopeTheta, raw.rope_scaling, {
+    const rope = ropeSettings(family, raw);
+    this.rope = ropeFrequencies(family, this.config.headDim, rope.theta ?? this.layout.defaultRopeTheta, rope.scaling, {
       maxPositions: common.maxPositions,
     });
   }

@@ -21,13 +21,15 @@
  * The DPO reference model is the same base weights with adapters off (`enabled: false` returns
  * the base params untouched), so no second copy of the model is held.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Rng } from '../data/rng.js';
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { DpoError } from '../errors.js';
-import { tempSibling, writeBytesAtomic } from '../io/atomic.js';
+import { writeBytesAtomic } from '../io/atomic.js';
+import { removeStaleModelFiles, saveIntoFolder } from '../io/hf-folder-save.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, isWeightFile } from '../io/model-files.js';
 import { readJsonObject, type JsonObject } from '../io/json-file.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
@@ -53,8 +55,7 @@ export interface LoraConfig {
   useRslora?: boolean;
 }
 
-export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
-export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../io/model-files.js';
 
 /** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), from the registry. */
 export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
@@ -330,8 +331,8 @@ export interface SaveLoraOptions {
 
 /**
  * Writes `dir`/adapter_config.json and `dir`/adapter_model.safetensors in PEFT's format
- * (keys "base_model.model.<module>.lora_A.weight" without the adapter name). A new folder appears
- * complete or not at all; in an existing folder each file is replaced atomically.
+ * (keys "base_model.model.<module>.lora_A.weight" without the adapter name), each file atomically
+ * inside the folder; a full model's weight files left there by an earlier save are removed.
  */
 export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Promise<void> {
   const { model, config, adapters } = options;
@@ -343,19 +344,12 @@ export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Pr
   }
   const json = `${JSON.stringify(adapterConfigJson(model, config, options.baseModelNameOrPath ?? null), null, 2)}\n`;
   const target = resolve(dir);
-  const existing = await stat(target).catch(() => undefined);
-  if (existing && !existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
-  const folder = existing ? target : tempSibling(target, 'saving');
-  if (!existing) await mkdir(dirname(target), { recursive: true });
-  if (!existing) await mkdir(folder);
-  try {
-    await writeSafetensors(join(folder, ADAPTER_WEIGHTS_FILE), tensors);
-    await writeBytesAtomic(join(folder, ADAPTER_CONFIG_FILE), json);
-    if (!existing) await rename(folder, target);
-  } catch (e) {
-    if (!existing) await rm(folder, { recursive: true, force: true });
-    throw e;
-  }
+  await saveIntoFolder(target, async () => {
+    await writeSafetensors(join(target, ADAPTER_WEIGHTS_FILE), tensors);
+    await writeBytesAtomic(join(target, ADAPTER_CONFIG_FILE), json);
+    // A full model saved here before would otherwise be what other tools load (see model-folder-kind.ts).
+    await removeStaleModelFiles(target, new Set([ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE]), (name) => isWeightFile(name) || name === 'adapter_model.bin');
+  });
 }
 
 export interface LoadedLoraAdapter {

@@ -23,7 +23,7 @@ import { slidingWindowOf } from './layer-types.js';
 import { modelPrefixedKey } from './decoder-layout.js';
 import { projection, type ModelParams } from './linear.js';
 import { defaultPositions } from './positions.js';
-import { applyRotary, ropeFrequencies, rotaryTables, type RopeFrequencies } from './rotary.js';
+import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
 type Raw = Readonly<Record<string, unknown>>;
@@ -58,8 +58,9 @@ export class Phi3 implements CausalLM {
     this.intermediate = num(raw, 'intermediate_size');
     this.eps = optNum(raw, 'rms_norm_eps') ?? 1e-5;
     this.act = activation('phi3', typeof raw.hidden_act === 'string' ? raw.hidden_act : 'silu');
-    const rotaryDim = Math.floor(common.headDim * (optNum(raw, 'partial_rotary_factor') ?? 1));
-    this.rope = ropeFrequencies('phi3', rotaryDim, optNum(raw, 'rope_theta') ?? 10000, phi3RopeScaling(raw.rope_scaling), {
+    const settings = ropeSettings('phi3', raw);
+    const rotaryDim = Math.floor(common.headDim * (settings.partialRotaryFactor ?? 1));
+    this.rope = ropeFrequencies('phi3', rotaryDim, settings.theta ?? 10000, phi3RopeScaling(settings.scaling), {
       maxPositions: common.maxPositions,
       originalMaxPositions: optNum(raw, 'original_max_position_embeddings'),
     });

@@ -5,6 +5,7 @@
  * The inverse frequencies are build-time constants; the angles, their cosines and sines are
  * computed in the graph from the position ids, once per forward, and shared by every layer.
  */
+import { DpoError } from '../errors.js';
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 
@@ -41,20 +42,20 @@ const SUPPORTED = 'default, linear, dynamic, yarn, longrope, llama3';
  * (`rope_type`, or the legacy `type` key; Phi-3's legacy "su" is longrope). Computed in float64.
  */
 export function ropeFrequencies(family: string, dim: number, base: number, scaling: unknown, context: RopeContext): RopeFrequencies {
-  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new Error(`${family}: rotary dimension must be a positive even number, got ${dim}`);
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new DpoError(`${family}: rotary dimension must be a positive even number, got ${dim}`);
   const exponents = Array.from({ length: dim / 2 }, (_, i) => (2 * i) / dim);
   const invFreq = exponents.map((e) => 1 / Math.pow(base, e));
   const plain = (f: number[], attentionScaling = 1): RopeFrequencies => ({ type: 'static', invFreq: f, attentionScaling });
   if (scaling == null) return plain(invFreq);
   if (typeof scaling !== 'object' || Array.isArray(scaling)) {
-    throw new Error(`${family}: config.json 'rope_scaling' must be an object or null, got ${JSON.stringify(scaling)}`);
+    throw new DpoError(`${family}: config.json 'rope_scaling' must be an object or null, got ${JSON.stringify(scaling)}`);
   }
   const s = scaling as Raw;
   const type = s.rope_type ?? s.type ?? 'default';
   const need = (key: string): number => {
     const v = s[key];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new Error(`${family}: rope_scaling '${String(type)}' needs a number '${key}', got ${JSON.stringify(v)}`);
+      throw new DpoError(`${family}: rope_scaling '${String(type)}' needs a number '${key}', got ${JSON.stringify(v)}`);
     }
     return v;
   };
@@ -91,14 +92,14 @@ export function ropeFrequencies(family: string, dim: number, base: number, scali
     case 'su':
       return longrope(family, s, exponents, base, context, optional);
     default:
-      throw new Error(`${family}: rope_scaling type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED})`);
+      throw new DpoError(`${family}: rope_scaling type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED})`);
   }
 }
 
 /** `ropeFrequencies` for RoPEs that need no run-time input: the inverse frequencies themselves. */
 export function ropeInverseFrequencies(family: string, dim: number, base: number, scaling: unknown, context?: RopeContext): number[] {
   const rope = ropeFrequencies(family, dim, base, scaling, context ?? { maxPositions: 2048 });
-  if (rope.type !== 'static' || rope.attentionScaling !== 1) throw new Error(`${family}: rope_scaling ${JSON.stringify(scaling)} is not a fixed frequency table`);
+  if (rope.type !== 'static' || rope.attentionScaling !== 1) throw new DpoError(`${family}: rope_scaling ${JSON.stringify(scaling)} is not a fixed frequency table`);
   return rope.invFreq;
 }
 
@@ -155,7 +156,7 @@ function longrope(
   const list = (key: string): number[] => {
     const v = s[key];
     if (!Array.isArray(v) || v.length !== exponents.length || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      throw new Error(`${family}: rope_scaling longrope needs '${key}' as a list of ${exponents.length} numbers (rotary dim / 2)`);
+      throw new DpoError(`${family}: rope_scaling longrope needs '${key}' as a list of ${exponents.length} numbers (rotary dim / 2)`);
     }
     return v as number[];
   };
@@ -272,4 +273,41 @@ function rotateEveryTwoStyle(x: Tensor, t: RotaryTables): Tensor {
   const even = op.sub(op.mul(x0, t.cos), op.mul(x1, t.sin));
   const odd = op.add(op.mul(x1, t.cos), op.mul(x0, t.sin));
   return op.reshape(op.concat([even, odd], -1), [b, h, n, t.rotaryDim]);
+}
+
+/** Where a config.json keeps its RoPE settings. */
+export interface RopeSettings {
+  /** rope_theta (undefined: the family's default). */
+  theta: number | undefined;
+  /** The rope_scaling object (or null): rope_type / type, factor, ... */
+  scaling: unknown;
+  /** partial_rotary_factor (undefined: the family's default). */
+  partialRotaryFactor: number | undefined;
+}
+
+/**
+ * RoPE settings as transformers < 5 writes them (top-level `rope_theta`, `rope_scaling`,
+ * `partial_rotary_factor`) or as transformers 5 does (`rope_parameters` holding rope_type,
+ * rope_theta, factor, ...; per layer type for Gemma 3: `rope_parameters.full_attention` /
+ * `.sliding_attention`). `layerType` picks the per-layer-type entry when there is one.
+ */
+export function ropeSettings(family: string, raw: Raw, layerType?: 'full_attention' | 'sliding_attention'): RopeSettings {
+  const number = (v: unknown, key: string): number | undefined => {
+    if (v == null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${family}: config.json '${key}' must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const params = raw.rope_parameters;
+  if (params != null && typeof params === 'object' && !Array.isArray(params)) {
+    const all = params as Raw;
+    const perType = layerType !== undefined ? all[layerType] : undefined;
+    const p = perType != null && typeof perType === 'object' ? (perType as Raw) : all;
+    const where = perType != null ? `rope_parameters.${layerType}` : 'rope_parameters';
+    return {
+      theta: number(p.rope_theta, `${where}.rope_theta`) ?? number(raw.rope_theta, 'rope_theta'),
+      scaling: p,
+      partialRotaryFactor: number(p.partial_rotary_factor, `${where}.partial_rotary_factor`) ?? number(raw.partial_rotary_factor, 'partial_rotary_factor'),
+    };
+  }
+  return { theta: number(raw.rope_theta, 'rope_theta'), scaling: raw.rope_scaling, partialRotaryFactor: number(raw.partial_rotary_factor, 'partial_rotary_factor') };
 }

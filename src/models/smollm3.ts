@@ -5,6 +5,7 @@
  * layers are the ones that attend through `sliding_window` (unless `layer_types` says otherwise).
  * Biases as Llama (`attention_bias`, `mlp_bias`); embeddings tied by default; rope_theta 2e6.
  */
+import { DpoError } from '../errors.js';
 import { optNum } from './config.js';
 import { Llama, type DecoderLayout } from './llama.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
@@ -18,7 +19,7 @@ function noRopeLayers(raw: Raw, numLayers: number): boolean[] {
     return Array.from({ length: numLayers }, (_, l) => (l + 1) % interval !== 0);
   }
   if (!Array.isArray(given) || given.length < numLayers || !given.every((x) => x === 0 || x === 1)) {
-    throw new Error(`smollm3: config.json 'no_rope_layers' must list 0 or 1 for each of the ${numLayers} layers, got ${JSON.stringify(given)}`);
+    throw new DpoError(`smollm3: config.json 'no_rope_layers' must list 0 or 1 for each of the ${numLayers} layers, got ${JSON.stringify(given)}`);
   }
   return given.slice(0, numLayers).map((x) => x === 1);
 }

@@ -274,7 +274,8 @@ export class DPOTrainer {
  * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
  * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
  * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`). The step benchmark builds exactly this.
+ * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
+ * (scoredFeeds(batch, { packed: true })). The step benchmark builds exactly this.
  */
 export function buildDpoLoss(
   g: Graph,
@@ -284,8 +285,9 @@ export function buildDpoLoss(
   K: number,
   referenceFree: boolean,
   dropout?: DropoutSites,
+  layout: { packed?: boolean } = {},
 ): LossBuild {
-  const inputs = declareScoredInputs(g);
+  const inputs = declareScoredInputs(g, 'float32', layout);
   const scores = sequenceLogps(model, params, inputs, dropout);
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
