@@ -19,10 +19,26 @@ export {
   LoraOptionsSchema,
   TrainingOptionsSchema,
   parseDpoConfig,
+  parseConfig,
+  checkedConfig,
+  option,
   formatZodError,
+  type ConfigDefinition,
+  type OptionMeta,
   type DPOConfigInput,
   type LoraOptions,
 } from './train/config.js';
+export {
+  runTrainer,
+  loadPolicy,
+  resumeDigest,
+  runtimeOf,
+  type TrainerRun,
+  type TrainerResult,
+  type RunTools,
+  type LoadedPolicy,
+} from './train/runner.js';
+export { runTrainingLoop, EvalGraph, type LoopHooks, type LoopResult, type TrainingOptions } from './train/loop.js';
 export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo-trainer.js';
 export {
   evaluateDpo,
@@ -152,6 +168,9 @@ export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveMo
 
 // Export for other runtimes: an ONNX folder transformers.js loads (Optimum's layout).
 export { exportOnnx, buildOptimumDecoderGraph, type ExportOnnxOptions, type ExportOnnxResult, type ExternalDataMode } from './export/index.js';
+
+// Preference labelling by hand: the `dpo label` page and its session/files.
+export { runLabel, LabelSession, LabelStore, startLabelServer, type LabelOptions, type RunningLabel, type Decision, type LabelState } from './label/index.js';
 
 // The engine: graphs, ops, autodiff, ONNX Runtime, optimizers, TrainStep.
 export * as engine from './engine/index.js';

@@ -13,6 +13,7 @@ import { register as quickstart } from './quickstart.js';
 import { register as experiment } from './experiment.js';
 import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
+import { register as label } from './label.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -24,5 +25,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   quickstart,
   exportModel,
   models,
+  label,
   experiment,
 ];
