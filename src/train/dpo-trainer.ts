@@ -129,7 +129,7 @@ export class DPOTrainer {
             if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
           },
           saveFinal: async (params) => {
-            await savePolicy(c.output, c.model, pretrained, policy, params);
+            await savePolicy(c.output, c.model, pretrained, policy, params, c);
             this.progress.log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),

@@ -211,7 +211,7 @@ export class SFTTrainer {
         },
         evaluate: evalSplit ? async (params) => this.evaluateSplit(evalSplit, await evalGraph(), params, tokenizer.padTokenId) : undefined,
         saveFinal: async (params) => {
-          await savePolicy(c.output, c.model, pretrained, policy, params);
+          await savePolicy(c.output, c.model, pretrained, policy, params, c);
           this.progress.log(`saved the model to ${c.output}`);
         },
         progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
