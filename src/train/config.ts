@@ -99,6 +99,14 @@ export const TrainingOptionsSchema = z.object({
   ),
 });
 
+/** Options of the trainers that score completions with a causal LM (`dpo train`, `dpo sft`). */
+export const ScoredBatchShape = {
+  paddingFree: option(
+    z.boolean().default(false),
+    'pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute',
+  ),
+};
+
 /** The loss options `dpo train` and `dpo eval` share. */
 const DpoLossShape = {
   beta: option(z.number().positive().default(0.1), 'DPO temperature beta (strength of the KL constraint)'),
@@ -113,6 +121,7 @@ const DpoLossShape = {
 
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
+  ...ScoredBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',
