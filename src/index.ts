@@ -123,6 +123,17 @@ export * from './eval/index.js';
 export { runQuickstart, preferencePairs, SHIPPED_MODEL, type QuickstartOptions, type QuickstartSummary } from './quickstart/run.js';
 export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './quickstart/prompts.js';
 export { renderSvg } from './quickstart/report.js';
+export {
+  runSentimentExperiment,
+  experimentRuns,
+  METHODS as EXPERIMENT_METHODS,
+  type SentimentExperimentOptions,
+  type SentimentExperimentSummary,
+  type ExperimentSettings,
+  type RunRecord,
+} from './experiment/sentiment.js';
+export { FrontierEvaluator, type FrontierPoint, type PolicyEvaluation } from './experiment/frontier.js';
+export { trainedRunPoints, type ExperimentRun, type MethodContext } from './experiment/methods.js';
 
 // Data.
 export * from './data/index.js';
