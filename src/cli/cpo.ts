@@ -45,9 +45,9 @@ export function register(program: Command, ctx: CliContext): void {
     options: CPO_OPTIONS,
     configFiles: 'cpo.yaml or cpo.json',
     examples: CPO_EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       const { CPOTrainer } = await import('../train/cpo-trainer.js');
-      return new CPOTrainer(config, { progress }).train();
+      return new CPOTrainer(config, { progress, signal }).train();
     },
   });
   registerTrainerCommand(program, ctx, {
@@ -58,9 +58,9 @@ export function register(program: Command, ctx: CliContext): void {
     options: ORPO_OPTIONS,
     configFiles: 'orpo.yaml or orpo.json',
     examples: ORPO_EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       const { ORPOTrainer } = await import('../train/orpo-trainer.js');
-      return new ORPOTrainer(config, { progress }).train();
+      return new ORPOTrainer(config, { progress, signal }).train();
     },
   });
 }

@@ -31,9 +31,9 @@ export function register(program: Command, ctx: CliContext): void {
     options: KTO_OPTIONS,
     configFiles: 'kto.yaml or kto.json',
     examples: EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       const { KTOTrainer } = await import('../train/kto-trainer.js');
-      return new KTOTrainer(config, { progress }).train();
+      return new KTOTrainer(config, { progress, signal }).train();
     },
   });
 }

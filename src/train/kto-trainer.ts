@@ -33,7 +33,7 @@ import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { precomputeReferenceLogps } from './reference.js';
-import { loadPolicy, resumeDigest, runTrainer, runtimeOf, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
@@ -164,7 +164,7 @@ class KtoMetrics {
   }
 }
 
-export interface KTOTrainerOptions {
+export interface KTOTrainerOptions extends StopOptions {
   /** An already loaded model (skips loading `config.model`). */
   model?: Pretrained;
   progress?: ProgressReporter;
@@ -173,19 +173,26 @@ export interface KTOTrainerOptions {
 export class KTOTrainer {
   readonly config: KTOConfig;
   private readonly progress: ProgressReporter;
-  private stopRequested = false;
+  private readonly stop: StopRequest;
 
   constructor(config: KTOConfigInput | KTOConfig, private readonly options: KTOTrainerOptions = {}) {
     this.config = parseKtoConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
   /** Stops after the current step with a checkpoint (as Ctrl-C); `resume` continues. */
   requestStop(): void {
-    this.stopRequested = true;
+    this.stop.request();
   }
 
-  async train(): Promise<TrainerResult> {
+  /** Trains (see the module comment); --output is checked and locked before any work. */
+  train(): Promise<TrainerResult> {
+    const digest = resumeDigest(this.config, KTO_RESUME_KEYS, 'kto');
+    return guardedRun(this.config, 'dpo kto', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<TrainerResult> {
     const c = this.config;
     const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
     const train = await this.prepare(c.data, tokenizer, 'train');
@@ -208,8 +215,8 @@ export class KTOTrainer {
       loss: (g, weights) => buildKtoLoss(g, policy.model, weights, lossOptions, dropout),
       rows: train.rows,
       padTokenId: tokenizer.padTokenId,
-      digest: resumeDigest(c, KTO_RESUME_KEYS, 'kto'),
-      stopRequested: () => this.stopRequested,
+      digest,
+      stopRequested: () => this.stop.stopped,
       hooks: ({ evalGraph }) => ({
         feeds: (batches) => batches.map((b) => batchFeeds(b, train, b.rowIndices ?? [])),
         record: (batch, o) => {

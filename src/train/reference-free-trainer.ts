@@ -24,7 +24,7 @@ import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { loadPolicy, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 /** The options every reference-free pair trainer shares (TrainingOptions, pairs only, beta). */
@@ -103,10 +103,23 @@ async function preparePairs(path: string, c: TrainingOptions, progress: Progress
   return rows;
 }
 
-/** Trains `objective` with config `c` (already validated). */
+/** Trains `objective` with config `c` (already validated), its output checked and locked first. */
 export async function trainReferenceFree<C extends TrainingOptions & { beta: number }>(
   objective: ReferenceFreeObjective<C>,
   c: C,
+  progress: ProgressReporter,
+  preloaded?: Pretrained,
+  stopRequested?: () => boolean,
+): Promise<TrainerResult> {
+  const keys = [...SHARED_RESUME_KEYS, ...objective.resumeKeys] as (keyof C & string)[];
+  const digest = resumeDigest(c, keys, objective.kind);
+  return guardedRun(c, `dpo ${objective.kind}`, digest, progress, [], () => trainLocked(objective, c, digest, progress, preloaded, stopRequested));
+}
+
+async function trainLocked<C extends TrainingOptions & { beta: number }>(
+  objective: ReferenceFreeObjective<C>,
+  c: C,
+  digest: string,
   progress: ProgressReporter,
   preloaded?: Pretrained,
   stopRequested?: () => boolean,
@@ -116,7 +129,6 @@ export async function trainReferenceFree<C extends TrainingOptions & { beta: num
   const evalRows = c.evalData ? await preparePairs(c.evalData, c, progress, 'eval', tokenizer) : undefined;
   const dropout = trainingDropout(c);
   const acc = new MetricsAccumulator();
-  const keys = [...SHARED_RESUME_KEYS, ...objective.resumeKeys] as (keyof C & string)[];
   return runTrainer({
     config: c,
     progress,
@@ -124,7 +136,7 @@ export async function trainReferenceFree<C extends TrainingOptions & { beta: num
     loss: (g, weights) => buildReferenceFreeLoss(g, policy.model, weights, objective, c, dropout),
     rows: train,
     padTokenId: tokenizer.padTokenId,
-    digest: resumeDigest(c, keys, objective.kind),
+    digest,
     stopRequested,
     hooks: ({ evalGraph }) => ({
       feeds: (batches) => batches.map(batchFeeds),
@@ -162,7 +174,7 @@ async function evaluatePairs(
   return acc.flush('eval_');
 }
 
-export interface ReferenceFreeTrainerOptions {
+export interface ReferenceFreeTrainerOptions extends StopOptions {
   /** An already loaded model (skips loading `config.model`). */
   model?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
@@ -173,7 +185,7 @@ export interface ReferenceFreeTrainerOptions {
 export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> & TrainingOptions & { beta: number }> {
   readonly config: C;
   private readonly progress: ProgressReporter;
-  private stopRequested = false;
+  private readonly stop: StopRequest;
 
   constructor(
     private readonly objective: ReferenceFreeObjective<C>,
@@ -183,14 +195,15 @@ export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> &
   ) {
     this.config = parseConfig(definition, config) as C;
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
   /** Stops after the current step with a checkpoint (as Ctrl-C); `resume` continues. */
   requestStop(): void {
-    this.stopRequested = true;
+    this.stop.request();
   }
 
   train(): Promise<TrainerResult> {
-    return trainReferenceFree(this.objective, this.config, this.progress, this.options.model, () => this.stopRequested);
+    return trainReferenceFree(this.objective, this.config, this.progress, this.options.model, () => this.stop.stopped);
   }
 }
