@@ -12,8 +12,6 @@
  * are draws from π and the KL estimate is unbiased; other settings are allowed and flagged.
  */
 import type { OnBadRow } from '../data/types.js';
-import { collatePreferences } from '../data/collate.js';
-import { tokenizePreferences, type TokenizedPreference } from '../data/tokenize.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import { DpoError } from '../errors.js';
 import { Generator } from '../generate/generator.js';
@@ -22,10 +20,10 @@ import { resolveSampling, type TextGenerationResult } from '../generate/text.js'
 import { loadPretrained } from '../models/pretrained.js';
 import { silentProgress, type ProgressReporter } from '../train/progress.js';
 import { defaultCacheDir } from '../train/reference.js';
-import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
 import { loadBaselineFile, matchBaselines } from './baseline.js';
 import { JudgeClient, judgePairs, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
 import { completionLogps, estimateKl, sampleStats, type SampleStats } from './kl.js';
+import { textReward } from './rewards.js';
 import { getScorer, type CompletionScorer } from './scorers.js';
 
 export interface JudgeOptions {
@@ -148,7 +146,6 @@ export interface EvaluationReport {
   per_sample?: SampleRecord[];
 }
 
-type RewardFn = (prompts: readonly string[], completions: readonly string[], label: string) => Promise<Float64Array>;
 
 function round(x: number, digits = 6): number {
   return Number.isFinite(x) ? Number(x.toPrecision(digits)) : x;
@@ -182,44 +179,6 @@ function checkOptions(o: EvaluatePolicyOptions): void {
 /** The judge's view of a prompt: the text, or a conversation as "role: content" lines. */
 function queryText(p: PromptRow): string {
   return typeof p.prompt === 'string' ? p.prompt : p.prompt.map((m) => `${m.role}: ${m.content}`).join('\n');
-}
-
-/** Rewards of (prompt, completion) texts under a reward model, tokenized as `dpo reward score` does. */
-async function rewardModelFn(ref: string, o: EvaluatePolicyOptions, progress: ProgressReporter): Promise<{ fn: RewardFn; release(): Promise<void> }> {
-  const rm = await loadRewardModel(ref);
-  if (!rm.tokenizer) throw new DpoError(`${rm.dir}: no tokenizer.json; the reward model's tokenizer is needed to read the samples`);
-  const tokenizer = rm.tokenizer;
-  const scorer = await RewardScorer.create(rm.model, rewardParameterShapes(rm.model), o.runtime);
-  const bs = o.batchSize ?? 8;
-  const fn: RewardFn = async (prompts, completions, label) => {
-    const rows: TokenizedPreference[] = prompts.map((prompt, i) => {
-      const t = tokenizePreferences([{ prompt, completions: [completions[i]], origin: { file: label, line: i } }], tokenizer, { maxLength: rm.model.config.maxPositions });
-      if (t.rows.length === 0) throw new DpoError(`${label} ${i}: the prompt alone fills the reward model's ${rm.model.config.maxPositions} positions`);
-      return t.rows[0];
-    });
-    const out = new Float64Array(rows.length);
-    progress.start(`reward ${label}`, rows.length);
-    for (let s = 0; s < rows.length; s += bs) {
-      const raw = await scorer.score(collatePreferences(rows.slice(s, s + bs), { padTokenId: rm.padTokenId }), rm.weights, rm.padTokenId);
-      for (let i = 0; i < raw.length; i++) out[s + i] = raw[i] - rm.offset;
-      progress.update(Math.min(s + bs, rows.length));
-    }
-    progress.stop();
-    return out;
-  };
-  return { fn, release: () => scorer.release() };
-}
-
-function scorerFn(scorer: CompletionScorer): RewardFn {
-  return async (prompts, completions) => {
-    const out = new Float64Array(prompts.length);
-    for (let i = 0; i < prompts.length; i++) {
-      const v = await scorer(prompts[i], completions[i]);
-      if (typeof v !== 'number' || Number.isNaN(v)) throw new DpoError(`scorer returned ${String(v)} for sample ${i}; a scorer must return a number`);
-      out[i] = v;
-    }
-    return out;
-  };
 }
 
 interface Samples {
@@ -275,7 +234,8 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
   checkOptions(o);
   const started = performance.now();
   const progress = o.progress ?? silentProgress;
-  const scorerEntry = typeof o.scorer === 'string' ? getScorer(o.scorer) : undefined;
+  // An unknown scorer name fails before any sampling.
+  if (typeof o.scorer === 'string') getScorer(o.scorer);
   const judgeClient = o.judge
     ? new JudgeClient({
         url: o.judge.url,
@@ -321,18 +281,9 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
   }
 
   // 2. Rewards.
-  let rewardFn: RewardFn | undefined;
-  let releaseReward: (() => Promise<void>) | undefined;
-  let rewardSource: string | undefined;
-  if (o.rewardModel) {
-    const r = await rewardModelFn(o.rewardModel, o, progress);
-    rewardFn = r.fn;
-    releaseReward = r.release;
-    rewardSource = `reward_model:${o.rewardModel}`;
-  } else if (o.scorer) {
-    rewardFn = scorerFn(scorerEntry ? scorerEntry.score : (o.scorer as CompletionScorer));
-    rewardSource = `scorer:${scorerEntry ? scorerEntry.name : (o.scorerName ?? 'custom')}`;
-  }
+  const reward = await textReward({ rewardModel: o.rewardModel, scorer: o.scorer, scorerName: o.scorerName, batchSize: o.batchSize, runtime: o.runtime, progress });
+  const rewardFn = reward?.fn;
+  const rewardSource = reward?.source;
   try {
     const texts = flat.map((s) => s.p.text);
     const completions = flat.map((s) => s.completion);
@@ -428,7 +379,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
     }
     return report;
   } finally {
-    await releaseReward?.();
+    await reward?.release();
   }
 }
 

@@ -14,6 +14,7 @@ export {
   type SampleRecord,
   type WinRateSummary,
 } from './evaluate.js';
+export { textReward, type RewardFn, type TextReward, type TextRewardOptions } from './rewards.js';
 export { getScorer, listScorers, registerScorer, sentimentScore, wordCount, type CompletionScorer, type ScorerEntry } from './scorers.js';
 export { completionLogps, estimateKl, sampleStats, type CompletionLogpsOptions, type KlEstimate, type SampleStats, type TokenSequence } from './kl.js';
 export {
