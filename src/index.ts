@@ -138,6 +138,9 @@ export {
 export { loadTokenizer, HfTokenizer, type LoadTokenizerOptions, type TextTokenizer } from './io/index.js';
 export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveModelOptions, type ResolvedModel } from './io/index.js';
 
+// Export for other runtimes: an ONNX folder transformers.js loads (Optimum's layout).
+export { exportOnnx, buildOptimumDecoderGraph, type ExportOnnxOptions, type ExportOnnxResult, type ExternalDataMode } from './export/index.js';
+
 // The engine: graphs, ops, autodiff, ONNX Runtime, optimizers, TrainStep.
 export * as engine from './engine/index.js';
 // File formats (safetensors, Hugging Face folders).

@@ -11,6 +11,7 @@ import { register as ppo } from './ppo.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
+import { register as exportModel } from './export.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -21,4 +22,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   generate,
   evaluatePolicy,
   quickstart,
+  exportModel,
 ];

@@ -60,7 +60,7 @@ export const TRAIN_ONLY_OPTIONS: readonly OptionSpec[] = [
   { key: 'syncRefAlpha', kind: 'number', arg: 'alpha', defaultText: '0.6', description: 'TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref' },
   { key: 'lora.r', kind: 'integer', defaultText: '8', description: 'LoRA rank (any --lora-* flag enables LoRA)' },
   { key: 'lora.alpha', kind: 'number', defaultText: '16', description: 'LoRA alpha' },
-  { key: 'lora.dropout', kind: 'number', arg: 'p', defaultText: '0', description: 'LoRA dropout' },
+  { key: 'lora.dropout', kind: 'number', arg: 'p', defaultText: '0', description: "LoRA dropout on the adapters' input (training only)" },
   { key: 'lora.targetModules', kind: 'list', arg: 'modules', description: "LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections)" },
   { key: 'cacheDir', kind: 'string', arg: 'dir', description: 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)' },
 ];

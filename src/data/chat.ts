@@ -12,13 +12,19 @@ import { RowProblem } from './row-problem.js';
  * - the prompt is first cut back to its common prefix with the best completion's rendering,
  *   because some templates (DeepSeek-R1) add text with the generation prompt that the full
  *   rendering lacks. TRL does not check the other completions; here a completion whose rendering
- *   does not start with the prompt makes the row bad instead of silently misaligning it.
+ *   does not start with the prompt makes the row bad instead of silently misaligning it;
+ * - unlike TRL, each completion ends with the template's end-of-turn token
+ *   (`tokenizer.chatEndOfTurn`): what the template writes after the last one (ChatML's and
+ *   Gemma's newline, the assistant header early Llama 3 templates always append) is not part of
+ *   the completion, and `endsWithEndOfTurn` tells tokenization to append no EOS (TRL appends one,
+ *   which trains `<|im_end|>\n<|im_end|>` and `<|eot_id|><|end_of_text|>`). A template with no
+ *   end-of-turn token keeps its whole rendering and gets the EOS appended, like plain text.
  */
 export function renderConversation(
   tokenizer: TextTokenizer,
   prompt: ChatMessage[],
   completions: ChatMessage[][],
-): { prompt: string; completions: string[] } {
+): { prompt: string; completions: string[]; endsWithEndOfTurn: boolean } {
   const last = prompt[prompt.length - 1];
   let promptText = prompt.length === 0 ? '' : render(tokenizer, prompt, last.role !== 'assistant');
   const full = completions.map((c) => render(tokenizer, [...prompt, ...c], false));
@@ -29,7 +35,11 @@ export function renderConversation(
     }
     return text.slice(promptText.length);
   });
-  return { prompt: promptText, completions: texts };
+  const eot = tokenizer.chatEndOfTurn?.text;
+  const ends = eot === undefined ? [] : texts.map((text) => text.lastIndexOf(eot));
+  if (eot === undefined || ends.some((at) => at < 0)) return { prompt: promptText, completions: texts, endsWithEndOfTurn: false };
+  const closed = texts.map((text, k) => text.slice(0, ends[k] + eot.length));
+  return { prompt: promptText, completions: closed, endsWithEndOfTurn: true };
 }
 
 function render(tokenizer: TextTokenizer, messages: ChatMessage[], addGenerationPrompt: boolean): string {

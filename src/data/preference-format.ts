@@ -38,15 +38,16 @@ export function toPreferenceExample(
   tokenizer: TextTokenizer | undefined,
 ): PreferenceExample {
   const row = asRecord(value);
-  const { prompt, completions, labels } = convert(row, format, tokenizer);
+  const { prompt, completions, labels, endsWithEndOfTurn } = convert(row, format, tokenizer);
   checkCompletions(completions, labels);
-  return { prompt, completions, origin };
+  return endsWithEndOfTurn ? { prompt, completions, origin, endsWithEndOfTurn } : { prompt, completions, origin };
 }
 
 interface Converted {
   prompt: string;
   completions: string[];
   labels: string[];
+  endsWithEndOfTurn?: boolean;
 }
 
 const PAIR_LABELS = ['chosen', 'rejected'];

@@ -30,22 +30,22 @@ export function toSftExample(
   tokenizer: TextTokenizer | undefined,
 ): SftExample {
   const row = asRecord(value);
-  const { prompt, completion, label } = convert(row, format, tokenizer);
+  const { prompt, completion, label, endsWithEndOfTurn } = convert(row, format, tokenizer);
   if (completion.length === 0) throw new RowProblem(`empty ${label}`);
-  return { prompt, completion, origin };
+  return endsWithEndOfTurn ? { prompt, completion, origin, endsWithEndOfTurn } : { prompt, completion, origin };
 }
 
 function convert(
   row: Record<string, unknown>,
   format: SftFormat,
   tokenizer: TextTokenizer | undefined,
-): { prompt: string; completion: string; label: string } {
+): { prompt: string; completion: string; label: string; endsWithEndOfTurn?: boolean } {
   switch (format) {
     case 'text':
       return { prompt: '', completion: stringField(row, 'text'), label: "field 'text'" };
     case 'messages': {
-      const messages = messagesField(row, 'messages');
-      return { prompt: '', completion: renderConversation(requireChatTemplate(tokenizer), [], [messages]).completions[0], label: 'conversation' };
+      const rendered = renderConversation(requireChatTemplate(tokenizer), [], [messagesField(row, 'messages')]);
+      return { prompt: '', completion: rendered.completions[0], label: 'conversation', endsWithEndOfTurn: rendered.endsWithEndOfTurn };
     }
     case 'prompt_completion': {
       if (looksLikeMessages(row.prompt) || looksLikeMessages(row.completion)) {
@@ -54,7 +54,7 @@ function convert(
           messagesField(row, 'prompt'),
           [messagesField(row, 'completion')],
         );
-        return { prompt: rendered.prompt, completion: rendered.completions[0], label: 'completion' };
+        return { prompt: rendered.prompt, completion: rendered.completions[0], label: 'completion', endsWithEndOfTurn: rendered.endsWithEndOfTurn };
       }
       return { prompt: stringField(row, 'prompt'), completion: stringField(row, 'completion'), label: 'completion' };
     }

@@ -57,6 +57,12 @@ export interface TokenizedData {
  * encode(prompt + completion_k) after the prompt's ids, plus EOS. Tokenizing the whole text keeps
  * merges across the prompt/completion boundary the way the model sees them at inference.
  *
+ * Conversational rows (`endsWithEndOfTurn`) get no EOS: their completions already end with the
+ * chat template's end-of-turn token, so prompt + completion is exactly the template's ids. BOS is
+ * added once: not when the text already starts with it (templates that write `bos_token`); when
+ * the prompt is empty and the text starts with BOS (a whole rendered conversation), that BOS
+ * becomes the prompt, so it is context rather than a duplicated or trained-on token.
+ *
  * When encode(prompt) is not a prefix of encode(prompt + completion) (a merge crossed the
  * boundary, e.g. a prompt ending in a space), the row is counted in `promptNotPrefix` and the
  * prompt is cut back to the ids that all of the row's full encodings share, so every sequence is
@@ -73,17 +79,20 @@ export function tokenizePreferences(
   checkOptions(options);
   const addBos = options.addBos ?? tokenizer.bosTokenId !== undefined;
   if (addBos && tokenizer.bosTokenId === undefined) throw new DpoError('addBos is set but the tokenizer has no BOS token');
+  const bos = addBos ? (tokenizer.bosTokenId as number) : undefined;
   const stats: TokenizeStats = { rows: 0, droppedTooLong: 0, promptNotPrefix: 0, truncated: 0, skippedBad: 0, totalTokens: 0 };
   const rows: TokenizedPreference[] = [];
   for (const example of examples) {
     const encodedPrompt = tokenizer.encode(example.prompt);
     const full = example.completions.map((completion) => tokenizer.encode(example.prompt + completion));
-    const shared = full.reduce((n, ids) => Math.min(n, commonPrefixLength(ids, encodedPrompt)), encodedPrompt.length);
+    const textHasBos = bos !== undefined && full.every((ids) => ids[0] === bos);
+    let shared = full.reduce((n, ids) => Math.min(n, commonPrefixLength(ids, encodedPrompt)), encodedPrompt.length);
     if (shared < encodedPrompt.length) stats.promptNotPrefix++;
-    const promptText = encodedPrompt.slice(0, shared);
-    const completions = full.map((ids) => [...ids.slice(shared), tokenizer.eosTokenId]);
-    const bos = addBos ? (tokenizer.bosTokenId as number) : undefined;
-    const promptIds = bos !== undefined && promptText[0] !== bos ? [bos, ...promptText] : promptText;
+    if (textHasBos && shared === 0) shared = 1;
+    const eos = example.endsWithEndOfTurn ? [] : [tokenizer.eosTokenId];
+    const completions = full.map((ids) => [...ids.slice(shared), ...eos]);
+    const promptText = full[0].slice(0, shared);
+    const promptIds = bos !== undefined && !textHasBos ? [bos, ...promptText] : promptText;
     const fitted = truncateRow(promptIds, completions, options, bos !== undefined && promptIds[0] === bos);
     if (fitted === undefined) {
       stats.droppedTooLong++;
@@ -103,7 +112,7 @@ export function tokenizePreferences(
  */
 export function tokenizeSft(examples: readonly SftExample[], tokenizer: TextTokenizer, options: TokenizeOptions = {}): TokenizedData {
   return tokenizePreferences(
-    examples.map((e) => ({ prompt: e.prompt, completions: [e.completion], origin: e.origin })),
+    examples.map((e) => ({ prompt: e.prompt, completions: [e.completion], origin: e.origin, endsWithEndOfTurn: e.endsWithEndOfTurn })),
     tokenizer,
     options,
   );

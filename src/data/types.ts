@@ -29,6 +29,11 @@ export interface PreferenceExample {
   prompt: string;
   completions: string[];
   origin: RowOrigin;
+  /**
+   * True when every completion already ends with the chat template's end-of-turn token
+   * (conversational rows): tokenization then appends no EOS.
+   */
+  endsWithEndOfTurn?: boolean;
 }
 
 /**
@@ -39,6 +44,8 @@ export interface SftExample {
   prompt: string;
   completion: string;
   origin: RowOrigin;
+  /** As {@link PreferenceExample.endsWithEndOfTurn}. */
+  endsWithEndOfTurn?: boolean;
 }
 
 /**

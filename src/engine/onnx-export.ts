@@ -161,6 +161,32 @@ function emitLogSumExp(e: Emitter, x: string, axes: number[], keepDims: boolean,
 
 export interface ExportOptions {
   graphName?: string;
+  /**
+   * Graph inputs to store as initializers instead (a model's weights, exported for inference):
+   * input name -> value, the shape being the input's (which must be static).
+   */
+  initializers?: ReadonlyMap<string, AnyTypedArray>;
+  /**
+   * Store those initializers' bytes outside the model (ONNX external data, needed past
+   * protobuf's 2 GiB): each is appended to `parts` and referenced by `location` (a file name
+   * relative to the .onnx file) with its offset and length.
+   */
+  externalData?: { location: string; parts: Uint8Array[] };
+}
+
+/** An initializer whose bytes live in an external data file at `offset`. */
+function externalTensorProto(name: string, t: Tensor, data: AnyTypedArray, ext: { location: string; parts: Uint8Array[] }, offset: number): ITensor {
+  return {
+    name,
+    dataType: ONNX_DTYPE[t.dtype],
+    dims: staticDims(t),
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: ext.location },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(data.byteLength) },
+    ],
+  };
 }
 
 /** Builds the ModelProto bytes computing `outputs` (name -> tensor) from the graph's inputs. */
@@ -203,6 +229,21 @@ export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: 
     if (t.kind === 'input') usedInputs.add(t.id);
     return valueInfo(name, t);
   });
+  const stored = options.initializers ?? new Map<string, AnyTypedArray>();
+  const isStored = (t: Tensor): boolean => stored.has(t.name as string);
+  let externalOffset = options.externalData?.parts.reduce((n, p) => n + p.byteLength, 0) ?? 0;
+  for (const t of graph.inputs.filter((x) => usedInputs.has(x.id) && isStored(x))) {
+    const name = t.name as string;
+    const data = stored.get(name) as AnyTypedArray;
+    const expected = staticDims(t).reduce((a, b) => a * b, 1);
+    if (data.length !== expected) throw new Error(`export: initializer '${name}' has ${data.length} values, its input ${t} needs ${expected}`);
+    const ext = options.externalData;
+    if (ext) {
+      e.initializers.push(externalTensorProto(name, t, data, ext, externalOffset));
+      ext.parts.push(rawBytes(data));
+      externalOffset += data.byteLength;
+    } else e.initializers.push(tensorProto(name, t.dtype, staticDims(t), data));
+  }
   const model: onnxProto.onnx.IModelProto = {
     irVersion: 8,
     producerName: 'dpo-ts',
@@ -211,7 +252,7 @@ export function toOnnxBytes(outputs: Readonly<Record<string, Tensor>>, options: 
       name: options.graphName ?? graph.name,
       node: e.nodes,
       initializer: e.initializers,
-      input: graph.inputs.filter((t) => usedInputs.has(t.id)).map((t) => valueInfo(t.name as string, t)),
+      input: graph.inputs.filter((t) => usedInputs.has(t.id) && !isStored(t)).map((t) => valueInfo(t.name as string, t)),
       output: outputInfos,
     },
   };

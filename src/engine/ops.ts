@@ -196,11 +196,15 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
   if (!(p >= 0 && p < 1)) throw new ShapeError('Dropout', `probability must be in [0, 1), got ${p}`, [x]);
   if (p === 0) return x;
   const g = x.graph;
-  const [y] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
+  const [, mask] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
     { dtype: x.dtype, shape: [...x.shape] },
     { dtype: 'bool', shape: [...x.shape] },
   ]);
-  return y;
+  // The result is built from the mask, not taken from Dropout's own output: ONNX Runtime (non-
+  // training builds) deletes any Dropout whose mask output is unused, whatever training_mode
+  // says, e.g. a site whose input needs no gradient (LoRA dropout on the first layer's input,
+  // embedding dropout with frozen embeddings) or any site in a forward-only graph.
+  return where(mask, mul(x, 1 / (1 - p)), 0);
 }
 
 // ---------------------------------------------------------------- run-time shapes

@@ -61,10 +61,12 @@ function ids(value: unknown): number[] {
 
 /**
  * Every id that ends a sequence: generation_config's eos_token_id (number or list), config.json's
- * and the tokenizer's EOS (chat models often list their end-of-turn token in only one of them).
+ * and the tokenizer's EOS, and the chat template's end-of-turn token (chat models often list their
+ * end-of-turn token in only one of them, or nowhere: early Llama 3 folders name only <|end_of_text|>).
  */
 export function resolveEosTokenIds(model: CausalLM, tokenizer: TextTokenizer | undefined, generationConfig?: JsonLike): number[] {
-  const all = [...ids(generationConfig?.eos_token_id), ...ids(model.config.eosTokenId), ...(tokenizer ? [tokenizer.eosTokenId] : [])];
+  const fromTokenizer = tokenizer ? [tokenizer.eosTokenId, ...(tokenizer.chatEndOfTurn ? [tokenizer.chatEndOfTurn.id] : [])] : [];
+  const all = [...ids(generationConfig?.eos_token_id), ...ids(model.config.eosTokenId), ...fromTokenizer];
   return [...new Set(all)].filter((id) => id >= 0 && id < model.config.vocabSize);
 }
 

@@ -39,3 +39,19 @@ export async function writeBytesAtomic(target: string, data: string | Uint8Array
     await handle.writeFile(data);
   });
 }
+
+/**
+ * Puts the finished folder `tmp` at `dir`, which exists: `dir` is renamed aside first (and put
+ * back if the second rename fails). Returns where the old folder now is; the caller removes it.
+ */
+export async function swapFolder(tmp: string, dir: string): Promise<string> {
+  const old = tempSibling(dir, 'old');
+  await rename(dir, old);
+  try {
+    await rename(tmp, dir);
+  } catch (e) {
+    await rename(old, dir);
+    throw e;
+  }
+  return old;
+}

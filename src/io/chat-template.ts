@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { DpoError } from '../errors.js';
 import { readJsonObject, type JsonObject } from './json-file.js';
+import { rewriteStripCalls, STRIP_FUNCTIONS } from './jinja-strip.js';
 import type { ChatMessage } from './tokenizer-types.js';
 
 export interface ChatTemplateSource {
@@ -68,6 +69,7 @@ export class ChatTemplate {
   ) {
     try {
       this.compiled = new Template(source.template);
+      rewriteStripCalls(this.compiled);
     } catch (e) {
       throw new DpoError(`${source.origin}: cannot parse chat template (${(e as Error).message})`);
     }
@@ -76,6 +78,7 @@ export class ChatTemplate {
   render(messages: ChatMessage[], options: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {}): string {
     try {
       return this.compiled.render({
+        ...STRIP_FUNCTIONS,
         ...this.specialTokens,
         ...options.extra,
         messages: messages.map((m) => ({ ...m })),
@@ -84,5 +87,26 @@ export class ChatTemplate {
     } catch (e) {
       throw new DpoError(`${this.source.origin}: chat template failed: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * The text the template writes right after an assistant message's content, up to whatever
+   * follows in the rendering (`<|im_end|>\n`, `<end_of_turn>\n`, `<|eot_id|>` plus the generation
+   * header some Llama 3 templates always append); undefined when the template cannot render a
+   * user/assistant exchange or hides the content. The tokenizer reads its end-of-turn token here.
+   */
+  assistantTurnSuffix(): string | undefined {
+    const probe = 'dpo-ts probe reply';
+    let text: string;
+    try {
+      text = this.render([
+        { role: 'user', content: 'dpo-ts probe question' },
+        { role: 'assistant', content: probe },
+      ]);
+    } catch {
+      return undefined;
+    }
+    const at = text.lastIndexOf(probe);
+    return at < 0 ? undefined : text.slice(at + probe.length);
   }
 }

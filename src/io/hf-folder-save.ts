@@ -7,7 +7,7 @@
 import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DpoError } from '../errors.js';
-import { tempSibling } from './atomic.js';
+import { swapFolder, tempSibling } from './atomic.js';
 import type { FloatOutputDtype } from './dtypes.js';
 import type { JsonObject } from './json-file.js';
 import {
@@ -85,14 +85,7 @@ async function swapIn(tmp: string, dir: string): Promise<void> {
     return;
   }
   if (!existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
-  const old = tempSibling(dir, 'old');
-  await rename(dir, old);
-  try {
-    await rename(tmp, dir);
-  } catch (e) {
-    await rename(old, dir);
-    throw e;
-  }
+  const old = await swapFolder(tmp, dir);
   const written = new Set(await readdir(dir));
   for (const name of await readdir(old)) {
     if (written.has(name) || isWeightFile(name)) continue;

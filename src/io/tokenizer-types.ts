@@ -4,6 +4,12 @@ export interface ChatMessage {
   content: string;
 }
 
+/** A special token: its text and id. */
+export interface SpecialToken {
+  text: string;
+  id: number;
+}
+
 /**
  * What the data pipeline needs from a tokenizer. Implemented in src/io/tokenizer.ts on top of
  * @huggingface/tokenizers (tokenizer.json) and @huggingface/jinja (chat templates).
@@ -22,6 +28,13 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   /** True when a chat template is available. */
   readonly hasChatTemplate: boolean;
+  /**
+   * The special token the chat template closes an assistant turn with (Llama 3 `<|eot_id|>`,
+   * ChatML `<|im_end|>`, Gemma `<end_of_turn>`, Mistral `</s>`), read from the template itself;
+   * undefined without a template or when the template writes none. Conversational completions end
+   * with it instead of an appended EOS.
+   */
+  readonly chatEndOfTurn?: SpecialToken;
   /** Render messages with the tokenizer's chat template (throws when there is none). */
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
 }

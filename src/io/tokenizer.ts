@@ -14,9 +14,9 @@ import {
   specialTokenStrings,
   type SpecialTokenName,
 } from './special-tokens.js';
-import type { ChatMessage, TextTokenizer } from './tokenizer-types.js';
+import type { ChatMessage, SpecialToken, TextTokenizer } from './tokenizer-types.js';
 
-export type { ChatMessage, TextTokenizer } from './tokenizer-types.js';
+export type { ChatMessage, SpecialToken, TextTokenizer } from './tokenizer-types.js';
 
 export interface LoadTokenizerOptions {
   /** Which template to use when tokenizer_config.json holds a list of named ones. */
@@ -39,6 +39,7 @@ export class HfTokenizer implements TextTokenizer {
     /** Special token strings (bos_token, eos_token, ...) as the tokenizer files name them. */
     readonly specialTokens: Readonly<Partial<Record<SpecialTokenName, string>>>,
     readonly chatTemplate: ChatTemplate | undefined,
+    readonly chatEndOfTurn: SpecialToken | undefined,
   ) {
     let max = -1;
     for (const id of tokenizer.get_vocab(true).values()) if (id > max) max = id;
@@ -103,6 +104,25 @@ function detectBos(tokenizer: Tokenizer, config: JsonObject, bosToken: string | 
   return undefined;
 }
 
+/** Ids of tokenizer.json's added tokens marked special (the ones a template's markup is made of). */
+function specialAddedIds(tokenizerJson: JsonObject): Set<number> {
+  const ids = new Set<number>();
+  const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
+  for (const t of added as { id?: unknown; special?: unknown }[]) {
+    if (t?.special === true && Number.isInteger(t.id)) ids.add(t.id as number);
+  }
+  return ids;
+}
+
+/** The first special token the template writes after an assistant message's content. */
+function findEndOfTurn(template: ChatTemplate, tokenizer: Tokenizer, special: ReadonlySet<number>): SpecialToken | undefined {
+  const suffix = template.assistantTurnSuffix();
+  if (!suffix) return undefined;
+  const id = tokenizer.encode(suffix, { add_special_tokens: false }).ids.find((i: number) => special.has(i));
+  const text = id === undefined ? undefined : tokenizer.id_to_token(id);
+  return id === undefined || text === undefined ? undefined : { text, id };
+}
+
 /** Load tokenizer.json (+ tokenizer_config.json, special_tokens_map.json, config.json) from `dir`. */
 export async function loadTokenizer(dir: string, options: LoadTokenizerOptions = {}): Promise<HfTokenizer> {
   const tokenizerPath = join(dir, 'tokenizer.json');
@@ -152,6 +172,7 @@ export async function loadTokenizer(dir: string, options: LoadTokenizerOptions =
   if (additional.length > 0) templateTokens.additional_special_tokens = additional;
   const source = await findChatTemplate(dir, tokenizerConfig, options.chatTemplateName);
   const template = source ? new ChatTemplate(source, templateTokens) : undefined;
+  const endOfTurn = template ? findEndOfTurn(template, tokenizer, specialAddedIds(tokJson)) : undefined;
 
-  return new HfTokenizer(tokenizer, dir, eos, pad, bos, specials, template);
+  return new HfTokenizer(tokenizer, dir, eos, pad, bos, specials, template, endOfTurn);
 }

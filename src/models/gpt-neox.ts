@@ -6,6 +6,7 @@
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { layerNorm, linearT } from '../engine/nn.js';
+import { projection, type ModelParams } from './linear.js';
 import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
@@ -97,7 +98,7 @@ export class GPTNeoX implements CausalLM {
   /** RoPE has no table to run off: any length works. */
   checkSequenceLength(_n: number): void {}
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads: heads, headDim, numLayers } = this.config;
     const embed = p['gpt_neox.embed_in.weight'];
@@ -111,7 +112,7 @@ export class GPTNeoX implements CausalLM {
     const [b, t] = inputs.inputIds.shape;
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`gpt_neox.layers.${l}.${name}`];
-      const lin = (x: Tensor, name: string): Tensor => linearT(x, w(`${name}.weight`), this.bias ? w(`${name}.bias`) : undefined);
+      const lin = (x: Tensor, name: string): Tensor => projection(p, `gpt_neox.layers.${l}.${name}`, x, 'out_in', this.bias);
       // GPTNeoXAttention: qkv [B, T, H, 3 * hd] -> [B, H, T, 3 * hd] -> q, k, v per head.
       const a = layerNorm(h, w('input_layernorm.weight'), w('input_layernorm.bias'), this.eps);
       const qkv = op.transpose(op.reshape(lin(a, 'attention.query_key_value'), [b, t, heads, 3 * headDim]), [0, 2, 1, 3]);
@@ -136,7 +137,7 @@ export class GPTNeoX implements CausalLM {
     return { hidden, present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     return linearT(hidden, this.config.tieWordEmbeddings ? p['gpt_neox.embed_in.weight'] : p['embed_out.weight']);
   }
 }

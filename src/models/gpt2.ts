@@ -4,7 +4,8 @@
  */
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
-import { geluErf, geluTanh, layerNorm, linear, linearT, silu } from '../engine/nn.js';
+import { geluErf, geluTanh, layerNorm, linearT, silu } from '../engine/nn.js';
+import { projection, type ModelParams } from './linear.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { DpoError } from '../errors.js';
 import { readCommonConfig, num } from './config.js';
@@ -111,7 +112,7 @@ export class GPT2 implements CausalLM {
     }
   }
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads: heads, headDim, numLayers } = this.config;
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
@@ -122,24 +123,26 @@ export class GPT2 implements CausalLM {
     const scale = this.scaleAttn ? 1 / Math.sqrt(headDim) : 1;
     for (let i = 0; i < numLayers; i++) {
       const w = (name: string): Tensor => p[`transformer.h.${i}.${name}`];
+      // Conv1D: weights stored [in, out], always with a bias.
+      const conv1d = (x: Tensor, name: string): Tensor => projection(p, `transformer.h.${i}.${name}`, x, 'in_out', true);
       const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
       const d = this.config.hiddenSize;
-      const [q, k, v] = op.split(linear(a, w('attn.c_attn.weight'), w('attn.c_attn.bias')), -1, [d, d, d]);
+      const [q, k, v] = op.split(conv1d(a, 'attn.c_attn'), -1, [d, d, d]);
       const kv = withPast({ key: splitHeads(k, heads, headDim), value: splitHeads(v, heads, headDim) }, inputs.past?.[i]);
       present.push(kv);
       const qh = splitHeads(q, heads, headDim);
       mask ??= attentionMask(g, qh, kv.key, inputs.attentionMask);
       const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale, drop.probs));
-      h = op.add(h, drop.resid(linear(attn, w('attn.c_proj.weight'), w('attn.c_proj.bias'))));
+      h = op.add(h, drop.resid(conv1d(attn, 'attn.c_proj')));
       const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), this.eps);
-      const ff = this.act(linear(m, w('mlp.c_fc.weight'), w('mlp.c_fc.bias')));
-      h = op.add(h, drop.resid(linear(ff, w('mlp.c_proj.weight'), w('mlp.c_proj.bias'))));
+      const ff = this.act(conv1d(m, 'mlp.c_fc'));
+      h = op.add(h, drop.resid(conv1d(ff, 'mlp.c_proj')));
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);
     return { hidden, present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     return linearT(hidden, p['transformer.wte.weight']);
   }
 }

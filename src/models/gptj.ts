@@ -6,6 +6,7 @@
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { layerNorm, linearT } from '../engine/nn.js';
+import { projection, type ModelParams } from './linear.js';
 import { DpoError } from '../errors.js';
 import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
@@ -99,7 +100,7 @@ export class GPTJ implements CausalLM {
     }
   }
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads: heads, headDim, numLayers } = this.config;
     const wte = p['transformer.wte.weight'];
@@ -112,24 +113,25 @@ export class GPTJ implements CausalLM {
     const scale = 1 / Math.sqrt(headDim);
     for (let i = 0; i < numLayers; i++) {
       const w = (name: string): Tensor => p[`transformer.h.${i}.${name}`];
+      const lin = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `transformer.h.${i}.${name}`, x, 'out_in', bias);
       const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
       // GPTJAttention
-      const q = applyRotary(splitHeads(linearT(a, w('attn.q_proj.weight')), heads, headDim), rope);
-      const k = applyRotary(splitHeads(linearT(a, w('attn.k_proj.weight')), heads, headDim), rope);
-      const v = splitHeads(linearT(a, w('attn.v_proj.weight')), heads, headDim);
+      const q = applyRotary(splitHeads(lin(a, 'attn.q_proj', false), heads, headDim), rope);
+      const k = applyRotary(splitHeads(lin(a, 'attn.k_proj', false), heads, headDim), rope);
+      const v = splitHeads(lin(a, 'attn.v_proj', false), heads, headDim);
       const kv = withPast({ key: k, value: v }, inputs.past?.[i]);
       present.push(kv);
       mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attnOut = drop.resid(linearT(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), w('attn.out_proj.weight')));
+      const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attn.out_proj', false));
       // GPTJMLP, from the same normalised input
-      const ff = drop.resid(linearT(this.act(linearT(a, w('mlp.fc_in.weight'), w('mlp.fc_in.bias'))), w('mlp.fc_out.weight'), w('mlp.fc_out.bias')));
+      const ff = drop.resid(lin(this.act(lin(a, 'mlp.fc_in', true)), 'mlp.fc_out', true));
       h = op.add(op.add(attnOut, ff), h);
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);
     return { hidden, present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     const w = this.config.tieWordEmbeddings ? p['transformer.wte.weight'] : p['lm_head.weight'];
     return linearT(hidden, w, p['lm_head.bias']);
   }

@@ -13,6 +13,7 @@ import * as op from '../engine/ops.js';
 import { linearT, rmsNorm } from '../engine/nn.js';
 import { DpoError } from '../errors.js';
 import { activation } from './activations.js';
+import { projection, type ModelParams } from './linear.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { defaultPositions } from './positions.js';
@@ -120,7 +121,7 @@ export class Llama implements CausalLM {
     }
   }
 
-  forward(p: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs {
+  forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads, numKeyValueHeads, headDim, numLayers } = this.config;
     const embed = p['model.embed_tokens.weight'];
@@ -134,7 +135,7 @@ export class Llama implements CausalLM {
     const scale = 1 / Math.sqrt(headDim);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
-      const proj = (x: Tensor, name: string, bias: boolean): Tensor => linearT(x, w(`${name}.weight`), bias ? w(`${name}.bias`) : undefined);
+      const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
       // LlamaAttention
       const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
       const q = applyRotary(splitHeads(proj(a, 'self_attn.q_proj', this.qkvBias), numHeads, headDim), rope);
@@ -153,7 +154,7 @@ export class Llama implements CausalLM {
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }
 
-  logits(p: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor {
+  logits(p: ModelParams, hidden: Tensor): Tensor {
     return linearT(hidden, this.config.tieWordEmbeddings ? p['model.embed_tokens.weight'] : p['lm_head.weight']);
   }
 }

@@ -1,30 +1,22 @@
 /**
  * LoRA adapters (Hu et al. 2021) as PEFT implements them, on top of any `CausalLM`.
  *
- * An adapted projection computes y = x W_eff with W_eff = W + (alpha / r) · B A, where A [r, in]
+ * An adapted projection computes y = x W_effᵀ with W_eff = W + (alpha / r) · B A, where A [r, in]
  * and B [out, r] are the trainable adapter matrices and W stays frozen. Names, shapes,
  * initialisation and the saved format are PEFT's, so adapters move freely between dpo-ts and
  * PEFT (`PeftModel.from_pretrained`).
  *
- * Mechanism: models consume weight tensors, so `applyLora` replaces each adapted weight in the
- * params record by the graph expression W + scale · (B A) (transposed for GPT-2's Conv1D [in, out]
- * layout). The merged weight is rebuilt inside the graph every step: an extra out·in·r
- * multiply-add per adapted module forward, and backward computes the full weight gradient
- * dW_eff = xᵀ dy (batch·seq·in·out, as full fine-tuning of that module would) before projecting
- * it onto A and B. The frozen base weights get no gradient and no optimizer state.
- * Measured (GPT-2 shape, d 768, 2 layers, batch 4 x 256 tokens, one ORT thread, CPU ms/step):
- * frozen body with activation gradients only ~560; LoRA r 8 on c_attn ~575-680 (about the same
- * as fully fine-tuning c_attn, ~700); LoRA all-linear ~820-940; full fine-tuning ~1250-1450.
- * Memory: each merged weight is a graph value that backward needs (dx = dy W_effᵀ), so during a
- * step the adapted weights exist twice (W and W_eff) plus a weight-sized gradient; that is small
- * for q/v targets but about one extra copy of the linear weights for 'all-linear'. The
- * activation path x Wᵀ + scale (x Aᵀ) Bᵀ would avoid both, but needs the models to take an
- * adapter hook in their linear layers.
+ * Mechanism: as PEFT, on the activation path: y = x Wᵀ (+ b) + scale · (dropout(x) Aᵀ) Bᵀ,
+ * added by the models' shared `projection` hook (linear.ts) for each adapted module. W is never
+ * rebuilt, so the backward of an adapted projection computes dx = dy W and the small adapter
+ * gradients, but no weight-sized gradient for W; frozen weights get no optimizer state, and the
+ * adapter's input can be dropped out (LoRA dropout, applied in training graphs only). The extra
+ * work per adapted module is two skinny GEMMs (rows·in·r + rows·r·out) forward and about twice
+ * that backward.
  *
- * LoRA dropout acts on the adapter's input activations (dropout(x) A ᵀ Bᵀ), which a merged weight
- * cannot express; so training graphs accept only dropout 0 (`applyLora(..., { training: true })`
- * and `initLora` reject dropout > 0). Adapters trained elsewhere with dropout load, merge and run
- * for evaluation unchanged, since dropout is inactive at inference.
+ * `mergeLora` folds trained adapters into full weights (W + scale · B A, transposed for GPT-2's
+ * Conv1D) for saving a merged model; the activation path and the merged weights give the same
+ * outputs (tested).
  *
  * The DPO reference model is the same base weights with adapters off (`enabled: false` returns
  * the base params untouched), so no second copy of the model is held.
@@ -39,6 +31,8 @@ import { tempSibling, writeBytesAtomic } from '../io/atomic.js';
 import { readJsonObject, type JsonObject } from '../io/json-file.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
+import type { DropoutSites } from './dropout.js';
+import { withLinearAdapters, type LinearAdapter, type ModelParams } from './linear.js';
 import type { CausalLM, LinearModule, ParamInfo } from './types.js';
 
 export interface LoraConfig {
@@ -46,7 +40,7 @@ export interface LoraConfig {
   r: number;
   /** Scale numerator: the update is (alpha / r) · B A. */
   alpha: number;
-  /** Dropout on the adapter input; only 0 is supported for training (see module doc). */
+  /** Dropout probability on the adapter input x (training graphs only; PEFT's lora_dropout). */
   dropout: number;
   /**
    * Module names as PEFT matches them: a module is adapted when its path equals a name or ends
@@ -90,8 +84,8 @@ export function loraConfig(modelType: string, overrides: Partial<LoraConfig> = {
   return config;
 }
 
-/** Validates the numbers; with `training`, also rejects dropout > 0 (not supported for training). */
-export function checkLoraConfig(config: LoraConfig, options: { training?: boolean } = {}): void {
+/** Validates the numbers and the target list. */
+export function checkLoraConfig(config: LoraConfig): void {
   if (!Number.isInteger(config.r) || config.r <= 0) throw new DpoError(`LoRA: r must be a positive integer, got ${config.r}`);
   if (!Number.isFinite(config.alpha) || config.alpha <= 0) throw new DpoError(`LoRA: alpha must be a positive number, got ${config.alpha}`);
   if (!Number.isFinite(config.dropout) || config.dropout < 0 || config.dropout >= 1) {
@@ -99,11 +93,6 @@ export function checkLoraConfig(config: LoraConfig, options: { training?: boolea
   }
   if (config.targetModules !== 'all-linear' && (!Array.isArray(config.targetModules) || config.targetModules.length === 0)) {
     throw new DpoError(`LoRA: targetModules must be a non-empty list of module names or 'all-linear'`);
-  }
-  if (options.training && config.dropout > 0) {
-    throw new DpoError(
-      `LoRA: dropout ${config.dropout} is not supported for training (dpo-ts merges W + (alpha/r)·BA into the weight, so there is no adapter input to drop out); set LoRA dropout to 0`,
-    );
   }
 }
 
@@ -169,7 +158,7 @@ export function loraParameters(model: CausalLM, config: LoraConfig): ParamInfo[]
  * Deterministic for a given seed.
  */
 export function initLora(model: CausalLM, config: LoraConfig, seed = 0): Map<string, Float32Array> {
-  checkLoraConfig(config, { training: true });
+  checkLoraConfig(config);
   const rng = new Rng(seed);
   const out = new Map<string, Float32Array>();
   for (const t of loraTargets(model, config)) {
@@ -186,37 +175,43 @@ export function initLora(model: CausalLM, config: LoraConfig, seed = 0): Map<str
 export interface ApplyLoraOptions {
   /** false: return the base params unchanged (the DPO reference: adapters off, no second copy). */
   enabled?: boolean;
-  /** Building a training graph: rejects dropout > 0, which the merged-weight form cannot apply. */
-  training?: boolean;
+  /**
+   * Training graphs: draws LoRA dropout (config.dropout) on each adapter's input from these
+   * sites. Omitted: no dropout (evaluation, generation, reference scoring).
+   */
+  dropout?: DropoutSites;
 }
 
 /**
- * The params record a model's forward should use: `base` with every adapted weight W replaced
- * by W + scale · B A (laid out as the model stores W). `base` and `adapters` may be the same
- * record (e.g. TrainStep's params holding frozen base weights and trainable adapters).
+ * The params record a model's forward should use: `base` carrying, for every adapted module, the
+ * activation-path term scale · (dropout(x) Aᵀ) Bᵀ (linear.ts's hook). `base` and `adapters` may
+ * be the same record (e.g. TrainStep's params holding frozen base weights and trainable adapters).
  */
 export function applyLora(
   model: CausalLM,
-  base: Readonly<Record<string, Tensor>>,
+  base: ModelParams,
   adapters: Readonly<Record<string, Tensor>>,
   config: LoraConfig,
   options: ApplyLoraOptions = {},
-): Record<string, Tensor> {
+): ModelParams {
   if (options.enabled === false) return { ...base };
-  checkLoraConfig(config, { training: options.training });
+  checkLoraConfig(config);
   const scale = loraScale(config);
-  const out: Record<string, Tensor> = { ...base };
+  const hooks = new Map<string, LinearAdapter>();
   for (const t of loraTargets(model, config)) {
-    const w = base[t.module.weight];
     const a = adapters[t.a];
     const b = adapters[t.b];
-    if (!w) throw new DpoError(`LoRA: base params lack "${t.module.weight}"`);
+    if (!base[t.module.weight]) throw new DpoError(`LoRA: base params lack "${t.module.weight}"`);
     if (!a || !b) throw new DpoError(`LoRA: adapter params lack "${!a ? t.a : t.b}"`);
-    // B A is [out, in]; Conv1D weights are stored [in, out], so use Aᵀ Bᵀ there.
-    const delta = t.module.layout === 'out_in' ? op.matmul(b, a) : op.matmul(op.transpose(a, [1, 0]), op.transpose(b, [1, 0]));
-    out[t.module.weight] = op.add(w, op.mul(delta, scale));
+    const at = op.transpose(a, [1, 0]);
+    const bt = op.transpose(b, [1, 0]);
+    hooks.set(t.module.path, (x) => {
+      const dropped = options.dropout ? options.dropout.apply(x, config.dropout) : x;
+      // Scale the rank-r intermediate: r values per row instead of out.
+      return op.matmul(op.mul(op.matmul(dropped, at), scale), bt);
+    });
   }
-  return out;
+  return withLinearAdapters(base, hooks);
 }
 
 function checkLength(name: string, data: Float32Array | undefined, shape: readonly number[], what: string): Float32Array {

@@ -1,5 +1,6 @@
 import type { Tensor } from '../engine/graph.js';
 import type { DropoutSites } from './dropout.js';
+import type { ModelParams } from './linear.js';
 
 /** A parameter as the checkpoint stores it: transformers' key name and shape. */
 export interface ParamInfo {
@@ -52,10 +53,13 @@ export interface CausalLM {
    * save paths produce.
    */
   canonicalKey(fileKey: string): string | undefined;
-  /** Runs the transformer body: embeddings to final norm. */
-  forward(params: Readonly<Record<string, Tensor>>, inputs: ForwardInputs): ForwardOutputs;
+  /**
+   * Runs the transformer body: embeddings to final norm. Every linear projection listed by
+   * `linearModules()` goes through `projection` (linear.ts), so adapters the params carry apply.
+   */
+  forward(params: ModelParams, inputs: ForwardInputs): ForwardOutputs;
   /** Vocabulary logits for hidden states [..., hidden] -> [..., vocab]. */
-  logits(params: Readonly<Record<string, Tensor>>, hidden: Tensor): Tensor;
+  logits(params: ModelParams, hidden: Tensor): Tensor;
   /** Names of the linear projections LoRA may adapt: 'q', 'v', ... mapped to weight keys per layer. */
   linearModules(): LinearModule[];
   /**

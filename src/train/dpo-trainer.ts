@@ -110,7 +110,7 @@ export class DPOTrainer {
     const step = await TrainStep.create(
       policy.specs,
       (g, params) =>
-        buildDpoLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, lossOptions, K, c.referenceFree, c.keepDropout ? new DropoutSites(c.seed) : undefined),
+        buildDpoLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, lossOptions, K, c.referenceFree, c.keepDropout ? new DropoutSites(c.seed) : undefined),
       { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
       this.runtime,
     );

@@ -7,6 +7,7 @@ import { savePretrained, type Pretrained } from '../models/pretrained.js';
 import type { ParamSpec } from '../engine/train-step.js';
 import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../models/lora.js';
 import type { CausalLM } from '../models/types.js';
+import { DropoutSites } from '../models/dropout.js';
 import type { ParamTransform } from './scoring.js';
 import type { LoraOptions } from './config.js';
 
@@ -14,12 +15,16 @@ export interface Policy {
   model: CausalLM;
   specs: ParamSpec[];
   shapes: Map<string, readonly number[]>;
-  /** Turns graph parameter inputs into model weights (LoRA: W + scale B A). */
+  /** Turns graph parameter inputs into model weights for evaluation and scoring (LoRA: adapters on, no dropout). */
   transform?: ParamTransform;
+  /** As `transform`, for training graphs: LoRA dropout drawn on the adapter inputs when the config sets it. */
+  trainTransform?: ParamTransform;
   lora?: LoraConfig;
   /** Names of the trainable parameters. */
   trainable: string[];
 }
+
+const LORA_DROPOUT_SEED_OFFSET = 0x10a;
 
 export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float32Array>, lora: LoraOptions | undefined, seed: number): Policy {
   const shapes = new Map<string, readonly number[]>();
@@ -39,8 +44,11 @@ export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float3
     shapes.set(p.name, p.shape);
     return { name: p.name, shape: p.shape, data: init.get(p.name) as Float32Array, trainable: true };
   });
-  const transform: ParamTransform = (_g: Graph, params: Record<string, Tensor>) => applyLora(model, params, params, config, { training: true });
-  return { model, specs: [...specs, ...adapters], shapes, transform, lora: config, trainable: adapters.map((a) => a.name) };
+  const transform: ParamTransform = (_g: Graph, params: Record<string, Tensor>) => applyLora(model, params, params, config);
+  // Own seed stream, so LoRA masks never repeat the model's --keep-dropout masks (same seed).
+  const trainTransform: ParamTransform = (_g: Graph, params: Record<string, Tensor>) =>
+    applyLora(model, params, params, config, { dropout: new DropoutSites(seed + LORA_DROPOUT_SEED_OFFSET) });
+  return { model, specs: [...specs, ...adapters], shapes, transform, trainTransform, lora: config, trainable: adapters.map((a) => a.name) };
 }
 
 /**

@@ -177,7 +177,7 @@ export class RewardTrainer {
     await mkdir(c.output, { recursive: true });
 
     const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
-      const p = policy.transform ? policy.transform(g, params) : params;
+      const p = policy.trainTransform ? policy.trainTransform(g, params) : params;
       const rewards = rewardScores(model, p, declareRewardInputs(g), c.keepDropout ? new DropoutSites(c.seed) : undefined);
       return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };
     };

@@ -6,6 +6,7 @@ import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { CausalLM } from '../models/types.js';
+import type { ModelParams } from '../models/linear.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 export interface BatchScores {
@@ -15,8 +16,8 @@ export interface BatchScores {
   logitSums: Float64Array;
 }
 
-/** Adapts parameter tensors before the forward pass (e.g. LoRA); identity by default. */
-export type ParamTransform = (g: Graph, params: Record<string, Tensor>) => Record<string, Tensor>;
+/** Adapts parameter tensors before the forward pass (e.g. LoRA adapters on the linear layers); identity by default. */
+export type ParamTransform = (g: Graph, params: Record<string, Tensor>) => ModelParams;
 
 export class Scorer {
   private constructor(

@@ -187,7 +187,7 @@ export class SFTTrainer {
     await mkdir(c.output, { recursive: true });
 
     const build = (g: Graph, params: Record<string, Tensor>): LossBuild =>
-      sftLoss(g, policy.model, policy.transform ? policy.transform(g, params) : params, c.keepDropout ? new DropoutSites(c.seed) : undefined);
+      sftLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, c.keepDropout ? new DropoutSites(c.seed) : undefined);
     const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
     let evalGraph: EvalGraph | undefined;
     try {

@@ -80,10 +80,10 @@ describe('dpo eval', () => {
     const out = join(dir, 'lora');
     const t = await dpo(
       'train', '--model', model, '--data', data, '--output', out, '--cache-dir', join(dir, 'cache'), '--threads', '1',
-      '--lora-r', '4', '--lora-alpha', '8', '--max-steps', '2', '--batch-size', '4', '--learning-rate', '5e-2',
+      '--lora-r', '4', '--lora-alpha', '8', '--lora-dropout', '0.1', '--max-steps', '2', '--batch-size', '4', '--learning-rate', '5e-2',
     );
     expect(t.code, t.stderr).toBe(0);
-    expect(existsSync(join(out, 'adapter_config.json'))).toBe(true);
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).lora_dropout).toBe(0.1);
     const e = await dpo('eval', '--model', out, '--ref-model', model, '--data', data, '--threads', '1');
     expect(e.code, e.stderr).toBe(0);
     const m = JSON.parse(e.stdout);

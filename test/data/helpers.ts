@@ -29,11 +29,14 @@ export class FakeTokenizer implements TextTokenizer {
   ]);
   private readonly pieces: string[] = ['<pad>', '</s>', '<s>'];
   private readonly templateBos: boolean;
+  /** With `endOfTurn`, `<|end|>` closes each turn the way a real template's end-of-turn token does. */
+  readonly chatEndOfTurn: { text: string; id: number } | undefined;
 
-  constructor(options: { bos?: boolean; chatTemplate?: boolean; templateBos?: boolean } = {}) {
+  constructor(options: { bos?: boolean; chatTemplate?: boolean; templateBos?: boolean; endOfTurn?: boolean } = {}) {
     this.bosTokenId = options.bos ? BOS : undefined;
     this.hasChatTemplate = options.chatTemplate ?? true;
     this.templateBos = options.templateBos ?? false;
+    this.chatEndOfTurn = options.endOfTurn ? { text: '<|end|>', id: this.encode('<|end|>')[0] } : undefined;
   }
 
   get vocabSize(): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tokenizePreferences, tokenizeSft, truncateRow, type PreferenceExample } from '../../src/data/index.js';
+import { preferenceExamplesFromRows, sftExamplesFromRows, tokenizePreferences, tokenizeSft, truncateRow, type PreferenceExample } from '../../src/data/index.js';
 import { BOS, EOS, FakeTokenizer } from './helpers.js';
 
 const origin = { file: 'mem', line: 0 };
@@ -51,6 +51,34 @@ describe('tokenization', () => {
     const sft = [{ prompt: '', completion: 'Once upon a time', origin }];
     expect(tokenizeSft(sft, tok).rows[0]).toEqual({ promptIds: [], completionIds: [[...tok.encode('Once upon a time'), EOS]], origin });
     expect(tokenizeSft(sft, new FakeTokenizer({ bos: true })).rows[0].promptIds).toEqual([BOS]);
+  });
+
+  it('conversational rows: completions end with the end-of-turn token, no EOS appended, one BOS', () => {
+    const tok = new FakeTokenizer({ bos: true, templateBos: true, endOfTurn: true });
+    const eot = tok.chatEndOfTurn!.id;
+    const pref = preferenceExamplesFromRows(
+      [{ prompt: [{ role: 'user', content: 'Hi' }], chosen: [{ role: 'assistant', content: 'Hello!' }], rejected: [{ role: 'assistant', content: 'Go.' }] }],
+      { tokenizer: tok },
+    ).examples;
+    // The template's newline after the last <|end|> is not part of the completion.
+    expect(pref[0].completions).toEqual(['Hello!<|end|>', 'Go.<|end|>']);
+    expect(pref[0].endsWithEndOfTurn).toBe(true);
+    const [row] = tokenizePreferences(pref, tok).rows;
+    expect(row.promptIds).toEqual(tok.encode('<s><|user|>\nHi<|end|>\n<|assistant|>\n'));
+    expect([...row.promptIds, ...row.completionIds[0]]).toEqual(tok.encode('<s><|user|>\nHi<|end|>\n<|assistant|>\nHello!<|end|>'));
+    expect(row.completionIds.map((c) => c[c.length - 1])).toEqual([eot, eot]);
+
+    // A whole conversation (SFT messages): the template's BOS becomes the prompt, not a second BOS.
+    const sft = sftExamplesFromRows([{ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Yo' }] }], { tokenizer: tok }).examples;
+    const [whole] = tokenizeSft(sft, tok).rows;
+    expect(whole.promptIds).toEqual([BOS]);
+    expect([...whole.promptIds, ...whole.completionIds[0]]).toEqual(tok.encode('<s><|user|>\nHi<|end|>\n<|assistant|>\nYo<|end|>'));
+
+    // Without an end-of-turn token the rendering is kept whole and EOS is appended, as for text.
+    const plain = new FakeTokenizer();
+    const kept = preferenceExamplesFromRows([{ chosen: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }], rejected: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'c' }] }], { tokenizer: plain }).examples;
+    expect(kept[0].endsWithEndOfTurn).toBeUndefined();
+    expect(tokenizePreferences(kept, plain).rows[0].completionIds[0]).toEqual([...plain.encode('b<|end|>\n'), EOS]);
   });
 
   it('rejects bad limits', () => {

@@ -43,6 +43,19 @@ describe('dropout', () => {
     expect(b).toEqual(a);
   });
 
+  it('survives ONNX Runtime when nothing needs its mask (a forward-only graph, dropout inside the graph)', async () => {
+    // ORT deletes a Dropout node whose mask output is unused; ops.dropout builds its result from the mask.
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2, 4]);
+    const w = op.constant(g, new Float32Array(16).fill(1), 'float32', [4, 4]);
+    const y = op.matmul(op.dropout(op.reshape(x, [1, 2, 4]), 0.5, 17), w);
+    const c = await CompiledGraph.compile({ y });
+    const outs = new Set<string>();
+    for (let i = 0; i < 6; i++) outs.add(Array.from((await c.run({ x: { data: new Float32Array(8).fill(1), dims: [2, 4] } })).y.data as Float32Array).join(','));
+    await c.release();
+    expect(outs.size).toBeGreaterThan(1);
+  });
+
   it('is the identity at p = 0 and rejects p outside [0, 1)', () => {
     const g = new Graph();
     const x = g.input('x', 'float32', [3]);

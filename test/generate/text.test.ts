@@ -27,6 +27,8 @@ describe('text generation helpers', () => {
     expect(resolveEosTokenIds(model, fakeTokenizer(undefined), { eos_token_id: [97, 99, 500] })).toEqual([97, 99]);
     expect(resolveEosTokenIds(model, fakeTokenizer(undefined, 96), undefined)).toEqual([99, 96]);
     expect(resolveEosTokenIds(model, undefined, { eos_token_id: 5 })).toEqual([5, 99]);
+    const chat = { ...fakeTokenizer(undefined, 96), chatEndOfTurn: { text: '<|eot|>', id: 95 } };
+    expect(resolveEosTokenIds(model, chat, undefined)).toEqual([99, 96, 95]);
   });
 
   it("sampling defaults: options, then generation_config.json, then transformers' defaults", () => {

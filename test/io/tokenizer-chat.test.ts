@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DpoError } from '../../src/errors.js';
+import { ChatTemplate } from '../../src/io/chat-template.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/tokenizers');
@@ -63,6 +64,7 @@ describe('sentencepiece-style tokenizer (Metaspace, byte fallback, BOS)', () => 
       { role: 'user', content: 'again' },
     ]);
     expect(text).toBe('<s>[INST] hello [/INST]world</s>[INST] again [/INST]');
+    expect(tok.chatEndOfTurn).toEqual({ text: '</s>', id: 2 });
     const err = (() => {
       try {
         tok.applyChatTemplate([{ role: 'assistant', content: 'x' }]);
@@ -76,6 +78,20 @@ describe('sentencepiece-style tokenizer (Metaspace, byte fallback, BOS)', () => 
 });
 
 describe('chat templates', () => {
+  it("strip/lstrip/rstrip with an argument strip those characters, as Python's str methods", () => {
+    // @huggingface/jinja alone strips whitespace whatever the argument (Qwen3: content.lstrip('\\n')).
+    const template = new ChatTemplate(
+      {
+        template:
+          "{% for m in messages %}[{{ m.content.lstrip('\\n') }}|{{ m.content.rstrip('\\n ') }}|{{ m.content.strip('\\n').strip() }}|{{ m.content.strip('x\\n').split('y')[0].lstrip() }}]{% endfor %}",
+        origin: 'test',
+      },
+      {},
+    );
+    expect(template.render([{ role: 'user', content: '\n  a b \n\n' }])).toBe('[  a b \n\n|\n  a b|a b|a b ]');
+    expect(template.render([{ role: 'user', content: 'x\nyx' }])).toBe('[x\nyx|x\nyx|x\nyx|]');
+  });
+
   it('Qwen2-style: default system prompt, generation prompt, special tokens in text', async () => {
     const dir = await byteLevelFolder('qwen2', ['<|im_start|>', '<|im_end|>']);
     await copyFile(join(FIXTURES, 'chat-templates/qwen2/tokenizer_config.json'), join(dir, 'tokenizer_config.json'));

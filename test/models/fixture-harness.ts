@@ -30,14 +30,7 @@ export async function maxLogitError(family: string, makeModel: (config: Record<s
     const name = model.canonicalKey(key);
     if (name) weights.set(name, { data: t.data, dims: t.shape });
   }
-  const g = new Graph();
-  const params: Record<string, Tensor> = {};
-  for (const p of model.parameters()) params[p.name] = g.input(p.name, 'float32', p.shape);
-  const inputIds = g.input('input_ids', 'int64', ['batch', 'seq']);
-  const attentionMask = g.input('attention_mask', 'float32', ['batch', 'seq']);
-  const positionIds = g.input('position_ids', 'int64', ['batch', 'seq']);
-  const { hidden } = model.forward(params, { inputIds, attentionMask, positionIds });
-  const compiled = await CompiledGraph.compile({ logits: model.logits(params, hidden) }, { threads: 2 });
+  const compiled = await compileFullForward(model);
   const feeds: Record<string, HostTensor> = {};
   for (const p of model.parameters()) {
     const w = weights.get(p.name);
@@ -46,12 +39,8 @@ export async function maxLogitError(family: string, makeModel: (config: Record<s
   }
   const errors: Record<string, number> = {};
   for (const c of readCases(family)) {
-    const b = c.input_ids.length;
     const t = c.input_ids[0].length;
-    feeds.input_ids = { data: BigInt64Array.from(c.input_ids.flat().map(BigInt)), dims: [b, t] };
-    feeds.attention_mask = { data: Float32Array.from(c.attention_mask.flat()), dims: [b, t] };
-    feeds.position_ids = { data: BigInt64Array.from(c.position_ids.flat().map(BigInt)), dims: [b, t] };
-    const out = (await compiled.run(feeds)).logits;
+    const out = (await compiled.run({ ...feeds, ...caseFeeds(c) })).logits;
     const v = out.dims[2];
     let err = 0;
     c.logits.forEach((row, i) =>
@@ -64,4 +53,26 @@ export async function maxLogitError(family: string, makeModel: (config: Record<s
   }
   await compiled.release();
   return errors;
+}
+
+/** A compiled full forward of `model`: weights, input_ids, float attention_mask, position_ids -> logits [B, T, V]. */
+export async function compileFullForward(model: CausalLM, threads = 2): Promise<CompiledGraph> {
+  const g = new Graph();
+  const params: Record<string, Tensor> = {};
+  for (const p of model.parameters()) params[p.name] = g.input(p.name, 'float32', p.shape);
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'seq']);
+  const attentionMask = g.input('attention_mask', 'float32', ['batch', 'seq']);
+  const positionIds = g.input('position_ids', 'int64', ['batch', 'seq']);
+  const { hidden } = model.forward(params, { inputIds, attentionMask, positionIds });
+  return CompiledGraph.compile({ logits: model.logits(params, hidden) }, { threads });
+}
+
+/** The input feeds of one fixture case (mask as float, as the models take it). */
+export function caseFeeds(c: FixtureCase): Record<string, HostTensor> {
+  const dims = [c.input_ids.length, c.input_ids[0].length];
+  return {
+    input_ids: { data: BigInt64Array.from(c.input_ids.flat().map(BigInt)), dims },
+    attention_mask: { data: Float32Array.from(c.attention_mask.flat()), dims },
+    position_ids: { data: BigInt64Array.from(c.position_ids.flat().map(BigInt)), dims },
+  };
 }

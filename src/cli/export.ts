@@ -1,0 +1,48 @@
+/**
+ * `dpo export onnx`: a trained model as an ONNX folder that transformers.js (and so a browser or
+ * a Node app) loads with `pipeline('text-generation', ...)`.
+ */
+import type { Command } from 'commander';
+import { DpoError } from '../errors.js';
+import { exportOnnx, type ExternalDataMode } from '../export/onnx-folder.js';
+import { printJson, type CliContext } from './context.js';
+
+interface ExportOnnxFlags {
+  model: string;
+  output: string;
+  externalData: string;
+}
+
+const EXAMPLES = `
+Writes Hugging Face Optimum's layout for transformers.js: DIR/onnx/model.onnx (fp32, the decoder
+with past_key_values.N.key/value inputs and present.N.key/value outputs), config.json,
+generation_config.json and the tokenizer files. DIR must be new, empty, or an earlier export.
+
+Examples:
+  $ dpo export onnx --model runs/gpt2-dpo --output web/gpt2-dpo
+  $ dpo export onnx --model runs/qwen-lora --output web/qwen   # a LoRA adapter folder: merged first
+
+Then, in Node or a browser (npm install @huggingface/transformers):
+  env.localModelPath = 'web/'; env.allowRemoteModels = false;
+  const generator = await pipeline('text-generation', 'gpt2-dpo', { dtype: 'fp32' });`;
+
+const MODES: readonly ExternalDataMode[] = ['auto', 'always', 'never'];
+
+export function register(program: Command, ctx: CliContext): void {
+  const exportCommand = program.command('export').description('export a model for other runtimes (onnx: transformers.js)');
+  exportCommand
+    .command('onnx')
+    .description('the model as an ONNX folder with KV cache, laid out as Optimum exports it for transformers.js')
+    .requiredOption('--model <path|hub-id>', 'model folder, hub id ("org/name[@revision]") or LoRA adapter folder')
+    .requiredOption('--output <dir>', 'folder to write (new, empty, or an earlier export)')
+    .option('--external-data <mode>', `weights in onnx/model.onnx_data: ${MODES.join(', ')} (auto: above 1.5 GiB, protobuf's limit is 2 GiB)`, 'auto')
+    .addHelpText('after', EXAMPLES)
+    .action(async (flags: ExportOnnxFlags) => {
+      const mode = flags.externalData as ExternalDataMode;
+      if (!MODES.includes(mode)) throw new DpoError(`--external-data: expected one of ${MODES.join(', ')}, got '${flags.externalData}'`);
+      const result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode });
+      for (const name of result.missing) ctx.io.stderr.write(`dpo: warning: the model folder has no ${name}; copy one into ${flags.output} to load the tokenizer with transformers.js\n`);
+      ctx.io.stderr.write(`exported ${result.modelType} (${result.parameters} parameters, ${(result.bytes / 2 ** 20).toFixed(1)} MiB) -> ${flags.output}\n`);
+      printJson(ctx, result);
+    });
+}
