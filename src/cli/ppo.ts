@@ -20,6 +20,7 @@ export const PPO_OPTIONS: readonly OptionSpec[] = [
   { key: 'scorer', kind: 'string', arg: 'name', description: `built-in reward instead of a reward model (${listScorers().map((s) => s.name).join(', ')}); 'sentiment' is the paper's PPO-GT` },
   { key: 'refModel', kind: 'string', arg: 'path', description: 'frozen reference of the KL penalty (default: the starting policy)' },
   { key: 'evalPrompts', kind: 'string', arg: 'path', description: 'held-out prompts: eval_objective/scores and eval_objective/kl every --eval-steps and at the end' },
+  { key: 'evalOnStart', kind: 'boolean', negatable: true, description: 'also evaluate on --eval-prompts before the first update (step 0)' },
   { key: 'batchSize', kind: 'integer', defaultText: '16', description: 'episodes (prompts, one sampled response each) per rollout' },
   { key: 'miniBatchSize', kind: 'integer', description: 'episodes per optimizer step (default: --batch-size)' },
   { key: 'ppoEpochs', kind: 'integer', defaultText: '4', description: 'passes over each rollout, in shuffled minibatches' },

@@ -36,13 +36,15 @@ describe('dpo ppo', () => {
     writeFileSync(prompts, ['The movie', 'This book', 'Our trip'].map((p) => JSON.stringify({ prompt: p })).join('\n'));
     const out = join(dir, 'out');
     const r = await runCli(['ppo', '--model', model, '--prompts', prompts, '--output', out, '--scorer', 'length', '--batch-size', '3', '--max-steps', '2',
-      '--ppo-epochs', '1', '--max-new-tokens', '4', '--eval-prompts', prompts, '--threads', '1']);
+      '--ppo-epochs', '1', '--max-new-tokens', '4', '--eval-prompts', prompts, '--eval-on-start', '--threads', '1']);
     expect(r.stderr).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ output: out, steps: 2, interrupted: false });
     expect(summary.metrics['objective/scores']).toBeGreaterThan(0);
     expect(Object.keys(summary.eval_metrics)).toEqual(['eval_objective/scores', 'eval_objective/kl']);
-    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(3);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.step, 'eval_objective/scores' in l])).toEqual([[0, true], [1, false], [2, false], [2, true]]);
+    expect(lines[0]['eval_objective/kl']).toBe(0); // before any update the policy is the reference
   }, 60_000);
 });

@@ -30,6 +30,8 @@ export const PPOConfigSchema = TrainingOptionsSchema.pick({
     prompts: PromptsSchema,
     /** Held-out prompts: eval_objective/scores and eval_objective/kl every evalSteps and at the end. */
     evalPrompts: PromptsSchema.optional(),
+    /** Also evaluate before the first update (transformers' eval_on_start). */
+    evalOnStart: z.boolean().default(false),
     /** A reward model folder (`dpo reward train` output) ... */
     rewardModel: z.string().min(1).optional(),
     /** ... or a built-in scorer ('sentiment' = the paper's PPO-GT). Exactly one of the two. */

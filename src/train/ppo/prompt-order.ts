@@ -7,7 +7,7 @@ import type { BatcherState } from '../../data/batcher.js';
 import { deriveSeed, Rng } from '../../data/rng.js';
 
 /** Stream tags of deriveSeed, so the random streams of one run never share a seed. */
-export const SEED_STREAMS = { promptOrder: 1, rollout: 2, minibatches: 3, eval: 4, valueHead: 5 } as const;
+export const SEED_STREAMS = { promptOrder: 1, rollout: 2, minibatches: 3, eval: 4 } as const;
 
 export class PromptOrder {
   private position: BatcherState = { epoch: 0, index: 0 };

@@ -12,7 +12,6 @@
  * and dpo-ts reports them as ignored checkpoint keys. A separate file would keep plain loaders
  * quiet but TRL would silently start a fresh critic.
  */
-import { Rng } from '../../data/rng.js';
 import type { Tensor } from '../../engine/graph.js';
 import { linearT } from '../../engine/nn.js';
 import * as op from '../../engine/ops.js';
@@ -29,14 +28,17 @@ export function valueHeadShapes(hiddenSize: number): Map<string, readonly number
   ]);
 }
 
-/** torch.nn.Linear's default initialisation (TRL's default): weight and bias U(-1/sqrt(h), 1/sqrt(h)). */
-export function initValueHead(hiddenSize: number, seed: number): Map<string, Float32Array> {
-  const rng = new Rng(seed);
-  const bound = 1 / Math.sqrt(hiddenSize);
-  const uniform = (n: number): Float32Array => Float32Array.from({ length: n }, () => (rng.nextFloat() * 2 - 1) * bound);
+/**
+ * A fresh head: weight and bias 0, so every value starts at 0. TRL starts from torch.nn.Linear's
+ * random init instead; a random critic's values differ from token to token by more than a
+ * sentiment score does, and those differences enter every TD error, so the first updates would
+ * follow the critic's noise. From 0 the first advantages are the (discounted) returns, and no
+ * gradient reaches the shared body through the head until the head itself has learned.
+ */
+export function initValueHead(hiddenSize: number): Map<string, Float32Array> {
   return new Map([
-    [VALUE_HEAD_WEIGHT, uniform(hiddenSize)],
-    [VALUE_HEAD_BIAS, uniform(1)],
+    [VALUE_HEAD_WEIGHT, new Float32Array(hiddenSize)],
+    [VALUE_HEAD_BIAS, new Float32Array(1)],
   ]);
 }
 
