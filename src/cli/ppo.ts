@@ -6,11 +6,7 @@ import type { Command } from 'commander';
 import { listScorers } from '../eval/scorers.js';
 import { parsePpoConfig, PPOConfigSchema } from '../train/ppo/config.js';
 import { printJson, type CliContext } from './context.js';
-import { RUNTIME_OPTIONS, TRAIN_ONLY_OPTIONS } from './dpo-options.js';
-import { addOptions, type OptionSpec } from './options.js';
-import { resolveTrainerConfig } from './sft.js';
-
-const SHARED = new Set(['optimizer', 'weightDecay', 'lrScheduler', 'warmupSteps', 'maxGradNorm', 'seed', 'evalSteps', 'saveSteps', 'resume']);
+import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 
 export const PPO_OPTIONS: readonly OptionSpec[] = [
   { key: 'model', kind: 'string', arg: 'path', description: 'starting policy: a Hugging Face model folder or hub id (a PPO output continues with its value head)' },
@@ -38,11 +34,18 @@ export const PPO_OPTIONS: readonly OptionSpec[] = [
   { key: 'cliprangeValue', kind: 'number', arg: 'eps', defaultText: '0.2', description: 'clip range of the value predictions around the rollout values' },
   { key: 'vfCoef', kind: 'number', arg: 'c', defaultText: '0.1', description: 'weight of the value loss' },
   { key: 'whitenRewards', kind: 'boolean', negatable: true, description: 'whiten the per-token rewards (scale only) before GAE; advantages are always whitened' },
-  ...TRAIN_ONLY_OPTIONS.filter((s) => SHARED.has(s.key)).map((s) =>
-    s.key === 'evalSteps' ? { ...s, description: 'evaluate on --eval-prompts every n updates (and always at the end)' } : s.key === 'saveSteps' ? { ...s, description: 'save a checkpoint every n updates' } : s,
-  ),
+  { key: 'optimizer', kind: 'string', arg: 'name', choices: ['adamw', 'rmsprop', 'sgd'], defaultText: 'adamw', description: 'optimizer' },
+  { key: 'weightDecay', kind: 'number', defaultText: '0', description: 'decoupled weight decay' },
+  { key: 'lrScheduler', kind: 'string', arg: 'name', choices: ['constant', 'linear', 'cosine'], defaultText: 'linear', description: 'learning-rate schedule over the updates, after warm-up' },
+  { key: 'warmupSteps', kind: 'integer', defaultText: '0', description: 'linear warm-up updates' },
+  { key: 'maxGradNorm', kind: 'number', defaultText: '1', description: 'clip the global gradient norm (0 disables)' },
+  { key: 'seed', kind: 'integer', defaultText: '42', description: 'seed of the prompt order, the samples and the minibatch order' },
+  { key: 'evalSteps', kind: 'integer', description: 'evaluate on --eval-prompts every n updates (and always at the end)' },
+  { key: 'saveSteps', kind: 'integer', description: 'save a checkpoint every n updates' },
+  { key: 'resume', kind: 'optionalString', arg: 'checkpoint', description: 'continue from the newest checkpoint in --output, or from the given one' },
   { key: 'loggingSteps', kind: 'integer', defaultText: '1', description: 'write metrics every n updates' },
-  ...RUNTIME_OPTIONS,
+  { key: 'threads', kind: 'integer', description: 'ONNX Runtime intra-op threads (default: all cores)' },
+  { key: 'device', kind: 'string', arg: 'name', choices: ['cpu', 'cuda'], defaultText: 'cpu', description: 'execution provider' },
 ];
 
 const EXAMPLES = `
@@ -76,7 +79,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--print-config', 'print the resolved configuration as JSON and exit')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: Record<string, unknown>) => {
-      const config = parsePpoConfig(await resolveTrainerConfig(opts, PPOConfigSchema, PPO_OPTIONS), 'ppo');
+      const file = typeof opts.config === 'string' ? opts.config : undefined;
+      const fromFlags = valuesFromFlags(opts, PPO_OPTIONS);
+      const merged = mergeConfig(file ? await loadConfigFile(file) : {}, fromFlags);
+      const config = parsePpoConfig(validateConfig(PPOConfigSchema, merged, fromFlags, PPO_OPTIONS, file), file ?? 'ppo');
       if (opts.printConfig) {
         printJson(ctx, config);
         return;
