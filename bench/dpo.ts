@@ -3,10 +3,16 @@
  * (one forward over 2B sequences), reference log-probs fed as inputs (precomputed), sigmoid DPO
  * loss, gradient clipping and AdamW, on random weights and random token ids.
  *
- *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart] [--steps 3] [--warmup 3]
- *                        [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
- *                        [--child MODEL [--mem-trace]]  (one model in this process; per-step memory on stderr,
- *                                                        also after a GC when node runs with --expose-gc)
+ *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
+ *                        [--warmup 3] [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
+ *                        [--child MODEL [--variant full|lora] [--mem-trace]]  (one model in this process;
+ *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
+ *
+ * Variants: `full` fine-tunes every weight; `lora` trains LoRA adapters (r 16, alpha 32, every
+ * linear layer, dropout 0) on the frozen weights, as `dpo train --lora-r 16 --lora-alpha 32
+ * --lora-target-modules all-linear`. Without --vs-torch each model runs once per variant, and a
+ * "dpo_lora_vs_full" line per model gives the tokens/s and peak-RSS ratios. --vs-torch compares
+ * the full step only (bench/torch/dpo_step.py has no LoRA).
  *
  * Each model runs in its own child process (so peak RSS does not mix) and prints one JSON line:
  * bench "dpo_step", model, params, tokens_per_second (2·B·T / median step time: policy tokens
@@ -37,6 +43,8 @@ import type { CausalLM } from '../src/models/types.js';
 import type { CombinedLossOptions } from '../src/train/losses.js';
 import { buildDpoLoss } from '../src/train/dpo-trainer.js';
 import { buildPolicy } from '../src/train/policy.js';
+import type { Tensor } from '../src/engine/graph.js';
+import { loraConfig, loraParameters } from '../src/models/lora.js';
 import { scoredFeeds } from '../src/train/sequence-logps.js';
 import { prepareGemm } from './engine.js';
 
@@ -46,9 +54,14 @@ const ROOT = join(HERE, '..');
 /** Batch shape of the issue: 4 pairs of 256 tokens, prompt 64 (192 completion tokens). */
 export const SHAPE = { pairs: 4, seqLen: 256, promptLen: 64 } as const;
 /** Loss and optimizer: DPOConfig's defaults (sigmoid, beta 0.1, AdamW, weight decay 0, clip 1.0). */
-const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
-const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
-const LR = 1e-6;
+export const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
+export const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
+export const LR = 1e-6;
+/** The `lora` variant: r 16 on every linear layer (alpha 2r, as the README's example). */
+export const LORA = { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear' as const };
+export type Variant = 'full' | 'lora';
+const VARIANTS: readonly Variant[] = ['full', 'lora'];
+
 /** bench/engine.ts's gemm shape: the machine's matmul figure mfu is relative to. */
 const GEMM = { m: 512, k: 768, n: 3072 } as const;
 
@@ -69,12 +82,19 @@ export function modelConfig(name: string): Raw {
         model_type: 'llama', vocab_size: 49152, hidden_size: 576, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3,
         intermediate_size: 1536, tie_word_embeddings: true, rope_theta: 100000, rms_norm_eps: 1e-5, max_position_embeddings: 8192, hidden_act: 'silu',
       };
+    case 'qwen3-0.6b':
+      // Qwen/Qwen3-0.6B's config.json (random weights here).
+      return {
+        model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 8,
+        head_dim: 128, intermediate_size: 3072, tie_word_embeddings: true, rope_theta: 1000000, rms_norm_eps: 1e-6, max_position_embeddings: 40960,
+        hidden_act: 'silu', attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: 28,
+      };
     case 'quickstart': {
       const file = join(ROOT, 'assets/brown-gpt2/config.json');
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Raw) : QUICKSTART_FALLBACK;
     }
     default:
-      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, quickstart)`);
+      throw new Error(`dpo bench: unknown model '${name}' (gpt2-124m, smollm2-135m, qwen3-0.6b, quickstart)`);
   }
 }
 
@@ -100,7 +120,7 @@ function normal(n: number, seed: number, std: number): Float32Array {
 }
 
 /** Random weights: N(0, 0.02) for matrices and embeddings, norms 1, biases 0 (as HF init). */
-function randomWeights(model: CausalLM): Map<string, Float32Array> {
+export function randomWeights(model: CausalLM): Map<string, Float32Array> {
   const w = new Map<string, Float32Array>();
   model.parameters().forEach((p, i) => {
     const n = p.shape.reduce((a, b) => a * b, 1);
@@ -132,9 +152,16 @@ export interface FlopCount {
   tokens: number;
   scored: number;
   total: number;
+  /** Parameters the step updates (all, or the LoRA adapters). */
+  trainable: number;
 }
 
-export function dpoStepFlops(model: CausalLM): FlopCount {
+/**
+ * The step's FLOPs. Full: 6·P_body·N·T + 6·V·d·M + 12·L·d_attn·T²·N. LoRA: the frozen weights
+ * cost forward + input gradient only (4 instead of 6 per weight and token; the tied head 4·V·d·M),
+ * plus the adapters' 6·P_lora·N·T; attention is unchanged (its inputs need gradients).
+ */
+export function dpoStepFlops(model: CausalLM, variant: Variant = 'full'): FlopCount {
   const c = model.config;
   let params = 0;
   let embed = 0;
@@ -149,28 +176,37 @@ export function dpoStepFlops(model: CausalLM): FlopCount {
   const scored = N * (T - SHAPE.promptLen);
   const bodyParams = params - embed;
   const dAttn = c.numHeads * c.headDim;
-  const total = 6 * bodyParams * tokens + 6 * c.vocabSize * c.hiddenSize * scored + 12 * c.numLayers * dAttn * T * T * N;
-  return { params, bodyParams, tokens, scored, total };
+  const attention = 12 * c.numLayers * dAttn * T * T * N;
+  if (variant === 'lora') {
+    const loraParams = loraParameters(model, loraConfig(model.modelType, LORA)).reduce((a, p) => a + p.shape[0] * p.shape[1], 0);
+    const total = 4 * bodyParams * tokens + 6 * loraParams * tokens + 4 * c.vocabSize * c.hiddenSize * scored + attention;
+    return { params, bodyParams, tokens, scored, total, trainable: loraParams };
+  }
+  const total = 6 * bodyParams * tokens + 6 * c.vocabSize * c.hiddenSize * scored + attention;
+  return { params, bodyParams, tokens, scored, total, trainable: params };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function flag(args: string[], name: string): string | undefined {
+export function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
+export const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
 /** Runs one model in this process and prints its dpo_step line. */
-async function runChild(name: string, opts: { steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean }): Promise<void> {
+async function runChild(
+  name: string,
+  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean },
+): Promise<void> {
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
-  const policy = buildPolicy(model, weights, undefined, 0);
+  const policy = buildPolicy(model, weights, opts.variant === 'lora' ? LORA : undefined, 0);
   const batch = collatePreferences(randomRows(model.config.vocabSize, 7), { padTokenId: 0 });
   const K = batch.numCompletions;
   const n = batch.numSequences;
@@ -181,8 +217,10 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
     ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(model.config.vocabSize) + (i % 3)), dims: [n] },
   };
   const runtime: RuntimeOptions = { threads: opts.threads };
-  if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${name}`);
-  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, params, LOSS, K, false), { ...OPTIMIZER }, runtime);
+  const label = `${name}-${opts.variant}`;
+  if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${label}`);
+  const weightsOf = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
+  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
   const times: number[] = [];
   let loss = NaN;
   for (let i = 0; i < opts.warmup + opts.steps; i++) {
@@ -223,14 +261,16 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
   const gemmGflops = (2 * GEMM.m * GEMM.k * GEMM.n) / median(gemmTimes) / 1e6;
 
   const ms = median(times);
-  const f = dpoStepFlops(model);
+  const f = dpoStepFlops(model, opts.variant);
   const achieved = f.total / ms / 1e6;
   console.log(
     JSON.stringify({
       bench: 'dpo_step',
       impl: 'dpo-ts',
       model: name,
+      variant: opts.variant,
       params: f.params,
+      trainable_params: f.trainable,
       tokens_per_second: round((f.tokens * 1000) / ms, 1),
       ms_per_step: round(ms, 1),
       peak_rss_mb: round(peakRssMb, 1),
@@ -248,7 +288,7 @@ async function runChild(name: string, opts: { steps: number; warmup: number; thr
       loss: round(loss, 4),
     }),
   );
-  if (opts.profile) summariseProfiles(opts.profile, `dpo_${name}`);
+  if (opts.profile) summariseProfiles(opts.profile, `dpo_${label}`);
 }
 
 interface ProfileEvent {
@@ -311,8 +351,8 @@ function runLine(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.e
   });
 }
 
-function runTs(model: string, rest: string[]): Promise<Record<string, unknown>[]> {
-  return runLine(process.execPath, [...process.execArgv, process.argv[1], 'dpo', '--child', model, ...rest]);
+function runTs(model: string, rest: string[], variant: Variant = 'full'): Promise<Record<string, unknown>[]> {
+  return runLine(process.execPath, [...process.execArgv, process.argv[1], 'dpo', '--child', model, '--variant', variant, ...rest]);
 }
 
 function runTorch(model: string, rest: string[], gemmGflops: number | undefined): Promise<Record<string, unknown>[]> {
@@ -322,20 +362,39 @@ function runTorch(model: string, rest: string[], gemmGflops: number | undefined)
   return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
 }
 
+export function parseVariant(v: string): Variant {
+  if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`dpo bench: unknown variant '${v}' (${VARIANTS.join(', ')})`);
+  return v as Variant;
+}
+
 export async function main(args: string[]): Promise<void> {
   const steps = Math.max(1, Number(flag(args, 'steps') ?? 3));
   const warmup = Math.max(0, Number(flag(args, 'warmup') ?? 3));
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
-  if (child) return runChild(child, { steps, warmup, threads, profile, memTrace: args.includes('--mem-trace') });
+  if (child) return runChild(child, { variant: parseVariant(flag(args, 'variant') ?? 'full'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace') });
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
   const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
   // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
   if (!args.includes('--vs-torch')) {
-    for (const m of models) for (const line of await runTs(m, profile ? [...rest, '--profile', profile] : rest)) console.log(JSON.stringify(line));
+    const variants = (flag(args, 'variants') ?? VARIANTS.join(',')).split(',').map(parseVariant);
+    for (const m of models) {
+      const steps = new Map<Variant, Record<string, unknown>>();
+      for (const v of variants) {
+        for (const line of await runTs(m, profile ? [...rest, '--profile', profile] : rest, v)) {
+          console.log(JSON.stringify(line));
+          if (line.bench === 'dpo_step') steps.set(v, line);
+        }
+      }
+      const [full, lora] = [steps.get('full'), steps.get('lora')];
+      if (full && lora) {
+        const ratio = (k: string): number => round((lora[k] as number) / (full[k] as number), 2);
+        console.log(JSON.stringify({ bench: 'dpo_lora_vs_full', model: m, tokens_per_second_ratio: ratio('tokens_per_second'), peak_rss_ratio: ratio('peak_rss_mb') }));
+      }
+    }
     return;
   }
   const rounds = Math.max(1, Number(flag(args, 'rounds') ?? 3));

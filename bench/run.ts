@@ -6,6 +6,8 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   engine: () => import('./engine.js'),
   trainstep: () => import('./trainstep.js'),
   dpo: () => import('./dpo.js'),
+  packing: () => import('./packing.js'),
+  'load-memory': () => import('./load-memory.js'),
 };
 
 async function run(): Promise<void> {

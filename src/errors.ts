@@ -5,3 +5,13 @@ export class DpoError extends Error {
     this.name = 'DpoError';
   }
 }
+
+/**
+ * `text` safe to print on a terminal: control characters (escape sequences, NUL, bells, a bare
+ * CR...) from binary input are shown as \xNN, so an error quoting a bad file cannot garble or
+ * drive the terminal. Newlines and tabs stay.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

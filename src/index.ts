@@ -19,10 +19,26 @@ export {
   LoraOptionsSchema,
   TrainingOptionsSchema,
   parseDpoConfig,
+  parseConfig,
+  checkedConfig,
+  option,
   formatZodError,
+  type ConfigDefinition,
+  type OptionMeta,
   type DPOConfigInput,
   type LoraOptions,
 } from './train/config.js';
+export {
+  runTrainer,
+  loadPolicy,
+  resumeDigest,
+  runtimeOf,
+  type TrainerRun,
+  type TrainerResult,
+  type RunTools,
+  type LoadedPolicy,
+} from './train/runner.js';
+export { runTrainingLoop, EvalGraph, type LoopHooks, type LoopResult, type TrainingOptions } from './train/loop.js';
 export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo-trainer.js';
 export {
   evaluateDpo,
@@ -38,6 +54,8 @@ export {
   type EvaluateRowsResult,
   type PerExampleResult,
 } from './train/evaluate.js';
+export { loadModelOrAdapter } from './models/load-model.js';
+export { modelFolderKind, type ModelFolderKind } from './io/model-folder-kind.js';
 export {
   LOSS_TYPES,
   logRatios,

@@ -12,6 +12,7 @@ import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
 import { register as exportModel } from './export.js';
+import { register as models } from './models.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -23,4 +24,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   evaluatePolicy,
   quickstart,
   exportModel,
+  models,
 ];

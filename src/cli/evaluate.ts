@@ -29,6 +29,7 @@ export interface EvaluateCommandOptions {
   judgeTemplate?: string;
   judgeConcurrency?: string;
   judgeMaxAttempts?: string;
+  judgeTimeout?: string;
   numSamples?: string;
   temperature?: string;
   topK?: string;
@@ -57,8 +58,10 @@ Win rates are judged by the reward (higher wins, equal = tie), or with --judge-u
 behind an OpenAI-compatible /chat/completions endpoint, with the DPO paper's comparison prompt
 (--judge-template dialogue|summarization), temperature 0, asked in both orders: the same choice
 both times is a win or a loss, a split a tie, an unparsable answer in either order 'malformed'.
-Requests are retried with backoff (429, 5xx, network errors; Retry-After honoured); verdicts are
-cached in --cache-dir, so an interrupted evaluation resumes without asking again.
+Requests are retried with backoff (429, 5xx, network errors, --judge-timeout, replies without
+answer text; Retry-After honoured); errors a retry cannot fix (401, 404, used-up quota, unknown
+host, TLS certificate) stop at once. Verdicts are cached in --cache-dir, keyed by endpoint URL,
+judge model and prompt, so an interrupted evaluation resumes without asking again.
 
 Baseline file rows: {"prompt": ..., "completion": "..."}, {"prompt": ..., "completions": [...]}
 (dpo generate output) or {"prompt": ..., "chosen": ...}, matched to the prompts by prompt.
@@ -111,6 +114,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--judge-template <name>', `comparison prompt: ${JUDGE_TEMPLATES.join(', ')}`, 'dialogue')
     .option('--judge-concurrency <n>', 'judge requests in flight at once', '4')
     .option('--judge-max-attempts <n>', 'tries per judge request (first one included)', '6')
+    .option('--judge-timeout <seconds>', 'seconds one judge request may take before it is abandoned (and retried)', '120')
     .option('--num-samples <k>', 'samples per prompt', '1')
     .option('--temperature <t>', 'sampling temperature; 0 decodes greedily', '1')
     .option('--top-k <k>', 'keep the k most likely tokens; 0 disables', '0')
@@ -122,7 +126,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--per-sample <file>', 'write every sample (prompt, completion, reward, log-probs, baseline, outcome) as JSONL')
     .option('--cache-dir <dir>', 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)')
     .option('--on-bad-row <mode>', "malformed prompt / baseline rows: 'error' (list them and stop) or 'skip'", 'error')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
     .option('--device <name>', "execution provider: 'cpu' or 'cuda'", 'cpu')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: EvaluateCommandOptions) => {
@@ -159,6 +163,7 @@ export async function runEvaluate(
   const batchSize = integer(opts.batchSize ?? '8', '--batch-size', 1);
   const concurrency = integer(opts.judgeConcurrency ?? '4', '--judge-concurrency', 1);
   const maxAttempts = integer(opts.judgeMaxAttempts ?? '6', '--judge-max-attempts', 1);
+  const judgeTimeout = float(opts.judgeTimeout ?? '120', '--judge-timeout', (n) => n > 0, 'a number of seconds > 0');
   const threads = integer(opts.threads, '--threads', 1);
   const onBadRow = opts.onBadRow ?? 'error';
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
@@ -175,7 +180,7 @@ export async function runEvaluate(
     if (!apiKey && opts.judgeApiKeyEnv !== undefined && opts.judgeApiKeyEnv !== 'OPENAI_API_KEY') {
       throw new DpoError(`--judge-api-key-env: environment variable ${keyVar} is not set`);
     }
-    judge = { url: opts.judgeUrl, model: opts.judgeModel, apiKey: apiKey || undefined, template: template as JudgeTemplateName, concurrency, maxAttempts, fetch: io.fetch, sleep: io.sleep };
+    judge = { url: opts.judgeUrl, model: opts.judgeModel, apiKey: apiKey || undefined, template: template as JudgeTemplateName, concurrency, maxAttempts, timeoutMs: (judgeTimeout ?? 120) * 1000, fetch: io.fetch, sleep: io.sleep };
   }
 
   const progress = io.progress;

@@ -7,13 +7,18 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
-import { resolveSampling } from '../generate/text.js';
+import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
+import type { GenerationStats } from '../generate/generator.js';
+import { bestOfN } from '../eval/best-of-n.js';
+import { openRewardSource } from '../eval/rewards.js';
+import { getScorer, listScorers } from '../eval/scorers.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { parseInteger, parseNumber } from './options.js';
+import { formatBadRow } from '../data/bad-rows.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -31,6 +36,9 @@ export interface GenerateCommandOptions {
   batchSize?: string;
   threads?: string;
   onBadRow?: string;
+  bestOf?: string;
+  scorer?: string;
+  rewardModel?: string;
 }
 
 export interface GenerateSummary {
@@ -41,6 +49,8 @@ export interface GenerateSummary {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
+  /** Best-of-N: N, the reward that ranked, and the mean reward of kept and of all candidates. */
+  bestOf?: { n: number; reward: string; keptRewardMean: number; candidateRewardMean: number };
 }
 
 const EXAMPLES = `
@@ -48,13 +58,17 @@ Prompt rows: {"prompt": "..."}, or conversational {"prompt": [{"role": "user", "
 or {"messages": [...]}, rendered with the tokenizer's chat template and its generation prompt.
 Output rows: {"prompt": ..., "completions": ["...", ...]}, one per prompt, in input order.
 
+With --best-of N, N candidates are sampled for each kept completion and the one with the highest
+reward (--scorer NAME or --reward-model DIR) is kept; rows then carry "rewards" too.
+
 Sampling is on by default (temperature 1; top-k 50 and top-p 1 unless the model's
 generation_config.json says otherwise); --greedy or --temperature 0 decodes greedily.
 
 Examples:
   $ dpo generate --model gpt2 --prompts prompts.jsonl --output samples.jsonl
   $ dpo generate --model ./sft --prompts p.jsonl --output s.jsonl --num-samples 4 --temperature 0.7 --top-p 0.9 --seed 1
-  $ dpo generate --model ./sft --prompts p.jsonl --output s.jsonl --greedy --max-new-tokens 64 --stop "\\n\\n"`;
+  $ dpo generate --model ./sft --prompts p.jsonl --output s.jsonl --greedy --max-new-tokens 64 --stop "\\n\\n"
+  $ dpo generate --model ./sft --prompts p.jsonl --output best.jsonl --best-of 16 --reward-model ./rm`;
 
 function integer(value: string | undefined, flag: string, min: number): number | undefined {
   if (value === undefined) return undefined;
@@ -93,8 +107,11 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output); \\n, \\t and \\\\ are unescaped')
     .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
     .option('--batch-size <n>', 'sequences decoded together', '8')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
+    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
+    .option('--best-of <n>', 'Best-of-N: sample n candidates per kept completion, keep the highest-reward one')
+    .option('--scorer <name>', `Best-of-N reward: a built-in scorer (${listScorers().map((x) => x.name).join(', ')})`)
+    .option('--reward-model <dir>', 'Best-of-N reward: a reward model folder (dpo reward train output)')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: GenerateCommandOptions) => {
       await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
@@ -120,49 +137,55 @@ export async function runGenerate(
   const onBadRow = opts.onBadRow ?? 'error';
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
   const doSample = !opts.greedy && temperature !== 0;
+  const bestOf = integer(opts.bestOf, '--best-of', 1);
+  if (bestOf !== undefined && !opts.scorer === !opts.rewardModel) throw new DpoError('--best-of needs a reward: --scorer NAME or --reward-model DIR (one of them)');
+  if (bestOf === undefined && (opts.scorer || opts.rewardModel)) throw new DpoError(`${opts.scorer ? '--scorer' : '--reward-model'} ranks Best-of-N candidates: give --best-of N too`);
+  if (opts.scorer) getScorer(opts.scorer);
 
-  const pretrained = await loadPretrained(opts.model);
+  const pretrained = await loadModelOrAdapter(opts.model);
   const { model, weights, tokenizer, generationConfig } = pretrained;
   if (!tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; dpo generate needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(opts.prompts, tokenizer, { onBadRow });
-  for (const bad of skipped) stderr.write(`skipped ${bad.file}:${bad.line}: ${bad.reason}\n`);
+  for (const bad of skipped) stderr.write(`skipped ${formatBadRow(bad)}\n`);
   if (prompts.length === 0) throw new DpoError(`${opts.prompts}: no prompts to generate from`);
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 
   const progress = io.progress ?? createProgress(process.stderr);
+  const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime: { threads }, progress }) : undefined;
   const generator = await Generator.create(model, { runtime: { threads } });
-  let result;
+  let result: TextGenerationResult & { rewards?: number[][]; candidateRewards?: number[][] };
   try {
-    progress.start('generate', prompts.length * numSamples);
-    result = await generator.generateText(
-      weights,
-      tokenizer,
-      prompts.map((p) => p.text),
-      {
-        ...sampling,
-        doSample,
-        numSamples,
-        seed,
-        stop,
-        batchSize,
-        maxPromptTokens,
-        generationConfig,
-        onProgress: (done, _total, stats) => progress.update(done, { 'tok/s': stats.tokensPerSecond }),
-      },
-    );
+    progress.start('generate', prompts.length * numSamples * (bestOf ?? 1));
+    const options = {
+      ...sampling,
+      doSample,
+      numSamples,
+      seed,
+      stop,
+      batchSize,
+      maxPromptTokens,
+      generationConfig,
+      onProgress: (done: number, _total: number, stats: GenerationStats) => progress.update(done, { 'tok/s': stats.tokensPerSecond }),
+    };
+    const texts = prompts.map((p) => p.text);
+    result = reward
+      ? await bestOfN(generator, weights, tokenizer, texts, { ...options, n: bestOf as number, reward: reward.fn })
+      : await generator.generateText(weights, tokenizer, texts, options);
   } finally {
     progress.stop();
     await generator.release();
+    await reward?.release();
   }
 
-  const lines = prompts.map((p, i) => `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i] })}\n`);
+  const rewards = result.rewards;
+  const lines = prompts.map((p, i) => `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i], ...(rewards ? { rewards: rewards[i] } : {}) })}\n`);
   await mkdir(dirname(opts.output), { recursive: true });
   await writeFileAtomic(opts.output, async (handle) => {
     await handle.writeFile(lines.join(''));
   });
   const { tokens, seconds, tokensPerSecond } = result.stats;
   stderr.write(
-    `generated ${tokens} tokens for ${prompts.length} prompts x ${numSamples} samples in ${seconds.toFixed(2)}s (${tokensPerSecond.toFixed(1)} tokens/s) -> ${opts.output}\n`,
+    `generated ${tokens} tokens for ${prompts.length} prompts x ${numSamples}${bestOf ? ` best-of-${bestOf}` : ""} samples in ${seconds.toFixed(2)}s (${tokensPerSecond.toFixed(1)} tokens/s) -> ${opts.output}\n`,
   );
   const summary: GenerateSummary = {
     output: opts.output,
@@ -173,6 +196,11 @@ export async function runGenerate(
     seconds: Number(seconds.toFixed(3)),
     tokensPerSecond: Number(tokensPerSecond.toFixed(2)),
   };
+  if (reward && rewards && result.candidateRewards) {
+    const mean = (xs: number[]): number => Number((xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1)).toPrecision(6));
+    summary.bestOf = { n: bestOf as number, reward: reward.source, keptRewardMean: mean(rewards.flat()), candidateRewardMean: mean(result.candidateRewards.flat()) };
+    stderr.write(`best-of-${bestOf} (${reward.source}): mean reward ${summary.bestOf.keptRewardMean} kept vs ${summary.bestOf.candidateRewardMean} over all candidates\n`);
+  }
   io.stdout?.write(`${JSON.stringify(summary)}\n`);
   return summary;
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
+import { printable } from '../errors.js';
 import { formatZodError } from '../train/config.js';
 import { COMMANDS } from './commands.js';
 import { createContext, type CliContext, type CliIO } from './context.js';
@@ -28,6 +29,7 @@ Examples:
   $ dpo train --model ./gpt2 --data prefs.jsonl --output runs/gpt2-dpo --learning-rate 5e-6
   $ dpo train --config run.yaml --resume
   $ dpo eval --model runs/gpt2-dpo --ref-model ./gpt2 --data heldout.jsonl
+  $ dpo models               the supported model types (config.json model_type) and what each supports
   $ dpo <command> --help     more options and examples for one command`;
 
 export function createProgram(ctx: CliContext): Command {
@@ -62,7 +64,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
   } catch (e) {
     // Help and --version end with exit code 0; usage errors were already printed by commander.
     if (e instanceof CommanderError) return e.exitCode;
-    const message = errorMessage(e);
+    const message = printable(errorMessage(e));
     io.stderr.write(`dpo: ${message}\n`);
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
     return 1;

@@ -74,9 +74,9 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
     const flag = `--${flagOf(spec)}`;
     const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
     const flags = spec.kind === 'boolean' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : `${flag} <${arg}>`;
-    const option = new Option(flags, spec.description);
+    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
+    const option = new Option(flags, spec.defaultText !== undefined ? `${spec.description} (default: ${spec.defaultText})` : spec.description);
     if (spec.choices) option.choices(spec.choices);
-    if (spec.defaultText !== undefined) option.default(undefined, spec.defaultText);
     if (spec.kind === 'number') option.argParser((v: string) => parseNumber(flag, v));
     if (spec.kind === 'integer') option.argParser((v: string) => parseInteger(flag, v));
     if (spec.kind === 'list') option.argParser((v: string) => parseList(v));

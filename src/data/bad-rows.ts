@@ -1,4 +1,4 @@
-import { DpoError } from '../errors.js';
+import { DpoError, printable } from '../errors.js';
 import type { BadRow } from './types.js';
 
 /** How many bad rows an error message lists before summarising the rest. */
@@ -6,7 +6,7 @@ export const BAD_ROW_LIST_CAP = 20;
 
 /** `file:line: reason`. */
 export function formatBadRow(row: BadRow): string {
-  return `${row.file}:${row.line}: ${row.reason}`;
+  return printable(`${row.file}:${row.line}: ${row.reason}`);
 }
 
 /**

@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { DpoError } from '../errors.js';
 import { readParquetRows } from './parquet.js';
 import type { BadRow, RawRow } from './types.js';
@@ -71,16 +70,74 @@ export async function readDataPath(path: string): Promise<FileRows[]> {
   return out;
 }
 
+/**
+ * Lines of a file as raw bytes (without the newline and a CR before it): split on 0x0A, which is
+ * never part of a multi-byte UTF-8 character, so each line can be decoded strictly on its own.
+ */
+async function* byteLines(file: string): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      pending.push(chunk.subarray(start, nl));
+      yield withoutCr(pending.length === 1 ? pending[0] : Buffer.concat(pending));
+      pending = [];
+      start = nl + 1;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+  }
+  if (pending.length) yield withoutCr(Buffer.concat(pending));
+}
+
+function withoutCr(line: Buffer): Buffer {
+  return line.length > 0 && line[line.length - 1] === 0x0d ? line.subarray(0, line.length - 1) : line;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** The line as text, or the reason it is not valid UTF-8 (which Node would silently replace by U+FFFD). */
+function decodeLine(bytes: Buffer): { text: string } | { reason: string } {
+  try {
+    return { text: strictUtf8.decode(bytes) };
+  } catch {
+    return { reason: `invalid UTF-8 at byte ${firstInvalidUtf8Byte(bytes) + 1} of the line (is this a text file in UTF-8?)` };
+  }
+}
+
+/** Offset of the first byte that does not start a valid UTF-8 sequence (RFC 3629), or -1. */
+export function firstInvalidUtf8Byte(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const more = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+    if (more === 0 || i + more > b.length - 1) return i;
+    const c1 = b[i + 1];
+    // Overlong forms, UTF-16 surrogates and code points above U+10FFFF.
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 > 0x9f) || (c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 > 0x8f)) return i;
+    for (let k = 1; k <= more; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
+    i += more + 1;
+  }
+  return -1;
+}
+
 async function readJsonl(file: string): Promise<FileRows> {
   const rows: RawRow[] = [];
   const bad: BadRow[] = [];
   // Streamed line by line: JSONL datasets can exceed V8's maximum string length.
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   try {
-    for await (let text of lines) {
+    for await (const bytes of byteLines(file)) {
       line++;
-      if (line === 1) text = stripBom(text);
+      const decoded = decodeLine(bytes);
+      if ('reason' in decoded) {
+        bad.push({ file, line, reason: decoded.reason });
+        continue;
+      }
+      const text = line === 1 ? stripBom(decoded.text) : decoded.text;
       // Blank lines are not rows (a trailing newline is common), so skipping them drops nothing.
       if (text.trim() === '') continue;
       try {
@@ -96,9 +153,23 @@ async function readJsonl(file: string): Promise<FileRows> {
 }
 
 async function readJsonArray(file: string): Promise<FileRows> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw new DpoError(`${file}: cannot read: ${(err as Error).message}`);
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8Byte(bytes);
+    const line = bytes.subarray(0, at).filter((b) => b === 0x0a).length + 1;
+    throw new DpoError(`${file}:${line}: invalid UTF-8 (is this a text file in UTF-8?)`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(stripBom(await readFile(file, 'utf8')));
+    parsed = JSON.parse(stripBom(text));
   } catch (err) {
     throw new DpoError(`${file}: invalid JSON: ${(err as Error).message}`);
   }

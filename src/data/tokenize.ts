@@ -39,6 +39,11 @@ export interface TokenizeStats {
   promptNotPrefix: number;
   /** Kept rows that lost tokens to maxLength / maxPromptLength / maxCompletionLength. */
   truncated: number;
+  /**
+   * Kept rows whose completions differed but became identical token ids after truncation (they
+   * carry no preference signal: a longer maxLength / maxCompletionLength keeps it).
+   */
+  identicalAfterTruncation: number;
   /** Malformed rows skipped while loading (0 when tokenizing examples directly). */
   skippedBad: number;
   /** Tokens the model will read: the sum over kept rows and completions of prompt + completion length. */
@@ -80,7 +85,7 @@ export function tokenizePreferences(
   const addBos = options.addBos ?? tokenizer.bosTokenId !== undefined;
   if (addBos && tokenizer.bosTokenId === undefined) throw new DpoError('addBos is set but the tokenizer has no BOS token');
   const bos = addBos ? (tokenizer.bosTokenId as number) : undefined;
-  const stats: TokenizeStats = { rows: 0, droppedTooLong: 0, promptNotPrefix: 0, truncated: 0, skippedBad: 0, totalTokens: 0 };
+  const stats: TokenizeStats = { rows: 0, droppedTooLong: 0, promptNotPrefix: 0, truncated: 0, identicalAfterTruncation: 0, skippedBad: 0, totalTokens: 0 };
   const rows: TokenizedPreference[] = [];
   for (const example of examples) {
     const encodedPrompt = tokenizer.encode(example.prompt);
@@ -99,6 +104,7 @@ export function tokenizePreferences(
       continue;
     }
     if (fitted.truncated) stats.truncated++;
+    if (fitted.truncated && hasIdenticalPair(fitted.completionIds) && !hasIdenticalPair(completions)) stats.identicalAfterTruncation++;
     stats.rows++;
     for (const c of fitted.completionIds) stats.totalTokens += fitted.promptIds.length + c.length;
     rows.push({ promptIds: fitted.promptIds, completionIds: fitted.completionIds, origin: example.origin });
@@ -116,6 +122,11 @@ export function tokenizeSft(examples: readonly SftExample[], tokenizer: TextToke
     tokenizer,
     options,
   );
+}
+
+function hasIdenticalPair(completions: readonly (readonly number[])[]): boolean {
+  const seen = new Set(completions.map((c) => c.join(',')));
+  return seen.size < completions.length;
 }
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {

@@ -2,6 +2,7 @@
  * Compiles graphs into ONNX Runtime sessions once and runs them many times. Dynamic dims stay
  * dynamic, so one compiled step serves every batch and sequence length.
  */
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { allocate, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import * as op from './ops.js';
@@ -12,7 +13,7 @@ import { OPSET, toOnnxBytes } from './onnx-export.js';
 export type ExecutionProvider = 'cpu' | 'cuda';
 
 export interface RuntimeOptions {
-  /** Intra-op threads; default: all cores ORT sees. */
+  /** Intra-op threads, capped at the cores this process may use (more only slow it down); default: all cores ORT sees. */
   threads?: number;
   executionProvider?: ExecutionProvider;
   /** ORT graph optimisation level; default 'all' (fuses MatMul+Transpose, GELU, LayerNorm). */
@@ -124,7 +125,7 @@ export class CompiledGraph {
       enableCpuMemArena: options.memoryArena ?? true,
       enableMemPattern: (options.memoryArena ?? true) && (options.memoryPattern ?? false),
     };
-    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    if (options.threads) sessionOptions.intraOpNumThreads = sessionThreads(options.threads);
     if (options.optimizedModelPath) sessionOptions.optimizedModelFilePath = options.optimizedModelPath;
     if (options.profilePrefix) {
       sessionOptions.enableProfiling = true;
@@ -219,4 +220,12 @@ function checkFeed(name: string, decl: Tensor, f: HostTensor): void {
   });
   const n = f.dims.reduce((p, d) => p * d, 1);
   if (n !== f.data.length) throw new Error(`run: input '${name}' has ${f.data.length} elements for dims [${f.dims.join(', ')}]`);
+}
+
+/**
+ * The intra-op thread count a session gets for `requested`: at most the cores this process may
+ * run on (os.availableParallelism), since more threads than cores only contend.
+ */
+export function sessionThreads(requested: number): number {
+  return Math.max(1, Math.min(Math.floor(requested), availableParallelism()));
 }

@@ -17,13 +17,14 @@ import { DpoError } from '../errors.js';
 import { Generator } from '../generate/generator.js';
 import { loadPrompts, type PromptRow } from '../generate/prompts.js';
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { formatBadRow } from '../data/bad-rows.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { silentProgress, type ProgressReporter } from '../train/progress.js';
 import { defaultCacheDir } from '../train/reference.js';
 import { loadBaselineFile, matchBaselines } from './baseline.js';
 import { JudgeClient, judgePairs, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
 import { completionLogps, estimateKl, sampleStats, type SampleStats } from './kl.js';
-import { textReward } from './rewards.js';
+import { openRewardSource } from './rewards.js';
 import { getScorer, type CompletionScorer } from './scorers.js';
 
 export interface JudgeOptions {
@@ -146,7 +147,6 @@ export interface EvaluationReport {
   per_sample?: SampleRecord[];
 }
 
-
 function round(x: number, digits = 6): number {
   return Number.isFinite(x) ? Number(x.toPrecision(digits)) : x;
 }
@@ -189,10 +189,10 @@ interface Samples {
 
 /** Samples `numSamples` completions per prompt from a model. */
 async function sample(ref: string, o: EvaluatePolicyOptions, progress: ProgressReporter, label: string) {
-  const pre = await loadPretrained(ref);
+  const pre = await loadModelOrAdapter(ref);
   if (!pre.tokenizer) throw new DpoError(`${pre.dir}: no tokenizer.json; sampling needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(o.prompts, pre.tokenizer, { onBadRow: o.onBadRow });
-  for (const bad of skipped) o.log?.(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
+  for (const bad of skipped) o.log?.(`skipped ${formatBadRow(bad)}`);
   if (prompts.length === 0) throw new DpoError(`${o.prompts}: no prompts to evaluate`);
   const temperature = o.temperature ?? 1;
   const sampling = resolveSampling({ maxNewTokens: o.maxNewTokens, generationConfig: pre.generationConfig });
@@ -265,7 +265,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
     progress.start('logp policy', sequences.length);
     policyLogps = await completionLogps(pre.model, pre.weights, sequences, { ...opts, onProgress: (d) => progress.update(d) });
     progress.stop();
-    const ref = await loadPretrained(o.refModel, { tokenizer: false });
+    const ref = await loadModelOrAdapter(o.refModel, { tokenizer: false });
     progress.start('logp ref', sequences.length);
     refLogps = await completionLogps(ref.model, ref.weights, sequences, { ...opts, onProgress: (d) => progress.update(d) });
     progress.stop();
@@ -281,7 +281,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
   }
 
   // 2. Rewards.
-  const reward = await textReward({ rewardModel: o.rewardModel, scorer: o.scorer, scorerName: o.scorerName, batchSize: o.batchSize, runtime: o.runtime, progress });
+  const reward = o.rewardModel || o.scorer ? await openRewardSource({ ...o, progress }) : undefined;
   const rewardFn = reward?.fn;
   const rewardSource = reward?.source;
   try {
@@ -294,7 +294,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
     let baselineLabel = '';
     if (o.baselineFile) {
       const file = await loadBaselineFile(o.baselineFile, { onBadRow: o.onBadRow });
-      for (const bad of file.skipped) o.log?.(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
+      for (const bad of file.skipped) o.log?.(`skipped ${formatBadRow(bad)}`);
       const matched = matchBaselines(file, prompts, o.baselineFile);
       baselineCompletions = flat.map((s) => matched[s.i][s.k % matched[s.i].length]);
       baselineLabel = `file:${o.baselineFile}`;

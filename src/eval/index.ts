@@ -14,7 +14,8 @@ export {
   type SampleRecord,
   type WinRateSummary,
 } from './evaluate.js';
-export { textReward, type RewardFn, type TextReward, type TextRewardOptions } from './rewards.js';
+export { openRewardSource, type RewardFn, type RewardSource, type RewardSourceOptions } from './rewards.js';
+export { bestOfN, bestOfNKl, type BestOfNOptions, type BestOfNResult } from './best-of-n.js';
 export { getScorer, listScorers, registerScorer, sentimentScore, wordCount, type CompletionScorer, type ScorerEntry } from './scorers.js';
 export { completionLogps, estimateKl, sampleStats, type CompletionLogpsOptions, type KlEstimate, type SampleStats, type TokenSequence } from './kl.js';
 export {

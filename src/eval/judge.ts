@@ -5,12 +5,15 @@
  * - Request: POST {url}/chat/completions (a URL already ending in /chat/completions is used as
  *   is) with `{model, messages: [{role: 'user', content}], temperature: 0}` and, when an API key
  *   is given, `Authorization: Bearer <key>`.
- * - Retries: network errors, timeouts, HTTP 429 and 5xx, and 200 answers that are not JSON are
- *   retried up to `maxAttempts` times in all, waiting Retry-After when the server sends one
- *   (seconds or an HTTP date, capped at `maxDelayMs`) and otherwise an exponential backoff
- *   (baseDelayMs · 2^(attempt-1), capped, with jitter). Other HTTP errors (401, 404, 400...)
- *   fail at once. When the attempts run out the evaluation stops with a DpoError; verdicts
- *   obtained so far are already in the cache, so running again resumes.
+ * - Retries: network errors, timeouts, HTTP 429 and 5xx, and 200 answers that are not JSON or
+ *   carry no answer text (no choices[0].message.content) are retried up to `maxAttempts` times
+ *   in all, waiting Retry-After when the server sends one (seconds or an HTTP date, capped at
+ *   `maxDelayMs`) and otherwise an exponential backoff (baseDelayMs · 2^(attempt-1), capped, with
+ *   jitter). Errors that cannot succeed on a retry fail at once: other HTTP errors (400, 401,
+ *   404...), 501/505, a 429 whose error code says the quota is used up (insufficient_quota),
+ *   a 200 whose body is an `error` object, an unknown host name and TLS certificate errors.
+ *   When the attempts run out the evaluation stops with a DpoError; verdicts obtained so far are
+ *   already in the cache, so running again resumes.
  * - Verdicts: the answer's "More helpful:" / "Preferred:" line (or, failing that, a last line that
  *   is only "A" or "B"); anything else is `malformed`, never guessed.
  * - Both orders: every pair is asked twice, policy as A then policy as B. Same choice in both
@@ -18,9 +21,11 @@
  *   answer in either order makes the comparison `malformed` (one order alone would not cancel the
  *   position bias). Identical completions are a tie without asking.
  * - Cache: one JSON line per answered request in `<cacheDir>/judge-verdicts.jsonl`, keyed by
- *   SHA-256 of the judge model and the exact request text (comparison prompt, query and both
- *   completions, in order). Malformed answers are cached too (at temperature 0 the judge would
- *   repeat them); delete the file to ask again.
+ *   SHA-256 of the endpoint URL, the judge model and the exact request text (comparison prompt,
+ *   query and both completions, in order), so another endpoint serving the same model name asks
+ *   again. Only the judge's own answers are cached: text that names no choice is a malformed
+ *   verdict and is cached (at temperature 0 the judge would repeat it); a reply without answer
+ *   text is an error, never cached. Delete the file to ask again.
  */
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
@@ -167,6 +172,7 @@ export class JudgeClient {
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as JudgeClientOptions;
     this.o = { maxAttempts: 6, baseDelayMs: 1000, maxDelayMs: 60_000, timeoutMs: 120_000, ...defined };
     if (!Number.isInteger(this.o.maxAttempts) || this.o.maxAttempts < 1) throw new DpoError(`judge: maxAttempts must be a positive integer, got ${this.o.maxAttempts}`);
+    if (!(this.o.timeoutMs > 0) || !Number.isFinite(this.o.timeoutMs)) throw new DpoError(`judge: timeoutMs must be a positive number, got ${this.o.timeoutMs}`);
   }
 
   /** Sends `content` as one user message and returns the parsed answer. */
@@ -203,23 +209,48 @@ export class JudgeClient {
       text = await res.text();
     } catch (e) {
       const err = e as Error & { cause?: { code?: string; message?: string } };
-      const why = err.name === 'TimeoutError' ? `timed out after ${this.o.timeoutMs} ms` : [err.message, err.cause?.code ?? err.cause?.message].filter(Boolean).join(': ');
+      if (err.name === 'TimeoutError') throw new RetryableError(`network error: timed out after ${this.o.timeoutMs} ms (--judge-timeout)`);
+      const code = err.cause?.code;
+      const why = [err.message, code ?? err.cause?.message].filter(Boolean).join(': ');
+      if (code !== undefined && HOPELESS_NETWORK_CODES.test(code)) throw new DpoError(`judge ${this.url}: ${why}`);
       throw new RetryableError(`network error: ${why}`);
     }
-    if (res.status === 429 || res.status >= 500) {
+    const json = parseJson(text);
+    const errorCode = apiErrorCode(json);
+    if (res.status === 429 && errorCode === 'insufficient_quota') throw new DpoError(`judge ${this.url}: HTTP 429, quota used up${snippet(text)}`);
+    if (res.status === 429 || (res.status >= 500 && res.status !== 501 && res.status !== 505)) {
       throw new RetryableError(`HTTP ${res.status}${snippet(text)}`, parseRetryAfter(res.headers.get('retry-after')));
     }
     if (!res.ok) throw new DpoError(`judge ${this.url}: HTTP ${res.status}${snippet(text)}`);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new RetryableError(`HTTP ${res.status} with a body that is not JSON${snippet(text)}`);
-    }
-    const content0 = (json as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
-    // A JSON answer without text is the judge's answer, and malformed: it is not retried.
-    return typeof content0 === 'string' ? content0 : '';
+    if (json === undefined) throw new RetryableError(`HTTP ${res.status} with a body that is not JSON${snippet(text)}`);
+    if (errorCode !== undefined) throw new DpoError(`judge ${this.url}: HTTP ${res.status} with an error${snippet(text)}`);
+    const message = (json as { choices?: { message?: { content?: unknown; refusal?: unknown } }[] } | null)?.choices?.[0]?.message;
+    // A refusal is the judge's answer (a malformed verdict); no text at all is a broken reply, retried and never cached.
+    const answer = typeof message?.content === 'string' && message.content.trim() ? message.content : typeof message?.refusal === 'string' ? message.refusal : undefined;
+    if (answer === undefined) throw new RetryableError(`HTTP ${res.status} without answer text (choices[0].message.content)${snippet(text)}`);
+    return answer;
   }
+}
+
+/** Causes of a failed request that a retry cannot fix: an unknown host, a bad URL, TLS certificate problems. */
+const HOPELESS_NETWORK_CODES = /^(ENOTFOUND|ERR_INVALID_URL|ERR_TLS_CERT_ALTNAME_INVALID|CERT_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_\w+|ERR_SSL_\w+)$/;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `error` object's code (or type, or 'error') of an OpenAI-style error body; undefined when there is none. */
+function apiErrorCode(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null || !('error' in json)) return undefined;
+  const err = (json as { error: unknown }).error;
+  if (err === null || err === undefined) return undefined;
+  if (typeof err !== 'object') return 'error';
+  const e = err as { code?: unknown; type?: unknown };
+  return typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'error';
 }
 
 function snippet(text: string): string {
@@ -227,9 +258,9 @@ function snippet(text: string): string {
   return t ? `: ${t.length > 200 ? `${t.slice(0, 200)}...` : t}` : '';
 }
 
-/** The cache key of one request: judge model + exact request text. */
-export function verdictKey(model: string, content: string): string {
-  return createHash('sha256').update(JSON.stringify([model, content])).digest('hex');
+/** The cache key of one request: endpoint URL + judge model + exact request text. */
+export function verdictKey(url: string, model: string, content: string): string {
+  return createHash('sha256').update(JSON.stringify([chatCompletionsUrl(url), model, content])).digest('hex');
 }
 
 /** An append-only JSONL file of judge answers (see the module comment). */
@@ -278,7 +309,11 @@ export class VerdictCache {
 
   async put(key: string, model: string, value: JudgeAnswer): Promise<void> {
     this.entries.set(key, value);
-    await appendFile(this.file, `${JSON.stringify({ key, model, choice: value.choice ?? null, answer: value.answer })}\n`);
+    try {
+      await appendFile(this.file, `${JSON.stringify({ key, model, choice: value.choice ?? null, answer: value.answer })}\n`);
+    } catch (e) {
+      throw new DpoError(`judge cache ${this.file}: ${(e as Error).message}`);
+    }
   }
 }
 
@@ -362,8 +397,8 @@ export async function judgePairs(pairs: readonly JudgePair[], options: JudgePair
     if (p.policy.trim() === p.baseline.trim()) continue;
     const first = renderJudgePrompt(template, p.query.trim(), p.policy.trim(), p.baseline.trim());
     const second = renderJudgePrompt(template, p.query.trim(), p.baseline.trim(), p.policy.trim());
-    questions.push({ pair: i, order: 0, content: first, key: verdictKey(client.model, first) });
-    questions.push({ pair: i, order: 1, content: second, key: verdictKey(client.model, second) });
+    questions.push({ pair: i, order: 0, content: first, key: verdictKey(client.url, client.model, first) });
+    questions.push({ pair: i, order: 1, content: second, key: verdictKey(client.url, client.model, second) });
   }
   const answers = new Map<string, JudgeAnswer>();
   let cached = 0;

@@ -1,8 +1,7 @@
 /**
- * The reward of (prompt, completion) texts: a reward model folder (normalised: raw reward minus
- * its reward_offset, tokenized with the reward model's own tokenizer as `dpo reward score` does)
- * or a scorer (a registered name such as 'sentiment', or a function). Shared by evaluation and by
- * the trainers that reward their own samples (PPO).
+ * A reward of texts from either source the project knows: a reward model folder (`dpo reward
+ * train` output, normalised: raw − reward_offset) or a scorer (a registered name or a function).
+ * Shared by `dpo evaluate`, Best-of-N sampling and the sentiment experiment.
  */
 import { collatePreferences } from '../data/collate.js';
 import { tokenizePreferences, type TokenizedPreference } from '../data/tokenize.js';
@@ -12,49 +11,48 @@ import { silentProgress, type ProgressReporter } from '../train/progress.js';
 import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
 import { getScorer, type CompletionScorer } from './scorers.js';
 
-/** Rewards of completions[i] given prompts[i]; `label` names the set in progress and errors. */
+/** Rewards of (prompt, completion) texts, one per pair; `label` names them in messages. */
 export type RewardFn = (prompts: readonly string[], completions: readonly string[], label: string) => Promise<Float64Array>;
 
-export interface TextReward {
+export interface RewardSource {
   fn: RewardFn;
   /** 'reward_model:<path>' or 'scorer:<name>'. */
   source: string;
   release(): Promise<void>;
 }
 
-export interface TextRewardOptions {
-  /** A reward model (sequence-classification layout). */
+export interface RewardSourceOptions {
+  /** A reward model folder (sequence-classification layout). */
   rewardModel?: string;
   /** A registered scorer name ('sentiment', 'length', ...) or a function, instead of a reward model. */
   scorer?: string | CompletionScorer;
-  /** Names a function `scorer` in `source` (default 'custom'). */
+  /** Names a function `scorer` (default 'custom'). */
   scorerName?: string;
-  /** Sequences per reward-model batch (default 8). */
+  /** Sequences per reward-model forward pass (default 8). */
   batchSize?: number;
   runtime?: RuntimeOptions;
   progress?: ProgressReporter;
 }
 
-/** The reward a reward model or a scorer gives; undefined when neither is given. */
-export async function textReward(o: TextRewardOptions): Promise<TextReward | undefined> {
+/** The reward named by `rewardModel` or `scorer` (exactly one must be given). */
+export async function openRewardSource(o: RewardSourceOptions): Promise<RewardSource> {
   if (o.rewardModel && o.scorer) throw new DpoError('give a reward model or a scorer, not both');
-  if (o.rewardModel) return { ...(await rewardModelFn(o.rewardModel, o.batchSize ?? 8, o.runtime, o.progress ?? silentProgress)), source: `reward_model:${o.rewardModel}` };
+  if (o.rewardModel) return rewardModelSource(o.rewardModel, o);
   if (o.scorer) {
     const entry = typeof o.scorer === 'string' ? getScorer(o.scorer) : undefined;
-    return {
-      fn: scorerFn(entry ? entry.score : (o.scorer as CompletionScorer)),
-      source: `scorer:${entry ? entry.name : (o.scorerName ?? 'custom')}`,
-      release: async () => {},
-    };
+    return { fn: scorerFn(entry ? entry.score : (o.scorer as CompletionScorer)), source: `scorer:${entry ? entry.name : (o.scorerName ?? 'custom')}`, release: async () => {} };
   }
-  return undefined;
+  throw new DpoError('a reward is needed: a reward model or a scorer');
 }
 
-async function rewardModelFn(ref: string, bs: number, runtime: RuntimeOptions | undefined, progress: ProgressReporter): Promise<{ fn: RewardFn; release(): Promise<void> }> {
+/** Rewards under a reward model, tokenized as `dpo reward score` does. */
+async function rewardModelSource(ref: string, o: RewardSourceOptions): Promise<RewardSource> {
   const rm = await loadRewardModel(ref);
   if (!rm.tokenizer) throw new DpoError(`${rm.dir}: no tokenizer.json; the reward model's tokenizer is needed to read the samples`);
   const tokenizer = rm.tokenizer;
-  const scorer = await RewardScorer.create(rm.model, rewardParameterShapes(rm.model), runtime);
+  const scorer = await RewardScorer.create(rm.model, rewardParameterShapes(rm.model), o.runtime);
+  const bs = o.batchSize ?? 8;
+  const progress = o.progress ?? silentProgress;
   const fn: RewardFn = async (prompts, completions, label) => {
     const rows: TokenizedPreference[] = prompts.map((prompt, i) => {
       const t = tokenizePreferences([{ prompt, completions: [completions[i]], origin: { file: label, line: i } }], tokenizer, { maxLength: rm.model.config.maxPositions });
@@ -71,7 +69,7 @@ async function rewardModelFn(ref: string, bs: number, runtime: RuntimeOptions | 
     progress.stop();
     return out;
   };
-  return { fn, release: () => scorer.release() };
+  return { fn, source: `reward_model:${ref}`, release: () => scorer.release() };
 }
 
 function scorerFn(scorer: CompletionScorer): RewardFn {

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { DpoError } from '../errors.js';
 
 /** A unique hidden name next to `target`; same directory so that rename() stays atomic. */
 export function tempSibling(target: string, tag = 'tmp'): string {
@@ -20,7 +21,12 @@ export async function writeFileAtomic(
   write: (handle: import('node:fs/promises').FileHandle) => Promise<void>,
 ): Promise<void> {
   const tmp = tempSibling(target);
-  const handle = await open(tmp, 'wx');
+  let handle: import('node:fs/promises').FileHandle;
+  try {
+    handle = await open(tmp, 'wx');
+  } catch (e) {
+    throw withPath(e, target);
+  }
   try {
     await write(handle);
     await handle.sync();
@@ -29,9 +35,31 @@ export async function writeFileAtomic(
   } catch (e) {
     await handle.close().catch(() => undefined);
     await rm(tmp, { force: true });
-    throw e;
+    throw withPath(e, target);
   }
 }
+
+/**
+ * A file-system error as one line naming the file (Node's own messages for ENOSPC, EISDIR, EIO
+ * on a write name no path); other errors pass through.
+ */
+export function withPath(e: unknown, path: string): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (e instanceof DpoError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return e;
+  const what = ERRNO_WORDS[code] ?? (e as Error).message.replace(/^E[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
+  return new DpoError(`${path}: cannot write (${code}: ${what})`);
+}
+
+const ERRNO_WORDS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EISDIR: 'a folder is in the way',
+  ENOTDIR: 'a file is in the way of its folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+};
 
 /** Atomically write a whole string or byte array. */
 export async function writeBytesAtomic(target: string, data: string | Uint8Array): Promise<void> {

@@ -1,31 +1,38 @@
 /**
  * Saving a checkpoint as a Hugging Face model folder that transformers' from_pretrained loads.
  *
- * Everything is written into a temporary sibling folder first and swapped in with renames, so
- * a failed or interrupted save never leaves a half-written checkpoint behind.
+ * Files are written one by one inside the folder, each to a temporary name that is renamed over
+ * its target when complete: the folder itself is never moved or replaced, so saving into a mount
+ * point (a Docker or Kubernetes volume) or under a read-only parent works, and an interrupted
+ * save never makes the folder disappear. Once the new files are in place, weight files of the
+ * previous save that the new one does not have (shards, .bin files) and a LoRA adapter's files
+ * are removed, so the folder holds one model of one kind (see model-files.ts).
  */
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { DpoError } from '../errors.js';
-import { swapFolder, tempSibling } from './atomic.js';
+import { tempSibling, writeBytesAtomic } from './atomic.js';
 import type { FloatOutputDtype } from './dtypes.js';
 import type { JsonObject } from './json-file.js';
 import {
+  ADAPTER_FILES,
   CONFIG_FILE,
   GENERATION_CONFIG_FILE,
   TOKENIZER_FILES,
-  WEIGHTS_FILE,
   isWeightFile,
 } from './model-files.js';
-import { writeSafetensors, type TensorCollection } from './safetensors-write.js';
+import type { TensorCollection } from './safetensors-write.js';
+import { writeModelWeights } from './weights-write.js';
 
 export interface SaveCheckpointOptions {
   /** Written as config.json. */
   config: JsonObject;
-  /** Written as model.safetensors, names as given. */
+  /** Written as model.safetensors (or shards past `maxShardSize`), names as given, in state-dict order. */
   tensors: TensorCollection;
   /** Stored dtype of the weights (default F32). */
   dtype?: FloatOutputDtype;
+  /** Largest weight file in bytes; bigger checkpoints are sharded (default 2 GB, as transformers' "2GB"). */
+  maxShardSize?: number;
   /**
    * A folder whose tokenizer files (tokenizer.json, tokenizer_config.json,
    * special_tokens_map.json, chat templates) and generation_config.json are copied when present.
@@ -53,59 +60,83 @@ async function isFile(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined))?.isFile() ?? false;
 }
 
-async function fillFolder(tmp: string, dir: string, options: SaveCheckpointOptions): Promise<void> {
-  await writeFile(join(tmp, CONFIG_FILE), jsonText(options.config));
-  await writeSafetensors(join(tmp, WEIGHTS_FILE), options.tensors, { dtype: options.dtype });
-  if (options.tokenizerDir !== undefined) {
-    const src = options.tokenizerDir;
-    for (const name of [...TOKENIZER_FILES, GENERATION_CONFIG_FILE]) {
-      if (name === GENERATION_CONFIG_FILE && options.generationConfig) continue;
-      // copyFile follows symlinks, so files from a hub cache snapshot are copied as real files.
-      if (await isFile(join(src, name))) await copyFile(join(src, name), join(tmp, name));
-    }
+/** Copies `src` over `dest` atomically (copyFile follows symlinks, so hub cache files become real files). */
+async function copyFileAtomic(src: string, dest: string): Promise<void> {
+  const tmp = tempSibling(dest);
+  try {
+    await copyFile(src, tmp);
+    await rename(tmp, dest);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new DpoError(`${dest}: cannot copy from ${src} (${(e as Error).message})`);
   }
-  if (options.generationConfig) {
-    await writeFile(join(tmp, GENERATION_CONFIG_FILE), jsonText(options.generationConfig));
-  }
-  for (const [name, content] of Object.entries(options.extraFiles ?? {})) {
-    const rel = checkRelativeName(dir, name);
-    await mkdir(dirname(join(tmp, rel)), { recursive: true });
-    await writeFile(join(tmp, rel), content);
+}
+
+/** Removes the files a save of the other kind (or an older save with other weight files) left. */
+export async function removeStaleModelFiles(dir: string, keep: ReadonlySet<string>, stale: (name: string) => boolean): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (keep.has(name) || !stale(name)) continue;
+    await rm(join(dir, name), { force: true });
   }
 }
 
 /**
- * Swap the finished `tmp` folder in at `dir`. When `dir` already exists, its checkpoint files
- * are replaced as a whole and its other entries (logs, sub-folders) are carried over.
+ * Makes `dir` (and its parents) a folder; one clear line when something else is in the way.
+ * Resolves to true when the folder is new.
  */
-async function swapIn(tmp: string, dir: string): Promise<void> {
+export async function ensureFolder(dir: string): Promise<boolean> {
   const existing = await stat(dir).catch(() => undefined);
-  if (!existing) {
-    await rename(tmp, dir);
-    return;
+  if (existing && !existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
+  if (existing) return false;
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new DpoError(`${dir}: cannot create the folder (${(e as Error).message})`);
   }
-  if (!existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
-  const old = await swapFolder(tmp, dir);
-  const written = new Set(await readdir(dir));
-  for (const name of await readdir(old)) {
-    if (written.has(name) || isWeightFile(name)) continue;
-    await rename(join(old, name), join(dir, name));
-  }
-  await rm(old, { recursive: true, force: true });
+  return true;
 }
 
-/** Write config.json, model.safetensors and the tokenizer/extra files to `dir`, atomically. */
-export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
-  const target = resolve(dir);
-  await mkdir(dirname(target), { recursive: true });
-  const tmp = tempSibling(target, 'saving');
-  await mkdir(tmp);
+/**
+ * Runs `save` on the folder `dir`, creating it when missing; a folder this call created is
+ * removed again when `save` fails (an existing one is left as the per-file writes left it).
+ */
+export async function saveIntoFolder(dir: string, save: () => Promise<void>): Promise<void> {
+  const created = await ensureFolder(dir);
   try {
-    await fillFolder(tmp, target, options);
-    await swapIn(tmp, target);
+    await save();
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
+    if (created) await rm(dir, { recursive: true, force: true });
     throw e;
   }
 }
 
+/** Write config.json, model.safetensors and the tokenizer/extra files to `dir`, each atomically. */
+export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
+  const target = resolve(dir);
+  const extra = Object.entries(options.extraFiles ?? {}).map(([name, content]) => [checkRelativeName(dir, name), content] as const);
+  await saveIntoFolder(target, async () => {
+    const weightFiles = await writeModelWeights(target, options.tensors, { dtype: options.dtype, maxShardSize: options.maxShardSize });
+    const written = new Set<string>([...weightFiles, CONFIG_FILE]);
+    await writeBytesAtomic(join(target, CONFIG_FILE), jsonText(options.config));
+    if (options.tokenizerDir !== undefined && resolve(options.tokenizerDir) !== target) {
+      const src = options.tokenizerDir;
+      for (const name of [...TOKENIZER_FILES, GENERATION_CONFIG_FILE]) {
+        if (name === GENERATION_CONFIG_FILE && options.generationConfig) continue;
+        if (await isFile(join(src, name))) {
+          await copyFileAtomic(join(src, name), join(target, name));
+          written.add(name);
+        }
+      }
+    }
+    if (options.generationConfig) {
+      await writeBytesAtomic(join(target, GENERATION_CONFIG_FILE), jsonText(options.generationConfig));
+      written.add(GENERATION_CONFIG_FILE);
+    }
+    for (const [rel, content] of extra) {
+      await mkdir(dirname(join(target, rel)), { recursive: true });
+      await writeBytesAtomic(join(target, rel), content);
+      written.add(rel);
+    }
+    await removeStaleModelFiles(target, written, (name) => isWeightFile(name) || ADAPTER_FILES.includes(name));
+  });
+}

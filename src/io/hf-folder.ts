@@ -103,7 +103,8 @@ async function locateWeights(dir: string): Promise<{ files: string[]; owner: Map
 /** Open a model folder: parses the JSON files and every weight header, reads no tensor data. */
 export async function openCheckpoint(dir: string): Promise<LazyCheckpoint> {
   const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) throw new DpoError(`${dir}: model folder does not exist`);
+  if (info && !info.isDirectory()) throw new DpoError(`${dir}: is a file, not a model folder (give the folder holding config.json and the weights)`);
+  if (!info) throw new DpoError(`${dir}: model folder does not exist`);
   const configPath = join(dir, CONFIG_FILE);
   if (!(await exists(configPath))) {
     throw new DpoError(`${dir}: no ${CONFIG_FILE}, so this is not a Hugging Face model folder`);

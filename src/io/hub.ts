@@ -97,6 +97,7 @@ async function shardsOf(indexPath: string): Promise<string[]> {
 export async function resolveModel(ref: string, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
   const asPath = await stat(ref).catch(() => undefined);
   if (asPath?.isDirectory()) return { dir: ref, source: 'local' };
+  if (asPath) throw new DpoError(`${ref}: is a file, not a model folder (give the folder holding config.json and the weights)`);
   const name = ref.split('@')[0];
   if (/^(\.{1,2}|~)?[/\\]/.test(name) || name.split('/').length > 2) {
     throw new DpoError(`${ref}: model folder does not exist`);

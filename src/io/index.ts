@@ -7,3 +7,6 @@ export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveMo
 export { loadTokenizer, HfTokenizer, type LoadTokenizerOptions } from './tokenizer.js';
 export type { ChatMessage, TextTokenizer } from './tokenizer-types.js';
 export type { JsonObject } from './json-file.js';
+export { SAVE_DTYPES, resolveSaveDtype, checkpointDtype, torchDtypeName, type SaveDtype, type ModelSaveOptions } from './save-dtype.js';
+export { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from './shards.js';
+export { writeModelWeights, type WriteWeightsOptions } from './weights-write.js';

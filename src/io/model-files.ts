@@ -23,3 +23,8 @@ export function isWeightFile(name: string): boolean {
     /^pytorch_model.*\.bin(\.index\.json)?$/.test(name)
   );
 }
+
+/** A PEFT LoRA adapter folder's files (adapter_model.bin: older PEFT versions). */
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const ADAPTER_FILES: readonly string[] = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, 'adapter_model.bin'];

@@ -21,7 +21,8 @@ export type TensorCollection = ReadonlyMap<string, Float32Tensor> | Readonly<Rec
 // Elements converted per write for F16/BF16, bounding the scratch buffer to 8 MiB.
 const CONVERT_CHUNK = 1 << 22;
 
-function entriesOf(tensors: TensorCollection): [string, Float32Tensor][] {
+/** A collection's entries, in its own order. */
+export function entriesOf(tensors: TensorCollection): [string, Float32Tensor][] {
   return tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, Float32Tensor>);
 }
 

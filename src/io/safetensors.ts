@@ -63,6 +63,8 @@ export type RawTensorData =
 const MAX_HEADER_BYTES = 100_000_000;
 // fs.read takes at most 2 GiB per call; stay well below it.
 const READ_CHUNK = 1 << 30;
+// Scratch for converting 16/64-bit floats while reading (bounds load memory beyond the float32 copy).
+const READ_CONVERT_BYTES = 8 << 20;
 
 if (endianness() !== 'LE') {
   // Tensor bytes are little-endian and are viewed in place through typed arrays.
@@ -237,6 +239,7 @@ async function openOrThrow(path: string): Promise<FileHandle> {
  */
 export class SafetensorsFile {
   private readonly byName: Map<string, TensorInfo>;
+  private scratch = new Uint8Array(0);
 
   private constructor(
     private readonly handle: FileHandle,
@@ -295,8 +298,35 @@ export class SafetensorsFile {
       await readExactly(this.handle, new Uint8Array(data.buffer), info.fileOffset, this.path, `tensor "${name}" data`);
       return { data, shape: [...info.shape] };
     }
+    if (info.dtype === 'F16' || info.dtype === 'BF16' || info.dtype === 'F64') {
+      return { data: await this.readConverted(info), shape: [...info.shape] };
+    }
     const raw = await this.readRaw(name);
     return { data: toFloat32(raw.dtype, raw.data, this.path, name), shape: raw.shape };
+  }
+
+  /**
+   * A 16- or 64-bit float tensor converted to float32 through a bounded scratch buffer, so loading
+   * a checkpoint needs the float32 weights plus at most READ_CONVERT_BYTES, never the raw tensor too.
+   */
+  private async readConverted(info: TensorInfo): Promise<Float32Array> {
+    const size = DTYPE_SIZES[info.dtype];
+    const count = info.byteLength / size;
+    const out = new Float32Array(count);
+    const chunk = Math.max(1, Math.min(count, Math.floor(READ_CONVERT_BYTES / size)));
+    // One scratch buffer per open file, reused by every tensor: no garbage left for the GC to find.
+    if (this.scratch.byteLength < chunk * size) this.scratch = new Uint8Array(Math.min(READ_CONVERT_BYTES, info.byteLength));
+    const scratch = this.scratch;
+    for (let start = 0; start < count; start += chunk) {
+      const n = Math.min(chunk, count - start);
+      const bytes = scratch.subarray(0, n * size);
+      await readExactly(this.handle, bytes, info.fileOffset + start * size, this.path, `tensor "${info.name}" data`);
+      const dst = out.subarray(start, start + n);
+      if (info.dtype === 'F64') dst.set(new Float64Array(scratch.buffer, 0, n));
+      else if (info.dtype === 'F16') f16BitsToF32(new Uint16Array(scratch.buffer, 0, n), dst);
+      else bf16BitsToF32(new Uint16Array(scratch.buffer, 0, n), dst);
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -336,20 +366,9 @@ function viewAs(dtype: SafetensorsDtype, bytes: Uint8Array, path: string, name: 
   }
 }
 
+/** Integer tensors as float32, refusing values float32 cannot hold exactly. */
 function toFloat32(dtype: SafetensorsDtype, raw: RawTensorData, path: string, name: string): Float32Array {
   const out = new Float32Array(raw.length);
-  if (dtype === 'F16') {
-    f16BitsToF32(raw as Uint16Array, out);
-    return out;
-  }
-  if (dtype === 'BF16') {
-    bf16BitsToF32(raw as Uint16Array, out);
-    return out;
-  }
-  if (dtype === 'F64') {
-    out.set(raw as Float64Array);
-    return out;
-  }
   for (let i = 0; i < raw.length; i++) {
     const v = Number(raw[i]);
     out[i] = v;

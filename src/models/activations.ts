@@ -1,4 +1,5 @@
 /** transformers' ACT2FN names -> engine compositions. */
+import { DpoError } from '../errors.js';
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { geluErf, geluTanh, silu } from '../engine/nn.js';
@@ -16,6 +17,6 @@ const ACTIVATIONS: Record<string, (x: Tensor) => Tensor> = {
 /** The activation `name` (config's hidden_act / activation_function); unknown names error. */
 export function activation(family: string, name: string): (x: Tensor) => Tensor {
   const f = ACTIVATIONS[name];
-  if (!f) throw new Error(`${family}: activation '${name}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  if (!f) throw new DpoError(`${family}: activation '${name}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
   return f;
 }

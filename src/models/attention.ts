@@ -26,15 +26,38 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
 
 /**
  * Boolean [B, 1, T, S] mask: query t (the last T of S positions) may see key s when s is not in
- * its future and the key is not padding.
+ * its future and the key is not padding. With `slidingWindow` w, also only the keys less than w
+ * positions back (transformers' sliding_window_overlay: kv_idx > q_idx - w), counted in cache
+ * positions, so a KV-cache step sees exactly what the full forward sees.
+ *
+ * `paddingMask` is ForwardInputs.attentionMask: float 0/1 (0 = padding), or int64 segment ids of
+ * packed sequences (padding-free batches, no cache: S = T): 0 = padding, and a query sees only
+ * earlier keys of its own segment (block-diagonal causal; positions restart per segment, so the
+ * sliding window counts within the segment too).
  */
-export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined): Tensor {
+export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined, slidingWindow?: number): Tensor {
   const t: Dim = query.shape[2];
   const s: Dim = key.shape[2];
-  const causal = causalMask(g, t, s, key.shape[2] === s ? key : undefined);
-  if (!paddingMask) return op.reshape(causal, [1, 1, t, s]);
+  let visible = causalMask(g, t, s, key);
+  if (slidingWindow !== undefined) visible = op.and(visible, windowMask(g, t, s, key, slidingWindow));
+  const causal = op.reshape(visible, [1, 1, t, s]);
+  if (!paddingMask) return causal;
+  if (paddingMask.dtype === 'int64') {
+    if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
+    const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
+    const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
+    return op.and(op.and(causal, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
+  }
   const keyOk = op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5);
-  return op.and(op.reshape(causal, [1, 1, t, s]), keyOk);
+  return op.and(causal, keyOk);
+}
+
+/** Boolean [T, S]: key s is fewer than `window` positions behind query t (the last T of S). */
+function windowMask(g: Graph, t: Dim, s: Dim, key: Tensor, window: number): Tensor {
+  const rows = op.arange(g, t, 'int64', key);
+  const q = t === s ? rows : op.add(rows, op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])));
+  const k = op.arange(g, s, 'int64', key);
+  return op.less(op.sub(op.unsqueeze(q, 1), op.unsqueeze(k, 0)), window);
 }
 
 function lowest(dtype: string): number {
@@ -51,6 +74,9 @@ function lowest(dtype: string): number {
  * matmuls broadcast k and v over the group axis. Without dropout on the probabilities the
  * scores and probabilities ([.., T, S] each) are recomputed in the backward rather than kept
  * (checkpoint); a dropout mask cannot be drawn twice, so with dropout they are kept.
+ *
+ * `softcap` (Gemma 2's attn_logit_softcapping) bounds the scaled scores, tanh(s / cap) * cap,
+ * before the mask.
  */
 export function scaledDotProductAttention(
   q: Tensor,
@@ -59,6 +85,7 @@ export function scaledDotProductAttention(
   mask: Tensor,
   scale: number,
   probsDropout?: (probs: Tensor) => Tensor,
+  softcap?: number,
 ): Tensor {
   const [b, heads, t, d] = q.shape as [Dim, number, Dim, number];
   const kvHeads = k.shape[1] as number;
@@ -70,7 +97,8 @@ export function scaledDotProductAttention(
   const vv = grouped ? op.unsqueeze(v, 2) : v;
   const m = grouped ? op.unsqueeze(mask, 1) : mask;
   const attend = ([qx, kx, vx]: readonly Tensor[]): Tensor[] => {
-    const scores = op.matmul(qx, op.transposeLast2(kx));
+    const raw = op.matmul(qx, op.transposeLast2(kx));
+    const scores = softcap === undefined ? raw : op.mul(op.tanh(op.mul(raw, 1 / softcap)), softcap);
     // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
     // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
     const masked = op.where(m, scores, lowest(q.dtype));

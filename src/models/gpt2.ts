@@ -35,7 +35,7 @@ export class GPT2 implements CausalLM {
     this.activation = typeof raw.activation_function === 'string' ? raw.activation_function : 'gelu_new';
     this.scaleAttn = raw.scale_attn_weights !== false;
     if (raw.scale_attn_by_inverse_layer_idx === true || raw.reorder_and_upcast_attn === true) {
-      throw new Error('gpt2: scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn are not supported');
+      throw new DpoError('gpt2: scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn are not supported');
     }
   }
 
@@ -108,7 +108,7 @@ export class GPT2 implements CausalLM {
       case 'swish':
         return silu(x);
       default:
-        throw new Error(`gpt2: activation_function '${this.activation}' is not supported`);
+        throw new DpoError(`gpt2: activation_function '${this.activation}' is not supported`);
     }
   }
 

@@ -39,7 +39,7 @@ export class GPTJ implements CausalLM {
     this.eps = optNum(raw, 'layer_norm_epsilon') ?? 1e-5;
     this.act = activation('gptj', typeof raw.activation_function === 'string' ? raw.activation_function : 'gelu_new');
     const rotaryDim = optNum(raw, 'rotary_dim') ?? this.config.headDim;
-    if (rotaryDim > this.config.headDim) throw new Error(`gptj: rotary_dim ${rotaryDim} exceeds the head size ${this.config.headDim}`);
+    if (rotaryDim > this.config.headDim) throw new DpoError(`gptj: rotary_dim ${rotaryDim} exceeds the head size ${this.config.headDim}`);
     // create_sinusoidal_positions: base 10000, dim = rotary_dim.
     this.invFreq = ropeInverseFrequencies('gptj', rotaryDim, 10000, null);
   }

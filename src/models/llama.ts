@@ -2,41 +2,90 @@
  * Llama, Qwen2 and Mistral, as transformers' modeling_llama.py / modeling_qwen2.py /
  * modeling_mistral.py (…ForCausalLM): RMSNorm, RoPE (rotate_half over the full head_dim, with
  * rope_theta and rope_scaling), grouped-query attention, SwiGLU MLP, optional tied lm_head.
+ * Qwen3 and SmolLM3 (qwen3.ts, smollm3.ts) are this decoder with a different `DecoderLayout`,
+ * as their transformers modular files derive them from Llama/Qwen2.
  *
  * The three differ only in biases and windowing:
  * - llama: `attention_bias` puts biases on q/k/v/o, `mlp_bias` on gate/up/down (both default false);
- * - qwen2: q/k/v always have biases, o_proj and the MLP never;
- * - mistral: no biases; `sliding_window` is not implemented, so longer sequences are refused.
+ * - qwen2: q/k/v always have biases, o_proj and the MLP never; with `use_sliding_window`, layers
+ *   from `max_window_layers` on (or those `layer_types` marks) attend through `sliding_window`;
+ * - mistral: no biases; every layer attends through `sliding_window` when it is set.
  */
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { linearT, rmsNorm } from '../engine/nn.js';
-import { DpoError } from '../errors.js';
 import { activation } from './activations.js';
+import { mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
+import { llamaStyleLinearModules, modelPrefixedKey, WindowMasks } from './decoder-layout.js';
 import { projection, type ModelParams } from './linear.js';
-import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
+import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
 import { defaultPositions } from './positions.js';
 import { modelDropout } from './dropout.js';
-import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary.js';
+import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
+
+type Raw = Readonly<Record<string, unknown>>;
+
+/** What distinguishes the members of the Llama decoder family. */
+export interface DecoderLayout {
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+  /** Qwen3: an RMSNorm over head_dim on every query and key head (q_norm / k_norm), before RoPE. */
+  qkNorm: boolean;
+  /** Per layer, its sliding window (undefined: full causal attention). */
+  windows: (number | undefined)[];
+  /** Per layer, whether it applies RoPE (SmolLM3's NoPE layers do not). */
+  rope: boolean[];
+  /** tie_word_embeddings when config.json omits it (the family's config class default). */
+  tieByDefault: boolean;
+  /** rope_theta when config.json omits it. */
+  defaultRopeTheta: number;
+}
+
+/** The layout of llama / qwen2 / mistral from their config.json. */
+function llamaLayout(raw: Raw, family: string, numLayers: number): DecoderLayout {
+  const attentionBias = raw.attention_bias === true;
+  const window = slidingWindowOf(family, raw);
+  let windows: (number | undefined)[] = Array.from({ length: numLayers }, () => undefined);
+  if (family === 'mistral') windows = windows.map(() => window);
+  if (family === 'qwen2') windows = qwenWindows(family, raw, numLayers);
+  return {
+    qkvBias: family === 'qwen2' || (family === 'llama' && attentionBias),
+    oBias: family === 'llama' && attentionBias,
+    mlpBias: family === 'llama' && raw.mlp_bias === true,
+    qkNorm: false,
+    windows,
+    rope: windows.map(() => true),
+    tieByDefault: false,
+    defaultRopeTheta: 10000,
+  };
+}
+
+/**
+ * Qwen2/Qwen3Config: sliding_window counts only with use_sliding_window; layer_types defaults to
+ * "sliding_attention" for layers from max_window_layers on.
+ */
+export function qwenWindows(family: string, raw: Raw, numLayers: number): (number | undefined)[] {
+  const window = raw.use_sliding_window === true ? slidingWindowOf(family, raw) : undefined;
+  const maxWindowLayers = optNum(raw, 'max_window_layers') ?? 28;
+  const types = layerTypes(family, raw, numLayers, (l) => (window !== undefined && l >= maxWindowLayers ? 'sliding_attention' : 'full_attention'));
+  return layerWindows(types, window);
+}
 
 export type LlamaFamily = 'llama' | 'qwen2' | 'mistral';
 
 export class Llama implements CausalLM {
-  readonly modelType: LlamaFamily;
+  readonly modelType: string;
   readonly config: CausalLMConfig;
+  protected readonly layout: DecoderLayout;
   private readonly intermediate: number;
   private readonly eps: number;
   private readonly act: (x: Tensor) => Tensor;
-  private readonly invFreq: number[];
-  private readonly qkvBias: boolean;
-  private readonly oBias: boolean;
-  private readonly mlpBias: boolean;
-  /** Longest sequence attention handles exactly (sliding window not implemented). */
-  private readonly slidingWindow: number | undefined;
+  private readonly rope: RopeFrequencies;
 
-  constructor(raw: Readonly<Record<string, unknown>>, family: LlamaFamily = 'llama') {
+  constructor(raw: Raw, family: string = 'llama', layout?: (raw: Raw, numLayers: number) => DecoderLayout) {
     this.modelType = family;
     const common = readCommonConfig(raw, {
       vocabSize: 'vocab_size',
@@ -46,40 +95,34 @@ export class Llama implements CausalLM {
       numKeyValueHeads: 'num_key_value_heads',
       maxPositions: 'max_position_embeddings',
     });
-    // LlamaConfig / Qwen2Config / MistralConfig default tie_word_embeddings to false.
-    this.config = { ...common, tieWordEmbeddings: raw.tie_word_embeddings === true };
+    this.layout = layout ? layout(raw, common.numLayers) : llamaLayout(raw, family, common.numLayers);
+    const tie = raw.tie_word_embeddings == null ? this.layout.tieByDefault : raw.tie_word_embeddings === true;
+    this.config = { ...common, tieWordEmbeddings: tie };
     this.intermediate = num(raw, 'intermediate_size');
     this.eps = optNum(raw, 'rms_norm_eps') ?? 1e-6;
     this.act = activation(family, typeof raw.hidden_act === 'string' ? raw.hidden_act : 'silu');
-    this.invFreq = ropeInverseFrequencies(family, this.config.headDim, optNum(raw, 'rope_theta') ?? 10000, raw.rope_scaling);
-    const attentionBias = raw.attention_bias === true;
-    this.qkvBias = family === 'qwen2' || (family === 'llama' && attentionBias);
-    this.oBias = family === 'llama' && attentionBias;
-    this.mlpBias = family === 'llama' && raw.mlp_bias === true;
-    const window = optNum(raw, 'sliding_window');
-    if (family === 'mistral') this.slidingWindow = window;
-    else if (family === 'qwen2' && raw.use_sliding_window === true) this.slidingWindow = window;
+    const rope = ropeSettings(family, raw);
+    this.rope = ropeFrequencies(family, this.config.headDim, rope.theta ?? this.layout.defaultRopeTheta, rope.scaling, {
+      maxPositions: common.maxPositions,
+    });
   }
 
   parameters(): ParamInfo[] {
-    const { vocabSize: v, hiddenSize: e, numLayers, numHeads, numKeyValueHeads, headDim } = this.config;
-    const i = this.intermediate;
-    const q = numHeads * headDim;
-    const kv = numKeyValueHeads * headDim;
+    const { vocabSize: v, hiddenSize: e, numLayers, headDim } = this.config;
     const ps: ParamInfo[] = [{ name: 'model.embed_tokens.weight', shape: [v, e] }];
-    const lin = (name: string, out: number, inF: number, bias: boolean): void => {
-      ps.push({ name: `${name}.weight`, shape: [out, inF] });
-      if (bias) ps.push({ name: `${name}.bias`, shape: [out] });
+    const { qkvBias, oBias, mlpBias } = this.layout;
+    const byPath = new Map(this.linearModules().map((m) => [m.path, m]));
+    const lin = (path: string, bias: boolean): void => {
+      const m = byPath.get(path) as LinearModule;
+      ps.push({ name: m.weight, shape: [m.outFeatures, m.inFeatures] });
+      if (bias) ps.push({ name: `${path}.bias`, shape: [m.outFeatures] });
     };
     for (let l = 0; l < numLayers; l++) {
       const p = `model.layers.${l}`;
-      lin(`${p}.self_attn.q_proj`, q, e, this.qkvBias);
-      lin(`${p}.self_attn.k_proj`, kv, e, this.qkvBias);
-      lin(`${p}.self_attn.v_proj`, kv, e, this.qkvBias);
-      lin(`${p}.self_attn.o_proj`, e, q, this.oBias);
-      lin(`${p}.mlp.gate_proj`, i, e, this.mlpBias);
-      lin(`${p}.mlp.up_proj`, i, e, this.mlpBias);
-      lin(`${p}.mlp.down_proj`, e, i, this.mlpBias);
+      for (const name of ['q_proj', 'k_proj', 'v_proj']) lin(`${p}.self_attn.${name}`, qkvBias);
+      lin(`${p}.self_attn.o_proj`, oBias);
+      if (this.layout.qkNorm) ps.push({ name: `${p}.self_attn.q_norm.weight`, shape: [headDim] }, { name: `${p}.self_attn.k_norm.weight`, shape: [headDim] });
+      for (const name of ['gate_proj', 'up_proj', 'down_proj']) lin(`${p}.mlp.${name}`, mlpBias);
       ps.push({ name: `${p}.input_layernorm.weight`, shape: [e] }, { name: `${p}.post_attention_layernorm.weight`, shape: [e] });
     }
     ps.push({ name: 'model.norm.weight', shape: [e] });
@@ -88,68 +131,52 @@ export class Llama implements CausalLM {
   }
 
   canonicalKey(fileKey: string): string | undefined {
-    if (fileKey.endsWith('.rotary_emb.inv_freq')) return undefined; // buffer
-    if (fileKey === 'lm_head.weight') return this.config.tieWordEmbeddings ? undefined : fileKey;
-    return fileKey.startsWith('model.') ? fileKey : `model.${fileKey}`;
+    return modelPrefixedKey(fileKey, this.config.tieWordEmbeddings);
   }
 
   linearModules(): LinearModule[] {
-    const { hiddenSize: e, numHeads, numKeyValueHeads, headDim } = this.config;
-    const i = this.intermediate;
-    const mods: LinearModule[] = [];
-    for (let l = 0; l < this.config.numLayers; l++) {
-      const add = (path: string, role: string, inF: number, outF: number): void => {
-        mods.push({ path, role, weight: `${path}.weight`, layout: 'out_in', inFeatures: inF, outFeatures: outF });
-      };
-      const p = `model.layers.${l}`;
-      add(`${p}.self_attn.q_proj`, 'q_proj', e, numHeads * headDim);
-      add(`${p}.self_attn.k_proj`, 'k_proj', e, numKeyValueHeads * headDim);
-      add(`${p}.self_attn.v_proj`, 'v_proj', e, numKeyValueHeads * headDim);
-      add(`${p}.self_attn.o_proj`, 'o_proj', numHeads * headDim, e);
-      add(`${p}.mlp.gate_proj`, 'gate_proj', e, i);
-      add(`${p}.mlp.up_proj`, 'up_proj', e, i);
-      add(`${p}.mlp.down_proj`, 'down_proj', i, e);
-    }
-    return mods;
+    return llamaStyleLinearModules(this.config, this.intermediate);
   }
 
-  checkSequenceLength(n: number): void {
-    if (this.slidingWindow !== undefined && n > this.slidingWindow) {
-      throw new DpoError(
-        `${this.modelType}: sequence of ${n} tokens exceeds sliding_window ${this.slidingWindow}; sliding-window attention is not implemented`,
-      );
-    }
-  }
+  /** RoPE has no length limit and sliding windows are masked exactly: any length is fine. */
+  checkSequenceLength(_n: number): void {}
 
   forward(p: ModelParams, inputs: ForwardInputs): ForwardOutputs {
     const g = inputs.inputIds.graph;
     const { numHeads, numKeyValueHeads, headDim, numLayers } = this.config;
+    const { qkvBias, oBias, mlpBias, qkNorm, windows } = this.layout;
     const embed = p['model.embed_tokens.weight'];
     // LlamaRotaryEmbedding: cos/sin once per forward, shared by every layer.
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
-    const rope = rotaryTables(positions, this.invFreq, embed.dtype as 'float32' | 'float64', 'half');
+    const rope = rotaryTables(positions, this.rope, embed.dtype as 'float32' | 'float64', 'half');
     const drop = modelDropout(inputs.dropout, this.config.raw, { attn: 'attention_dropout' });
     let h = op.gather(embed, inputs.inputIds);
     const present: KeyValue[] = [];
-    let mask: Tensor | undefined;
+    const masks = new WindowMasks(g, inputs.attentionMask);
     const scale = 1 / Math.sqrt(headDim);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
       const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
-      // LlamaAttention
+      const positional = (x: Tensor): Tensor => (this.layout.rope[l] ? applyRotary(x, rope) : x);
+      // LlamaAttention (Qwen3Attention: q_norm / k_norm per head before RoPE)
       const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
-      const q = applyRotary(splitHeads(proj(a, 'self_attn.q_proj', this.qkvBias), numHeads, headDim), rope);
-      const k = applyRotary(splitHeads(proj(a, 'self_attn.k_proj', this.qkvBias), numKeyValueHeads, headDim), rope);
-      const v = splitHeads(proj(a, 'self_attn.v_proj', this.qkvBias), numKeyValueHeads, headDim);
-      const kv = withPast({ key: k, value: v }, inputs.past?.[l]);
+      let q = splitHeads(proj(a, 'self_attn.q_proj', qkvBias), numHeads, headDim);
+      let k = splitHeads(proj(a, 'self_attn.k_proj', qkvBias), numKeyValueHeads, headDim);
+      if (qkNorm) {
+        q = rmsNorm(q, w('self_attn.q_norm.weight'), this.eps);
+        k = rmsNorm(k, w('self_attn.k_norm.weight'), this.eps);
+      }
+      const v = splitHeads(proj(a, 'self_attn.v_proj', qkvBias), numKeyValueHeads, headDim);
+      const kv = withPast({ key: positional(k), value: v }, inputs.past?.[l]);
       present.push(kv);
-      mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attn = mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs));
-      h = op.add(h, proj(attn, 'self_attn.o_proj', this.oBias));
+      const query = positional(q);
+      const mask = masks.get(query, kv.key, windows[l]);
+      const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, scale, drop.probs));
+      h = op.add(h, proj(attn, 'self_attn.o_proj', oBias));
       // LlamaMLP: down(act(gate(x)) * up(x))
       const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);
-      const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', this.mlpBias)), proj(b, 'mlp.up_proj', this.mlpBias));
-      h = op.add(h, proj(gated, 'mlp.down_proj', this.mlpBias));
+      const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', mlpBias)), proj(b, 'mlp.up_proj', mlpBias));
+      h = op.add(h, proj(gated, 'mlp.down_proj', mlpBias));
     }
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }

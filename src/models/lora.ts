@@ -21,18 +21,22 @@
  * The DPO reference model is the same base weights with adapters off (`enabled: false` returns
  * the base params untouched), so no second copy of the model is held.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Rng } from '../data/rng.js';
 import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { DpoError } from '../errors.js';
-import { tempSibling, writeBytesAtomic } from '../io/atomic.js';
+import { writeBytesAtomic } from '../io/atomic.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
+import { removeStaleModelFiles, saveIntoFolder } from '../io/hf-folder-save.js';
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, isWeightFile } from '../io/model-files.js';
 import { readJsonObject, type JsonObject } from '../io/json-file.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
 import type { DropoutSites } from './dropout.js';
 import { withLinearAdapters, type LinearAdapter, type ModelParams } from './linear.js';
+import { modelTypes } from './registry.js';
 import type { CausalLM, LinearModule, ParamInfo } from './types.js';
 
 export interface LoraConfig {
@@ -52,18 +56,12 @@ export interface LoraConfig {
   useRslora?: boolean;
 }
 
-export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
-export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from '../io/model-files.js';
 
-/** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = {
-  gpt2: ['c_attn'],
-  gptj: ['q_proj', 'v_proj'],
-  gpt_neox: ['query_key_value'],
-  llama: ['q_proj', 'v_proj'],
-  qwen2: ['q_proj', 'v_proj'],
-  mistral: ['q_proj', 'v_proj'],
-};
+/** PEFT's default target modules per model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING), from the registry. */
+export const DEFAULT_TARGET_MODULES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  modelTypes().map((m) => [m.modelType, m.loraDefaultTargets]),
+);
 
 export function defaultTargetModules(modelType: string): string[] {
   const t = DEFAULT_TARGET_MODULES[modelType];
@@ -330,12 +328,14 @@ export interface SaveLoraOptions {
   config: LoraConfig;
   /** Recorded as base_model_name_or_path (a hub id or folder). */
   baseModelNameOrPath?: string;
+  /** Stored dtype of adapter_model.safetensors (default F32, as PEFT keeps adapters in float32). */
+  dtype?: FloatOutputDtype;
 }
 
 /**
  * Writes `dir`/adapter_config.json and `dir`/adapter_model.safetensors in PEFT's format
- * (keys "base_model.model.<module>.lora_A.weight" without the adapter name). A new folder appears
- * complete or not at all; in an existing folder each file is replaced atomically.
+ * (keys "base_model.model.<module>.lora_A.weight" without the adapter name), each file atomically
+ * inside the folder; a full model's weight files left there by an earlier save are removed.
  */
 export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Promise<void> {
   const { model, config, adapters } = options;
@@ -347,19 +347,12 @@ export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Pr
   }
   const json = `${JSON.stringify(adapterConfigJson(model, config, options.baseModelNameOrPath ?? null), null, 2)}\n`;
   const target = resolve(dir);
-  const existing = await stat(target).catch(() => undefined);
-  if (existing && !existing.isDirectory()) throw new DpoError(`${dir}: exists and is not a folder`);
-  const folder = existing ? target : tempSibling(target, 'saving');
-  if (!existing) await mkdir(dirname(target), { recursive: true });
-  if (!existing) await mkdir(folder);
-  try {
-    await writeSafetensors(join(folder, ADAPTER_WEIGHTS_FILE), tensors);
-    await writeBytesAtomic(join(folder, ADAPTER_CONFIG_FILE), json);
-    if (!existing) await rename(folder, target);
-  } catch (e) {
-    if (!existing) await rm(folder, { recursive: true, force: true });
-    throw e;
-  }
+  await saveIntoFolder(target, async () => {
+    await writeSafetensors(join(target, ADAPTER_WEIGHTS_FILE), tensors, { dtype: options.dtype });
+    await writeBytesAtomic(join(target, ADAPTER_CONFIG_FILE), json);
+    // A full model saved here before would otherwise be what other tools load (see model-folder-kind.ts).
+    await removeStaleModelFiles(target, new Set([ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE]), (name) => isWeightFile(name) || name === 'adapter_model.bin');
+  });
 }
 
 export interface LoadedLoraAdapter {

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { DpoError } from '../errors.js';
 import type { FloatOutputDtype } from '../io/dtypes.js';
-import { openCheckpoint, saveCheckpoint } from '../io/hf-folder.js';
+import { openCheckpoint, saveCheckpoint, type CheckpointTensorInfo } from '../io/hf-folder.js';
+import { checkpointDtype, withStoredDtype } from '../io/save-dtype.js';
 import { resolveModel, type ResolveModelOptions } from '../io/hub.js';
 import type { JsonObject } from '../io/json-file.js';
 import type { Float32Tensor } from '../io/safetensors.js';
@@ -39,6 +40,11 @@ export interface Pretrained {
   generationConfig?: JsonObject;
   /** The folder's tokenizer, when it has tokenizer.json and `options.tokenizer` is not false. */
   tokenizer?: HfTokenizer;
+  /**
+   * The dtype the checkpoint stores its parameters in (most of their elements); `--save-dtype
+   * auto` saves in it again. The weights themselves are always float32.
+   */
+  dtype: FloatOutputDtype;
   /**
    * Checkpoint keys that are neither parameters of the model nor known buffers. transformers
    * only warns about these; so do we (the caller decides whether to print them).
@@ -76,6 +82,7 @@ export async function loadPretrained(ref: string, options: LoadPretrainedOptions
   const ckpt = await openCheckpoint(dir);
   const weights = new Map<string, Float32Array>();
   const unexpectedKeys: string[] = [];
+  const stored: CheckpointTensorInfo[] = [];
   let model: CausalLM;
   try {
     model = createModel(ckpt.config);
@@ -103,6 +110,7 @@ export async function loadPretrained(ref: string, options: LoadPretrainedOptions
       }
       const t: Float32Tensor = await ckpt.read(key);
       weights.set(name, t.data);
+      stored.push(ckpt.info(key));
     }
     const missing = [...expected.keys()].filter((n) => !weights.has(n));
     if (missing.length > 0) {
@@ -122,6 +130,7 @@ export async function loadPretrained(ref: string, options: LoadPretrainedOptions
     config: ckpt.config,
     generationConfig: ckpt.generationConfig,
     tokenizer,
+    dtype: checkpointDtype(stored, ckpt.config),
     unexpectedKeys,
   };
 }
@@ -136,13 +145,13 @@ export interface SavePretrainedOptions {
   tokenizerDir?: string;
   /** Written as generation_config.json (takes precedence over one in `tokenizerDir`). */
   generationConfig?: JsonObject;
-  /** Stored dtype of model.safetensors (default F32). */
+  /** Stored dtype of the weights (default F32; `resolveSaveDtype` turns --save-dtype into one). */
   dtype?: FloatOutputDtype;
+  /** Largest weight file in bytes; past it the weights are sharded (default 2 GB). */
+  maxShardSize?: number;
   /** More files, by relative name. */
   extraFiles?: Readonly<Record<string, string | Uint8Array>>;
 }
-
-const TORCH_DTYPE: Record<FloatOutputDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 /**
  * The tensors `savePretrained` writes: exactly the model's parameters under the key names
@@ -173,7 +182,7 @@ export function checkpointTensors(model: CausalLM, weights: ReadonlyMap<string, 
 }
 
 /**
- * Write `dir` in Hugging Face layout (config.json, model.safetensors, tokenizer files) so that
+ * Write `dir` in Hugging Face layout (config.json, model.safetensors or shards, tokenizer files) so that
  * transformers' AutoModelForCausalLM.from_pretrained loads it without missing-key warnings.
  * Atomic: the folder appears complete or not at all. Tensors are written from the given arrays
  * (no copy is made).
@@ -182,11 +191,12 @@ export async function savePretrained(dir: string, options: SavePretrainedOptions
   const { model } = options;
   const tensors = checkpointTensors(model, options.weights);
   const dtype = options.dtype ?? 'F32';
-  const config: JsonObject = { ...(options.config ?? (model.config.raw as JsonObject)), torch_dtype: TORCH_DTYPE[dtype] };
+  const config = withStoredDtype(options.config ?? (model.config.raw as JsonObject), dtype);
   await saveCheckpoint(dir, {
     config,
     tensors,
     dtype,
+    maxShardSize: options.maxShardSize,
     tokenizerDir: options.tokenizerDir,
     generationConfig: options.generationConfig,
     extraFiles: options.extraFiles,

@@ -19,7 +19,9 @@ export interface ForwardInputs {
   inputIds: Tensor;
   /**
    * float [batch, past + seq] of 0/1: 0 marks padding keys. Omitted means every key is real.
-   * Same dtype as the parameters.
+   * Same dtype as the parameters. Or, for padding-free (packed) batches without a cache: int64
+   * [batch, seq] segment ids (1, 2, ... per packed sequence, 0 = padding); each token then attends
+   * only to its own sequence, and `positionIds` should restart at every sequence (data/pack.ts).
    */
   attentionMask?: Tensor;
   /** int64 [batch, seq]; omitted means 0..seq-1 (offset by past length). */

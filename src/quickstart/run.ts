@@ -11,9 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { Generator } from '../generate/generator.js';
 import { resolveEosTokenIds } from '../generate/text.js';
 import { DpoError } from '../errors.js';
-import { readSafetensors } from '../io/safetensors.js';
-import { loadPretrained, type Pretrained } from '../models/pretrained.js';
-import { listCheckpoints } from '../train/checkpoint.js';
+import { loadPretrained } from '../models/pretrained.js';
+import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
 import { DPOTrainer } from '../train/dpo-trainer.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from './prompts.js';
@@ -175,7 +174,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
     // 4. After, and the reward/KL frontier along the way (checkpoints).
     const frontier: FrontierPoint[] = [{ step: 0, reward: before.reward, kl: before.kl }];
     for (const c of (await listCheckpoints(join(output, 'model'))).reverse()) {
-      const w = await checkpointWeights(c.dir, reference);
+      const w = await checkpointModelWeights(c.dir, reference.weights);
       const e = await evaluate(w, `evaluating step ${c.step}`);
       frontier.push({ step: c.step, reward: e.reward, kl: e.kl });
     }
@@ -235,12 +234,3 @@ export function preferencePairs(samples: readonly Sampled[][]): { prompt: string
   }
   return pairs;
 }
-
-/** Full weights of a checkpoint (the reference's, overwritten by the checkpoint's trained ones). */
-async function checkpointWeights(dir: string, reference: Pretrained): Promise<Map<string, Float32Array>> {
-  const trained = await readSafetensors(join(dir, 'weights.safetensors'));
-  const out = new Map(reference.weights);
-  for (const [name, t] of trained) out.set(name, t.data);
-  return out;
-}
-

@@ -2,10 +2,15 @@
  * Training checkpoints: `<output>/checkpoint-<step>/` holding the weights (Hugging Face layout),
  * optimizer state, and trainer state (step, data position, schedule). Each is written into a
  * temporary folder that is renamed into place when complete, so a crash leaves either a whole
- * checkpoint or none; a damaged one is detected on resume and the one before it is used.
+ * checkpoint or none. trainer_state.json, written last, lists every other file with its size
+ * and SHA-256; on resume a checkpoint is used only when every listed file is there and intact
+ * and it holds every tensor and optimizer slot the run needs; otherwise it is reported as
+ * damaged and the one before it is used.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { DpoError } from '../errors.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { writeSafetensors } from '../io/safetensors-write.js';
@@ -20,6 +25,8 @@ export interface TrainerState {
   totalSteps: number;
   /** Digest of the options that must not change across a resume. */
   configDigest: string;
+  /** Every other file of the checkpoint (relative path) with its size and SHA-256, written by save. */
+  files?: Record<string, { size: number; sha256: string }>;
 }
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -61,7 +68,8 @@ export async function saveTrainingCheckpoint(
       for (const [slot, data] of Object.entries(slots)) opt.set(`${name}::${slot}`, { data, shape: [...(c.shapes.get(name) as readonly number[])] });
     }
     if (opt.size) await writeSafetensors(join(tmp, OPTIMIZER_FILE), opt);
-    await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(c.state, null, 2)}\n`);
+    const state: TrainerState = { ...c.state, files: await fileDigests(tmp) };
+    await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
     await rm(final, { recursive: true, force: true });
     await rename(tmp, final);
   } catch (e) {
@@ -80,9 +88,28 @@ export async function listCheckpoints(output: string): Promise<{ step: number; d
     .sort((a, b) => b.step - a.step);
 }
 
-export async function loadTrainingCheckpoint(dir: string): Promise<CheckpointContents> {
+/**
+ * A checkpoint's model weights in full: `base` (the starting weights) overwritten by the
+ * checkpoint's trained ones, so that a checkpoint of a partly frozen run reads as a whole model.
+ */
+export async function checkpointModelWeights(dir: string, base: ReadonlyMap<string, Float32Array>): Promise<Map<string, Float32Array>> {
+  const trained = await readSafetensors(join(dir, WEIGHTS_FILE));
+  const out = new Map(base);
+  for (const [name, t] of trained) out.set(name, t.data);
+  return out;
+}
+
+/** What a run needs from a checkpoint: its trainable tensors with their shapes, and the optimizer's slots. */
+export interface CheckpointExpectation {
+  shapes: ReadonlyMap<string, readonly number[]>;
+  /** Optimizer state slots per trainable tensor (e.g. exp_avg, exp_avg_sq); empty for plain SGD. */
+  optimizerSlots: readonly string[];
+}
+
+export async function loadTrainingCheckpoint(dir: string, expect?: CheckpointExpectation): Promise<CheckpointContents> {
   const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
   if (typeof state.step !== 'number' || !state.batcher) throw new Error(`${join(dir, STATE_FILE)} is incomplete`);
+  if (state.files) await verifyFiles(dir, state.files);
   const w = await readSafetensors(join(dir, WEIGHTS_FILE));
   const weights = new Map<string, Float32Array>();
   const shapes = new Map<string, readonly number[]>();
@@ -101,21 +128,75 @@ export async function loadTrainingCheckpoint(dir: string): Promise<CheckpointCon
     rec[slot] = t.data;
     optimizer.set(name, rec);
   }
+  if (expect) checkComplete(expect, shapes, optimizer);
   return { state, weights, shapes, optimizer };
 }
 
+/** Size and SHA-256 of every file below `dir`, by relative path with '/' separators. */
+async function fileDigests(dir: string): Promise<Record<string, { size: number; sha256: string }>> {
+  const out: Record<string, { size: number; sha256: string }> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    out[relative(dir, path).split(sep).join('/')] = { size: (await stat(path)).size, sha256: await sha256File(path) };
+  }
+  return out;
+}
+
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+async function verifyFiles(dir: string, files: NonNullable<TrainerState['files']>): Promise<void> {
+  for (const [name, want] of Object.entries(files)) {
+    const path = join(dir, ...name.split('/'));
+    const size = (await stat(path).catch(() => undefined))?.size;
+    if (size === undefined) throw new Error(`${name} is missing`);
+    if (size < want.size) throw new Error(`${name} is truncated (${size} of ${want.size} bytes)`);
+    if (size !== want.size) throw new Error(`${name} has ${size} bytes, ${want.size} were saved`);
+    if ((await sha256File(path)) !== want.sha256) throw new Error(`${name} does not match its SHA-256 in ${STATE_FILE}`);
+  }
+}
+
+function checkComplete(
+  expect: CheckpointExpectation,
+  shapes: ReadonlyMap<string, readonly number[]>,
+  optimizer: ReadonlyMap<string, Record<string, Float32Array>>,
+): void {
+  const missing = [...expect.shapes.keys()].filter((n) => !shapes.has(n));
+  if (missing.length) throw new Error(`${WEIGHTS_FILE} lacks ${missing.length} of the run's tensors (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''})`);
+  for (const [name, shape] of expect.shapes) {
+    const got = shapes.get(name) as readonly number[];
+    if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) throw new Error(`${WEIGHTS_FILE}: "${name}" has shape [${got.join(', ')}], the run needs [${shape.join(', ')}]`);
+  }
+  if (expect.optimizerSlots.length === 0) return;
+  if (optimizer.size === 0) throw new Error(`${OPTIMIZER_FILE} is missing`);
+  for (const name of expect.shapes.keys()) {
+    for (const slot of expect.optimizerSlots) {
+      if (!optimizer.get(name)?.[slot]) throw new Error(`${OPTIMIZER_FILE} lacks "${name}::${slot}"`);
+    }
+  }
+}
+
 /**
- * The newest loadable checkpoint in `output` (or the given one). Damaged newer ones are reported
- * through `warn` and skipped.
+ * The newest loadable checkpoint in `output` (or the given one). Damaged or incomplete newer ones
+ * (see the module comment) are reported through `warn` and skipped.
  */
 export async function findResumableCheckpoint(
   output: string,
   explicit: string | undefined,
   warn: (message: string) => void,
+  expect?: CheckpointExpectation,
 ): Promise<{ dir: string; contents: CheckpointContents }> {
   if (explicit) {
     try {
-      return { dir: explicit, contents: await loadTrainingCheckpoint(explicit) };
+      return { dir: explicit, contents: await loadTrainingCheckpoint(explicit, expect) };
     } catch (e) {
       throw new DpoError(`resume: checkpoint ${explicit} cannot be read: ${(e as Error).message}`);
     }
@@ -124,7 +205,7 @@ export async function findResumableCheckpoint(
   if (all.length === 0) throw new DpoError(`resume: no checkpoint-<step> folder in ${output}`);
   for (const c of all) {
     try {
-      return { dir: c.dir, contents: await loadTrainingCheckpoint(c.dir) };
+      return { dir: c.dir, contents: await loadTrainingCheckpoint(c.dir, expect) };
     } catch (e) {
       warn(`resume: ${c.dir} is damaged (${(e as Error).message}); trying the one before`);
     }

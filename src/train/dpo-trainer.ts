@@ -6,16 +6,14 @@
  * log-probs (precomputed and cached, or live) -> compile one training step -> loop: batches ->
  * step -> metrics.jsonl + progress -> checkpoints -> final model in Hugging Face layout.
  */
-import { mkdir } from 'node:fs/promises';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import type { LossBuild } from '../engine/train-step.js';
 import type { CausalLM } from '../models/types.js';
-import { DropoutSites } from '../models/dropout.js';
-import { DpoError } from '../errors.js';
+import type { DropoutSites } from '../models/dropout.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
@@ -23,9 +21,9 @@ import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
-import { optionsDigest, runTrainingLoop, trainingBatcher } from './loop.js';
-import { buildPolicy, savePolicy, type Policy } from './policy.js';
+import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
+import { loadPolicy, resumeDigest, runTrainer, runtimeOf, trainingDropout, type TrainerResult } from './runner.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
@@ -37,16 +35,8 @@ export interface DPOTrainerOptions {
   progress?: ProgressReporter;
 }
 
-export interface TrainResult {
-  output: string;
-  steps: number;
-  /** The last logged training metrics. */
-  metrics: Record<string, number>;
-  /** Eval metrics of the final evaluation, when eval data was given. */
-  evalMetrics?: Record<string, number>;
-  /** True when training stopped early on Ctrl-C (a checkpoint was saved). */
-  interrupted: boolean;
-}
+/** What `train()` resolves to: the output folder, steps, last metrics, final eval metrics, whether Ctrl-C stopped it. */
+export type TrainResult = TrainerResult;
 
 interface PreparedSplit {
   rows: TokenizedPreference[];
@@ -80,57 +70,38 @@ export class DPOTrainer {
   }
 
   private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
+    return runtimeOf(this.config);
   }
 
   private lossOptions(): CombinedLossOptions {
     const c = this.config;
-    return { beta: c.beta, labelSmoothing: c.labelSmoothing, lossTypes: c.lossType, lossWeights: c.lossWeights };
+    return { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights };
   }
 
   async train(): Promise<TrainResult> {
     const c = this.config;
-    const log = (m: string): void => this.progress.log(m);
-    const pretrained = this.options.policy ?? (await loadPretrained(c.model));
-    const tokenizer = requireTokenizer(pretrained);
-    if (pretrained.unexpectedKeys.length) log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-    const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed);
-
+    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
     const train = await this.prepare(c.data, tokenizer, 'train');
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
-    await mkdir(c.output, { recursive: true });
 
-    // Reference log-probs.
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
-
-    // The compiled step.
     const K = train.rows[0].completionIds.length;
     const lossOptions = this.lossOptions();
-    const step = await TrainStep.create(
-      policy.specs,
-      (g, params) =>
-        buildDpoLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, lossOptions, K, c.referenceFree, c.keepDropout ? new DropoutSites(c.seed) : undefined),
-      { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
-      this.runtime,
-    );
-
-    const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
+    const dropout = trainingDropout(c);
     const acc = new MetricsAccumulator();
     const references = new WeakMap<PreferenceBatch, Float64Array | undefined>();
     try {
-      const result = await runTrainingLoop(
-        {
-          config: c,
-          step,
-          batcher,
-          trainable: policy.trainable,
-          shapes: policy.shapes,
-          digest: configDigest(c),
-          progress: this.progress,
-          stopRequested: () => this.stopRequested,
-        },
-        {
+      return await runTrainer({
+        config: c,
+        progress: this.progress,
+        params: policy,
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout),
+        rows: train.rows,
+        padTokenId: tokenizer.padTokenId,
+        digest: resumeDigest(c, DPO_RESUME_KEYS),
+        stopRequested: () => this.stopRequested,
+        hooks: () => ({
           feeds: async (batches) => {
             const feeds: Record<string, HostTensor>[] = [];
             for (const batch of batches) {
@@ -159,14 +130,12 @@ export class DPOTrainer {
           },
           saveFinal: async (params) => {
             await savePolicy(c.output, c.model, pretrained, policy, params);
-            log(`saved the model to ${c.output}`);
+            this.progress.log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),
-        },
-      );
-      return { output: c.output, ...result };
+        }),
+      });
     } finally {
-      await step.release();
       await live?.scorer.release();
     }
   }
@@ -274,7 +243,8 @@ export class DPOTrainer {
  * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
  * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
  * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`). The step benchmark builds exactly this.
+ * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
+ * (scoredFeeds(batch, { packed: true })). The step benchmark builds exactly this.
  */
 export function buildDpoLoss(
   g: Graph,
@@ -284,19 +254,15 @@ export function buildDpoLoss(
   K: number,
   referenceFree: boolean,
   dropout?: DropoutSites,
+  layout: { packed?: boolean } = {},
 ): LossBuild {
-  const inputs = declareScoredInputs(g);
+  const inputs = declareScoredInputs(g, 'float32', layout);
   const scores = sequenceLogps(model, params, inputs, dropout);
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
   const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths) }, options);
+  const loss = preferenceLoss({ policy: byRow(scores.logps), reference, lengths: byRow(lengths), logUnlikelihood: byRow(scores.logUnlikelihood) }, options);
   return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
-}
-
-function requireTokenizer(p: Pretrained): TextTokenizer {
-  if (!p.tokenizer) throw new DpoError(`${p.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
-  return p.tokenizer;
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
@@ -313,10 +279,6 @@ function syncReference(live: LiveReference, policy: ReadonlyMap<string, Float32A
 }
 
 /** Options a resumed run must share with the run that wrote the checkpoint. */
-function configDigest(c: DPOConfig): string {
-  const keep = {
-    model: c.model, data: c.data, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
-    optimizer: c.optimizer, lossType: c.lossType, beta: c.beta, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
-  };
-  return optionsDigest(keep);
-}
+const DPO_RESUME_KEYS = [
+  'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'lossType', 'beta', 'seed', 'lora', 'maxLength',
+] as const satisfies readonly (keyof DPOConfig)[];

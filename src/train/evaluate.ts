@@ -10,11 +10,9 @@ import type { TokenizeStats, TokenizedPreference } from '../data/tokenize.js';
 import type { BadRow, PreferenceFormat } from '../data/types.js';
 import { BAD_ROW_LIST_CAP, formatBadRow } from '../data/bad-rows.js';
 import { DpoError } from '../errors.js';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import { ADAPTER_CONFIG_FILE, loadLoraAdapter, mergeLora } from '../models/lora.js';
-import { loadPretrained, type Pretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
+import type { Pretrained } from '../models/pretrained.js';
 import { parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
@@ -86,7 +84,7 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
       const batch = collatePreferences(indices.map((i) => o.rows[i]), { padTokenId: o.padTokenId });
       const scores = await o.scorePolicy(batch);
       const ref = await o.reference(batch, indices, scores);
-      const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K);
+      const losses = await lossGraph.rowLosses(scores.logps, ref, batch.completionLengths, K, scores.logUnlikelihood);
       for (const l of losses) acc.add('loss', l);
       acc.addBatch(
         { rows: batch.batchSize, completions: K, policyLogps: scores.logps, referenceLogps: ref, logitSums: scores.logitSums, lengths: batch.completionLengths },
@@ -132,26 +130,13 @@ export function describeData(label: string, s: TokenizeStats, maxLength: number)
     s.skippedBad && `${s.skippedBad} malformed rows skipped`,
     s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
     s.truncated && `${s.truncated} rows truncated to max-length`,
+    s.identicalAfterTruncation && `warning: ${s.identicalAfterTruncation} rows whose completions are identical after truncation (no preference signal; raise max-length / max-completion-length)`,
     s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
   ].filter(Boolean);
   return `${label} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`;
 }
 
-/**
- * A model folder or hub id, or a PEFT LoRA adapter folder (what `dpo train --lora-*` writes):
- * its base model (`base_model_name_or_path`) is loaded and the adapters merged into the weights.
- */
-export async function loadModelOrAdapter(ref: string, options: { tokenizer?: boolean } = {}): Promise<Pretrained> {
-  const adapterConfig = join(ref, ADAPTER_CONFIG_FILE);
-  if (!(await stat(adapterConfig).catch(() => undefined))?.isFile()) return loadPretrained(ref, options);
-  const raw = JSON.parse(await readFile(adapterConfig, 'utf8')) as { base_model_name_or_path?: unknown };
-  const base = raw.base_model_name_or_path;
-  if (typeof base !== 'string' || base.length === 0) throw new DpoError(`${adapterConfig}: no base_model_name_or_path; cannot tell which model the adapters belong to`);
-  const p = await loadPretrained(base, options);
-  const adapter = await loadLoraAdapter(ref, p.model);
-  mergeLora(p.model, p.weights, adapter.adapters, adapter.config, { inPlace: true });
-  return p;
-}
+export { loadModelOrAdapter } from '../models/load-model.js';
 
 export interface EvaluateDpoOptions {
   /** An already loaded policy (skips loading `config.model`). */
@@ -219,7 +204,7 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
         if (!refScorer || !refPretrained) return own.logps; // the model is its own reference
         return (await refScorer.score(batch, refPretrained.weights, refShapes as Map<string, readonly number[]>)).logps;
       },
-      loss: { beta: c.beta, labelSmoothing: c.labelSmoothing, lossTypes: c.lossType, lossWeights: c.lossWeights },
+      loss: { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights },
       referenceFree: c.referenceFree,
       perExample: c.perExample,
       progress,

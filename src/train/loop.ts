@@ -18,7 +18,7 @@ import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import type { LossBuild, ParamSpec, TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
-import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from './checkpoint.js';
+import { findResumableCheckpoint, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import type { z } from 'zod';
 import type { TrainingOptionsSchema } from './config.js';
 import { appendMetrics } from './metrics.js';
@@ -93,7 +93,7 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
   if (c.resume) {
-    const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log);
+    const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
       throw new DpoError(`resume: ${dir} was made with different training options (data, model, batch size, optimizer or loss)`);
     }
@@ -183,6 +183,16 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     process.off('SIGINT', onSigint);
     progress.stop();
   }
+}
+
+/** The tensors and optimizer slots a checkpoint must hold for this run to resume from it. */
+function checkpointExpectation(setup: LoopSetup): CheckpointExpectation {
+  const optimizer = setup.step.optimizerState().state;
+  const first = optimizer.values().next().value;
+  return {
+    shapes: new Map(setup.trainable.map((n) => [n, setup.shapes.get(n) as readonly number[]])),
+    optimizerSlots: first ? Object.keys(first) : [],
+  };
 }
 
 /** A digest of the options that must not change across a resume. */

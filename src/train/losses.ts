@@ -21,6 +21,7 @@ export const LOSS_TYPES = [
   'apo_down',
   'sigmoid_norm',
   'sft',
+  'unlikelihood',
 ] as const;
 export type LossType = (typeof LOSS_TYPES)[number];
 
@@ -32,12 +33,19 @@ export interface SequenceLogps {
   reference?: Tensor;
   /** Completion lengths in tokens (float). */
   lengths: Tensor;
+  /**
+   * Sum over the completion's tokens of log(1 - pi(y_t | x, y_<t)) under the policy ('unlikelihood'
+   * needs it: a per-token quantity that the per-sequence sum in `policy` cannot give).
+   */
+  logUnlikelihood?: Tensor;
 }
 
 export interface LossOptions {
   beta: number;
   /** eps of conservative DPO / robust / EXO. */
   labelSmoothing?: number;
+  /** alpha of 'unlikelihood': weight of the rejected completion's unlikelihood term (default 1). */
+  unlikelihoodAlpha?: number;
 }
 
 const row = (t: Tensor, k: number): Tensor => op.squeeze(op.slice(t, 0, k, k + 1), 0);
@@ -99,7 +107,19 @@ export function pairLoss(type: Exclude<LossType, 'sft'>, lp: SequenceLogps, opti
       const lr = row(lp.lengths, 1);
       return op.neg(logSigmoid(op.mul(op.sub(op.div(rc, lc), op.div(rr, lr)), beta)));
     }
+    case 'unlikelihood':
+      return unlikelihoodLoss(lp, options.unlikelihoodAlpha ?? 1);
   }
+}
+
+/**
+ * The DPO paper's Unlikelihood baseline (Welleck et al.'s token-level unlikelihood on the
+ * rejected completion): -log pi(y_w|x) - alpha * sum_t log(1 - pi(y_l,t | x, y_l,<t)) per row.
+ * It ignores the reference and beta.
+ */
+export function unlikelihoodLoss(lp: SequenceLogps, alpha: number): Tensor {
+  if (!lp.logUnlikelihood) throw new Error("loss type 'unlikelihood' needs the per-sequence sums of log(1 - p) (SequenceLogps.logUnlikelihood)");
+  return op.sub(op.neg(row(lp.policy, 0)), op.mul(row(lp.logUnlikelihood, 1), alpha));
 }
 
 /**

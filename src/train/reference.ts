@@ -1,17 +1,20 @@
 /**
  * Reference log-probs, computed once before training and cached on disk. The cache key is a
  * digest of the reference weights and of the tokenized rows, so a later run on the same model
- * and data reuses them, and any change to either recomputes them.
+ * and data reuses them, and any change to either recomputes them. A cache file ends with the
+ * SHA-256 of its values: a file damaged on disk (even at the right size) is recomputed, never used.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { collatePreferences } from '../data/collate.js';
+import { writeBytesAtomic } from '../io/atomic.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Scorer } from './scoring.js';
 
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
+const CHECKSUM_BYTES = 32;
 
 export function defaultCacheDir(): string {
   return process.env.DPO_TS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dpo-ts');
@@ -58,8 +61,9 @@ export async function computeReferenceLogps(o: ReferenceOptions): Promise<Refere
   const file = o.cache && key ? join(o.cache.dir, 'reference', `${key}.f64`) : undefined;
   if (file) {
     const cached = await readFile(file).catch(() => undefined);
-    if (cached && cached.byteLength === o.rows.length * K * 8) {
-      return { logps: new Float64Array(cached.buffer, cached.byteOffset, o.rows.length * K).slice(), fromCache: true, cacheFile: file };
+    const n = o.rows.length * K * 8;
+    if (cached && cached.byteLength === n + CHECKSUM_BYTES && sha256(cached.subarray(0, n)).equals(cached.subarray(n))) {
+      return { logps: new Float64Array(cached.buffer.slice(cached.byteOffset, cached.byteOffset + n)), fromCache: true, cacheFile: file };
     }
   }
   const logps = new Float64Array(o.rows.length * K);
@@ -73,9 +77,12 @@ export async function computeReferenceLogps(o: ReferenceOptions): Promise<Refere
   }
   if (file) {
     await mkdir(join(o.cache!.dir, 'reference'), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, new Uint8Array(logps.buffer));
-    await rename(tmp, file);
+    const values = new Uint8Array(logps.buffer);
+    await writeBytesAtomic(file, Buffer.concat([values, sha256(values)]));
   }
   return { logps, fromCache: false, cacheFile: file };
+}
+
+function sha256(bytes: Uint8Array): Buffer {
+  return createHash('sha256').update(bytes).digest();
 }

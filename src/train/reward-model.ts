@@ -30,7 +30,9 @@ import * as op from '../engine/ops.js';
 import { linearT } from '../engine/nn.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import { DpoError } from '../errors.js';
-import { openCheckpoint, saveCheckpoint } from '../io/hf-folder.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
+import { openCheckpoint, saveCheckpoint, type CheckpointTensorInfo } from '../io/hf-folder.js';
+import { checkpointDtype, withStoredDtype } from '../io/save-dtype.js';
 import { resolveModel } from '../io/hub.js';
 import type { JsonObject } from '../io/json-file.js';
 import type { Float32Tensor } from '../io/safetensors.js';
@@ -166,6 +168,8 @@ export interface RewardModel {
   dir: string;
   config: JsonObject;
   tokenizer?: HfTokenizer;
+  /** The dtype the checkpoint stores its weights in (what `--save-dtype auto` saves again). */
+  dtype: FloatOutputDtype;
 }
 
 /** Parameter shapes of a reward model: body parameters and the head. */
@@ -185,6 +189,7 @@ export async function loadRewardModel(ref: string): Promise<RewardModel> {
   const dir = (await resolveModel(ref)).dir;
   const ckpt = await openCheckpoint(dir);
   const weights = new Map<string, Float32Array>();
+  const stored: CheckpointTensorInfo[] = [];
   let model: CausalLM;
   try {
     try {
@@ -204,6 +209,7 @@ export async function loadRewardModel(ref: string): Promise<RewardModel> {
         throw new DpoError(`${dir}: tensor "${key}" has shape [${found.join(', ')}], expected [${shape.join(', ')}]${hint}`);
       }
       weights.set(name, (await ckpt.read(key)).data);
+      stored.push(ckpt.info(key));
     }
     if (!weights.has(SCORE_WEIGHT)) {
       throw new DpoError(`${dir}: no "score.weight": not a reward (sequence-classification) model; train one with \`dpo reward train\``);
@@ -220,7 +226,7 @@ export async function loadRewardModel(ref: string): Promise<RewardModel> {
   const padFromConfig = typeof cfg.pad_token_id === 'number' ? cfg.pad_token_id : undefined;
   const padTokenId = padFromConfig ?? tokenizer?.padTokenId ?? model.config.eosTokenId;
   if (typeof padTokenId !== 'number') throw new DpoError(`${dir}: config.json has no pad_token_id (needed to find each sequence's last token)`);
-  return { model, weights, offset, padTokenId, dir, config: cfg, tokenizer };
+  return { model, weights, offset, padTokenId, dir, config: cfg, tokenizer, dtype: checkpointDtype(stored, cfg) };
 }
 
 export interface SaveRewardModelOptions {
@@ -231,13 +237,17 @@ export interface SaveRewardModelOptions {
   padTokenId: number;
   /** Tokenizer files are copied from here. */
   tokenizerDir?: string;
+  /** Stored dtype (default F32; `resolveSaveDtype` turns --save-dtype into one). */
+  dtype?: FloatOutputDtype;
+  /** Largest weight file in bytes; past it the weights are sharded (default 2 GB). */
+  maxShardSize?: number;
 }
 
-/** The config.json of a saved reward model. */
-export function rewardModelConfig(model: CausalLM, offset: number, padTokenId: number): JsonObject {
+/** The config.json of a saved reward model (torch_dtype: the stored dtype). */
+export function rewardModelConfig(model: CausalLM, offset: number, padTokenId: number, dtype: FloatOutputDtype = 'F32'): JsonObject {
   const raw = { ...(model.config.raw as JsonObject) };
   delete raw[REWARD_OFFSET_KEY];
-  return {
+  return withStoredDtype({
     ...raw,
     architectures: [sequenceClassificationArchitecture(model.modelType)],
     num_labels: 1,
@@ -245,8 +255,7 @@ export function rewardModelConfig(model: CausalLM, offset: number, padTokenId: n
     label2id: { LABEL_0: 0 },
     pad_token_id: padTokenId,
     [REWARD_OFFSET_KEY]: offset,
-    torch_dtype: 'float32',
-  };
+  }, dtype);
 }
 
 /** Writes `dir` in the Hugging Face sequence-classification layout (atomically). */
@@ -258,7 +267,13 @@ export async function saveRewardModel(dir: string, o: SaveRewardModelOptions): P
     if (!data) throw new DpoError(`saveRewardModel: no value for "${name}"`);
     tensors.set(name, { data, shape: [...shape] });
   }
-  await saveCheckpoint(dir, { config: rewardModelConfig(o.model, o.offset, o.padTokenId), tensors, tokenizerDir: o.tokenizerDir });
+  await saveCheckpoint(dir, {
+    config: rewardModelConfig(o.model, o.offset, o.padTokenId, o.dtype),
+    tensors,
+    tokenizerDir: o.tokenizerDir,
+    dtype: o.dtype,
+    maxShardSize: o.maxShardSize,
+  });
 }
 
 /** A compiled reward graph: raw rewards of a batch under given weights. */

@@ -10,9 +10,10 @@ import { preferenceLossPerRow, type CombinedLossOptions } from './losses.js';
 export interface RowLossGraph {
   /**
    * `logps`, `ref` and `lengths` are per sequence, n = k*B + i (K completions of B rows); `ref`
-   * is undefined for reference-free losses. Returns the loss of each of the B rows.
+   * is undefined for reference-free losses; `logUnlikelihood` (per sequence too) is read by loss type
+   * 'unlikelihood' only. Returns the loss of each of the B rows.
    */
-  rowLosses(logps: ArrayLike<number>, ref: ArrayLike<number> | undefined, lengths: ArrayLike<number>, k: number): Promise<Float32Array>;
+  rowLosses(logps: ArrayLike<number>, ref: ArrayLike<number> | undefined, lengths: ArrayLike<number>, k: number, logUnlikelihood?: ArrayLike<number>): Promise<Float32Array>;
   release(): Promise<void>;
 }
 
@@ -21,9 +22,11 @@ export async function compileRowLoss(options: CombinedLossOptions, K: number, re
   const policy = g.input('policy', 'float32', [K, 'rows']);
   const reference = referenceFree ? undefined : g.input('reference', 'float32', [K, 'rows']);
   const lengths = g.input('lengths', 'float32', [K, 'rows']);
-  const compiled = await CompiledGraph.compile({ loss: preferenceLossPerRow({ policy, reference, lengths }, options) }, { threads: 1 });
+  const needsUnlikelihood = options.lossTypes.includes('unlikelihood');
+  const logUnlikelihood = needsUnlikelihood ? g.input('log_unlikelihood', 'float32', [K, 'rows']) : undefined;
+  const compiled = await CompiledGraph.compile({ loss: preferenceLossPerRow({ policy, reference, lengths, logUnlikelihood }, options) }, { threads: 1 });
   return {
-    async rowLosses(logps, ref, lens, k) {
+    async rowLosses(logps, ref, lens, k, unlikely) {
       const b = logps.length / k;
       const feeds: Record<string, HostTensor> = {
         policy: { data: Float32Array.from(logps), dims: [k, b] },
@@ -32,6 +35,10 @@ export async function compileRowLoss(options: CombinedLossOptions, K: number, re
       if (!referenceFree) {
         if (!ref) throw new Error('compileRowLoss: reference log-probs are required unless reference-free');
         feeds.reference = { data: Float32Array.from(ref), dims: [k, b] };
+      }
+      if (needsUnlikelihood) {
+        if (!unlikely) throw new Error("compileRowLoss: loss type 'unlikelihood' needs the per-sequence log(1 - p) sums");
+        feeds.log_unlikelihood = { data: Float32Array.from(unlikely), dims: [k, b] };
       }
       return (await compiled.run(feeds)).loss.data as Float32Array;
     },

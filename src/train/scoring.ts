@@ -14,6 +14,8 @@ export interface BatchScores {
   logps: Float64Array;
   /** [N] sum over completion tokens of the mean logit. */
   logitSums: Float64Array;
+  /** [N] sum over completion tokens of log(1 - p(token)) (loss type 'unlikelihood'). */
+  logUnlikelihood: Float64Array;
 }
 
 /** Adapts parameter tensors before the forward pass (e.g. LoRA adapters on the linear layers); identity by default. */
@@ -37,7 +39,7 @@ export class Scorer {
     for (const p of inputs) params[p.name] = g.input(p.name, 'float32', p.shape);
     if (transform) params = transform(g, params);
     const scores = sequenceLogps(model, params, declareScoredInputs(g));
-    const compiled = await CompiledGraph.compile({ logps: scores.logps, logit_sums: scores.logitSums }, runtime);
+    const compiled = await CompiledGraph.compile({ logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood }, runtime);
     return new Scorer(compiled, model);
   }
 
@@ -46,7 +48,11 @@ export class Scorer {
     const feeds: Record<string, HostTensor> = scoredFeeds(batch);
     for (const [name, data] of weights) feeds[name] = { data, dims: shapes.get(name) as readonly number[] };
     const out = await this.compiled.run(feeds);
-    return { logps: Float64Array.from(out.logps.data as Float32Array), logitSums: Float64Array.from(out.logit_sums.data as Float32Array) };
+    return {
+      logps: Float64Array.from(out.logps.data as Float32Array),
+      logitSums: Float64Array.from(out.logit_sums.data as Float32Array),
+      logUnlikelihood: Float64Array.from(out.log_unlikelihood.data as Float32Array),
+    };
   }
 
   async release(): Promise<void> {

@@ -11,30 +11,46 @@ import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
 import type { HostTensor } from '../engine/runtime.js';
 import type { PreferenceBatch } from '../data/collate.js';
+import { packBatch } from '../data/pack.js';
 import type { CausalLM } from '../models/types.js';
 import type { DropoutSites } from '../models/dropout.js';
 
-/** Graph inputs of a scoring graph. */
+/**
+ * Graph inputs of a scoring graph. Padded: the N sequences are the N rows. Padding-free
+ * (`packed`): R rows each holding several sequences end to end (data/pack.ts).
+ */
 export interface ScoredInputs {
-  /** int64 [N, T]. */
+  /** int64 [N, T] (packed: [R, T]). */
   inputIds: Tensor;
-  /** float [N, T], 1 for real tokens. */
+  /** float [N, T], 1 for real tokens (packed: int64 [R, T] segment ids, 0 on the unused tail). */
   attentionMask: Tensor;
-  /** int64 [M]: flat index n*T + t of every position whose logits predict a completion token. */
+  /** int64 [M]: flat index of every position whose logits predict a completion token (n*T + t; packed: r*T + t). */
   positions: Tensor;
   /** int64 [M]: the token predicted there. */
   targets: Tensor;
   /** int64 [M]: its sequence n. */
   segments: Tensor;
+  /** Packed only: int64 [R, T] positions within each sequence. */
+  positionIds?: Tensor;
+  /** Packed only: int64 [N] tokens per sequence (gives the graph its number of sequences). */
+  sequenceLengths?: Tensor;
 }
 
-export function declareScoredInputs(g: Graph, dtype: FloatDType = 'float32'): ScoredInputs {
-  return {
-    inputIds: g.input('input_ids', 'int64', ['sequences', 'seq']),
-    attentionMask: g.input('attention_mask', dtype, ['sequences', 'seq']),
+export function declareScoredInputs(g: Graph, dtype: FloatDType = 'float32', options: { packed?: boolean } = {}): ScoredInputs {
+  const scored = {
     positions: g.input('score_positions', 'int64', ['scored']),
     targets: g.input('score_targets', 'int64', ['scored']),
     segments: g.input('score_segments', 'int64', ['scored']),
+  };
+  if (!options.packed) {
+    return { inputIds: g.input('input_ids', 'int64', ['sequences', 'seq']), attentionMask: g.input('attention_mask', dtype, ['sequences', 'seq']), ...scored };
+  }
+  return {
+    inputIds: g.input('input_ids', 'int64', ['rows', 'seq']),
+    attentionMask: g.input('attention_mask', 'int64', ['rows', 'seq']),
+    positionIds: g.input('position_ids', 'int64', ['rows', 'seq']),
+    sequenceLengths: g.input('sequence_lengths', 'int64', ['sequences']),
+    ...scored,
   };
 }
 
@@ -45,6 +61,19 @@ export interface SequenceScores {
   logitSums: Tensor;
   /** [M] per-token log-probs. */
   tokenLogps: Tensor;
+  /** [N] sum over completion tokens of log(1 - p(token)) (the unlikelihood term). */
+  logUnlikelihood: Tensor;
+}
+
+/**
+ * 1 - p is clamped here before the log, as in Welleck et al.'s unlikelihood code: a token the
+ * model is certain of would otherwise give log 0 in float32.
+ */
+export const UNLIKELIHOOD_FLOOR = 1e-5;
+
+/** log(1 - exp(logp)) per token, with 1 - p clamped at UNLIKELIHOOD_FLOOR. */
+export function logOneMinusProb(tokenLogps: Tensor): Tensor {
+  return op.log(op.maximum(op.sub(1, op.exp(tokenLogps)), UNLIKELIHOOD_FLOOR));
 }
 
 /**
@@ -97,25 +126,32 @@ export function sequenceLogps(
   dropout?: DropoutSites,
 ): SequenceScores {
   const g = inputs.inputIds.graph;
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
+  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, positionIds: inputs.positionIds, dropout });
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
     const tokenLogps = op.sub(target, logSumExp(logits, -1));
     return [tokenLogps, op.stopGradient(op.mean(logits, -1))];
   });
-  const zeros = op.constantOfShape(g, [inputs.inputIds.shape[0]], 0, hidden.dtype, inputs.inputIds);
+  const perSequence = inputs.sequenceLengths ?? inputs.inputIds;
+  const zeros = op.constantOfShape(g, [perSequence.shape[0]], 0, hidden.dtype, perSequence);
   let logps = zeros;
   let logitSums = zeros;
+  let logUnlikelihood = zeros;
   for (const { segments, values: [tokenLogps, meanLogit] } of chunks) {
     logps = op.scatterAdd(logps, segments, tokenLogps, 0);
     logitSums = op.scatterAdd(logitSums, segments, meanLogit, 0);
+    logUnlikelihood = op.scatterAdd(logUnlikelihood, segments, logOneMinusProb(tokenLogps), 0);
   }
-  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0) };
+  return { logps, logitSums, tokenLogps: op.concat(chunks.map((c) => c.values[0]), 0), logUnlikelihood };
 }
 
-/** The scoring feeds of a collated batch (see PreferenceBatch for the mask convention). */
-export function scoredFeeds(batch: PreferenceBatch): Record<string, HostTensor> {
+/**
+ * The scoring feeds of a collated batch (see PreferenceBatch for the mask convention); with
+ * `packed`, of the same batch packed padding-free (declareScoredInputs(g, dtype, { packed: true })).
+ */
+export function scoredFeeds(batch: PreferenceBatch, options: { packed?: boolean } = {}): Record<string, HostTensor> {
   const { numSequences: n, seqLen: t, lossMask, labels } = batch;
+  const packed = options.packed ? packBatch(batch) : undefined;
   let m = 0;
   for (let i = 0; i < lossMask.length; i++) if (lossMask[i]) m++;
   const positions = new BigInt64Array(m);
@@ -124,16 +160,30 @@ export function scoredFeeds(batch: PreferenceBatch): Record<string, HostTensor> 
   let j = 0;
   for (let i = 0; i < lossMask.length; i++) {
     if (!lossMask[i]) continue;
-    positions[j] = BigInt(i);
+    const seq = Math.floor(i / t);
+    positions[j] = BigInt(packed ? packed.offsets[seq] + (i - seq * t) : i);
     targets[j] = labels[i];
-    segments[j] = BigInt(Math.floor(i / t));
+    segments[j] = BigInt(seq);
     j++;
+  }
+  const scored = {
+    score_positions: { data: positions, dims: [m] },
+    score_targets: { data: targets, dims: [m] },
+    score_segments: { data: segments, dims: [m] },
+  };
+  if (packed) {
+    const dims = [packed.rows, t];
+    return {
+      input_ids: { data: packed.inputIds, dims },
+      attention_mask: { data: packed.segmentIds, dims },
+      position_ids: { data: packed.positionIds, dims },
+      sequence_lengths: { data: BigInt64Array.from(packed.lengths, BigInt), dims: [n] },
+      ...scored,
+    };
   }
   return {
     input_ids: { data: batch.inputIds, dims: [n, t] },
     attention_mask: { data: batch.attentionMask, dims: [n, t] },
-    score_positions: { data: positions, dims: [m] },
-    score_targets: { data: targets, dims: [m] },
-    score_segments: { data: segments, dims: [m] },
+    ...scored,
   };
 }

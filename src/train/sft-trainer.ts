@@ -13,7 +13,6 @@
  * (token-weighted, as TRL: a long completion counts more than a short one, and gradient
  * accumulation gives exactly the loss of one big batch).
  */
-import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import { loadPreferenceData } from '../data/load.js';
@@ -26,16 +25,17 @@ import type { PreferenceFormat, SftFormat } from '../data/types.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
-import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import type { HostTensor } from '../engine/runtime.js';
+import type { LossBuild } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import { loadPretrained, type Pretrained } from '../models/pretrained.js';
+import type { Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
-import { DropoutSites } from '../models/dropout.js';
-import { formatZodError, TrainingOptionsSchema } from './config.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopResult } from './loop.js';
-import { buildPolicy, savePolicy } from './policy.js';
+import type { DropoutSites } from '../models/dropout.js';
+import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import type { EvalGraph } from './loop.js';
+import { savePolicy } from './policy.js';
+import { loadPolicy, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, scoredHead, type ScoredInputs } from './sequence-logps.js';
@@ -44,19 +44,31 @@ import { declareScoredInputs, scoredFeeds, scoredHead, type ScoredInputs } from 
 export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
 
 export const SFTConfigSchema = TrainingOptionsSchema.extend({
+  data: option(
+    z.string().min(1),
+    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
+    'path',
+  ),
+  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  format: option(z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
+  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL SFTConfig's default. */
-  learningRate: z.number().positive().default(2e-5),
-  format: z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'),
+  learningRate: option(z.number().positive().default(2e-5), 'peak learning rate', 'lr'),
 }).strict();
 
 export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
 export type SFTConfig = z.output<typeof SFTConfigSchema>;
 
+export const SFT_CONFIG: ConfigDefinition<typeof SFTConfigSchema> = { schema: SFTConfigSchema };
+
 export function parseSftConfig(input: unknown, source = 'config'): SFTConfig {
-  const r = SFTConfigSchema.safeParse(input);
-  if (!r.success) throw new DpoError(formatZodError(r.error, source));
-  return r.data;
+  return parseConfig(SFT_CONFIG, input, source);
 }
+
+/** Options a resumed run must share with the run that wrote the checkpoint. */
+const SFT_RESUME_KEYS = [
+  'model', 'data', 'format', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength',
+] as const satisfies readonly (keyof SFTConfig)[];
 
 export interface SFTTrainerOptions {
   /** An already loaded model (skips loading `config.model`). */
@@ -65,9 +77,7 @@ export interface SFTTrainerOptions {
   progress?: ProgressReporter;
 }
 
-export interface TrainerResult extends LoopResult {
-  output: string;
-}
+export type { TrainerResult } from './runner.js';
 
 /** What kind of file an SFT run reads. */
 export type SftDataKind = 'sft' | 'preference';
@@ -169,76 +179,44 @@ export class SFTTrainer {
     this.progress = options.progress ?? createProgress();
   }
 
-  private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
-  }
-
   async train(): Promise<TrainerResult> {
     const c = this.config;
-    const log = (m: string): void => this.progress.log(m);
-    const pretrained = this.options.model ?? (await loadPretrained(c.model));
-    if (!pretrained.tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
-    const tokenizer = pretrained.tokenizer;
-    if (pretrained.unexpectedKeys.length) log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-    const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed);
-
+    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
     const train = await this.prepare(c.data, tokenizer, 'train');
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
-    await mkdir(c.output, { recursive: true });
-
-    const build = (g: Graph, params: Record<string, Tensor>): LossBuild =>
-      sftLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, c.keepDropout ? new DropoutSites(c.seed) : undefined);
-    const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
-    let evalGraph: EvalGraph | undefined;
-    try {
-      const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
-      let correct = 0;
-      let count = 0;
-      const result = await runTrainingLoop(
-        {
-          config: c,
-          step,
-          batcher,
-          trainable: policy.trainable,
-          shapes: policy.shapes,
-          digest: optionsDigest({
-            kind: 'sft', model: c.model, data: c.data, format: c.format, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
-            optimizer: c.optimizer, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
-          }),
-          progress: this.progress,
+    const dropout = trainingDropout(c);
+    let correct = 0;
+    let count = 0;
+    return runTrainer({
+      config: c,
+      progress: this.progress,
+      params: policy,
+      loss: (g, weights) => sftLoss(g, policy.model, weights, dropout),
+      rows: train.rows,
+      padTokenId: tokenizer.padTokenId,
+      digest: resumeDigest(c, SFT_RESUME_KEYS, 'sft'),
+      hooks: ({ evalGraph }) => ({
+        feeds: (batches) => {
+          const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
+          return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1)));
         },
-        {
-          feeds: (batches) => {
-            const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
-            return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1)));
-          },
-          record: (batch, o) => {
-            correct += Number(o.correct.data[0]);
-            count += scoredTokens(batch);
-          },
-          flush: () => {
-            const m = { mean_token_accuracy: correct / Math.max(count, 1) };
-            correct = count = 0;
-            return m;
-          },
-          evaluate: evalSplit
-            ? async (params) => {
-                evalGraph ??= await EvalGraph.compile(policy.specs, build, this.runtime);
-                return this.evaluateSplit(evalSplit, evalGraph, params, tokenizer.padTokenId);
-              }
-            : undefined,
-          saveFinal: async (params) => {
-            await savePolicy(c.output, c.model, pretrained, policy, params);
-            log(`saved the model to ${c.output}`);
-          },
-          progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
+        record: (batch, o) => {
+          correct += Number(o.correct.data[0]);
+          count += scoredTokens(batch);
         },
-      );
-      return { output: c.output, ...result };
-    } finally {
-      await step.release();
-      await evalGraph?.release();
-    }
+        flush: () => {
+          const m = { mean_token_accuracy: correct / Math.max(count, 1) };
+          correct = count = 0;
+          return m;
+        },
+        evaluate: evalSplit ? async (params) => this.evaluateSplit(evalSplit, await evalGraph(), params, tokenizer.padTokenId) : undefined,
+        saveFinal: async (params) => {
+          await savePolicy(c.output, c.model, pretrained, policy, params);
+          this.progress.log(`saved the model to ${c.output}`);
+        },
+        progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
+      }),
+    });
   }
 
   private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {

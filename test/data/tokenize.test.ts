@@ -19,6 +19,7 @@ describe('tokenization', () => {
       droppedTooLong: 0,
       promptNotPrefix: 0,
       truncated: 0,
+      identicalAfterTruncation: 0,
       skippedBad: 0,
       totalTokens: 2 * 3 + 2 + 3,
     });

@@ -3,7 +3,8 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../src/engine/graph.js';
 import * as op from '../../src/engine/ops.js';
-import { CompiledGraph } from '../../src/engine/runtime.js';
+import { CompiledGraph, sessionThreads } from '../../src/engine/runtime.js';
+import { availableParallelism } from 'node:os';
 
 function ramp(n: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => (i % 97) / 7);
@@ -76,5 +77,12 @@ describe('runtime buffers (onnxruntime-node 1.30)', () => {
     await c.run({ p: pt, g: { data: new Float32Array(n).fill(1), dims: [n] } }, { p_new: pt });
     expect(Array.from(buf)).toEqual(expected);
     await c.release();
+  });
+});
+
+describe('threads', () => {
+  it('--threads above the core count is capped at the cores this process may use', () => {
+    expect(sessionThreads(10_000)).toBe(availableParallelism());
+    expect(sessionThreads(1)).toBe(1);
   });
 });

@@ -29,7 +29,7 @@ interface Seen {
 }
 
 /** What the stub does with a request: answer text, an HTTP error once, or drop the connection. */
-type Behaviour = (content: string, seen: Seen[]) => { status?: number; headers?: Record<string, string>; answer?: string; drop?: boolean };
+type Behaviour = (content: string, seen: Seen[]) => { status?: number; headers?: Record<string, string>; answer?: string; drop?: boolean; raw?: string; hang?: boolean };
 
 async function stub(behaviour: Behaviour): Promise<{ url: string; seen: Seen[]; server: Server }> {
   const seen: Seen[] = [];
@@ -45,7 +45,12 @@ async function stub(behaviour: Behaviour): Promise<{ url: string; seen: Seen[]; 
         req.socket.destroy();
         return;
       }
+      if (b.hang) return;
       res.writeHead(b.status ?? 200, { 'content-type': 'application/json', ...b.headers });
+      if (b.raw !== undefined) {
+        res.end(b.raw);
+        return;
+      }
       res.end(b.status && b.status !== 200 ? JSON.stringify({ error: { message: 'stub error' } }) : JSON.stringify({ choices: [{ message: { role: 'assistant', content: b.answer } }] }));
     });
   });
@@ -175,22 +180,23 @@ describe('LLM judge', () => {
     const pairs: JudgePair[] = Array.from({ length: 5 }, (_, i) => ({ query: `q${i}`, policy: `good ${i}`, baseline: `bad ${i}` }));
     const cacheDir = tempDir('dpo-ts-judge-');
     const file = VerdictCache.fileIn(cacheDir);
-    // Answers 4 requests, then drops every connection.
-    const dying = await stub((content, seen) => (seen.length >= 4 ? { drop: true } : sensibleJudge(content, seen)));
-    const c1 = new JudgeClient({ url: dying.url, model: 'j', maxAttempts: 3, sleep: async () => {} });
+    // Answers 4 requests, then drops every connection until it is repaired.
+    let repaired = false;
+    const server = await stub((content, seen) => (!repaired && seen.length >= 4 ? { drop: true } : sensibleJudge(content, seen)));
+    const c1 = new JudgeClient({ url: server.url, model: 'j', maxAttempts: 3, sleep: async () => {} });
     await expect(judgePairs(pairs, { client: c1, cache: await VerdictCache.open(file), concurrency: 1 })).rejects.toThrow(/no answer after 3 attempts.*network error/);
-    expect(dying.seen).toHaveLength(4 + 3);
+    expect(server.seen).toHaveLength(4 + 3);
     expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(4);
 
-    const healthy = await stub(sensibleJudge);
-    const c2 = new JudgeClient({ url: healthy.url, model: 'j', sleep: async () => {} });
+    repaired = true;
+    const c2 = new JudgeClient({ url: server.url, model: 'j', sleep: async () => {} });
     const r = await judgePairs(pairs, { client: c2, cache: await VerdictCache.open(file), concurrency: 3 });
-    expect(healthy.seen).toHaveLength(6);
+    expect(server.seen).toHaveLength(7 + 6);
     expect(r.cached).toBe(4);
     expect(r.asked).toBe(6);
     expect(r.counts.wins).toBe(5);
     // Nothing asked twice across the two runs.
-    const asked = [...dying.seen.slice(0, 4), ...healthy.seen].map((x) => x.body.messages[0].content);
+    const asked = [...server.seen.slice(0, 4), ...server.seen.slice(7)].map((x) => x.body.messages[0].content);
     expect(new Set(asked).size).toBe(10);
   });
 
@@ -212,5 +218,64 @@ describe('LLM judge', () => {
     const third = await VerdictCache.open(file);
     expect(third.get('k1')?.choice).toBe('A');
     expect(third.get('k3')).toEqual({ choice: undefined, answer: 'nope' });
+  });
+
+  it('never caches a reply without answer text, keys the cache by endpoint, and a fixed endpoint answers', async () => {
+    const cacheDir = tempDir('dpo-ts-judge-');
+    const file = VerdictCache.fileIn(cacheDir);
+    const pair: JudgePair[] = [{ query: 'q', policy: 'a good answer', baseline: 'a poor answer' }];
+    // A broken endpoint: 200 with a JSON body that holds no choices.
+    const broken = await stub(() => ({ raw: '{"id":"x","object":"chat.completion"}' }));
+    const c1 = new JudgeClient({ url: broken.url, model: 'judge-1', maxAttempts: 2, sleep: async () => {} });
+    await expect(judgePairs(pair, { client: c1, cache: await VerdictCache.open(file), concurrency: 1 })).rejects.toThrow(/no answer after 2 attempts.*without answer text/);
+    expect(broken.seen).toHaveLength(2);
+    expect((await VerdictCache.open(file)).size).toBe(0);
+    // The same model name behind a fixed endpoint is asked (nothing stale was cached) ...
+    const fixed = await stub(sensibleJudge);
+    const c2 = new JudgeClient({ url: fixed.url, model: 'judge-1', sleep: async () => {} });
+    const r = await judgePairs(pair, { client: c2, cache: await VerdictCache.open(file) });
+    expect(r.outcomes).toEqual(['win']);
+    expect(c2.requests).toBe(2);
+    // ... and its verdicts are not reused for another endpoint serving a model of the same name.
+    const other = await stub(sensibleJudge);
+    const c3 = new JudgeClient({ url: other.url, model: 'judge-1', sleep: async () => {} });
+    const r3 = await judgePairs(pair, { client: c3, cache: await VerdictCache.open(file) });
+    expect(r3.cached).toBe(0);
+    expect(c3.requests).toBe(2);
+    const c4 = new JudgeClient({ url: `${fixed.url}/chat/completions/`, model: 'judge-1', sleep: async () => {} });
+    expect((await judgePairs(pair, { client: c4, cache: await VerdictCache.open(file) })).cached).toBe(2);
+    expect(c4.requests).toBe(0);
+  });
+
+  it('does not retry what cannot succeed: used-up quota, an error body, an unknown host; times out slow requests', async () => {
+    const quota = await stub(() => ({ status: 429, raw: '{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}' }));
+    const cq = new JudgeClient({ url: quota.url, model: 'j', sleep: async () => {} });
+    await expect(cq.ask('hello')).rejects.toThrow(/HTTP 429, quota used up/);
+    expect(quota.seen).toHaveLength(1);
+
+    const errorBody = await stub(() => ({ raw: '{"error":{"message":"model not loaded","code":"model_not_found"}}' }));
+    const ce = new JudgeClient({ url: errorBody.url, model: 'j', sleep: async () => {} });
+    await expect(ce.ask('hello')).rejects.toThrow(/HTTP 200 with an error.*model not loaded/);
+    expect(errorBody.seen).toHaveLength(1);
+
+    const notImplemented = await stub(() => ({ status: 501 }));
+    const cn = new JudgeClient({ url: notImplemented.url, model: 'j', sleep: async () => {} });
+    await expect(cn.ask('hello')).rejects.toThrow(/HTTP 501/);
+    expect(notImplemented.seen).toHaveLength(1);
+
+    let dnsCalls = 0;
+    const dns = (async () => {
+      dnsCalls++;
+      throw Object.assign(new TypeError('fetch failed'), { cause: { code: 'ENOTFOUND', message: 'getaddrinfo ENOTFOUND judge.invalid' } });
+    }) as typeof fetch;
+    const cd = new JudgeClient({ url: 'http://judge.invalid/v1', model: 'j', fetch: dns, sleep: async () => {} });
+    await expect(cd.ask('hello')).rejects.toThrow(/judge http:\/\/judge.invalid\/v1\/chat\/completions: fetch failed: ENOTFOUND/);
+    expect(dnsCalls).toBe(1);
+
+    const slow = await stub(() => ({ hang: true }));
+    const cs = new JudgeClient({ url: slow.url, model: 'j', timeoutMs: 100, maxAttempts: 2, sleep: async () => {} });
+    await expect(cs.ask('hello')).rejects.toThrow(/no answer after 2 attempts.*timed out after 100 ms/);
+    expect(slow.seen).toHaveLength(2);
+    expect(() => new JudgeClient({ url: slow.url, model: 'j', timeoutMs: 0 })).toThrow(/timeoutMs/);
   });
 });

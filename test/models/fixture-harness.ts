@@ -17,6 +17,9 @@ export interface FixtureCase {
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'models');
 
+/** Fixtures of the 2026 families and of the sliding-window / RoPE-scaling variants. */
+export const NEW_FIXTURES = ['qwen3', 'smollm3', 'gemma2', 'gemma3_text', 'phi3', 'mistral_sliding', 'qwen2_sliding', 'llama_dynamic_rope'];
+
 export function readCases(family: string): FixtureCase[] {
   return (JSON.parse(readFileSync(join(FIXTURES, family, 'cases.json'), 'utf8')) as { cases: FixtureCase[] }).cases;
 }

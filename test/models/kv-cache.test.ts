@@ -10,7 +10,7 @@ import { CompiledGraph, type HostTensor } from '../../src/engine/runtime.js';
 import { loadCheckpoint } from '../../src/io/hf-folder.js';
 import { createModel } from '../../src/models/registry.js';
 import type { CausalLM, KeyValue } from '../../src/models/types.js';
-import { FIXTURES, readCases, type FixtureCase } from './fixture-harness.js';
+import { FIXTURES, NEW_FIXTURES, readCases, type FixtureCase } from './fixture-harness.js';
 
 interface Compiled {
   run(ids: number[][], mask: number[][], positions: number[][] | undefined, past: HostTensor[][] | undefined): Promise<{ logits: HostTensor; present: HostTensor[][] }>;
@@ -124,6 +124,17 @@ describe('KV cache: prefix + cached steps give the full forward logits', () => {
     it(`${family}: left padding, explicit position ids, mask over past + new`, async () => {
       const c = readCases(family).find((x) => x.name === 'len17_left_pad') as FixtureCase;
       const { vsFull, vsReference } = await cacheError(family, c, true);
+      expect(vsFull).toBeLessThan(1e-5);
+      expect(vsReference).toBeLessThan(1e-4);
+    });
+  }
+  // The 2026 families and the windowed / scaled-RoPE variants: the left-padded case (explicit
+  // positions, mask over past + new) with windows shorter than the 17 positions.
+  for (const family of NEW_FIXTURES) {
+    it(`${family}: left padding, explicit position ids, mask over past + new`, async () => {
+      const c = readCases(family).find((x) => x.name === 'len17_left_pad') as FixtureCase;
+      const { vsFull, vsReference, steps } = await cacheError(family, c, true);
+      expect(steps).toBeGreaterThan(3);
       expect(vsFull).toBeLessThan(1e-5);
       expect(vsReference).toBeLessThan(1e-4);
     });

@@ -116,6 +116,8 @@ describe('LoRA targets, names and initialisation', () => {
     expect(l[1].bShape).toEqual([16, 8]); // GQA: v_proj has 2 kv heads x 8
     expect(loraConfig('gpt_neox').targetModules).toEqual(['query_key_value']);
     expect(loraConfig('qwen2').targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(loraConfig('gemma3_text').targetModules).toEqual(['q_proj', 'v_proj']);
+    expect(loraConfig('phi3').targetModules).toEqual(['qkv_proj']);
   });
 
   it("matches module names by suffix as PEFT does; 'all-linear' takes every projection; unknown names error", () => {
@@ -146,10 +148,10 @@ describe('LoRA targets, names and initialisation', () => {
 });
 
 describe('LoRA graph, merge, save and load', () => {
-  for (const family of ['gpt2', 'llama', 'qwen2', 'gptj', 'gpt_neox'] as const) {
+  for (const family of ['gpt2', 'llama', 'qwen2', 'gptj', 'gpt_neox', 'phi3', 'gemma3_text'] as const) {
     it(`${family}: logits of the merged model equal logits of base + adapters on the activation path; adapters off equals the base`, async () => {
       const m = family === 'gpt2' ? gpt2 : family === 'llama' ? llama : await loadPretrained(join(FIXTURES, family));
-      const config = loraConfig(family, { r: 4, alpha: 16, targetModules: 'all-linear' });
+      const config = loraConfig(m.model.modelType, { r: 4, alpha: 16, targetModules: 'all-linear' });
       const adapters = randomAdapters(m.model, config);
       const baseLogits = await logitsOf(m.model, m.weights);
       const adapted = await logitsOf(m.model, m.weights, { config, adapters });

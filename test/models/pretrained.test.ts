@@ -10,7 +10,7 @@ import { writeSafetensors } from '../../src/io/safetensors-write.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
 import { createModel } from '../../src/models/registry.js';
 import type { CausalLM } from '../../src/models/types.js';
-import { FIXTURES } from './fixture-harness.js';
+import { FIXTURES, NEW_FIXTURES } from './fixture-harness.js';
 
 const TOKENIZERS = join(import.meta.dirname, '..', 'fixtures', 'tokenizers');
 const GPT2 = join(FIXTURES, 'gpt2');
@@ -115,7 +115,7 @@ describe('loadPretrained / savePretrained', () => {
     for (const [name, data] of ref.weights) expect(m.weights.get(name), name).toEqual(data);
   });
 
-  const families = ['gptj', 'gpt_neox', 'gpt_neox_sequential', 'llama', 'llama3_scaled', 'llama_linear_rope', 'qwen2', 'mistral'];
+  const families = ['gptj', 'gpt_neox', 'gpt_neox_sequential', 'llama', 'llama3_scaled', 'llama_linear_rope', 'qwen2', 'mistral', ...NEW_FIXTURES];
   for (const family of families) {
     it(`round-trips ${family} with transformers' key names`, async () => {
       const original = (await readSafetensorsHeader(join(FIXTURES, family, 'model.safetensors'))).tensors.map((t) => t.name);

@@ -2,21 +2,20 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/io/hf-folder.js';
-import { createModel, supportedModelTypes } from '../../src/models/registry.js';
-import { ropeInverseFrequencies } from '../../src/models/rotary.js';
-import { FIXTURES } from './fixture-harness.js';
+import { createModel, modelTypes, supportedModelTypes } from '../../src/models/registry.js';
+import { ropeFrequencies, ropeInverseFrequencies } from '../../src/models/rotary.js';
+import { FIXTURES, NEW_FIXTURES } from './fixture-harness.js';
 
-const FOLDERS = ['gpt2', 'gptj', 'gpt_neox', 'gpt_neox_sequential', 'llama', 'llama3_scaled', 'llama_linear_rope', 'qwen2', 'mistral'];
+const FOLDERS = ['gpt2', 'gptj', 'gpt_neox', 'gpt_neox_sequential', 'llama', 'llama3_scaled', 'llama_linear_rope', 'qwen2', 'mistral', ...NEW_FIXTURES];
 const config = (folder: string): Record<string, unknown> =>
   JSON.parse(readFileSync(join(FIXTURES, folder, 'config.json'), 'utf8')) as Record<string, unknown>;
 
 describe('registry', () => {
   it('unknown model_type errors with the supported list', () => {
-    expect(supportedModelTypes()).toEqual(['gpt2', 'gpt_neox', 'gptj', 'llama', 'mistral', 'qwen2']);
-    expect(() => createModel({ model_type: 'bert' })).toThrow(
-      'config.json: model_type "bert" is not supported (supported: gpt2, gpt_neox, gptj, llama, mistral, qwen2)',
-    );
-    expect(() => createModel({})).toThrow(/model_type undefined is not supported \(supported: gpt2, /);
+    const all = ['gemma2', 'gemma3_text', 'gpt2', 'gpt_neox', 'gptj', 'llama', 'mistral', 'phi3', 'qwen2', 'qwen3', 'smollm3'];
+    expect(supportedModelTypes()).toEqual(all);
+    expect(() => createModel({ model_type: 'bert' })).toThrow(`config.json: model_type "bert" is not supported (supported: ${all.join(', ')})`);
+    expect(() => createModel({})).toThrow(/model_type undefined is not supported \(supported: gemma2, /);
   });
 
   for (const folder of FOLDERS) {
@@ -84,17 +83,10 @@ describe('linearModules roles (PEFT names)', () => {
 });
 
 describe('checkSequenceLength', () => {
-  it('mistral refuses sequences beyond sliding_window', () => {
-    const m = createModel(config('mistral'));
-    expect(() => m.checkSequenceLength?.(4096)).not.toThrow();
-    expect(() => m.checkSequenceLength?.(4097)).toThrow(
-      'mistral: sequence of 4097 tokens exceeds sliding_window 4096; sliding-window attention is not implemented',
-    );
-    expect(() => createModel({ ...config('mistral'), sliding_window: null }).checkSequenceLength?.(100000)).not.toThrow();
-  });
-  it('qwen2 only when use_sliding_window is on', () => {
-    expect(() => createModel(config('qwen2')).checkSequenceLength?.(40000)).not.toThrow();
-    expect(() => createModel({ ...config('qwen2'), use_sliding_window: true }).checkSequenceLength?.(40000)).toThrow(/sliding_window 32768/);
+  it('sliding windows no longer limit the length (they are masked exactly)', () => {
+    expect(() => createModel(config('mistral')).checkSequenceLength?.(100000)).not.toThrow();
+    expect(() => createModel({ ...config('qwen2'), use_sliding_window: true }).checkSequenceLength?.(40000)).not.toThrow();
+    for (const folder of ['gemma2', 'gemma3_text', 'phi3', 'qwen3', 'smollm3']) expect(() => createModel(config(folder)).checkSequenceLength?.(100000)).not.toThrow();
   });
   it('gpt2 and gptj stop at their position tables; llama and gpt_neox have no limit', () => {
     expect(() => createModel(config('gpt2')).checkSequenceLength?.(64)).not.toThrow();
@@ -102,6 +94,32 @@ describe('checkSequenceLength', () => {
     expect(() => createModel(config('gptj')).checkSequenceLength?.(65)).toThrow(/n_positions 64/);
     expect(() => createModel(config('llama')).checkSequenceLength?.(100000)).not.toThrow();
     expect(() => createModel(config('gpt_neox')).checkSequenceLength?.(100000)).not.toThrow();
+  });
+});
+
+describe('registry metadata', () => {
+  it("each model type's linearRoles are exactly the roles its linearModules() use, and its LoRA defaults are among them", () => {
+    const folderOf: Record<string, string> = {};
+    for (const folder of FOLDERS) folderOf[String(config(folder).model_type)] ??= folder;
+    for (const info of modelTypes()) {
+      const roles = [...new Set(createModel(config(folderOf[info.modelType])).linearModules().map((m) => m.role))];
+      expect(roles, info.modelType).toEqual([...info.linearRoles]);
+      for (const t of info.loraDefaultTargets) expect(info.linearRoles, info.modelType).toContain(t);
+    }
+  });
+});
+
+describe('layer types and windows', () => {
+  it('layer_types must name each layer', () => {
+    expect(() => createModel({ ...config('gemma2'), layer_types: ['sliding_attention'] })).toThrow(
+      `gemma2: config.json 'layer_types' must list "sliding_attention" or "full_attention" for each of the 3 layers, got ["sliding_attention"]`,
+    );
+    expect(() => createModel({ ...config('qwen3'), layer_types: ['full_attention', 'local'] })).toThrow(/'layer_types' must list/);
+    expect(() => createModel({ ...config('mistral'), sliding_window: 0 })).toThrow(
+      "mistral: config.json 'sliding_window' must be a positive integer or null, got 0",
+    );
+    expect(() => createModel({ ...config('smollm3'), no_rope_layers: [1, 1] })).toThrow(/'no_rope_layers' must list 0 or 1 for each of the 4 layers/);
+    expect(() => createModel({ ...config('gemma3_text'), use_bidirectional_attention: true })).toThrow(/not a causal LM/);
   });
 });
 
@@ -125,9 +143,36 @@ describe('config semantics', () => {
     const raw = ropeInverseFrequencies('llama', 16, 10000, null);
     expect(l3[0]).toBe(raw[0]); // high frequency: unchanged
     expect(l3[7]).toBeCloseTo(raw[7] / 8, 15); // low frequency: divided by factor
-    expect(() => ropeInverseFrequencies('llama', 8, 10000, { rope_type: 'yarn', factor: 2 })).toThrow(
-      "llama: rope_scaling type \"yarn\" is not supported (supported: default, linear, llama3)",
+    expect(() => ropeInverseFrequencies('llama', 8, 10000, { rope_type: 'ntk', factor: 2 })).toThrow(
+      'llama: rope_scaling type "ntk" is not supported (supported: default, linear, dynamic, yarn, longrope, llama3)',
     );
-    expect(() => createModel({ ...config('llama'), rope_scaling: { type: 'dynamic', factor: 2 } })).toThrow(/"dynamic" is not supported/);
+    expect(() => createModel({ ...config('llama'), rope_scaling: { type: 'dynamic' } })).toThrow("llama: rope_scaling 'dynamic' needs a number 'factor', got undefined");
+  });
+  it('yarn: ramp between extrapolated and interpolated frequencies, attention factor 0.1 ln(factor) + 1', () => {
+    const rope = ropeFrequencies('qwen3', 16, 10000, { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 256 }, { maxPositions: 1024 });
+    if (rope.type !== 'static') throw new Error(rope.type);
+    const raw = ropeInverseFrequencies('qwen3', 16, 10000, null);
+    // correction range [0, 4]: dim 0 extrapolates (unchanged), dims >= 4 interpolate (/ factor)
+    expect(rope.invFreq[0]).toBeCloseTo(raw[0], 15);
+    expect(rope.invFreq[2]).toBeCloseTo(raw[2] * 0.5 + (raw[2] / 4) * 0.5, 15);
+    expect(rope.invFreq[7]).toBeCloseTo(raw[7] / 4, 15);
+    expect(rope.attentionScaling).toBeCloseTo(0.1 * Math.log(4) + 1, 15);
+  });
+  it('longrope: short and long factors, attention scaling from max / original positions; phi3 reads legacy "su"', () => {
+    const scaling = { type: 'longrope', short_factor: [1, 2], long_factor: [3, 4] };
+    const rope = ropeFrequencies('phi3', 4, 10000, scaling, { maxPositions: 128, originalMaxPositions: 32 });
+    expect(rope).toEqual({
+      type: 'longrope',
+      short: [1, 1 / (2 * 100)],
+      long: [1 / 3, 1 / (4 * 100)],
+      originalMaxPositions: 32,
+      attentionScaling: Math.sqrt(1 + Math.log(4) / Math.log(32)),
+    });
+    expect(() => ropeFrequencies('phi3', 4, 10000, { type: 'longrope', short_factor: [1], long_factor: [1, 2] }, { maxPositions: 128 })).toThrow(
+      "phi3: rope_scaling longrope needs 'short_factor' as a list of 2 numbers (rotary dim / 2)",
+    );
+    const phi3 = config('phi3');
+    const su = { ...phi3, rope_scaling: { ...(phi3.rope_scaling as object), type: 'su' } };
+    expect(createModel(su).parameters()).toEqual(createModel(phi3).parameters());
   });
 });

@@ -6,7 +6,7 @@ import { LOSS_TYPES, pairLoss, plackettLuceLoss, preferenceLoss, type LossType }
 // Independent scalar formulas, written from ../shared/docs/dpo.md.
 const ls = (x: number): number => -Math.log1p(Math.exp(-x));
 const sig = (x: number): number => 1 / (1 + Math.exp(-x));
-function reference(type: Exclude<LossType, 'sft'>, rc: number, rr: number, lw: number, ll: number, beta: number, eps: number): number {
+function reference(type: Exclude<LossType, 'sft' | 'unlikelihood'>, rc: number, rr: number, lw: number, ll: number, beta: number, eps: number): number {
   const d = rc - rr;
   switch (type) {
     case 'sigmoid': return -(1 - eps) * ls(beta * d) - eps * ls(-beta * d);
@@ -50,7 +50,8 @@ async function evalGraph(build: (lp: Logps) => ReturnType<typeof pairLoss>, k = 
 }
 
 describe('DPO loss family', () => {
-  for (const type of LOSS_TYPES.filter((t): t is Exclude<LossType, 'sft'> => t !== 'sft')) {
+  // 'unlikelihood' needs per-token sums: test/train/unlikelihood.test.ts.
+  for (const type of LOSS_TYPES.filter((t): t is Exclude<LossType, 'sft' | 'unlikelihood'> => t !== 'sft' && t !== 'unlikelihood')) {
     for (const eps of [0, 0.1]) {
       it(`${type} (label smoothing ${eps}) matches its formula`, async () => {
         const beta = 0.3;

@@ -20,7 +20,7 @@ import { deriveSeed, Rng } from '../../data/rng.js';
 import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
 import type { HostTensor, RuntimeOptions } from '../../engine/runtime.js';
 import { DpoError } from '../../errors.js';
-import { textReward, type TextReward } from '../../eval/rewards.js';
+import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
 import { Generator } from '../../generate/generator.js';
 import { loadPrompts } from '../../generate/prompts.js';
@@ -31,7 +31,7 @@ import type { Float32Tensor } from '../../io/safetensors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { optionsDigest } from '../loop.js';
+import { resumeDigest, runtimeOf } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { learningRateAt } from '../schedule.js';
@@ -89,7 +89,7 @@ export class PPOTrainer {
   }
 
   private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
+    return runtimeOf(this.config);
   }
 
   async train(): Promise<PPOTrainResult> {
@@ -104,7 +104,7 @@ export class PPOTrainer {
 
     const prompts = await this.loadPromptTexts(c.prompts, tokenizer, 'prompts');
     const evalPrompts = c.evalPrompts ? await this.loadPromptTexts(c.evalPrompts, tokenizer, 'evalPrompts') : undefined;
-    const reward = await textReward({ rewardModel: c.rewardModel, scorer: c.scorer, batchSize: c.batchSize, runtime: this.runtime }) as TextReward;
+    const reward = await openRewardSource({ rewardModel: c.rewardModel, scorer: c.scorer, batchSize: c.batchSize, runtime: this.runtime });
     const resources: { release(): Promise<void> }[] = [reward];
     try {
       await mkdir(c.output, { recursive: true });
@@ -317,15 +317,15 @@ export class PPOTrainer {
 
   /** Options a resumed run must share with the run that wrote the checkpoint. */
   private digest(): string {
-    const c = this.config;
-    const { model, prompts, rewardModel, scorer, refModel, batchSize, miniBatchSize, ppoEpochs, optimizer, seed, maxNewTokens, maxPromptLength } = c;
-    const { initKlCoef, targetKl, klHorizon, gamma, lam, cliprange, cliprangeValue, vfCoef, whitenRewards } = c;
-    return optionsDigest({
-      kind: 'ppo', model, prompts, rewardModel, scorer, refModel, batchSize, miniBatchSize, ppoEpochs, optimizer, seed, maxNewTokens, maxPromptLength,
-      initKlCoef, targetKl, klHorizon, gamma, lam, cliprange, cliprangeValue, vfCoef, whitenRewards,
-    });
+    return resumeDigest(this.config, RESUME_KEYS, 'ppo');
   }
 }
+
+/** What defines a PPO run's trajectory (the step budget and reporting may change on resume). */
+const RESUME_KEYS = [
+  'model', 'prompts', 'rewardModel', 'scorer', 'refModel', 'batchSize', 'miniBatchSize', 'ppoEpochs', 'optimizer', 'seed', 'maxNewTokens', 'maxPromptLength',
+  'initKlCoef', 'targetKl', 'klHorizon', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards',
+] as const satisfies readonly (keyof PPOConfig)[];
 
 /** [N] sums of per-token values over each sequence. */
 function sequenceSums(values: ArrayLike<number>, offsets: Int32Array): Float64Array {

@@ -1,0 +1,104 @@
+/**
+ * Padding-free batches vs padded ones: the same DPO step (bench/dpo.ts's loss, optimizer and
+ * random weights) on pairs whose lengths vary (default 32-512 tokens, a quarter of each the
+ * prompt), padded to the batch's longest sequence or packed into rows of that length
+ * (`--padding-free`: data/pack.ts). Both run back to back in this process on the same batches.
+ *
+ *   npm run bench -- packing [--model gpt2-124m] [--variant full|lora] [--lengths 32-512] [--pairs 4]
+ *                            [--batches 3] [--warmup 1] [--threads 2]
+ *
+ * Prints one "dpo_packing" line per layout: real (non-padding) tokens per second over the timed
+ * steps (one per batch, after `--warmup` untimed steps), slots (rows·T) per step, and a
+ * "dpo_packing_ratio" line (packed over padded tokens/s).
+ */
+import { collatePreferences, type PreferenceBatch } from '../src/data/collate.js';
+import type { TokenizedPreference } from '../src/data/tokenize.js';
+import type { HostTensor } from '../src/engine/runtime.js';
+import type { Tensor } from '../src/engine/graph.js';
+import { TrainStep } from '../src/engine/train-step.js';
+import { createModel } from '../src/models/registry.js';
+import { buildDpoLoss } from '../src/train/dpo-trainer.js';
+import { buildPolicy } from '../src/train/policy.js';
+import { scoredFeeds } from '../src/train/sequence-logps.js';
+import { LORA, LOSS, LR, OPTIMIZER, flag, median, modelConfig, parseVariant, randomWeights, round } from './dpo.js';
+
+/** Pairs with total lengths uniform in [min, max] (seeded): prompt a quarter, two completions. */
+function variedRows(vocab: number, pairs: number, min: number, max: number, seed: number): TokenizedPreference[] {
+  let s = seed >>> 0;
+  const next = (): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+  const ids = (n: number): number[] => Array.from({ length: n }, () => Math.floor(next() * vocab));
+  const length = (): number => min + Math.floor(next() * (max - min + 1));
+  return Array.from({ length: pairs }, (_, i) => {
+    const [a, b] = [length(), length()];
+    const prompt = Math.max(1, Math.floor(Math.min(a, b) / 4));
+    return { promptIds: ids(prompt), completionIds: [ids(a - prompt), ids(b - prompt)], origin: { file: 'random', line: i + 1 } };
+  });
+}
+
+function stepFeeds(batch: PreferenceBatch, packed: boolean, vocab: number): Record<string, HostTensor> {
+  const n = batch.numSequences;
+  return {
+    ...scoredFeeds(batch, { packed }),
+    completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
+    ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(vocab) + (i % 3)), dims: [n] },
+  };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const name = flag(args, 'model') ?? 'gpt2-124m';
+  const variant = parseVariant(flag(args, 'variant') ?? 'full');
+  const [min, max] = (flag(args, 'lengths') ?? '32-512').split('-').map(Number);
+  const pairs = Number(flag(args, 'pairs') ?? 4);
+  const batches = Number(flag(args, 'batches') ?? 3);
+  const warmup = Number(flag(args, 'warmup') ?? 1);
+  const threads = Number(flag(args, 'threads') ?? 2);
+  const model = createModel(modelConfig(name));
+  const vocab = model.config.vocabSize;
+  const policy = buildPolicy(model, randomWeights(model), variant === 'lora' ? LORA : undefined, 0);
+  const weightsOf = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
+  const data = Array.from({ length: warmup + batches }, (_, b) => collatePreferences(variedRows(vocab, pairs, min, max, 11 + b), { padTokenId: 0 }));
+  const results: Record<string, number> = {};
+  for (const packed of [false, true]) {
+    const step = await TrainStep.create(
+      policy.specs,
+      (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, 2, false, undefined, { packed }),
+      { ...OPTIMIZER },
+      { threads },
+    );
+    const times: number[] = [];
+    let tokens = 0;
+    let slots = 0;
+    for (const [b, batch] of data.entries()) {
+      const feeds = stepFeeds(batch, packed, vocab);
+      const t0 = performance.now();
+      await step.step(feeds, LR);
+      if (b < warmup) continue;
+      times.push(performance.now() - t0);
+      tokens += batch.attentionMask.reduce((a, v) => a + v, 0);
+      slots += (feeds.input_ids.dims[0] as number) * batch.seqLen;
+    }
+    await step.release();
+    const ms = times.reduce((a, t) => a + t, 0);
+    results[packed ? 'packed' : 'padded'] = (tokens * 1000) / ms;
+    console.log(
+      JSON.stringify({
+        bench: 'dpo_packing',
+        model: name,
+        variant,
+        layout: packed ? 'padding-free' : 'padded',
+        real_tokens_per_second: round((tokens * 1000) / ms, 1),
+        ms_per_step: round(median(times), 0),
+        step_ms: times.map((t) => round(t, 0)),
+        real_tokens_per_step: tokens / times.length,
+        slots_per_step: slots / times.length,
+        pairs,
+        lengths: `${min}-${max}`,
+        threads,
+      }),
+    );
+  }
+  console.log(JSON.stringify({ bench: 'dpo_packing_ratio', model: name, variant, tokens_per_second_ratio: round(results.packed / results.padded, 2) }));
+}

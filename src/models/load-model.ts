@@ -1,0 +1,23 @@
+/**
+ * Loading what a `--model` argument names, by the one rule of model-folder-kind.ts: a full model
+ * (local folder or hub id), or a PEFT LoRA adapter folder (what `dpo train --lora-*` writes),
+ * whose base model (`base_model_name_or_path`) is loaded and the adapters merged into it.
+ */
+import { join } from 'node:path';
+import { DpoError } from '../errors.js';
+import { readJsonObject } from '../io/json-file.js';
+import { modelFolderKind } from '../io/model-folder-kind.js';
+import { ADAPTER_CONFIG_FILE } from '../io/model-files.js';
+import { loadLoraAdapter, mergeLora } from './lora.js';
+import { loadPretrained, type LoadPretrainedOptions, type Pretrained } from './pretrained.js';
+
+export async function loadModelOrAdapter(ref: string, options: LoadPretrainedOptions = {}): Promise<Pretrained> {
+  if ((await modelFolderKind(ref)) !== 'adapter') return loadPretrained(ref, options);
+  const adapterConfig = join(ref, ADAPTER_CONFIG_FILE);
+  const base = (await readJsonObject(adapterConfig)).base_model_name_or_path;
+  if (typeof base !== 'string' || base.length === 0) throw new DpoError(`${adapterConfig}: no base_model_name_or_path; cannot tell which model the adapters belong to`);
+  const p = await loadPretrained(base, options);
+  const adapter = await loadLoraAdapter(ref, p.model);
+  mergeLora(p.model, p.weights, adapter.adapters, adapter.config, { inPlace: true });
+  return p;
+}
