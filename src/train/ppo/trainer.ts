@@ -117,7 +117,7 @@ export class PPOTrainer {
       const refWeights = ref?.weights ?? new Map([...pretrained.weights].map(([k, v]) => [k, Float32Array.from(v)]));
 
       const hidden = model.config.hiddenSize;
-      const head = (await readValueHead(pretrained.dir, hidden).catch(() => undefined)) ?? initValueHead(hidden);
+      const head = (await readValueHead(pretrained.dir, hidden)) ?? initValueHead(hidden);
       const shapes = new Map<string, readonly number[]>(model.parameters().map((p) => [p.name, p.shape]));
       for (const [k, s] of valueHeadShapes(hidden)) shapes.set(k, s);
       const weights = new Map<string, Float32Array>([...pretrained.weights, ...head]);
