@@ -26,6 +26,22 @@ export function parseInteger(flag: string, value: string): number {
 }
 
 /** "a,b, c" -> ["a", "b", "c"] (empty items dropped). */
+/** An optional integer flag, at least `min`; undefined when the flag is absent. */
+export function optionalInteger(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseInteger(flag, value);
+  if (n < min) throw new DpoError(`${flag}: expected an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+/** An optional number flag that must pass `ok` (described by `what`); undefined when absent. */
+export function optionalNumber(value: string | undefined, flag: string, ok: (n: number) => boolean, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseNumber(flag, value);
+  if (!ok(n)) throw new DpoError(`${flag}: expected ${what}, got '${value}'`);
+  return n;
+}
+
 export function parseList(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }

@@ -8,6 +8,8 @@
 import { z } from 'zod';
 import { DpoError } from '../errors.js';
 import { PREFERENCE_FORMATS } from '../data/preference-format.js';
+import { SAVE_DTYPES } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import { LOSS_TYPES } from './losses.js';
 
 /** Help of one config key: what it does, and the placeholder of its value (`--model <path>`). */
@@ -40,7 +42,7 @@ export const TrainingOptionsSchema = z.object({
   output: option(z.string().min(1), 'output folder: final model, metrics.jsonl, checkpoints', 'dir'),
   evalData: option(z.string().min(1).optional(), 'held-out preference data for eval_* metrics', 'path'),
   format: option(z.enum(['auto', ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
-  maxLength: option(z.number().int().positive().default(1024), 'max tokens of prompt + completion'),
+  maxLength: option(z.number().int().positive().default(1024), "max tokens of prompt + completion (capped at the model's max_position_embeddings)"),
   maxPromptLength: option(z.number().int().positive().optional(), 'max prompt tokens'),
   maxCompletionLength: option(z.number().int().positive().optional(), 'max completion tokens'),
   truncationMode: option(z.enum(['keep_start', 'keep_end']).default('keep_end'), 'which end of a too-long prompt to keep', 'mode'),
@@ -67,7 +69,10 @@ export const TrainingOptionsSchema = z.object({
   padToMultipleOf: option(z.number().int().positive().optional(), 'pad sequence length to a multiple of n'),
   loggingSteps: option(z.number().int().positive().default(10), 'write metrics every n steps'),
   evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-data every n steps (and always at the end)'),
-  saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n steps'),
+  saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n steps (and at the last step)'),
+  saveTotalLimit: option(z.number().int().positive().optional(), 'keep only the newest n checkpoints (older ones are deleted)'),
+  /** Write into a non-empty --output that is not a run of this command (transformers' overwrite_output_dir). */
+  overwriteOutput: option(z.boolean().default(false), 'write into a non-empty --output that is not a run of this command'),
   /** true: continue from the newest checkpoint in `output`; a path: from that checkpoint. */
   resume: option(z.union([z.boolean(), z.string().min(1)]).default(false), 'continue from the newest checkpoint in --output, or from the given one', 'checkpoint'),
   lora: LoraOptionsSchema.optional(),
@@ -75,7 +80,35 @@ export const TrainingOptionsSchema = z.object({
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
   threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
   device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
+  saveDtype: option(
+    z.enum(SAVE_DTYPES).default('auto'),
+    "dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT)",
+    'dtype',
+  ),
+  /** "2GB", "500MB", "1GiB" or a byte count (parseShardSize); a number in a config file is bytes. */
+  maxShardSize: option(
+    z.coerce
+      .string()
+      .superRefine((value, ctx) => {
+        try {
+          parseShardSize(value);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        }
+      })
+      .default('2GB'),
+    "largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does",
+    'size',
+  ),
 });
+
+/** Options of the trainers that score completions with a causal LM (`dpo train`, `dpo sft`). */
+export const ScoredBatchShape = {
+  paddingFree: option(
+    z.boolean().default(false),
+    'pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute',
+  ),
+};
 
 /** The loss options `dpo train` and `dpo eval` share. */
 const DpoLossShape = {
@@ -91,6 +124,7 @@ const DpoLossShape = {
 
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
+  ...ScoredBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',

@@ -21,18 +21,22 @@ import * as op from '../engine/ops.js';
 import { logSigmoid } from '../engine/nn.js';
 import type { ParamSpec } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
 import { resolveModel } from '../io/hub.js';
 import { readJsonObject } from '../io/json-file.js';
+import { resolveSaveDtype } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { mergeLora } from '../models/lora.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
+import { fitToContext } from './context-limit.js';
 import type { CausalLM } from '../models/types.js';
 import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { requireTokenizer, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, requireTokenizer, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import {
   bodyParameterNames,
   declareRewardInputs,
@@ -76,7 +80,7 @@ const REWARD_RESUME_KEYS = [
   'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'centerRewardsCoefficient',
 ] as const satisfies readonly (keyof RewardConfig)[];
 
-export interface RewardTrainerOptions {
+export interface RewardTrainerOptions extends StopOptions {
   progress?: ProgressReporter;
 }
 
@@ -152,16 +156,31 @@ export class RewardTrainer {
   readonly config: RewardConfig;
   private readonly progress: ProgressReporter;
 
+  private readonly stop: StopRequest;
+
   constructor(config: RewardConfigInput | RewardConfig, options: RewardTrainerOptions = {}) {
     this.config = parseRewardConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
+  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
+  requestStop(): void {
+    this.stop.request();
+  }
+
+  /** Trains; --output is checked and locked before any work. */
   async train(): Promise<RewardTrainResult> {
+    const digest = resumeDigest(this.config, REWARD_RESUME_KEYS, 'reward');
+    return guardedRun(this.config, 'dpo reward train', digest, this.progress, [], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<RewardTrainResult> {
     const c = this.config;
     const log = (m: string): void => this.progress.log(m);
     const start = await this.loadStart();
     const { model, tokenizer } = start;
+    c.maxLength = fitToContext(c.maxLength, model);
     const padTokenId = tokenizer.padTokenId;
     const body = new Set(bodyParameterNames(model));
 
@@ -192,7 +211,8 @@ export class RewardTrainer {
       },
       rows: train,
       padTokenId,
-      digest: resumeDigest(c, REWARD_RESUME_KEYS, 'reward'),
+      digest,
+      stopRequested: () => this.stop.stopped,
       hooks: ({ evalGraph }) => ({
         feeds: (batches) => batches.map((b) => rewardFeeds(b, padTokenId)),
         record: (_batch, o) => metrics.add(o.rewards.data as Float32Array, K),
@@ -218,7 +238,15 @@ export class RewardTrainer {
             const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
             weights = mergeLora(model, weights, adapters, policy.lora);
           }
-          await saveRewardModel(c.output, { model, weights, offset: rewardOffset, padTokenId, tokenizerDir: start.dir });
+          await saveRewardModel(c.output, {
+            model,
+            weights,
+            offset: rewardOffset,
+            padTokenId,
+            tokenizerDir: start.dir,
+            dtype: resolveSaveDtype(c.saveDtype, start.dtype),
+            maxShardSize: parseShardSize(c.maxShardSize),
+          });
           log(`saved the reward model to ${c.output} (reward_offset ${rewardOffset.toPrecision(6)})`);
         },
         progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.accuracy ?? 0, margin: m.margin ?? 0 }),
@@ -228,7 +256,14 @@ export class RewardTrainer {
   }
 
   /** The starting point: a causal LM (new head, N(0, initializer_range^2)) or a reward model (its head). */
-  private async loadStart(): Promise<{ model: CausalLM; weights: Map<string, Float32Array>; head: Float32Array; tokenizer: TextTokenizer; dir: string }> {
+  private async loadStart(): Promise<{
+    model: CausalLM;
+    weights: Map<string, Float32Array>;
+    head: Float32Array;
+    tokenizer: TextTokenizer;
+    dir: string;
+    dtype: FloatOutputDtype;
+  }> {
     const c = this.config;
     const dir = (await resolveModel(c.model)).dir;
     const config = await readJsonObject(join(dir, 'config.json'), true);
@@ -237,12 +272,12 @@ export class RewardTrainer {
       const tokenizer = requireTokenizer(rm);
       const head = rm.weights.get(SCORE_WEIGHT) as Float32Array;
       rm.weights.delete(SCORE_WEIGHT);
-      return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir };
+      return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir, dtype: rm.dtype };
     }
-    const p = await loadPretrained(dir);
+    const p = await loadModelOrAdapter(dir);
     const tokenizer = requireTokenizer(p);
     const range = typeof p.config.initializer_range === 'number' ? p.config.initializer_range : 0.02;
-    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir };
+    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
   private prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
