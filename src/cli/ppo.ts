@@ -45,10 +45,10 @@ export function register(program: Command, ctx: CliContext): void {
     options: PPO_OPTIONS,
     configFiles: 'ppo.yaml or ppo.json',
     examples: EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
       const { PPOTrainer } = await import('../train/ppo/trainer.js');
-      return new PPOTrainer(config, { progress }).train();
+      return new PPOTrainer(config, { progress, signal }).train();
     },
   });
 }

@@ -102,7 +102,7 @@ export class StopRequest {
  * `command` names the run ('dpo train'), `inputs` are the other model folders it reads.
  */
 export async function guardedRun<T>(
-  c: TrainingOptions,
+  c: Pick<TrainingOptions, 'output' | 'model' | 'overwriteOutput' | 'resume'>,
   command: string,
   digest: string,
   progress: ProgressReporter,

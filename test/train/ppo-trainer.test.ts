@@ -71,7 +71,7 @@ describe('PPOTrainer', () => {
     expect(readMetrics(join(out, 'metrics.jsonl')).map((m) => m['objective/kl_coef'])).toEqual(metrics.map((m) => m['objective/kl_coef']));
 
     // A changed PPO option is refused on resume.
-    await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), cliprange: 0.3 }, { progress: silentProgress }).train()).rejects.toThrow(/different PPO options/);
+    await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), cliprange: 0.3 }, { progress: silentProgress }).train()).rejects.toThrow(/was made with different training options/);
   }, 120_000);
 
   it('reads prompts from a file and rejects an unknown scorer before loading anything', async () => {

@@ -48,7 +48,9 @@ export const PPOConfigSchema = z
     loggingSteps: option(z.number().int().positive().default(1), 'write metrics every n updates'),
     evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-prompts every n updates (and always at the end)'),
     saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n updates'),
+    saveTotalLimit: shared.saveTotalLimit,
     resume: shared.resume,
+    overwriteOutput: shared.overwriteOutput,
     threads: shared.threads,
     device: shared.device,
   })

@@ -30,8 +30,8 @@ import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { findResumableCheckpoint, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { resumeDigest, runtimeOf } from '../runner.js';
+import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
+import { guardedRun, resumeDigest, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { learningRateAt } from '../schedule.js';
@@ -43,7 +43,7 @@ import { PromptOrder, SEED_STREAMS } from './prompt-order.js';
 import { gatherTokens, rolloutRows, scoreRollout, sequenceFeeds, type Rollout } from './rollout.js';
 import { initValueHead, readValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from './value-head.js';
 
-export interface PPOTrainerOptions {
+export interface PPOTrainerOptions extends StopOptions {
   /** An already loaded starting policy (skips loading `config.model`). */
   policy?: Pretrained;
   progress?: ProgressReporter;
@@ -75,17 +75,18 @@ interface Episodes {
 export class PPOTrainer {
   readonly config: PPOConfig;
   private readonly progress: ProgressReporter;
-  private stopRequested = false;
+  private readonly stop: StopRequest;
 
   constructor(config: PPOConfigInput | PPOConfig, private readonly options: PPOTrainerOptions = {}) {
     this.config = parsePpoConfig(config);
     if (this.config.scorer) getScorer(this.config.scorer);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
   /** Stops a running `train()` after the current update, with a checkpoint (as Ctrl-C). */
   requestStop(): void {
-    this.stopRequested = true;
+    this.stop.request();
   }
 
   private get runtime(): RuntimeOptions {
@@ -93,6 +94,11 @@ export class PPOTrainer {
   }
 
   async train(): Promise<PPOTrainResult> {
+    const c = this.config;
+    return guardedRun(c, 'dpo ppo', this.digest(), this.progress, [c.refModel, c.rewardModel], () => this.run());
+  }
+
+  private async run(): Promise<PPOTrainResult> {
     const c = this.config;
     const log = (m: string): void => this.progress.log(m);
     const pretrained = this.options.policy ?? (await loadPretrained(c.model));
@@ -159,21 +165,20 @@ export class PPOTrainer {
 
       const order = new PromptOrder(prompts.texts.length, c.seed);
       const kl = new KlController(c.initKlCoef, c.targetKl, c.klHorizon);
-      let totalSteps = c.maxSteps ?? Math.max(1, Math.ceil((c.numEpochs * prompts.texts.length) / c.batchSize));
+      const totalSteps = c.maxSteps ?? Math.max(1, Math.ceil((c.numEpochs * prompts.texts.length) / c.batchSize));
       let done = 0;
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
       if (c.resume) {
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log);
+        // guardedRun checked the digest; the step budget may change on resume (it is not part of it).
         const state = contents.state as PpoTrainerState;
-        if (state.configDigest !== digest) throw new DpoError(`resume: ${dir} was made with different PPO options (model, prompts, reward, batch sizes, optimizer or PPO settings)`);
         step.restore(contents.weights, contents.optimizer, state.optimizerSteps);
         order.restore(state.batcher);
         kl.restore({ value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
-        totalSteps = state.totalSteps;
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
@@ -182,6 +187,9 @@ export class PPOTrainer {
         const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value };
         const dir = await saveTrainingCheckpoint(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state });
         log(`saved ${dir}`);
+        if (c.saveTotalLimit !== undefined) {
+          for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
+        }
       };
 
       const evaluate = async (): Promise<Record<string, number>> => {
@@ -194,14 +202,7 @@ export class PPOTrainer {
         return { 'eval_objective/scores': meanVar(scores).mean, 'eval_objective/kl': meanVar(seqKl).mean };
       };
 
-      let stop = false;
-      const onSigint = (): void => {
-        if (stop) process.exit(130);
-        stop = true;
-        log('interrupt: finishing this update, saving a checkpoint, then stopping (Ctrl-C again to quit at once)');
-      };
-      process.on('SIGINT', onSigint);
-      const stopping = (): boolean => stop || this.stopRequested;
+      const stopping = (): boolean => this.stop.stopped;
       const acc = new MetricsAccumulator();
       let lastMetrics: Record<string, number> = {};
       let evalMetrics: Record<string, number> | undefined;
@@ -299,7 +300,6 @@ export class PPOTrainer {
         }
         return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
       } finally {
-        process.off('SIGINT', onSigint);
         this.progress.stop();
       }
     } finally {
