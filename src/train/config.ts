@@ -8,6 +8,8 @@
 import { z } from 'zod';
 import { DpoError } from '../errors.js';
 import { PREFERENCE_FORMATS } from '../data/preference-format.js';
+import { SAVE_DTYPES } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import { LOSS_TYPES } from './losses.js';
 
 /** Help of one config key: what it does, and the placeholder of its value (`--model <path>`). */
@@ -75,7 +77,35 @@ export const TrainingOptionsSchema = z.object({
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
   threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
   device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
+  saveDtype: option(
+    z.enum(SAVE_DTYPES).default('auto'),
+    "dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT)",
+    'dtype',
+  ),
+  /** "2GB", "500MB", "1GiB" or a byte count (parseShardSize); a number in a config file is bytes. */
+  maxShardSize: option(
+    z.coerce
+      .string()
+      .superRefine((value, ctx) => {
+        try {
+          parseShardSize(value);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        }
+      })
+      .default('2GB'),
+    "largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does",
+    'size',
+  ),
 });
+
+/** Options of the trainers that score completions with a causal LM (`dpo train`, `dpo sft`). */
+export const ScoredBatchShape = {
+  paddingFree: option(
+    z.boolean().default(false),
+    'pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute',
+  ),
+};
 
 /** The loss options `dpo train` and `dpo eval` share. */
 const DpoLossShape = {
@@ -91,6 +121,7 @@ const DpoLossShape = {
 
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
+  ...ScoredBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',

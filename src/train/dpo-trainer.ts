@@ -96,7 +96,7 @@ export class DPOTrainer {
         config: c,
         progress: this.progress,
         params: policy,
-        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout),
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, { packed: c.paddingFree }),
         rows: train.rows,
         padTokenId: tokenizer.padTokenId,
         digest: resumeDigest(c, DPO_RESUME_KEYS),
@@ -129,7 +129,7 @@ export class DPOTrainer {
             if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
           },
           saveFinal: async (params) => {
-            await savePolicy(c.output, c.model, pretrained, policy, params);
+            await savePolicy(c.output, c.model, pretrained, policy, params, c);
             this.progress.log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),
@@ -203,7 +203,7 @@ export class DPOTrainer {
   private stepFeeds(batch: PreferenceBatch, ref: Float64Array | undefined): Record<string, HostTensor> {
     const n = batch.numSequences;
     const feeds: Record<string, HostTensor> = {
-      ...scoredFeeds(batch),
+      ...scoredFeeds(batch, { packed: this.config.paddingFree }),
       completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     };
     if (ref) feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };

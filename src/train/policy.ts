@@ -4,6 +4,7 @@
  */
 import type { Graph, Tensor } from '../engine/graph.js';
 import { resolveSaveDtype, type ModelSaveOptions } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import { savePretrained, type Pretrained } from '../models/pretrained.js';
 import type { ParamSpec } from '../engine/train-step.js';
 import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../models/lora.js';
@@ -80,6 +81,6 @@ export async function savePolicy(
     tokenizerDir: pretrained.dir,
     generationConfig: pretrained.generationConfig,
     dtype: resolveSaveDtype(save.saveDtype, pretrained.dtype),
-    maxShardSize: save.maxShardSize,
+    maxShardSize: save.maxShardSize === undefined ? undefined : parseShardSize(save.maxShardSize),
   });
 }

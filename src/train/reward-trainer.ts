@@ -21,8 +21,11 @@ import * as op from '../engine/ops.js';
 import { logSigmoid } from '../engine/nn.js';
 import type { ParamSpec } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
 import { resolveModel } from '../io/hub.js';
 import { readJsonObject } from '../io/json-file.js';
+import { resolveSaveDtype } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { mergeLora } from '../models/lora.js';
 import { loadPretrained } from '../models/pretrained.js';
@@ -218,7 +221,15 @@ export class RewardTrainer {
             const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
             weights = mergeLora(model, weights, adapters, policy.lora);
           }
-          await saveRewardModel(c.output, { model, weights, offset: rewardOffset, padTokenId, tokenizerDir: start.dir });
+          await saveRewardModel(c.output, {
+            model,
+            weights,
+            offset: rewardOffset,
+            padTokenId,
+            tokenizerDir: start.dir,
+            dtype: resolveSaveDtype(c.saveDtype, start.dtype),
+            maxShardSize: parseShardSize(c.maxShardSize),
+          });
           log(`saved the reward model to ${c.output} (reward_offset ${rewardOffset.toPrecision(6)})`);
         },
         progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.accuracy ?? 0, margin: m.margin ?? 0 }),
@@ -228,7 +239,14 @@ export class RewardTrainer {
   }
 
   /** The starting point: a causal LM (new head, N(0, initializer_range^2)) or a reward model (its head). */
-  private async loadStart(): Promise<{ model: CausalLM; weights: Map<string, Float32Array>; head: Float32Array; tokenizer: TextTokenizer; dir: string }> {
+  private async loadStart(): Promise<{
+    model: CausalLM;
+    weights: Map<string, Float32Array>;
+    head: Float32Array;
+    tokenizer: TextTokenizer;
+    dir: string;
+    dtype: FloatOutputDtype;
+  }> {
     const c = this.config;
     const dir = (await resolveModel(c.model)).dir;
     const config = await readJsonObject(join(dir, 'config.json'), true);
@@ -237,12 +255,12 @@ export class RewardTrainer {
       const tokenizer = requireTokenizer(rm);
       const head = rm.weights.get(SCORE_WEIGHT) as Float32Array;
       rm.weights.delete(SCORE_WEIGHT);
-      return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir };
+      return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir, dtype: rm.dtype };
     }
     const p = await loadPretrained(dir);
     const tokenizer = requireTokenizer(p);
     const range = typeof p.config.initializer_range === 'number' ? p.config.initializer_range : 0.02;
-    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir };
+    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
   private prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {

@@ -32,18 +32,19 @@ import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
 import type { DropoutSites } from '../models/dropout.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph } from './loop.js';
 import { savePolicy } from './policy.js';
 import { loadPolicy, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { declareScoredInputs, scoredFeeds, scoredHead, type ScoredInputs } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
 
 /** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
 export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
 
 export const SFTConfigSchema = TrainingOptionsSchema.extend({
+  ...ScoredBatchShape,
   data: option(
     z.string().min(1),
     'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
@@ -139,7 +140,7 @@ export interface TokenNll {
 
 /** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
 export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs, dropout?: DropoutSites): TokenNll {
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
+  const hidden = scoredForward(model, params, inputs, dropout);
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
     const nll = op.sub(logSumExp(logits, -1), target);
@@ -154,16 +155,16 @@ export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor
  * The SFT step's loss: sum of token NLLs times the fed `loss_scale` (= micro-batches / completion
  * tokens of the whole step, so accumulated gradients are those of the step's token mean).
  */
-export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites): LossBuild {
-  const inputs = declareScoredInputs(g);
+export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites, layout: { packed?: boolean } = {}): LossBuild {
+  const inputs = declareScoredInputs(g, 'float32', layout);
   const scale = g.input('loss_scale', 'float32', []);
   const t = tokenNll(model, params, inputs, dropout);
   const nllSum = op.sum(t.nll);
   return { loss: op.mul(nllSum, scale), outputs: { nll_sum: op.stopGradient(nllSum), correct: op.sum(t.correct) } };
 }
 
-function batchFeeds(batch: PreferenceBatch, scale: number): Record<string, HostTensor> {
-  return { ...scoredFeeds(batch), loss_scale: { data: Float32Array.of(scale), dims: [] } };
+function batchFeeds(batch: PreferenceBatch, scale: number, packed: boolean): Record<string, HostTensor> {
+  return { ...scoredFeeds(batch, { packed }), loss_scale: { data: Float32Array.of(scale), dims: [] } };
 }
 
 function scoredTokens(batch: PreferenceBatch): number {
@@ -191,14 +192,14 @@ export class SFTTrainer {
       config: c,
       progress: this.progress,
       params: policy,
-      loss: (g, weights) => sftLoss(g, policy.model, weights, dropout),
+      loss: (g, weights) => sftLoss(g, policy.model, weights, dropout, { packed: c.paddingFree }),
       rows: train.rows,
       padTokenId: tokenizer.padTokenId,
       digest: resumeDigest(c, SFT_RESUME_KEYS, 'sft'),
       hooks: ({ evalGraph }) => ({
         feeds: (batches) => {
           const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
-          return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1)));
+          return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1), c.paddingFree));
         },
         record: (batch, o) => {
           correct += Number(o.correct.data[0]);
@@ -211,7 +212,7 @@ export class SFTTrainer {
         },
         evaluate: evalSplit ? async (params) => this.evaluateSplit(evalSplit, await evalGraph(), params, tokenizer.padTokenId) : undefined,
         saveFinal: async (params) => {
-          await savePolicy(c.output, c.model, pretrained, policy, params);
+          await savePolicy(c.output, c.model, pretrained, policy, params, c);
           this.progress.log(`saved the model to ${c.output}`);
         },
         progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
@@ -243,7 +244,7 @@ export class SFTTrainer {
     this.progress.start('eval', split.rows.length);
     for (let start = 0; start < split.rows.length; start += bs) {
       const batch = collatePreferences(split.rows.slice(start, start + bs), { padTokenId, padToMultipleOf: this.config.padToMultipleOf });
-      const out = await graph.run(batchFeeds(batch, 1), params);
+      const out = await graph.run(batchFeeds(batch, 1, this.config.paddingFree), params);
       nll += Number(out.nll_sum.data[0]);
       correct += Number(out.correct.data[0]);
       count += scoredTokens(batch);
