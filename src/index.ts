@@ -19,10 +19,29 @@ export {
   LoraOptionsSchema,
   TrainingOptionsSchema,
   parseDpoConfig,
+  parseConfig,
+  checkedConfig,
+  option,
   formatZodError,
+  type ConfigDefinition,
+  type OptionMeta,
   type DPOConfigInput,
   type LoraOptions,
 } from './train/config.js';
+export {
+  runTrainer,
+  loadPolicy,
+  resumeDigest,
+  runtimeOf,
+  guardedRun,
+  StopRequest,
+  type StopOptions,
+  type TrainerRun,
+  type TrainerResult,
+  type RunTools,
+  type LoadedPolicy,
+} from './train/runner.js';
+export { runTrainingLoop, EvalGraph, type LoopHooks, type LoopResult, type TrainingOptions } from './train/loop.js';
 export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo-trainer.js';
 export {
   evaluateDpo,
@@ -66,10 +85,16 @@ export {
   findResumableCheckpoint,
   listCheckpoints,
   checkpointDir,
+  pruneCheckpoints,
+  removePartialCheckpoints,
   type CheckpointContents,
+  type CheckpointExpectation,
   type TrainerState,
 } from './train/checkpoint.js';
 export { buildPolicy, type Policy } from './train/policy.js';
+export { guardOutput, RUN_MARKER_FILE, type GuardedOutput, type OutputGuardOptions } from './train/output-guard.js';
+export { acquireRunLock, RUN_LOCK_FILE, type RunLock } from './io/run-lock.js';
+export { fitToContext } from './train/context-limit.js';
 export {
   SFTTrainer,
   SFTConfigSchema,
@@ -98,6 +123,17 @@ export * from './eval/index.js';
 export { runQuickstart, preferencePairs, SHIPPED_MODEL, type QuickstartOptions, type QuickstartSummary } from './quickstart/run.js';
 export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './quickstart/prompts.js';
 export { renderSvg } from './quickstart/report.js';
+export {
+  runSentimentExperiment,
+  experimentRuns,
+  METHODS as EXPERIMENT_METHODS,
+  type SentimentExperimentOptions,
+  type SentimentExperimentSummary,
+  type ExperimentSettings,
+  type RunRecord,
+} from './experiment/sentiment.js';
+export { FrontierEvaluator, type FrontierPoint, type PolicyEvaluation } from './experiment/frontier.js';
+export { trainedRunPoints, type ExperimentRun, type MethodContext } from './experiment/methods.js';
 
 // Data.
 export * from './data/index.js';
@@ -141,6 +177,9 @@ export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveMo
 
 // Export for other runtimes: an ONNX folder transformers.js loads (Optimum's layout).
 export { exportOnnx, buildOptimumDecoderGraph, type ExportOnnxOptions, type ExportOnnxResult, type ExternalDataMode } from './export/index.js';
+
+// Preference labelling by hand: the `dpo label` page and its session/files.
+export { runLabel, LabelSession, LabelStore, startLabelServer, type LabelOptions, type RunningLabel, type Decision, type LabelState } from './label/index.js';
 
 // The engine: graphs, ops, autodiff, ONNX Runtime, optimizers, TrainStep.
 export * as engine from './engine/index.js';

@@ -10,8 +10,10 @@ import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
+import { register as experiment } from './experiment.js';
 import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
+import { register as label } from './label.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -23,4 +25,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   quickstart,
   exportModel,
   models,
+  label,
+  experiment,
 ];

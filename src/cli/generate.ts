@@ -17,7 +17,7 @@ import { openRewardSource } from '../eval/rewards.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import type { CliContext, CliStream } from './context.js';
-import { parseInteger, parseNumber } from './options.js';
+import { optionalInteger as integer, optionalNumber as float } from './options.js';
 import { formatBadRow } from '../data/bad-rows.js';
 
 export interface GenerateCommandOptions {
@@ -69,20 +69,6 @@ Examples:
   $ dpo generate --model ./sft --prompts p.jsonl --output s.jsonl --num-samples 4 --temperature 0.7 --top-p 0.9 --seed 1
   $ dpo generate --model ./sft --prompts p.jsonl --output s.jsonl --greedy --max-new-tokens 64 --stop "\\n\\n"
   $ dpo generate --model ./sft --prompts p.jsonl --output best.jsonl --best-of 16 --reward-model ./rm`;
-
-function integer(value: string | undefined, flag: string, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parseInteger(flag, value);
-  if (n < min) throw new DpoError(`${flag}: expected an integer >= ${min}, got '${value}'`);
-  return n;
-}
-
-function float(value: string | undefined, flag: string, ok: (n: number) => boolean, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parseNumber(flag, value);
-  if (!ok(n)) throw new DpoError(`${flag}: expected ${what}, got '${value}'`);
-  return n;
-}
 
 /** `\n`, `\t`, `\r` and `\\` in a --stop value (shells pass them literally). */
 export function unescapeStop(value: string): string {

@@ -26,6 +26,22 @@ export function parseInteger(flag: string, value: string): number {
 }
 
 /** "a,b, c" -> ["a", "b", "c"] (empty items dropped). */
+/** An optional integer flag, at least `min`; undefined when the flag is absent. */
+export function optionalInteger(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseInteger(flag, value);
+  if (n < min) throw new DpoError(`${flag}: expected an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+/** An optional number flag that must pass `ok` (described by `what`); undefined when absent. */
+export function optionalNumber(value: string | undefined, flag: string, ok: (n: number) => boolean, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = parseNumber(flag, value);
+  if (!ok(n)) throw new DpoError(`${flag}: expected ${what}, got '${value}'`);
+  return n;
+}
+
 export function parseList(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }
@@ -74,9 +90,9 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
     const flag = `--${flagOf(spec)}`;
     const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
     const flags = spec.kind === 'boolean' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : `${flag} <${arg}>`;
-    const option = new Option(flags, spec.description);
+    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
+    const option = new Option(flags, spec.defaultText !== undefined ? `${spec.description} (default: ${spec.defaultText})` : spec.description);
     if (spec.choices) option.choices(spec.choices);
-    if (spec.defaultText !== undefined) option.default(undefined, spec.defaultText);
     if (spec.kind === 'number') option.argParser((v: string) => parseNumber(flag, v));
     if (spec.kind === 'integer') option.argParser((v: string) => parseInteger(flag, v));
     if (spec.kind === 'list') option.argParser((v: string) => parseList(v));

@@ -15,12 +15,14 @@ import type { OnBadRow, PreferenceFormat, RowOrigin, SftFormat } from '../data/t
 import { DpoError } from '../errors.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
-import { parseRewardConfig, RewardConfigSchema, RewardTrainer } from '../train/reward-trainer.js';
+import { REWARD_CONFIG, RewardConfigSchema, RewardTrainer } from '../train/reward-trainer.js';
 import { detectSftDataKind } from '../train/sft-trainer.js';
 import { printJson, type CliContext } from './context.js';
 import { RUNTIME_OPTIONS } from './dpo-options.js';
 import { addOptions, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
-import { resolveTrainerConfig, trainerOptions } from './sft.js';
+import { optionsFromSchema } from './schema-options.js';
+import { DPO_ONLY_KEYS } from './sft.js';
+import { registerTrainerCommand } from './trainer-command.js';
 
 export interface ScoreRewardsOptions {
   /** A reward model folder or hub id (sequence-classification layout). */
@@ -113,14 +115,7 @@ export async function scoreRewards(o: ScoreRewardsOptions): Promise<number> {
   return lines.length;
 }
 
-export const REWARD_TRAIN_OPTIONS = trainerOptions({
-  formats: PREFERENCE_FORMATS,
-  learningRate: '1e-4',
-  data: 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder',
-  extra: [
-    { key: 'centerRewardsCoefficient', kind: 'number', arg: 'c', description: "TRL's center_rewards_coefficient: + c * mean((r_w + r_l)^2) (recommended 0.01)" },
-  ],
-});
+export const REWARD_TRAIN_OPTIONS = optionsFromSchema(RewardConfigSchema, DPO_ONLY_KEYS);
 
 export const REWARD_SCORE_OPTIONS: readonly OptionSpec[] = [
   { key: 'model', kind: 'string', arg: 'path', description: 'reward model: a sequence-classification folder (dpo reward train output) or hub id' },
@@ -175,32 +170,19 @@ prompt/completion rows, "rewards" (best first) for preference rows. Rewards are 
 export function register(program: Command, ctx: CliContext): void {
   const reward = program.command('reward').description('reward models: train one on preference data (Bradley-Terry), score completions with one');
 
-  const train = reward
-    .command('train')
-    .description('train a reward model (scalar head on the last token, Bradley-Terry loss) on preference data')
-    .option('--config <file>', 'rm.yaml or rm.json with the same keys as the flags (flags override it)');
-  addOptions(train, REWARD_TRAIN_OPTIONS);
-  train
-    .option('--lora', 'train LoRA adapters (and the head) with the default rank/alpha')
-    .option('--print-config', 'print the resolved configuration as JSON and exit')
-    .addHelpText('after', TRAIN_EXAMPLES)
-    .action(async (opts: Record<string, unknown>) => {
-      const config = parseRewardConfig(await resolveTrainerConfig(opts, RewardConfigSchema, REWARD_TRAIN_OPTIONS), 'reward train');
-      if (opts.printConfig) {
-        printJson(ctx, config);
-        return;
-      }
-      const r = await new RewardTrainer(config, { progress: ctx.progress() }).train();
-      printJson(ctx, {
-        output: r.output,
-        steps: r.steps,
-        interrupted: r.interrupted,
-        metrics: r.metrics,
-        ...(r.evalMetrics ? { eval_metrics: r.evalMetrics } : {}),
-        ...(r.rewardOffset !== undefined ? { reward_offset: r.rewardOffset } : {}),
-      });
-      ctx.exitCode = r.interrupted ? 130 : 0;
-    });
+  registerTrainerCommand(reward, ctx, {
+    name: 'train',
+    label: 'reward train',
+    description: 'train a reward model (scalar head on the last token, Bradley-Terry loss) on preference data',
+    config: REWARD_CONFIG,
+    options: REWARD_TRAIN_OPTIONS,
+    configFiles: 'rm.yaml or rm.json',
+    examples: TRAIN_EXAMPLES,
+    run: async (config, progress, signal) => {
+      const r = await new RewardTrainer(config, { progress, signal }).train();
+      return { ...r, extra: r.rewardOffset !== undefined ? { reward_offset: r.rewardOffset } : {} };
+    },
+  });
 
   const score = reward.command('score').description('score rows with a reward model: one JSON line per row, in input order');
   addOptions(score, REWARD_SCORE_OPTIONS);

@@ -4,51 +4,15 @@
  * `--config run.yaml|json` holds the same keys, flags override it.
  */
 import type { Command } from 'commander';
-import type { z } from 'zod';
-import { SFT_DATA_FORMATS, SFTConfigSchema, SFTTrainer, parseSftConfig } from '../train/sft-trainer.js';
-import { printJson, type CliContext } from './context.js';
-import { DATA_OPTIONS, LIST_KEYS, MODEL_DATA_OPTIONS, RUNTIME_OPTIONS, TRAIN_ONLY_OPTIONS } from './dpo-options.js';
-import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
+import { SFT_CONFIG, SFTConfigSchema } from '../train/sft-trainer.js';
+import type { CliContext } from './context.js';
+import { optionsFromSchema } from './schema-options.js';
+import { registerTrainerCommand } from './trainer-command.js';
 
-/** DPO-only keys that other trainers do not take. */
-const DPO_ONLY = new Set(['reference', 'syncRefEvery', 'syncRefAlpha', 'cacheDir']);
+/** Shared training keys that only DPO uses (no flag elsewhere). */
+export const DPO_ONLY_KEYS = ['cacheDir'] as const;
 
-/**
- * The `dpo train` flag groups for a trainer without DPO's loss/reference options, with this
- * trainer's data formats, learning-rate default text and data description.
- */
-export function trainerOptions(o: { formats: readonly string[]; learningRate: string; data: string; extra?: readonly OptionSpec[] }): OptionSpec[] {
-  const patch = (s: OptionSpec): OptionSpec => {
-    if (s.key === 'format') return { ...s, choices: ['auto', ...o.formats] };
-    if (s.key === 'learningRate') return { ...s, defaultText: o.learningRate };
-    if (s.key === 'data') return { ...s, description: o.data };
-    if (s.key === 'evalData') return { ...s, description: `held-out data for eval_* metrics (same kinds as --data)` };
-    if (s.key === 'batchSize') return { ...s, description: 'rows per micro-batch' };
-    return s;
-  };
-  const train = TRAIN_ONLY_OPTIONS.filter((s) => !DPO_ONLY.has(s.key));
-  return [...MODEL_DATA_OPTIONS, ...train.slice(0, 2), ...DATA_OPTIONS, ...(o.extra ?? []), ...train.slice(2), ...RUNTIME_OPTIONS].map(patch);
-}
-
-/** Flags + optional config file -> validated config of `schema` (flags win over the file). */
-export async function resolveTrainerConfig<S extends z.ZodType>(opts: Record<string, unknown>, schema: S, specs: readonly OptionSpec[]): Promise<z.output<S>> {
-  const file = typeof opts.config === 'string' ? opts.config : undefined;
-  const fromFile = file ? await loadConfigFile(file, LIST_KEYS) : {};
-  const fromFlags = valuesFromFlags(opts, specs);
-  if (opts.lora === true && fromFlags.lora === undefined) fromFlags.lora = {};
-  const merged = mergeConfig(fromFile, fromFlags);
-  const lora = merged.lora as Record<string, unknown> | undefined;
-  if (lora && Array.isArray(lora.targetModules) && lora.targetModules.length === 1 && lora.targetModules[0] === 'all-linear') {
-    lora.targetModules = 'all-linear';
-  }
-  return validateConfig(schema, merged, fromFlags, specs, file);
-}
-
-export const SFT_OPTIONS = trainerOptions({
-  formats: SFT_DATA_FORMATS,
-  learningRate: '2e-5',
-  data: 'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
-});
+export const SFT_OPTIONS = optionsFromSchema(SFTConfigSchema, DPO_ONLY_KEYS);
 
 const EXAMPLES = `
 Examples:
@@ -68,23 +32,17 @@ preference data. Loss is the mean token NLL over all completion tokens of a step
 tokens_per_second, eval_*); a JSON summary is printed on stdout.`;
 
 export function register(program: Command, ctx: CliContext): void {
-  const cmd = program
-    .command('sft')
-    .description('supervised fine-tuning (maximum likelihood on completions), or Preferred-FT on a preference file')
-    .option('--config <file>', 'sft.yaml or sft.json with the same keys as the flags (flags override it)');
-  addOptions(cmd, SFT_OPTIONS);
-  cmd
-    .option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)')
-    .option('--print-config', 'print the resolved configuration as JSON and exit')
-    .addHelpText('after', EXAMPLES)
-    .action(async (opts: Record<string, unknown>) => {
-      const config = parseSftConfig(await resolveTrainerConfig(opts, SFTConfigSchema, SFT_OPTIONS), 'sft');
-      if (opts.printConfig) {
-        printJson(ctx, config);
-        return;
-      }
-      const r = await new SFTTrainer(config, { progress: ctx.progress() }).train();
-      printJson(ctx, { output: r.output, steps: r.steps, interrupted: r.interrupted, metrics: r.metrics, ...(r.evalMetrics ? { eval_metrics: r.evalMetrics } : {}) });
-      ctx.exitCode = r.interrupted ? 130 : 0;
-    });
+  registerTrainerCommand(program, ctx, {
+    name: 'sft',
+    label: 'sft',
+    description: 'supervised fine-tuning (maximum likelihood on completions), or Preferred-FT on a preference file',
+    config: SFT_CONFIG,
+    options: SFT_OPTIONS,
+    configFiles: 'sft.yaml or sft.json',
+    examples: EXAMPLES,
+    run: async (config, progress, signal) => {
+      const { SFTTrainer } = await import('../train/sft-trainer.js');
+      return new SFTTrainer(config, { progress, signal }).train();
+    },
+  });
 }

@@ -1,9 +1,9 @@
 /** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer. */
 import type { Command } from 'commander';
-import { DPOConfigSchema, parseDpoConfig, type DPOConfig } from '../train/config.js';
-import { printJson, type CliContext } from './context.js';
-import { LIST_KEYS, TRAIN_OPTIONS } from './dpo-options.js';
-import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags } from './options.js';
+import { DPO_CONFIG, type DPOConfig } from '../train/config.js';
+import type { CliContext } from './context.js';
+import { TRAIN_OPTIONS } from './dpo-options.js';
+import { registerTrainerCommand, resolveTrainerConfig } from './trainer-command.js';
 
 const EXAMPLES = `
 Examples:
@@ -30,42 +30,23 @@ The final model is written to --output in Hugging Face layout (LoRA: a PEFT adap
 metrics to <output>/metrics.jsonl; a JSON summary of the run is printed on stdout.`;
 
 /** Flags + optional config file -> a validated DPOConfig (flags win over the file). */
-export async function resolveTrainConfig(opts: Record<string, unknown>): Promise<DPOConfig> {
-  const file = typeof opts.config === 'string' ? opts.config : undefined;
-  const fromFile = file ? await loadConfigFile(file, LIST_KEYS) : {};
-  const fromFlags = valuesFromFlags(opts, TRAIN_OPTIONS);
-  if (opts.lora === true && fromFlags.lora === undefined) fromFlags.lora = {};
-  const merged = mergeConfig(fromFile, fromFlags);
-  const lora = merged.lora as Record<string, unknown> | undefined;
-  if (lora && Array.isArray(lora.targetModules) && lora.targetModules.length === 1 && lora.targetModules[0] === 'all-linear') {
-    lora.targetModules = 'all-linear';
-  }
-  const valid = validateConfig(DPOConfigSchema, merged, fromFlags, TRAIN_OPTIONS, file);
-  return parseDpoConfig(valid, file ?? 'train');
+export function resolveTrainConfig(opts: Record<string, unknown>): Promise<DPOConfig> {
+  return resolveTrainerConfig(opts, DPO_CONFIG, TRAIN_OPTIONS, 'train');
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  const cmd = program
-    .command('train')
-    .description('fine-tune a causal LM on preference data with DPO (or a loss of its family)')
-    .option('--config <file>', 'run.yaml or run.json with the same keys as the flags (flags override it)');
-  addOptions(cmd, TRAIN_OPTIONS);
-  cmd
-    .option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)')
-    .option('--print-config', 'print the resolved configuration as JSON and exit')
-    .addHelpText('after', EXAMPLES)
-    .action(async (opts: Record<string, unknown>) => {
-      const config = await resolveTrainConfig(opts);
-      if (opts.printConfig) {
-        printJson(ctx, config);
-        return;
-      }
+  registerTrainerCommand(program, ctx, {
+    name: 'train',
+    label: 'train',
+    description: 'fine-tune a causal LM on preference data with DPO (or a loss of its family)',
+    config: DPO_CONFIG,
+    options: TRAIN_OPTIONS,
+    configFiles: 'run.yaml or run.json',
+    examples: EXAMPLES,
+    run: async (config, progress, signal) => {
       // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
       const { DPOTrainer } = await import('../train/dpo-trainer.js');
-      const trainer = new DPOTrainer(config, { progress: ctx.progress() });
-      const r = await trainer.train();
-      printJson(ctx, { output: r.output, steps: r.steps, interrupted: r.interrupted, metrics: r.metrics, ...(r.evalMetrics ? { eval_metrics: r.evalMetrics } : {}) });
-      // 130: stopped by Ctrl-C (a checkpoint was saved; --resume continues).
-      ctx.exitCode = r.interrupted ? 130 : 0;
-    });
+      return new DPOTrainer(config, { progress, signal }).train();
+    },
+  });
 }

@@ -17,8 +17,8 @@ const BY_TORCH_NAME: Record<Exclude<SaveDtype, 'auto'>, FloatOutputDtype> = { fl
 export interface ModelSaveOptions {
   /** Default 'auto'. */
   saveDtype?: SaveDtype;
-  /** Largest weight file in bytes (default 2 GB); see shards.ts. */
-  maxShardSize?: number;
+  /** Largest weight file: bytes, or a size such as "2GB" (default 2 GB); see shards.ts. */
+  maxShardSize?: number | string;
 }
 
 /** torch's name of a stored dtype, as config.json's `torch_dtype` holds it. */

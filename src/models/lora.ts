@@ -28,6 +28,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { DpoError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomic.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
 import { removeStaleModelFiles, saveIntoFolder } from '../io/hf-folder-save.js';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, isWeightFile } from '../io/model-files.js';
 import { readJsonObject, type JsonObject } from '../io/json-file.js';
@@ -327,6 +328,8 @@ export interface SaveLoraOptions {
   config: LoraConfig;
   /** Recorded as base_model_name_or_path (a hub id or folder). */
   baseModelNameOrPath?: string;
+  /** Stored dtype of adapter_model.safetensors (default F32, as PEFT keeps adapters in float32). */
+  dtype?: FloatOutputDtype;
 }
 
 /**
@@ -345,7 +348,7 @@ export async function saveLoraAdapter(dir: string, options: SaveLoraOptions): Pr
   const json = `${JSON.stringify(adapterConfigJson(model, config, options.baseModelNameOrPath ?? null), null, 2)}\n`;
   const target = resolve(dir);
   await saveIntoFolder(target, async () => {
-    await writeSafetensors(join(target, ADAPTER_WEIGHTS_FILE), tensors);
+    await writeSafetensors(join(target, ADAPTER_WEIGHTS_FILE), tensors, { dtype: options.dtype });
     await writeBytesAtomic(join(target, ADAPTER_CONFIG_FILE), json);
     // A full model saved here before would otherwise be what other tools load (see model-folder-kind.ts).
     await removeStaleModelFiles(target, new Set([ADAPTER_WEIGHTS_FILE, ADAPTER_CONFIG_FILE]), (name) => isWeightFile(name) || name === 'adapter_model.bin');

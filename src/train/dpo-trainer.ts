@@ -6,16 +6,14 @@
  * log-probs (precomputed and cached, or live) -> compile one training step -> loop: batches ->
  * step -> metrics.jsonl + progress -> checkpoints -> final model in Hugging Face layout.
  */
-import { mkdir } from 'node:fs/promises';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import type { LossBuild } from '../engine/train-step.js';
 import type { CausalLM } from '../models/types.js';
-import { DropoutSites } from '../models/dropout.js';
-import { DpoError } from '../errors.js';
+import type { DropoutSites } from '../models/dropout.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { parseDpoConfig, type DPOConfig, type DPOConfigInput } from './config.js';
@@ -23,30 +21,22 @@ import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
-import { optionsDigest, runTrainingLoop, trainingBatcher } from './loop.js';
-import { buildPolicy, savePolicy, type Policy } from './policy.js';
+import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
-export interface DPOTrainerOptions {
+export interface DPOTrainerOptions extends StopOptions {
   /** An already loaded policy (skips loading `config.model`). */
   policy?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
   progress?: ProgressReporter;
 }
 
-export interface TrainResult {
-  output: string;
-  steps: number;
-  /** The last logged training metrics. */
-  metrics: Record<string, number>;
-  /** Eval metrics of the final evaluation, when eval data was given. */
-  evalMetrics?: Record<string, number>;
-  /** True when training stopped early on Ctrl-C (a checkpoint was saved). */
-  interrupted: boolean;
-}
+/** What `train()` resolves to: the output folder, steps, last metrics, final eval metrics, whether Ctrl-C stopped it. */
+export type TrainResult = TrainerResult;
 
 interface PreparedSplit {
   rows: TokenizedPreference[];
@@ -64,11 +54,12 @@ interface LiveReference {
 export class DPOTrainer {
   readonly config: DPOConfig;
   private readonly progress: ProgressReporter;
-  private stopRequested = false;
+  private readonly stop: StopRequest;
 
   constructor(config: DPOConfigInput | DPOConfig, private readonly options: DPOTrainerOptions = {}) {
     this.config = parseDpoConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
   /**
@@ -76,11 +67,11 @@ export class DPOTrainer {
    * does) and resolves with `interrupted: true`; `resume` continues from there.
    */
   requestStop(): void {
-    this.stopRequested = true;
+    this.stop.request();
   }
 
   private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
+    return runtimeOf(this.config);
   }
 
   private lossOptions(): CombinedLossOptions {
@@ -88,49 +79,36 @@ export class DPOTrainer {
     return { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights };
   }
 
+  /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
-    const c = this.config;
-    const log = (m: string): void => this.progress.log(m);
-    const pretrained = this.options.policy ?? (await loadPretrained(c.model));
-    const tokenizer = requireTokenizer(pretrained);
-    if (pretrained.unexpectedKeys.length) log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-    const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed);
+    const digest = resumeDigest(this.config, DPO_RESUME_KEYS);
+    return guardedRun(this.config, 'dpo train', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+  }
 
+  private async trainLocked(digest: string): Promise<TrainResult> {
+    const c = this.config;
+    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
     const train = await this.prepare(c.data, tokenizer, 'train');
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
-    await mkdir(c.output, { recursive: true });
 
-    // Reference log-probs.
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
-
-    // The compiled step.
     const K = train.rows[0].completionIds.length;
     const lossOptions = this.lossOptions();
-    const step = await TrainStep.create(
-      policy.specs,
-      (g, params) =>
-        buildDpoLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, lossOptions, K, c.referenceFree, c.keepDropout ? new DropoutSites(c.seed) : undefined),
-      { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
-      this.runtime,
-    );
-
-    const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
+    const dropout = trainingDropout(c);
     const acc = new MetricsAccumulator();
     const references = new WeakMap<PreferenceBatch, Float64Array | undefined>();
     try {
-      const result = await runTrainingLoop(
-        {
-          config: c,
-          step,
-          batcher,
-          trainable: policy.trainable,
-          shapes: policy.shapes,
-          digest: configDigest(c),
-          progress: this.progress,
-          stopRequested: () => this.stopRequested,
-        },
-        {
+      return await runTrainer({
+        config: c,
+        progress: this.progress,
+        params: policy,
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, { packed: c.paddingFree }),
+        rows: train.rows,
+        padTokenId: tokenizer.padTokenId,
+        digest,
+        stopRequested: () => this.stop.stopped,
+        hooks: () => ({
           feeds: async (batches) => {
             const feeds: Record<string, HostTensor>[] = [];
             for (const batch of batches) {
@@ -158,15 +136,13 @@ export class DPOTrainer {
             if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
           },
           saveFinal: async (params) => {
-            await savePolicy(c.output, c.model, pretrained, policy, params);
-            log(`saved the model to ${c.output}`);
+            await savePolicy(c.output, c.model, pretrained, policy, params, c);
+            this.progress.log(`saved the model to ${c.output}`);
           },
           progressInfo: (m, lastLoss) => ({ loss: m.loss ?? lastLoss, acc: m['rewards/accuracies'] ?? 0, margin: m['rewards/margins'] ?? 0 }),
-        },
-      );
-      return { output: c.output, ...result };
+        }),
+      });
     } finally {
-      await step.release();
       await live?.scorer.release();
     }
   }
@@ -234,7 +210,7 @@ export class DPOTrainer {
   private stepFeeds(batch: PreferenceBatch, ref: Float64Array | undefined): Record<string, HostTensor> {
     const n = batch.numSequences;
     const feeds: Record<string, HostTensor> = {
-      ...scoredFeeds(batch),
+      ...scoredFeeds(batch, { packed: this.config.paddingFree }),
       completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     };
     if (ref) feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };
@@ -296,11 +272,6 @@ export function buildDpoLoss(
   return { loss, outputs: { policy_logps: op.stopGradient(scores.logps), logit_sums: scores.logitSums } };
 }
 
-function requireTokenizer(p: Pretrained): TextTokenizer {
-  if (!p.tokenizer) throw new DpoError(`${p.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
-  return p.tokenizer;
-}
-
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
   return new Map([...w].map(([k, v]) => [k, Float32Array.from(v)]));
 }
@@ -315,10 +286,6 @@ function syncReference(live: LiveReference, policy: ReadonlyMap<string, Float32A
 }
 
 /** Options a resumed run must share with the run that wrote the checkpoint. */
-function configDigest(c: DPOConfig): string {
-  const keep = {
-    model: c.model, data: c.data, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
-    optimizer: c.optimizer, lossType: c.lossType, beta: c.beta, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
-  };
-  return optionsDigest(keep);
-}
+const DPO_RESUME_KEYS = [
+  'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'lossType', 'beta', 'seed', 'lora', 'maxLength',
+] as const satisfies readonly (keyof DPOConfig)[];

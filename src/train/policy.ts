@@ -4,6 +4,7 @@
  */
 import type { Graph, Tensor } from '../engine/graph.js';
 import { resolveSaveDtype, type ModelSaveOptions } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import { savePretrained, type Pretrained } from '../models/pretrained.js';
 import type { ParamSpec } from '../engine/train-step.js';
 import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../models/lora.js';
@@ -56,7 +57,7 @@ export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float3
  * Writes a trained policy to `output`: the full model in Hugging Face layout (with the base
  * folder's tokenizer files), stored in `save.saveDtype` (default auto: the dtype the base model
  * was loaded in) and sharded past `save.maxShardSize`; or, with LoRA, PEFT adapter files naming
- * `baseModel`.
+ * `baseModel` (float32 unless `save.saveDtype` names another dtype).
  */
 export async function savePolicy(
   output: string,
@@ -68,7 +69,9 @@ export async function savePolicy(
 ): Promise<void> {
   if (policy.lora) {
     const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
-    await saveLoraAdapter(output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: baseModel });
+    // PEFT keeps adapters in float32 whatever the base's dtype, so 'auto' means float32 here.
+    const dtype = resolveSaveDtype(save.saveDtype, 'F32');
+    await saveLoraAdapter(output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: baseModel, dtype });
     return;
   }
   const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
@@ -78,6 +81,6 @@ export async function savePolicy(
     tokenizerDir: pretrained.dir,
     generationConfig: pretrained.generationConfig,
     dtype: resolveSaveDtype(save.saveDtype, pretrained.dtype),
-    maxShardSize: save.maxShardSize,
+    maxShardSize: save.maxShardSize === undefined ? undefined : parseShardSize(save.maxShardSize),
   });
 }

@@ -12,29 +12,31 @@
  * the model's `reward_offset`, so normalised rewards have mean 0 over the training prompts (the
  * DPO paper's normalisation); see reward-model.ts for why the offset lives in config.json.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
-import type { Graph, Tensor } from '../engine/graph.js';
+import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { logSigmoid } from '../engine/nn.js';
-import type { RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep, type LossBuild, type ParamSpec } from '../engine/train-step.js';
+import type { ParamSpec } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
+import type { FloatOutputDtype } from '../io/dtypes.js';
 import { resolveModel } from '../io/hub.js';
 import { readJsonObject } from '../io/json-file.js';
+import { resolveSaveDtype } from '../io/save-dtype.js';
+import { parseShardSize } from '../io/shards.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { mergeLora } from '../models/lora.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
+import { fitToContext } from './context-limit.js';
 import type { CausalLM } from '../models/types.js';
-import { DropoutSites } from '../models/dropout.js';
-import { formatZodError, TrainingOptionsSchema } from './config.js';
+import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopResult } from './loop.js';
+import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
+import { guardedRun, requireTokenizer, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import {
   bodyParameterNames,
   declareRewardInputs,
@@ -48,30 +50,41 @@ import {
 } from './reward-model.js';
 
 export const RewardConfigSchema = TrainingOptionsSchema.extend({
+  data: option(z.string().min(1), 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder', 'path'),
+  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL RewardConfig's default. */
-  learningRate: z.number().positive().default(1e-4),
+  learningRate: option(z.number().positive().default(1e-4), 'peak learning rate', 'lr'),
   /**
    * TRL's center_rewards_coefficient (Eisenstein et al. 2023, eq. 2): adds
    * coef * mean over rows of (sum of the row's rewards)^2, which for pairs is TRL's (r_w + r_l)^2.
    */
-  centerRewardsCoefficient: z.number().min(0).optional(),
+  centerRewardsCoefficient: option(
+    z.number().min(0).optional(),
+    "TRL's center_rewards_coefficient: + c * mean((r_w + r_l)^2) (recommended 0.01)",
+    'c',
+  ),
 }).strict();
 
 export type RewardConfigInput = z.input<typeof RewardConfigSchema>;
 export type RewardConfig = z.output<typeof RewardConfigSchema>;
 
+export const REWARD_CONFIG: ConfigDefinition<typeof RewardConfigSchema> = { schema: RewardConfigSchema };
+
 export function parseRewardConfig(input: unknown, source = 'config'): RewardConfig {
-  const r = RewardConfigSchema.safeParse(input);
-  if (!r.success) throw new DpoError(formatZodError(r.error, source));
-  return r.data;
+  return parseConfig(REWARD_CONFIG, input, source);
 }
 
-export interface RewardTrainerOptions {
+/** Options a resumed run must share with the run that wrote the checkpoint. */
+const REWARD_RESUME_KEYS = [
+  'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'centerRewardsCoefficient',
+] as const satisfies readonly (keyof RewardConfig)[];
+
+export interface RewardTrainerOptions extends StopOptions {
   progress?: ProgressReporter;
 }
 
-export interface RewardTrainResult extends LoopResult {
-  output: string;
+export interface RewardTrainResult extends TrainerResult {
   /** The stored reward_offset (mean raw reward over the training completions); undefined when interrupted. */
   rewardOffset?: number;
 }
@@ -143,20 +156,31 @@ export class RewardTrainer {
   readonly config: RewardConfig;
   private readonly progress: ProgressReporter;
 
+  private readonly stop: StopRequest;
+
   constructor(config: RewardConfigInput | RewardConfig, options: RewardTrainerOptions = {}) {
     this.config = parseRewardConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
-  private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
+  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
+  requestStop(): void {
+    this.stop.request();
   }
 
+  /** Trains; --output is checked and locked before any work. */
   async train(): Promise<RewardTrainResult> {
+    const digest = resumeDigest(this.config, REWARD_RESUME_KEYS, 'reward');
+    return guardedRun(this.config, 'dpo reward train', digest, this.progress, [], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<RewardTrainResult> {
     const c = this.config;
     const log = (m: string): void => this.progress.log(m);
     const start = await this.loadStart();
     const { model, tokenizer } = start;
+    c.maxLength = fitToContext(c.maxLength, model);
     const padTokenId = tokenizer.padTokenId;
     const body = new Set(bodyParameterNames(model));
 
@@ -174,87 +198,86 @@ export class RewardTrainer {
     if (evalRows && evalRows[0].completionIds.length !== K) {
       throw new DpoError(`${c.evalData}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
     }
-    await mkdir(c.output, { recursive: true });
-
-    const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
-      const p = policy.trainTransform ? policy.trainTransform(g, params) : params;
-      const rewards = rewardScores(model, p, declareRewardInputs(g), c.keepDropout ? new DropoutSites(c.seed) : undefined);
-      return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };
-    };
-    const step = await TrainStep.create(specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
-    let evalGraph: EvalGraph | undefined;
-    const evalGraphOnce = async (): Promise<EvalGraph> => (evalGraph ??= await EvalGraph.compile(specs, build, this.runtime));
-    try {
-      const batcher = trainingBatcher(train, c, padTokenId);
-      const metrics = new RewardMetrics();
-      let rewardOffset: number | undefined;
-      const result = await runTrainingLoop(
-        {
-          config: c,
-          step,
-          batcher,
-          trainable,
-          shapes,
-          digest: optionsDigest({
-            kind: 'reward', model: c.model, data: c.data, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
-            optimizer: c.optimizer, seed: c.seed, lora: c.lora, maxLength: c.maxLength, center: c.centerRewardsCoefficient,
-          }),
-          progress: this.progress,
-        },
-        {
-          feeds: (batches) => batches.map((b) => rewardFeeds(b, padTokenId)),
-          record: (_batch, o) => metrics.add(o.rewards.data as Float32Array, K),
-          flush: () => metrics.flush(),
-          evaluate: evalRows
-            ? async (params) => {
-                const m = new RewardMetrics();
-                await this.scoreRows(await evalGraphOnce(), evalRows, params, padTokenId, 'eval', (r, loss) => m.add(r, K, loss));
-                return m.flush('eval_');
-              }
-            : undefined,
-          saveFinal: async (params) => {
-            // Mean raw reward over every completion of the training rows -> reward_offset.
-            let sum = 0;
-            let n = 0;
-            await this.scoreRows(await evalGraphOnce(), train, params, padTokenId, 'reward offset', (r) => {
-              for (const v of r) sum += v;
-              n += r.length;
-            });
-            rewardOffset = sum / n;
-            let weights = new Map([...params].filter(([k]) => body.has(k) || k === SCORE_WEIGHT));
-            if (policy.lora) {
-              const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
-              weights = mergeLora(model, weights, adapters, policy.lora);
+    const dropout = trainingDropout(c);
+    const metrics = new RewardMetrics();
+    let rewardOffset: number | undefined;
+    const result = await runTrainer({
+      config: c,
+      progress: this.progress,
+      params: { specs, trainable, shapes, transform: policy.transform, trainTransform: policy.trainTransform },
+      loss: (g, weights) => {
+        const rewards = rewardScores(model, weights, declareRewardInputs(g), dropout);
+        return { loss: bradleyTerryLoss(rewards, K, c.centerRewardsCoefficient ?? 0), outputs: { rewards: op.stopGradient(rewards) } };
+      },
+      rows: train,
+      padTokenId,
+      digest,
+      stopRequested: () => this.stop.stopped,
+      hooks: ({ evalGraph }) => ({
+        feeds: (batches) => batches.map((b) => rewardFeeds(b, padTokenId)),
+        record: (_batch, o) => metrics.add(o.rewards.data as Float32Array, K),
+        flush: () => metrics.flush(),
+        evaluate: evalRows
+          ? async (params) => {
+              const m = new RewardMetrics();
+              await this.scoreRows(await evalGraph(), evalRows, params, padTokenId, 'eval', (r, loss) => m.add(r, K, loss));
+              return m.flush('eval_');
             }
-            await saveRewardModel(c.output, { model, weights, offset: rewardOffset, padTokenId, tokenizerDir: start.dir });
-            log(`saved the reward model to ${c.output} (reward_offset ${rewardOffset.toPrecision(6)})`);
-          },
-          progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.accuracy ?? 0, margin: m.margin ?? 0 }),
+          : undefined,
+        saveFinal: async (params) => {
+          // Mean raw reward over every completion of the training rows -> reward_offset.
+          let sum = 0;
+          let n = 0;
+          await this.scoreRows(await evalGraph(), train, params, padTokenId, 'reward offset', (r) => {
+            for (const v of r) sum += v;
+            n += r.length;
+          });
+          rewardOffset = sum / n;
+          let weights = new Map([...params].filter(([k]) => body.has(k) || k === SCORE_WEIGHT));
+          if (policy.lora) {
+            const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
+            weights = mergeLora(model, weights, adapters, policy.lora);
+          }
+          await saveRewardModel(c.output, {
+            model,
+            weights,
+            offset: rewardOffset,
+            padTokenId,
+            tokenizerDir: start.dir,
+            dtype: resolveSaveDtype(c.saveDtype, start.dtype),
+            maxShardSize: parseShardSize(c.maxShardSize),
+          });
+          log(`saved the reward model to ${c.output} (reward_offset ${rewardOffset.toPrecision(6)})`);
         },
-      );
-      return { output: c.output, ...result, rewardOffset };
-    } finally {
-      await step.release();
-      await evalGraph?.release();
-    }
+        progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.accuracy ?? 0, margin: m.margin ?? 0 }),
+      }),
+    });
+    return { ...result, rewardOffset };
   }
 
   /** The starting point: a causal LM (new head, N(0, initializer_range^2)) or a reward model (its head). */
-  private async loadStart(): Promise<{ model: CausalLM; weights: Map<string, Float32Array>; head: Float32Array; tokenizer: TextTokenizer; dir: string }> {
+  private async loadStart(): Promise<{
+    model: CausalLM;
+    weights: Map<string, Float32Array>;
+    head: Float32Array;
+    tokenizer: TextTokenizer;
+    dir: string;
+    dtype: FloatOutputDtype;
+  }> {
     const c = this.config;
     const dir = (await resolveModel(c.model)).dir;
     const config = await readJsonObject(join(dir, 'config.json'), true);
     if (config && isRewardModelConfig(config)) {
       const rm = await loadRewardModel(dir);
-      if (!rm.tokenizer) throw new DpoError(`${rm.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
+      const tokenizer = requireTokenizer(rm);
       const head = rm.weights.get(SCORE_WEIGHT) as Float32Array;
       rm.weights.delete(SCORE_WEIGHT);
-      return { model: rm.model, weights: rm.weights, head, tokenizer: rm.tokenizer, dir: rm.dir };
+      return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir, dtype: rm.dtype };
     }
-    const p = await loadPretrained(dir);
-    if (!p.tokenizer) throw new DpoError(`${p.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
+    const p = await loadModelOrAdapter(dir);
+    const tokenizer = requireTokenizer(p);
     const range = typeof p.config.initializer_range === 'number' ? p.config.initializer_range : 0.02;
-    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer: p.tokenizer, dir: p.dir };
+    return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
   private prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {

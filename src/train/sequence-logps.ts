@@ -13,6 +13,7 @@ import type { HostTensor } from '../engine/runtime.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import { packBatch } from '../data/pack.js';
 import type { CausalLM } from '../models/types.js';
+import type { ModelParams } from '../models/linear.js';
 import type { DropoutSites } from '../models/dropout.js';
 
 /**
@@ -119,6 +120,11 @@ export function scoredHead(
   });
 }
 
+/** The model's final hidden states for scoring inputs, padded or packed (positions restart per packed sequence). */
+export function scoredForward(model: CausalLM, params: ModelParams, inputs: ScoredInputs, dropout?: DropoutSites): Tensor {
+  return model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, positionIds: inputs.positionIds, dropout }).hidden;
+}
+
 export function sequenceLogps(
   model: CausalLM,
   params: Readonly<Record<string, Tensor>>,
@@ -126,7 +132,7 @@ export function sequenceLogps(
   dropout?: DropoutSites,
 ): SequenceScores {
   const g = inputs.inputIds.graph;
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, positionIds: inputs.positionIds, dropout });
+  const hidden = scoredForward(model, params, inputs, dropout);
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
     const tokenLogps = op.sub(target, logSumExp(logits, -1));

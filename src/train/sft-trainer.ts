@@ -13,7 +13,6 @@
  * (token-weighted, as TRL: a long completion counts more than a short one, and gradient
  * accumulation gives exactly the loss of one big batch).
  */
-import { mkdir } from 'node:fs/promises';
 import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import { loadPreferenceData } from '../data/load.js';
@@ -26,48 +25,60 @@ import type { PreferenceFormat, SftFormat } from '../data/types.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
-import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
-import { TrainStep, type LossBuild } from '../engine/train-step.js';
+import type { HostTensor } from '../engine/runtime.js';
+import type { LossBuild } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import { loadPretrained, type Pretrained } from '../models/pretrained.js';
+import type { Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
-import { DropoutSites } from '../models/dropout.js';
-import { formatZodError, TrainingOptionsSchema } from './config.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopResult } from './loop.js';
-import { buildPolicy, savePolicy } from './policy.js';
+import type { DropoutSites } from '../models/dropout.js';
+import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import type { EvalGraph } from './loop.js';
+import { savePolicy } from './policy.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { declareScoredInputs, scoredFeeds, scoredHead, type ScoredInputs } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
 
 /** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
 export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
 
 export const SFTConfigSchema = TrainingOptionsSchema.extend({
+  ...ScoredBatchShape,
+  data: option(
+    z.string().min(1),
+    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
+    'path',
+  ),
+  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  format: option(z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
+  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL SFTConfig's default. */
-  learningRate: z.number().positive().default(2e-5),
-  format: z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'),
+  learningRate: option(z.number().positive().default(2e-5), 'peak learning rate', 'lr'),
 }).strict();
 
 export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
 export type SFTConfig = z.output<typeof SFTConfigSchema>;
 
+export const SFT_CONFIG: ConfigDefinition<typeof SFTConfigSchema> = { schema: SFTConfigSchema };
+
 export function parseSftConfig(input: unknown, source = 'config'): SFTConfig {
-  const r = SFTConfigSchema.safeParse(input);
-  if (!r.success) throw new DpoError(formatZodError(r.error, source));
-  return r.data;
+  return parseConfig(SFT_CONFIG, input, source);
 }
 
-export interface SFTTrainerOptions {
+/** Options a resumed run must share with the run that wrote the checkpoint. */
+const SFT_RESUME_KEYS = [
+  'model', 'data', 'format', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength',
+] as const satisfies readonly (keyof SFTConfig)[];
+
+export interface SFTTrainerOptions extends StopOptions {
   /** An already loaded model (skips loading `config.model`). */
   model?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
   progress?: ProgressReporter;
 }
 
-export interface TrainerResult extends LoopResult {
-  output: string;
-}
+export type { TrainerResult } from './runner.js';
 
 /** What kind of file an SFT run reads. */
 export type SftDataKind = 'sft' | 'preference';
@@ -129,7 +140,7 @@ export interface TokenNll {
 
 /** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
 export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs, dropout?: DropoutSites): TokenNll {
-  const { hidden } = model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, dropout });
+  const hidden = scoredForward(model, params, inputs, dropout);
   const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
     const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
     const nll = op.sub(logSumExp(logits, -1), target);
@@ -144,16 +155,16 @@ export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor
  * The SFT step's loss: sum of token NLLs times the fed `loss_scale` (= micro-batches / completion
  * tokens of the whole step, so accumulated gradients are those of the step's token mean).
  */
-export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites): LossBuild {
-  const inputs = declareScoredInputs(g);
+export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites, layout: { packed?: boolean } = {}): LossBuild {
+  const inputs = declareScoredInputs(g, 'float32', layout);
   const scale = g.input('loss_scale', 'float32', []);
   const t = tokenNll(model, params, inputs, dropout);
   const nllSum = op.sum(t.nll);
   return { loss: op.mul(nllSum, scale), outputs: { nll_sum: op.stopGradient(nllSum), correct: op.sum(t.correct) } };
 }
 
-function batchFeeds(batch: PreferenceBatch, scale: number): Record<string, HostTensor> {
-  return { ...scoredFeeds(batch), loss_scale: { data: Float32Array.of(scale), dims: [] } };
+function batchFeeds(batch: PreferenceBatch, scale: number, packed: boolean): Record<string, HostTensor> {
+  return { ...scoredFeeds(batch, { packed }), loss_scale: { data: Float32Array.of(scale), dims: [] } };
 }
 
 function scoredTokens(batch: PreferenceBatch): number {
@@ -164,81 +175,64 @@ export class SFTTrainer {
   readonly config: SFTConfig;
   private readonly progress: ProgressReporter;
 
+  private readonly stop: StopRequest;
+
   constructor(config: SFTConfigInput | SFTConfig, private readonly options: SFTTrainerOptions = {}) {
     this.config = parseSftConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
-  private get runtime(): RuntimeOptions {
-    return { threads: this.config.threads, executionProvider: this.config.device };
+  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
+  requestStop(): void {
+    this.stop.request();
   }
 
+  /** Trains; --output is checked and locked before any work. */
   async train(): Promise<TrainerResult> {
-    const c = this.config;
-    const log = (m: string): void => this.progress.log(m);
-    const pretrained = this.options.model ?? (await loadPretrained(c.model));
-    if (!pretrained.tokenizer) throw new DpoError(`${pretrained.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
-    const tokenizer = pretrained.tokenizer;
-    if (pretrained.unexpectedKeys.length) log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-    const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed);
+    const digest = resumeDigest(this.config, SFT_RESUME_KEYS, 'sft');
+    return guardedRun(this.config, 'dpo sft', digest, this.progress, [], () => this.trainLocked(digest));
+  }
 
+  private async trainLocked(digest: string): Promise<TrainerResult> {
+    const c = this.config;
+    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
     const train = await this.prepare(c.data, tokenizer, 'train');
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
-    await mkdir(c.output, { recursive: true });
-
-    const build = (g: Graph, params: Record<string, Tensor>): LossBuild =>
-      sftLoss(g, policy.model, policy.trainTransform ? policy.trainTransform(g, params) : params, c.keepDropout ? new DropoutSites(c.seed) : undefined);
-    const step = await TrainStep.create(policy.specs, build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, this.runtime);
-    let evalGraph: EvalGraph | undefined;
-    try {
-      const batcher = trainingBatcher(train.rows, c, tokenizer.padTokenId);
-      let correct = 0;
-      let count = 0;
-      const result = await runTrainingLoop(
-        {
-          config: c,
-          step,
-          batcher,
-          trainable: policy.trainable,
-          shapes: policy.shapes,
-          digest: optionsDigest({
-            kind: 'sft', model: c.model, data: c.data, format: c.format, batchSize: c.batchSize, gradientAccumulationSteps: c.gradientAccumulationSteps,
-            optimizer: c.optimizer, seed: c.seed, lora: c.lora, maxLength: c.maxLength,
-          }),
-          progress: this.progress,
+    const dropout = trainingDropout(c);
+    let correct = 0;
+    let count = 0;
+    return runTrainer({
+      config: c,
+      progress: this.progress,
+      params: policy,
+      loss: (g, weights) => sftLoss(g, policy.model, weights, dropout, { packed: c.paddingFree }),
+      rows: train.rows,
+      padTokenId: tokenizer.padTokenId,
+      digest,
+      stopRequested: () => this.stop.stopped,
+      hooks: ({ evalGraph }) => ({
+        feeds: (batches) => {
+          const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
+          return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1), c.paddingFree));
         },
-        {
-          feeds: (batches) => {
-            const total = batches.reduce((s, b) => s + scoredTokens(b), 0);
-            return batches.map((b) => batchFeeds(b, batches.length / Math.max(total, 1)));
-          },
-          record: (batch, o) => {
-            correct += Number(o.correct.data[0]);
-            count += scoredTokens(batch);
-          },
-          flush: () => {
-            const m = { mean_token_accuracy: correct / Math.max(count, 1) };
-            correct = count = 0;
-            return m;
-          },
-          evaluate: evalSplit
-            ? async (params) => {
-                evalGraph ??= await EvalGraph.compile(policy.specs, build, this.runtime);
-                return this.evaluateSplit(evalSplit, evalGraph, params, tokenizer.padTokenId);
-              }
-            : undefined,
-          saveFinal: async (params) => {
-            await savePolicy(c.output, c.model, pretrained, policy, params);
-            log(`saved the model to ${c.output}`);
-          },
-          progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
+        record: (batch, o) => {
+          correct += Number(o.correct.data[0]);
+          count += scoredTokens(batch);
         },
-      );
-      return { output: c.output, ...result };
-    } finally {
-      await step.release();
-      await evalGraph?.release();
-    }
+        flush: () => {
+          const m = { mean_token_accuracy: correct / Math.max(count, 1) };
+          correct = count = 0;
+          return m;
+        },
+        evaluate: evalSplit ? async (params) => this.evaluateSplit(evalSplit, await evalGraph(), params, tokenizer.padTokenId) : undefined,
+        saveFinal: async (params) => {
+          await savePolicy(c.output, c.model, pretrained, policy, params, c);
+          this.progress.log(`saved the model to ${c.output}`);
+        },
+        progressInfo: (m, loss) => ({ loss: m.loss ?? loss, acc: m.mean_token_accuracy ?? 0 }),
+      }),
+    });
   }
 
   private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {
@@ -265,7 +259,7 @@ export class SFTTrainer {
     this.progress.start('eval', split.rows.length);
     for (let start = 0; start < split.rows.length; start += bs) {
       const batch = collatePreferences(split.rows.slice(start, start + bs), { padTokenId, padToMultipleOf: this.config.padToMultipleOf });
-      const out = await graph.run(batchFeeds(batch, 1), params);
+      const out = await graph.run(batchFeeds(batch, 1, this.config.paddingFree), params);
       nll += Number(out.nll_sum.data[0]);
       correct += Number(out.correct.data[0]);
       count += scoredTokens(batch);

@@ -7,7 +7,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AutoModelForCausalLM, AutoTokenizer, env, Tensor as HfTensor } from '@huggingface/transformers';
+import { AutoModelForCausalLM, AutoTokenizer, env, Tensor as HfTensor, type PreTrainedModel } from '@huggingface/transformers';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HostTensor } from '../../src/engine/runtime.js';
 import { exportOnnx } from '../../src/export/index.js';
@@ -15,7 +15,9 @@ import { Generator } from '../../src/generate/generator.js';
 import { loadPretrained } from '../../src/models/pretrained.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixtureFamilies, loadFixture, MODEL_FIXTURES } from '../generate/helpers.js';
-import { caseFeeds, compileFullForward, readCases } from '../models/fixture-harness.js';
+import { caseFeeds, compileFullForward, readCases, type FixtureCase } from '../models/fixture-harness.js';
+import { initLora, loraConfig, mergeLora, saveLoraAdapter } from '../../src/models/lora.js';
+import type { CausalLM } from '../../src/models/types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dpo-export-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -24,6 +26,33 @@ env.localModelPath = `${root}/`;
 
 function int64(rows: readonly number[][]): HfTensor {
   return new HfTensor('int64', BigInt64Array.from(rows.flat().map(BigInt)), [rows.length, rows[0].length]);
+}
+
+/** Max |transformers.js - dpo-ts| over the real (unpadded) positions of a fixture case. */
+async function maxRealLogitError(hf: PreTrainedModel, model: CausalLM, weights: ReadonlyMap<string, Float32Array>, c: FixtureCase): Promise<number> {
+  const feeds: Record<string, HostTensor> = {};
+  for (const p of model.parameters()) feeds[p.name] = { data: weights.get(p.name) as Float32Array, dims: p.shape };
+  const forward = await compileFullForward(model, 1);
+  let ours: HostTensor;
+  try {
+    ours = (await forward.run({ ...feeds, ...caseFeeds(c) })).logits;
+  } finally {
+    await forward.release();
+  }
+  const out = (await hf({ input_ids: int64(c.input_ids), attention_mask: int64(c.attention_mask) })) as { logits: HfTensor };
+  expect(out.logits.dims).toEqual(ours.dims);
+  const v = model.config.vocabSize;
+  const t = c.input_ids[0].length;
+  const theirs = out.logits.data as Float32Array;
+  let err = 0;
+  let compared = 0;
+  c.attention_mask.forEach((row, i) => row.forEach((m, j) => {
+    if (!m) return;
+    compared++;
+    for (let k = (i * t + j) * v; k < (i * t + j + 1) * v; k++) err = Math.max(err, Math.abs(theirs[k] - (ours.data[k] as number)));
+  }));
+  expect(compared).toBeGreaterThan(0);
+  return err;
 }
 
 const LOGIT_CASES = ['len5_full', 'len17_left_pad', 'len17_right_pad'];
@@ -54,29 +83,8 @@ describe('dpo export onnx loads in transformers.js', () => {
         expect(session.outputNames).toEqual(['logits', ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()]);
 
         // Fixture batches with left and right padding; transformers.js derives position ids from the mask.
-        const feeds: Record<string, HostTensor> = {};
-        for (const p of model.parameters()) feeds[p.name] = { data: weights.get(p.name) as Float32Array, dims: p.shape };
-        const forward = await compileFullForward(model, 1);
-        try {
-          for (const c of readCases(folder).filter((x) => LOGIT_CASES.includes(x.name))) {
-            const ours = (await forward.run({ ...feeds, ...caseFeeds(c) })).logits;
-            const out = (await hf({ input_ids: int64(c.input_ids), attention_mask: int64(c.attention_mask) })) as { logits: HfTensor };
-            expect(out.logits.dims).toEqual(ours.dims);
-            const v = model.config.vocabSize;
-            const t = c.input_ids[0].length;
-            const theirs = out.logits.data as Float32Array;
-            let err = 0;
-            let compared = 0;
-            c.attention_mask.forEach((row, i) => row.forEach((m, j) => {
-              if (!m) return;
-              compared++;
-              for (let k = (i * t + j) * v; k < (i * t + j + 1) * v; k++) err = Math.max(err, Math.abs(theirs[k] - (ours.data[k] as number)));
-            }));
-            expect(compared).toBeGreaterThan(0);
-            expect(err).toBeLessThan(1e-4);
-          }
-        } finally {
-          await forward.release();
+        for (const c of readCases(folder).filter((x) => LOGIT_CASES.includes(x.name))) {
+          expect(await maxRealLogitError(hf, model, weights, c)).toBeLessThan(1e-4);
         }
 
         // Greedy decoding: transformers.js' cache loop against dpo-ts's generator.
@@ -120,6 +128,26 @@ describe('dpo export onnx loads in transformers.js', () => {
     const ours = await generator.generateText(p.weights, p.tokenizer!, [prompt], { maxNewTokens: 12, doSample: false });
     await generator.release();
     expect(theirs).toBe(prompt + ours.completions[0][0]);
+  });
+
+  it('a LoRA adapter folder is exported merged into its base', async () => {
+    const base = join(MODEL_FIXTURES, 'llama');
+    const { model, weights } = await loadFixture('llama');
+    const config = loraConfig('llama', { r: 2, alpha: 4 });
+    const adapters = initLora(model, config, 1);
+    // PEFT starts B at zero (no change); give it values so that the merge shows in the logits.
+    for (const [name, b] of adapters) if (name.includes('lora_B')) b.forEach((_, i) => (b[i] = 0.05 * Math.sin(i + 1)));
+    const adapterDir = join(root, 'llama-adapter');
+    await saveLoraAdapter(adapterDir, { model, adapters, config, baseModelNameOrPath: base });
+    await exportOnnx({ model: adapterDir, output: join(root, 'export-lora') });
+    const hf = await AutoModelForCausalLM.from_pretrained('export-lora', { dtype: 'fp32' });
+    try {
+      const c = readCases('llama').find((x) => x.name === 'len17_left_pad') as FixtureCase;
+      expect(await maxRealLogitError(hf, model, mergeLora(model, weights, adapters, config), c)).toBeLessThan(1e-4);
+      expect(await maxRealLogitError(hf, model, weights, c)).toBeGreaterThan(1e-3); // the adapters did change the model
+    } finally {
+      await hf.dispose();
+    }
   });
 
   it('refuses a non-empty foreign folder and leaves it as it was; replaces an earlier export', async () => {

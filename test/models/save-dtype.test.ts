@@ -4,9 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveSaveDtype } from '../../src/io/save-dtype.js';
-import { SafetensorsFile, readSafetensors } from '../../src/io/safetensors.js';
+import { SafetensorsFile, readSafetensors, readSafetensorsHeader } from '../../src/io/safetensors.js';
 import { writeSafetensors } from '../../src/io/safetensors-write.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
+import { buildPolicy, savePolicy } from '../../src/train/policy.js';
 import { FIXTURES } from './fixture-harness.js';
 
 const GPT2 = join(FIXTURES, 'gpt2');
@@ -86,5 +87,25 @@ describe('save dtype', () => {
 
     await savePretrained(out, { model: m.model, weights: m.weights, dtype: 'BF16' });
     expect((await readdir(out)).filter((f) => f.includes('safetensors'))).toEqual(['model.safetensors']);
+  });
+
+  it('trainers save through savePolicy: full models in the loaded dtype or --save-dtype, LoRA adapters in float32 unless asked', async () => {
+    const m = await loadPretrained(bf16Dir, { tokenizer: false });
+    const header = async (path: string) => (await readSafetensorsHeader(path)).tensors.map((t) => t.dtype);
+    const full = buildPolicy(m.model, m.weights, undefined, 1);
+    const fullParams = new Map(full.specs.map((s) => [s.name, s.data]));
+    await savePolicy(join(root, 'policy-auto'), bf16Dir, m, full, fullParams);
+    expect(new Set(await header(join(root, 'policy-auto', 'model.safetensors')))).toEqual(new Set(['BF16']));
+    await savePolicy(join(root, 'policy-f32'), bf16Dir, m, full, fullParams, { saveDtype: 'float32', maxShardSize: 50_000 });
+    const shards = (await readdir(join(root, 'policy-f32'))).filter((f) => f.startsWith('model-'));
+    expect(shards.length).toBeGreaterThan(1);
+    for (const f of shards) expect(new Set(await header(join(root, 'policy-f32', f)))).toEqual(new Set(['F32']));
+
+    const lora = buildPolicy(m.model, m.weights, { r: 2, alpha: 4, dropout: 0 }, 1);
+    const loraParams = new Map(lora.specs.map((s) => [s.name, s.data]));
+    await savePolicy(join(root, 'lora-auto'), bf16Dir, m, lora, loraParams);
+    expect(new Set(await header(join(root, 'lora-auto', 'adapter_model.safetensors')))).toEqual(new Set(['F32']));
+    await savePolicy(join(root, 'lora-bf16'), bf16Dir, m, lora, loraParams, { saveDtype: 'bfloat16' });
+    expect(new Set(await header(join(root, 'lora-bf16', 'adapter_model.safetensors')))).toEqual(new Set(['BF16']));
   });
 });
