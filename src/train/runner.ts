@@ -108,7 +108,7 @@ export class StopRequest {
  * their digest), `inputs` are the other model folders it reads.
  */
 export async function guardedRun<T>(
-  c: TrainingOptions,
+  c: Pick<TrainingOptions, 'output' | 'model' | 'overwriteOutput' | 'resume'>,
   command: string,
   resume: Record<string, unknown>,
   progress: ProgressReporter,
