@@ -33,6 +33,9 @@ export {
   loadPolicy,
   resumeDigest,
   runtimeOf,
+  guardedRun,
+  StopRequest,
+  type StopOptions,
   type TrainerRun,
   type TrainerResult,
   type RunTools,
@@ -82,10 +85,16 @@ export {
   findResumableCheckpoint,
   listCheckpoints,
   checkpointDir,
+  pruneCheckpoints,
+  removePartialCheckpoints,
   type CheckpointContents,
+  type CheckpointExpectation,
   type TrainerState,
 } from './train/checkpoint.js';
 export { buildPolicy, type Policy } from './train/policy.js';
+export { guardOutput, RUN_MARKER_FILE, type GuardedOutput, type OutputGuardOptions } from './train/output-guard.js';
+export { acquireRunLock, RUN_LOCK_FILE, type RunLock } from './io/run-lock.js';
+export { fitToContext } from './train/context-limit.js';
 export {
   SFTTrainer,
   SFTConfigSchema,
@@ -114,6 +123,17 @@ export * from './eval/index.js';
 export { runQuickstart, preferencePairs, SHIPPED_MODEL, type QuickstartOptions, type QuickstartSummary } from './quickstart/run.js';
 export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './quickstart/prompts.js';
 export { renderSvg } from './quickstart/report.js';
+export {
+  runSentimentExperiment,
+  experimentRuns,
+  METHODS as EXPERIMENT_METHODS,
+  type SentimentExperimentOptions,
+  type SentimentExperimentSummary,
+  type ExperimentSettings,
+  type RunRecord,
+} from './experiment/sentiment.js';
+export { FrontierEvaluator, type FrontierPoint, type PolicyEvaluation } from './experiment/frontier.js';
+export { trainedRunPoints, type ExperimentRun, type MethodContext } from './experiment/methods.js';
 
 // Data.
 export * from './data/index.js';

@@ -10,6 +10,7 @@ import { register as reward } from './reward.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
+import { register as experiment } from './experiment.js';
 import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
 import { register as label } from './label.js';
@@ -25,4 +26,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   exportModel,
   models,
   label,
+  experiment,
 ];

@@ -178,8 +178,8 @@ export function register(program: Command, ctx: CliContext): void {
     options: REWARD_TRAIN_OPTIONS,
     configFiles: 'rm.yaml or rm.json',
     examples: TRAIN_EXAMPLES,
-    run: async (config, progress) => {
-      const r = await new RewardTrainer(config, { progress }).train();
+    run: async (config, progress, signal) => {
+      const r = await new RewardTrainer(config, { progress, signal }).train();
       return { ...r, extra: r.rewardOffset !== undefined ? { reward_offset: r.rewardOffset } : {} };
     },
   });

@@ -40,9 +40,9 @@ export function register(program: Command, ctx: CliContext): void {
     options: SFT_OPTIONS,
     configFiles: 'sft.yaml or sft.json',
     examples: EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       const { SFTTrainer } = await import('../train/sft-trainer.js');
-      return new SFTTrainer(config, { progress }).train();
+      return new SFTTrainer(config, { progress, signal }).train();
     },
   });
 }

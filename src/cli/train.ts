@@ -43,10 +43,10 @@ export function register(program: Command, ctx: CliContext): void {
     options: TRAIN_OPTIONS,
     configFiles: 'run.yaml or run.json',
     examples: EXAMPLES,
-    run: async (config, progress) => {
+    run: async (config, progress, signal) => {
       // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
       const { DPOTrainer } = await import('../train/dpo-trainer.js');
-      return new DPOTrainer(config, { progress }).train();
+      return new DPOTrainer(config, { progress, signal }).train();
     },
   });
 }

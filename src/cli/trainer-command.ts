@@ -2,7 +2,7 @@
  * A training subcommand (`dpo train`, `dpo sft`, `dpo reward train`...) from its config
  * definition: flags and help from the schema, `--config` file + flags merged and validated once
  * (schema, then the definition's cross-key checks), `--print-config`, `--lora`, and the run's
- * JSON summary on stdout with exit code 130 when Ctrl-C stopped it.
+ * JSON summary on stdout with exit code 130 / 143 when SIGINT / SIGTERM stopped it (signals.ts).
  */
 import type { Command } from 'commander';
 import type { z } from 'zod';
@@ -10,6 +10,7 @@ import { checkedConfig, type ConfigDefinition } from '../train/config.js';
 import type { ProgressReporter } from '../train/progress.js';
 import type { TrainerResult } from '../train/runner.js';
 import { printJson, type CliContext } from './context.js';
+import { stopOnSignals } from './signals.js';
 import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 import { listKeysOf } from './schema-options.js';
 
@@ -44,8 +45,8 @@ export interface TrainerCommand<S extends z.ZodObject> {
   configFiles: string;
   /** Help text after the flags: examples and what the run writes. */
   examples: string;
-  /** Trains; its result (plus `extra`) is printed as the JSON summary. */
-  run(config: z.output<S>, progress: ProgressReporter): Promise<TrainerResult & { extra?: Record<string, unknown> }>;
+  /** Trains, stopping when `signal` is aborted (SIGINT/SIGTERM); its result (plus `extra`) is printed as the JSON summary. */
+  run(config: z.output<S>, progress: ProgressReporter, signal: AbortSignal): Promise<TrainerResult & { extra?: Record<string, unknown> }>;
 }
 
 export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, ctx: CliContext, t: TrainerCommand<S>): Command {
@@ -64,7 +65,14 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
         printJson(ctx, config);
         return;
       }
-      const r = await t.run(config, ctx.progress());
+      const progress = ctx.progress();
+      const signals = stopOnSignals((m) => progress.log(m));
+      let r: Awaited<ReturnType<typeof t.run>>;
+      try {
+        r = await t.run(config, progress, signals.signal);
+      } finally {
+        signals.dispose();
+      }
       printJson(ctx, {
         output: r.output,
         steps: r.steps,
@@ -73,8 +81,8 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
         ...(r.evalMetrics ? { eval_metrics: r.evalMetrics } : {}),
         ...r.extra,
       });
-      // 130: stopped by Ctrl-C (a checkpoint was saved; --resume continues).
-      ctx.exitCode = r.interrupted ? 130 : 0;
+      // 130 / 143: stopped by SIGINT / SIGTERM (a checkpoint was saved; --resume continues).
+      ctx.exitCode = r.interrupted ? signals.exitCode() : 0;
     });
   return cmd;
 }

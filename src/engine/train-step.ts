@@ -61,6 +61,8 @@ export interface StepResult {
   loss: number;
   /** Global gradient norm before clipping. */
   gradNorm: number;
+  /** False when an updated parameter is NaN or infinite (checked in the graph, one reduction per tensor). */
+  paramsFinite: boolean;
   /** Extra outputs of the last micro-batch. */
   outputs: Record<string, HostTensor>;
   /** Extra outputs of every micro-batch, in order. */
@@ -68,6 +70,7 @@ export interface StepResult {
 }
 
 const GRAD_SCALE = 'grad_scale';
+const PARAMS_CHECK = 'params_check';
 
 /** A new graph with the parameters as inputs (named as the specs) and `build`'s loss on them. */
 function traceLoss(name: string, specs: readonly ParamSpec[], build: (g: Graph, params: Record<string, Tensor>) => LossBuild) {
@@ -78,9 +81,14 @@ function traceLoss(name: string, specs: readonly ParamSpec[], build: (g: Graph, 
   return { g, params, loss, outputs };
 }
 
-/** Outputs `<param>.new` and `<param>.<slot>.new` of an optimizer update (written in place into the inputs of the same names). */
+/**
+ * Outputs `<param>.new` and `<param>.<slot>.new` of an optimizer update (written in place into the
+ * inputs of the same names), and `params_check`: 0 when every updated parameter is finite, NaN
+ * otherwise (sum(p) * 0 is NaN exactly when p holds a NaN or an infinity, barring a sum that
+ * overflows, which finite trained weights do not reach).
+ */
 function updateOutputs(specs: readonly ParamSpec[], trainable: readonly number[], opt: OptimizerGraph): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
+  const out: Record<string, Tensor> = { [PARAMS_CHECK]: opt.newParams.map((p) => op.mul(op.sum(p), 0)).reduce((a, b) => op.add(a, b)) };
   trainable.forEach((pi, k) => {
     out[`${specs[pi].name}.new`] = opt.newParams[k];
     for (const [slot, t] of Object.entries(opt.newState[k])) out[`${specs[pi].name}.${slot}.new`] = t;
@@ -192,7 +200,7 @@ export class TrainStep {
       const out = await this.fusedGraph.run({ ...micro[0], ...paramFeeds, ...stepFeeds }, updateInto);
       this.stepCount++;
       const extras = this.pickExtras(out);
-      return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), outputs: extras, microOutputs: [extras] };
+      return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), paramsFinite: Number(out[PARAMS_CHECK].data[0]) === 0, outputs: extras, microOutputs: [extras] };
     }
 
     this.accumulating ??= this.compileAccumulating();
@@ -218,6 +226,7 @@ export class TrainStep {
     return {
       loss: lossSum / micro.length,
       gradNorm: Number(applied.grad_norm.data[0]),
+      paramsFinite: Number(applied[PARAMS_CHECK].data[0]) === 0,
       outputs: microOutputs[microOutputs.length - 1],
       microOutputs,
     };

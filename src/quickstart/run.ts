@@ -174,6 +174,8 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
     // 4. After, and the reward/KL frontier along the way (checkpoints).
     const frontier: FrontierPoint[] = [{ step: 0, reward: before.reward, kl: before.kl }];
     for (const c of (await listCheckpoints(join(output, 'model'))).reverse()) {
+      // The last step's checkpoint is the trained policy, evaluated below.
+      if (c.step >= trained.steps) continue;
       const w = await checkpointModelWeights(c.dir, reference.weights);
       const e = await evaluate(w, `evaluating step ${c.step}`);
       frontier.push({ step: c.step, reward: e.reward, kl: e.kl });

@@ -79,6 +79,24 @@ export async function saveTrainingCheckpoint(
   return final;
 }
 
+/**
+ * Removes the `checkpoint-<step>.partial-<pid>` folders a killed save left in `output` (the caller
+ * holds the run lock, so none is being written); returns their paths.
+ */
+export async function removePartialCheckpoints(output: string): Promise<string[]> {
+  const names = await readdir(output).catch(() => [] as string[]);
+  const partial = names.filter((n) => /^checkpoint-\d+\.partial-\d+$/.test(n)).map((n) => join(output, n));
+  for (const dir of partial) await rm(dir, { recursive: true, force: true });
+  return partial;
+}
+
+/** Keeps the newest `limit` checkpoints of `output` and removes the others; returns the removed paths. */
+export async function pruneCheckpoints(output: string, limit: number): Promise<string[]> {
+  const old = (await listCheckpoints(output)).slice(limit).map((c) => c.dir);
+  for (const dir of old) await rm(dir, { recursive: true, force: true });
+  return old;
+}
+
 export async function listCheckpoints(output: string): Promise<{ step: number; dir: string }[]> {
   const names = await readdir(output).catch(() => [] as string[]);
   return names

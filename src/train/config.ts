@@ -42,7 +42,7 @@ export const TrainingOptionsSchema = z.object({
   output: option(z.string().min(1), 'output folder: final model, metrics.jsonl, checkpoints', 'dir'),
   evalData: option(z.string().min(1).optional(), 'held-out preference data for eval_* metrics', 'path'),
   format: option(z.enum(['auto', ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
-  maxLength: option(z.number().int().positive().default(1024), 'max tokens of prompt + completion'),
+  maxLength: option(z.number().int().positive().default(1024), "max tokens of prompt + completion (capped at the model's max_position_embeddings)"),
   maxPromptLength: option(z.number().int().positive().optional(), 'max prompt tokens'),
   maxCompletionLength: option(z.number().int().positive().optional(), 'max completion tokens'),
   truncationMode: option(z.enum(['keep_start', 'keep_end']).default('keep_end'), 'which end of a too-long prompt to keep', 'mode'),
@@ -69,7 +69,10 @@ export const TrainingOptionsSchema = z.object({
   padToMultipleOf: option(z.number().int().positive().optional(), 'pad sequence length to a multiple of n'),
   loggingSteps: option(z.number().int().positive().default(10), 'write metrics every n steps'),
   evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-data every n steps (and always at the end)'),
-  saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n steps'),
+  saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n steps (and at the last step)'),
+  saveTotalLimit: option(z.number().int().positive().optional(), 'keep only the newest n checkpoints (older ones are deleted)'),
+  /** Write into a non-empty --output that is not a run of this command (transformers' overwrite_output_dir). */
+  overwriteOutput: option(z.boolean().default(false), 'write into a non-empty --output that is not a run of this command'),
   /** true: continue from the newest checkpoint in `output`; a path: from that checkpoint. */
   resume: option(z.union([z.boolean(), z.string().min(1)]).default(false), 'continue from the newest checkpoint in --output, or from the given one', 'checkpoint'),
   lora: LoraOptionsSchema.optional(),

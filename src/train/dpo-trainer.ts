@@ -23,12 +23,12 @@ import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { loadPolicy, resumeDigest, runTrainer, runtimeOf, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
-export interface DPOTrainerOptions {
+export interface DPOTrainerOptions extends StopOptions {
   /** An already loaded policy (skips loading `config.model`). */
   policy?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
@@ -54,11 +54,12 @@ interface LiveReference {
 export class DPOTrainer {
   readonly config: DPOConfig;
   private readonly progress: ProgressReporter;
-  private stopRequested = false;
+  private readonly stop: StopRequest;
 
   constructor(config: DPOConfigInput | DPOConfig, private readonly options: DPOTrainerOptions = {}) {
     this.config = parseDpoConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
   /**
@@ -66,7 +67,7 @@ export class DPOTrainer {
    * does) and resolves with `interrupted: true`; `resume` continues from there.
    */
   requestStop(): void {
-    this.stopRequested = true;
+    this.stop.request();
   }
 
   private get runtime(): RuntimeOptions {
@@ -78,7 +79,13 @@ export class DPOTrainer {
     return { beta: c.beta, labelSmoothing: c.labelSmoothing, unlikelihoodAlpha: c.unlikelihoodAlpha, lossTypes: c.lossType, lossWeights: c.lossWeights };
   }
 
+  /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
+    const digest = resumeDigest(this.config, DPO_RESUME_KEYS);
+    return guardedRun(this.config, 'dpo train', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<TrainResult> {
     const c = this.config;
     const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
     const train = await this.prepare(c.data, tokenizer, 'train');
@@ -99,8 +106,8 @@ export class DPOTrainer {
         loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, { packed: c.paddingFree }),
         rows: train.rows,
         padTokenId: tokenizer.padTokenId,
-        digest: resumeDigest(c, DPO_RESUME_KEYS),
-        stopRequested: () => this.stopRequested,
+        digest,
+        stopRequested: () => this.stop.stopped,
         hooks: () => ({
           feeds: async (batches) => {
             const feeds: Record<string, HostTensor>[] = [];

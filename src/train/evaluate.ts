@@ -12,6 +12,7 @@ import { BAD_ROW_LIST_CAP, formatBadRow } from '../data/bad-rows.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
+import { fitToContext } from './context-limit.js';
 import type { Pretrained } from '../models/pretrained.js';
 import { parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
@@ -129,7 +130,7 @@ export function describeData(label: string, s: TokenizeStats, maxLength: number)
   const notes = [
     s.skippedBad && `${s.skippedBad} malformed rows skipped`,
     s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
-    s.truncated && `${s.truncated} rows truncated to max-length`,
+    s.truncated && `${s.truncated} rows truncated to max-length ${maxLength}`,
     s.identicalAfterTruncation && `warning: ${s.identicalAfterTruncation} rows whose completions are identical after truncation (no preference signal; raise max-length / max-completion-length)`,
     s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
   ].filter(Boolean);
@@ -167,17 +168,18 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
   const progress = options.progress ?? createProgress();
   const runtime = { threads: c.threads, executionProvider: c.device };
   const policy = options.policy ?? (await loadModelOrAdapter(c.model));
+  const maxLength = fitToContext(c.maxLength, policy.model);
   if (!policy.tokenizer) throw new DpoError(`${policy.dir}: no tokenizer.json; a tokenizer is needed to read text data`);
   const tokenizer: TextTokenizer = policy.tokenizer;
   const data = await preparePreferenceData(c.data, tokenizer, {
     format: c.format as PreferenceFormat | 'auto',
     onBadRow: c.onBadRow,
-    maxLength: c.maxLength,
+    maxLength,
     maxPromptLength: c.maxPromptLength,
     maxCompletionLength: c.maxCompletionLength,
     truncationMode: c.truncationMode,
   });
-  reportPreparedData(progress, 'eval', data, c.maxLength);
+  reportPreparedData(progress, 'eval', data, maxLength);
   if (data.rows.length === 0) throw new DpoError(`${c.data}: no usable rows`);
   const K = data.rows[0].completionIds.length;
   if (data.rows.some((r) => r.completionIds.length !== K)) {

@@ -16,9 +16,9 @@ import { PreferenceBatcher } from '../data/batcher.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
-import type { LossBuild, ParamSpec, TrainStep } from '../engine/train-step.js';
+import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
-import { findResumableCheckpoint, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { findResumableCheckpoint, pruneCheckpoints, removePartialCheckpoints, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import type { z } from 'zod';
 import type { TrainingOptionsSchema } from './config.js';
 import { appendMetrics } from './metrics.js';
@@ -89,9 +89,11 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   const { config: c, step, batcher, progress } = setup;
   const log = (m: string): void => progress.log(m);
   const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
-  let totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
+  // The step budget comes from this run's options, also on resume: a finished run can be extended.
+  const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
+  for (const stale of await removePartialCheckpoints(c.output)) log(`removed ${stale}, a checkpoint an earlier run did not finish writing`);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -100,19 +102,13 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
-    totalSteps = contents.state.totalSteps;
-    log(`resumed from ${dir} at step ${done}`);
+    const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
+    log(`resumed from ${dir} at step ${done}${budget}`);
+    if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);
   } else {
     await writeFile(metricsFile, '');
   }
 
-  let stopRequested = false;
-  const onSigint = (): void => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    log('interrupt: finishing this step, saving a checkpoint, then stopping (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
   let lossSum = 0;
   let gradNormSum = 0;
   let stepsInWindow = 0;
@@ -120,17 +116,22 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
   let windowStart = Date.now();
   let lastMetrics: Record<string, number> = {};
   let evalMetrics: Record<string, number> | undefined;
+  let lastSaved: string | undefined;
   const saveCheckpoint = async (): Promise<void> => {
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
     const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
+    lastSaved = dir;
     log(`saved ${dir}`);
+    if (c.saveTotalLimit !== undefined) {
+      for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
+    }
   };
   try {
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
-    const stopping = (): boolean => stopRequested || (setup.stopRequested?.() ?? false);
+    const stopping = (): boolean => setup.stopRequested?.() ?? false;
     while (done < totalSteps && !stopping()) {
       const batches: PreferenceBatch[] = [];
       for (let m = 0; m < c.gradientAccumulationSteps; m++) {
@@ -141,7 +142,12 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
       const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
       const r = await step.step(await hooks.feeds(batches), lr);
       done++;
-      if (!Number.isFinite(r.loss)) throw new DpoError(`step ${done}: loss is ${r.loss}; lower the learning rate or check the data`);
+      const diverged = divergence(r);
+      if (diverged) {
+        throw new DpoError(
+          `step ${done}: training diverged (${diverged}); stopped without saving this step${lastSaved ? ` (last checkpoint: ${lastSaved})` : ''}: lower --learning-rate (now ${shortNumber(c.learningRate)}) or check the data`,
+        );
+      }
       r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
       lossSum += r.loss;
       gradNormSum += r.gradNorm;
@@ -167,7 +173,8 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
         await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
       }
       progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
-      if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopping()) await saveCheckpoint();
+      // The last step gets a checkpoint too, so that a finished run can be resumed with a larger budget.
+      if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
     }
     progress.stop();
     const interrupted = stopping();
@@ -180,9 +187,22 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     }
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
-    process.off('SIGINT', onSigint);
     progress.stop();
   }
+}
+
+function shortNumber(x: number): string {
+  return Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 1e-4) ? x.toExponential() : String(x);
+}
+
+/** What is not finite after a step (loss, gradient norm, updated parameters), or undefined when all is. */
+function divergence(r: StepResult): string | undefined {
+  const bad = [
+    !Number.isFinite(r.loss) && `loss is ${r.loss}`,
+    !Number.isFinite(r.gradNorm) && `gradient norm is ${r.gradNorm}`,
+    !r.paramsFinite && 'parameters became NaN or infinite',
+  ].filter(Boolean);
+  return bad.length ? bad.join(', ') : undefined;
 }
 
 /** The tensors and optimizer slots a checkpoint must hold for this run to resume from it. */

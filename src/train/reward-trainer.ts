@@ -28,14 +28,15 @@ import { resolveSaveDtype } from '../io/save-dtype.js';
 import { parseShardSize } from '../io/shards.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { mergeLora } from '../models/lora.js';
-import { loadPretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
+import { fitToContext } from './context-limit.js';
 import type { CausalLM } from '../models/types.js';
 import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { requireTokenizer, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, requireTokenizer, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import {
   bodyParameterNames,
   declareRewardInputs,
@@ -79,7 +80,7 @@ const REWARD_RESUME_KEYS = [
   'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'centerRewardsCoefficient',
 ] as const satisfies readonly (keyof RewardConfig)[];
 
-export interface RewardTrainerOptions {
+export interface RewardTrainerOptions extends StopOptions {
   progress?: ProgressReporter;
 }
 
@@ -155,16 +156,31 @@ export class RewardTrainer {
   readonly config: RewardConfig;
   private readonly progress: ProgressReporter;
 
+  private readonly stop: StopRequest;
+
   constructor(config: RewardConfigInput | RewardConfig, options: RewardTrainerOptions = {}) {
     this.config = parseRewardConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
+  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
+  requestStop(): void {
+    this.stop.request();
+  }
+
+  /** Trains; --output is checked and locked before any work. */
   async train(): Promise<RewardTrainResult> {
+    const digest = resumeDigest(this.config, REWARD_RESUME_KEYS, 'reward');
+    return guardedRun(this.config, 'dpo reward train', digest, this.progress, [], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<RewardTrainResult> {
     const c = this.config;
     const log = (m: string): void => this.progress.log(m);
     const start = await this.loadStart();
     const { model, tokenizer } = start;
+    c.maxLength = fitToContext(c.maxLength, model);
     const padTokenId = tokenizer.padTokenId;
     const body = new Set(bodyParameterNames(model));
 
@@ -195,7 +211,8 @@ export class RewardTrainer {
       },
       rows: train,
       padTokenId,
-      digest: resumeDigest(c, REWARD_RESUME_KEYS, 'reward'),
+      digest,
+      stopRequested: () => this.stop.stopped,
       hooks: ({ evalGraph }) => ({
         feeds: (batches) => batches.map((b) => rewardFeeds(b, padTokenId)),
         record: (_batch, o) => metrics.add(o.rewards.data as Float32Array, K),
@@ -257,7 +274,7 @@ export class RewardTrainer {
       rm.weights.delete(SCORE_WEIGHT);
       return { model: rm.model, weights: rm.weights, head, tokenizer, dir: rm.dir, dtype: rm.dtype };
     }
-    const p = await loadPretrained(dir);
+    const p = await loadModelOrAdapter(dir);
     const tokenizer = requireTokenizer(p);
     const range = typeof p.config.initializer_range === 'number' ? p.config.initializer_range : 0.02;
     return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };

@@ -14,7 +14,10 @@ import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { DropoutSites } from '../models/dropout.js';
 import type { ModelParams } from '../models/linear.js';
-import { loadPretrained, type Pretrained } from '../models/pretrained.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
+import type { Pretrained } from '../models/pretrained.js';
+import { fitToContext } from './context-limit.js';
+import { guardOutput } from './output-guard.js';
 import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopHooks, type LoopResult, type TrainingOptions } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
 import type { ProgressReporter } from './progress.js';
@@ -45,22 +48,76 @@ export interface LoadedPolicy {
   policy: Policy;
 }
 
-/** The config's model (or an already loaded one) as a trainable policy (LoRA adapters when configured). */
+/**
+ * The config's model (or an already loaded one; a LoRA adapter folder is merged into its base) as
+ * a trainable policy (LoRA adapters when configured). `c.maxLength` is capped at the model's
+ * context (context-limit.ts).
+ */
 export async function loadPolicy(c: TrainingOptions, progress: ProgressReporter, preloaded?: Pretrained): Promise<LoadedPolicy> {
-  const pretrained = preloaded ?? (await loadPretrained(c.model));
+  const pretrained = preloaded ?? (await loadModelOrAdapter(c.model));
   const tokenizer = requireTokenizer(pretrained);
   if (pretrained.unexpectedKeys.length) progress.log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
+  c.maxLength = fitToContext(c.maxLength, pretrained.model);
   return { pretrained, tokenizer, policy: buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed) };
 }
 
+/** The options every trainer's schedule and update depend on: they must match on resume too. */
+const TRAJECTORY_KEYS = ['learningRate', 'lrScheduler', 'warmupSteps', 'weightDecay', 'maxGradNorm'] as const;
+
 /**
- * The digest a resumed run must match: the trainer's kind (omitted for DPO, whose checkpoints
- * predate it) and the values of the config keys that must not change across a resume, in order.
+ * The digest a resumed run must match: the trainer's kind (omitted for DPO) and the values of the
+ * config keys that must not change across a resume (the trainer's, then {@link TRAJECTORY_KEYS}).
+ * The step budget (maxSteps, numEpochs) is not among them: a resume may extend a run.
  */
 export function resumeDigest<C extends object>(c: C, keys: readonly (keyof C & string)[], kind?: string): string {
   const keep: Record<string, unknown> = kind ? { kind } : {};
   for (const k of keys) keep[k] = c[k];
+  for (const k of TRAJECTORY_KEYS) keep[k] = (c as Record<string, unknown>)[k];
   return optionsDigest(keep);
+}
+
+/** What every trainer's options add: a way to stop a running train() from outside. */
+export interface StopOptions {
+  /**
+   * Aborting it stops train() after the current step, with a checkpoint, as requestStop() does
+   * (the CLI aborts it on SIGINT and SIGTERM; the library installs no signal handler).
+   */
+  signal?: AbortSignal;
+}
+
+/** A trainer's stop request: its requestStop() or the AbortSignal of its options. */
+export class StopRequest {
+  private requested = false;
+  constructor(private readonly signal?: AbortSignal) {}
+  request(): void {
+    this.requested = true;
+  }
+  get stopped(): boolean {
+    return this.requested || (this.signal?.aborted ?? false);
+  }
+}
+
+/**
+ * Runs a trainer's `body` with its output checked and locked before any work (output-guard.ts):
+ * `command` names the run ('dpo train'), `inputs` are the other model folders it reads.
+ */
+export async function guardedRun<T>(
+  c: TrainingOptions,
+  command: string,
+  digest: string,
+  progress: ProgressReporter,
+  inputs: readonly (string | undefined)[],
+  body: () => Promise<T>,
+): Promise<T> {
+  const lock = await guardOutput({ output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, log: (m) => progress.log(m) });
+  let failed = true;
+  try {
+    const result = await body();
+    failed = false;
+    return result;
+  } finally {
+    await lock.release(failed);
+  }
 }
 
 /** What the hooks of a run can use: the compiled step, and the eval graph (compiled on first use). */

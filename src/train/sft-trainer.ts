@@ -35,7 +35,7 @@ import type { DropoutSites } from '../models/dropout.js';
 import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph } from './loop.js';
 import { savePolicy } from './policy.js';
-import { loadPolicy, resumeDigest, runTrainer, trainingDropout, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
@@ -71,7 +71,7 @@ const SFT_RESUME_KEYS = [
   'model', 'data', 'format', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength',
 ] as const satisfies readonly (keyof SFTConfig)[];
 
-export interface SFTTrainerOptions {
+export interface SFTTrainerOptions extends StopOptions {
   /** An already loaded model (skips loading `config.model`). */
   model?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
@@ -175,12 +175,26 @@ export class SFTTrainer {
   readonly config: SFTConfig;
   private readonly progress: ProgressReporter;
 
+  private readonly stop: StopRequest;
+
   constructor(config: SFTConfigInput | SFTConfig, private readonly options: SFTTrainerOptions = {}) {
     this.config = parseSftConfig(config);
     this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
   }
 
+  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
+  requestStop(): void {
+    this.stop.request();
+  }
+
+  /** Trains; --output is checked and locked before any work. */
   async train(): Promise<TrainerResult> {
+    const digest = resumeDigest(this.config, SFT_RESUME_KEYS, 'sft');
+    return guardedRun(this.config, 'dpo sft', digest, this.progress, [], () => this.trainLocked(digest));
+  }
+
+  private async trainLocked(digest: string): Promise<TrainerResult> {
     const c = this.config;
     const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
     const train = await this.prepare(c.data, tokenizer, 'train');
@@ -195,7 +209,8 @@ export class SFTTrainer {
       loss: (g, weights) => sftLoss(g, policy.model, weights, dropout, { packed: c.paddingFree }),
       rows: train.rows,
       padTokenId: tokenizer.padTokenId,
-      digest: resumeDigest(c, SFT_RESUME_KEYS, 'sft'),
+      digest,
+      stopRequested: () => this.stop.stopped,
       hooks: ({ evalGraph }) => ({
         feeds: (batches) => {
           const total = batches.reduce((s, b) => s + scoredTokens(b), 0);

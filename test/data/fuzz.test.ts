@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { preferenceExamplesFromRows, sftExamplesFromRows } from '../../src/data/load.js';
 import { readDataFile } from '../../src/data/read.js';
 import { DpoError } from '../../src/errors.js';

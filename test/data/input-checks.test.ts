@@ -55,7 +55,6 @@ describe('data input checks', () => {
     const io = { stdout: { write: () => true }, stderr: { write: (s: string) => err.push(s) } };
     const code = await main(['train', '--model', dir, '--data', data, '--output', join(dir, 'out')], io);
     expect(code).toBe(1);
-    // eslint-disable-next-line no-control-regex
     expect(err.join('')).not.toMatch(/[\x00-\x08\x1b]/);
   });
 });

@@ -101,15 +101,15 @@ describe('DPOTrainer equivalences', () => {
     const common = { maxSteps: 3, batchSize: 4, saveSteps: 1, lrScheduler: 'constant' as const };
     await new DPOTrainer(config('damaged', common), { progress: silentProgress }).train();
     const straight = await weightsOf('damaged');
-    const file = join(dir, 'damaged', 'checkpoint-2', 'weights.safetensors');
+    const file = join(dir, 'damaged', 'checkpoint-3', 'weights.safetensors');
     truncateSync(file, Math.floor(readFileSync(file).byteLength / 2));
 
     const messages: string[] = [];
     const progress: ProgressReporter = { ...silentProgress, log: (m) => void messages.push(m) };
     const r = await new DPOTrainer(config('damaged', { ...common, resume: true }), { progress }).train();
     expect(r.steps).toBe(3);
-    expect(messages.find((m) => m.includes('checkpoint-2') && m.includes('damaged'))).toMatch(/truncated/);
-    expect(messages.find((m) => m.startsWith('resumed from'))).toContain('checkpoint-1 at step 1');
+    expect(messages.find((m) => m.includes('checkpoint-3') && m.includes('damaged'))).toMatch(/truncated/);
+    expect(messages.find((m) => m.startsWith('resumed from'))).toContain('checkpoint-2 at step 2');
     expect(maxDiff(await weightsOf('damaged'), straight)).toBeLessThanOrEqual(1e-6);
   });
 });

@@ -1,0 +1,143 @@
+/**
+ * The methods the sentiment experiment compares, behind one small interface: a run trains (or
+ * samples) from the reference and returns its frontier points. Trained runs save checkpoints
+ * evenly along training; each checkpoint is one point.
+ */
+import type { RewardFn } from '../eval/rewards.js';
+import { loadPretrained, type Pretrained } from '../models/pretrained.js';
+import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
+import { DPOTrainer } from '../train/dpo-trainer.js';
+import type { ProgressReporter } from '../train/progress.js';
+import { SFTTrainer } from '../train/sft-trainer.js';
+import type { FrontierEvaluator, FrontierPoint } from './frontier.js';
+
+/** What every run gets: the data, the reference, the rewards and the shared training settings. */
+export interface MethodContext {
+  /** The reference (and starting policy) as loaded, and the path or hub id it came from. */
+  reference: Pretrained;
+  modelRef: string;
+  /** Preference pairs labelled by the ground truth (prompt/chosen/rejected JSONL). */
+  pairsFile: string;
+  /** Training prompts (PPO's rollouts). */
+  trainPrompts: readonly string[];
+  /** The reward model trained on `pairsFile` (a `dpo reward train` folder). */
+  rewardModel: string;
+  /** Its reward, for ranking Best-of-N candidates. */
+  learnedReward: RewardFn;
+  /** The ground-truth scorer's name (PPO-GT's reward). */
+  scorer: string;
+  /** Optimizer steps of each trained run, and how many checkpoints (frontier points) along it. */
+  steps: number;
+  checkpoints: number;
+  batchSize: number;
+  learningRate: number;
+  maxNewTokens: number;
+  seed: number;
+  threads?: number;
+  /** Where run `name` writes its model, metrics and checkpoints. */
+  runDir(name: string): string;
+  cacheDir: string;
+  evaluator: FrontierEvaluator;
+  progress: ProgressReporter;
+}
+
+export interface ExperimentRun {
+  method: string;
+  setting: string;
+  run(ctx: MethodContext): Promise<FrontierPoint[]>;
+}
+
+/** A folder name for a run: method and setting, filesystem-safe. */
+export function runName(method: string, setting: string): string {
+  return `${method}${setting ? `-${setting}` : ''}`.toLowerCase().replace(/[^a-z0-9.]+/g, '-');
+}
+
+/**
+ * Frontier points of a finished trained run: every checkpoint it left in `output` (oldest first),
+ * then its final model (saved in `output` itself) at step `steps` unless a checkpoint has it.
+ */
+export async function trainedRunPoints(ctx: MethodContext, method: string, setting: string, output: string, steps: number): Promise<FrontierPoint[]> {
+  const points: FrontierPoint[] = [];
+  const point = async (saved: ReadonlyMap<string, Float32Array>, step: number): Promise<void> => {
+    // Only the policy's own parameters (a PPO run also saves its value head).
+    const weights = new Map([...saved].filter(([name]) => ctx.reference.weights.has(name)));
+    const e = await ctx.evaluator.evaluate(weights, `${method} ${setting} step ${step}`.replace(/\s+/g, ' '));
+    points.push({ method, setting, step, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
+  };
+  const checkpoints = (await listCheckpoints(output)).reverse();
+  for (const c of checkpoints) await point(await checkpointModelWeights(c.dir, ctx.reference.weights), c.step);
+  if (!checkpoints.some((c) => c.step === steps)) await point((await loadPretrained(output, { tokenizer: false })).weights, steps);
+  return points;
+}
+
+/** Settings every trained run shares (constant learning rate after a short warm-up, as the quickstart). */
+function common(ctx: MethodContext, output: string) {
+  return {
+    model: ctx.modelRef,
+    output,
+    maxSteps: ctx.steps,
+    batchSize: ctx.batchSize,
+    learningRate: ctx.learningRate,
+    lrScheduler: 'constant' as const,
+    warmupSteps: Math.min(5, ctx.steps - 1),
+    loggingSteps: Math.max(1, Math.floor(ctx.steps / 20)),
+    saveSteps: Math.max(1, Math.floor(ctx.steps / ctx.checkpoints)),
+    seed: ctx.seed,
+    threads: ctx.threads,
+    cacheDir: ctx.cacheDir,
+  };
+}
+
+/** DPO at one beta. */
+export function dpoRun(beta: number): ExperimentRun {
+  const setting = `beta=${beta}`;
+  return {
+    method: 'DPO',
+    setting,
+    async run(ctx) {
+      const output = ctx.runDir(runName('DPO', setting));
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress }).train();
+      return trainedRunPoints(ctx, 'DPO', setting, output, r.steps);
+    },
+  };
+}
+
+/** The Unlikelihood baseline: likelihood of chosen, token-wise unlikelihood of rejected. */
+export function unlikelihoodRun(alpha: number): ExperimentRun {
+  const setting = `alpha=${alpha}`;
+  return {
+    method: 'Unlikelihood',
+    setting,
+    async run(ctx) {
+      const output = ctx.runDir(runName('Unlikelihood', setting));
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress }).train();
+      return trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps);
+    },
+  };
+}
+
+/** Preferred-FT: supervised fine-tuning on the chosen completions. */
+export function preferredFtRun(): ExperimentRun {
+  return {
+    method: 'Preferred-FT',
+    setting: '',
+    async run(ctx) {
+      const output = ctx.runDir(runName('Preferred-FT', ''));
+      const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress }).train();
+      return trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps);
+    },
+  };
+}
+
+/** Best-of-N from the reference, candidates ranked by the learned reward model. */
+export function bestOfNRun(n: number): ExperimentRun {
+  const setting = `N=${n}`;
+  return {
+    method: 'Best-of-N',
+    setting,
+    async run(ctx) {
+      const e = await ctx.evaluator.evaluateBestOfN(n, ctx.learnedReward, `Best-of-${n}`);
+      return [{ method: 'Best-of-N', setting, step: n, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples }];
+    },
+  };
+}
