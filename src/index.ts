@@ -32,6 +32,7 @@ export {
   runTrainer,
   loadPolicy,
   resumeDigest,
+  resumeOptions,
   runtimeOf,
   guardedRun,
   StopRequest,
@@ -116,6 +117,7 @@ export {
   type RewardConfigInput,
 } from './train/reward-trainer.js';
 export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './train/reward-model.js';
+export * from './train/ppo/index.js';
 
 // Generation and evaluation.
 export * from './generate/index.js';

