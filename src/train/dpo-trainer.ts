@@ -162,7 +162,7 @@ export class DPOTrainer {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    const scorer = await Scorer.create(ref.model, ref.model.parameters(), this.runtime);
+    const scorer = await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree });
     if (c.reference === 'live') return { scorer, weights, shapes };
     const digest = weightsDigest(weights, ref.model.modelType);
     try {
@@ -226,7 +226,7 @@ export class DPOTrainer {
     padTokenId: number,
   ): Promise<Record<string, number>> {
     const c = this.config;
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { packed: this.config.paddingFree });
     try {
       const r = await evaluateRows({
         rows: split.rows,
