@@ -63,12 +63,18 @@ describe('PPOTrainer', () => {
     expect(first).toMatchObject({ steps: 2, interrupted: true });
     expect(existsSync(join(out, 'checkpoint-2'))).toBe(true);
     expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
-    const second = await new PPOTrainer({ ...base, output: out, resume: true }, { progress: silentProgress }).train();
+    const second = await new PPOTrainer({ ...base, output: out, resume: true, saveSteps: 3 }, { progress: silentProgress }).train();
     expect(second).toMatchObject({ steps: 4, interrupted: false });
+    expect(existsSync(join(out, 'checkpoint-4'))).toBe(true); // the last update is saved: the run can be extended
     const a = await readSafetensors(join(dir, 'full', 'model.safetensors'));
     const b = await readSafetensors(join(out, 'model.safetensors'));
     for (const [name, t] of a) expect(Array.from(b.get(name)?.data ?? []), name).toEqual(Array.from(t.data));
     expect(readMetrics(join(out, 'metrics.jsonl')).map((m) => m['objective/kl_coef'])).toEqual(metrics.map((m) => m['objective/kl_coef']));
+
+    // Extended by one update from its last checkpoint.
+    const third = await new PPOTrainer({ ...base, output: out, resume: true, maxSteps: 5 }, { progress: silentProgress }).train();
+    expect(third).toMatchObject({ steps: 5, interrupted: false });
+    expect(readMetrics(join(out, 'metrics.jsonl')).map((m) => m.step)).toEqual([1, 2, 3, 4, 5]);
 
     // A changed PPO option is refused on resume.
     await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), cliprange: 0.3 }, { progress: silentProgress }).train()).rejects.toThrow(/was made with different training options/);

@@ -31,7 +31,8 @@ import type { Float32Tensor } from '../../io/safetensors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { guardedRun, resumeDigest, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
+import { divergence } from '../loop.js';
+import { guardedRun, resumeDigest, resumeOptions, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { learningRateAt } from '../schedule.js';
@@ -95,7 +96,7 @@ export class PPOTrainer {
 
   async train(): Promise<PPOTrainResult> {
     const c = this.config;
-    return guardedRun(c, 'dpo ppo', this.digest(), this.progress, [c.refModel, c.rewardModel], () => this.run());
+    return guardedRun(c, 'dpo ppo', resumeOptions(this.config, RESUME_KEYS, 'ppo'), this.progress, [c.refModel, c.rewardModel], () => this.run());
   }
 
   private async run(): Promise<PPOTrainResult> {
@@ -171,7 +172,8 @@ export class PPOTrainer {
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
       if (c.resume) {
-        const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log);
+        const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
+        const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
         // guardedRun checked the digest; the step budget may change on resume (it is not part of it).
         const state = contents.state as PpoTrainerState;
         step.restore(contents.weights, contents.optimizer, state.optimizerSteps);
@@ -238,7 +240,8 @@ export class PPOTrainer {
               for (const [name, arr] of Object.entries(tokenInputs)) feeds[name] = { data: gatherTokens(arr, rollout.offsets, indices), dims: [m] };
               const r = await step.step(feeds, lr);
               optimizerSteps++;
-              if (!Number.isFinite(r.loss)) throw new DpoError(`update ${done + 1}: loss is ${r.loss}; lower the learning rate`);
+              const diverged = divergence(r);
+              if (diverged) throw new DpoError(`update ${done + 1}: training diverged (${diverged}); stopped without saving this update: lower --learning-rate (now ${c.learningRate})`);
               const o = r.outputs;
               const num = (k: string): number => Number(o[k].data[0]);
               acc.add('policy/approxkl_avg', num('approxkl'));
@@ -286,7 +289,8 @@ export class PPOTrainer {
             await appendMetrics(metricsFile, { step: done, ...evalMetrics });
           }
           this.progress.update(done, { score: lastMetrics['objective/scores'] ?? meanScore, kl: lastMetrics['objective/kl'] ?? meanKl, beta: kl.value });
-          if ((c.saveSteps && done % c.saveSteps === 0 && done < totalSteps) || stopping()) await saveCheckpoint();
+          // The last update too, so that a finished run can be extended with --resume --max-steps.
+          if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
         }
         this.progress.stop();
         const interrupted = stopping();
