@@ -32,6 +32,7 @@ export {
   runTrainer,
   loadPolicy,
   resumeDigest,
+  resumeOptions,
   runtimeOf,
   guardedRun,
   StopRequest,
@@ -140,6 +141,7 @@ export {
 export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/cpo-trainer.js';
 export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/orpo-trainer.js';
 export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free-losses.js';
+export * from './train/ppo/index.js';
 
 // Generation and evaluation.
 export * from './generate/index.js';

@@ -9,6 +9,7 @@ import { register as sft } from './sft.js';
 import { register as referenceFree } from './cpo.js';
 import { register as kto } from './kto.js';
 import { register as reward } from './reward.js';
+import { register as ppo } from './ppo.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
@@ -24,6 +25,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   referenceFree,
   kto,
   reward,
+  ppo,
   generate,
   evaluatePolicy,
   quickstart,

@@ -55,8 +55,8 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
     .description(t.description)
     .option('--config <file>', `${t.configFiles} with the same keys as the flags (flags override it)`);
   addOptions(cmd, t.options);
+  if ('lora' in t.config.schema.shape) cmd.option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)');
   cmd
-    .option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)')
     .option('--print-config', 'print the resolved configuration as JSON and exit')
     .addHelpText('after', t.examples)
     .action(async (opts: Record<string, unknown>) => {

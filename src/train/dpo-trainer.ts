@@ -24,7 +24,7 @@ import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from 
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { precomputeReferenceLogps } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from './sequence-logps.js';
@@ -81,8 +81,7 @@ export class DPOTrainer {
 
   /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
-    const digest = resumeDigest(this.config, DPO_RESUME_KEYS);
-    return guardedRun(this.config, 'dpo train', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+    return guardedRun(this.config, 'dpo train', resumeOptions(this.config, DPO_RESUME_KEYS), this.progress, [this.config.refModel], (digest) => this.trainLocked(digest));
   }
 
   private async trainLocked(digest: string): Promise<TrainResult> {
@@ -166,11 +165,11 @@ export class DPOTrainer {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime), weights, shapes };
+    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
     const logps = await precomputeReferenceLogps(
       { model: ref.model, weights },
       splits.map((s) => s.rows),
-      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress },
+      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, packed: c.paddingFree },
     );
     splits.forEach((s, i) => (s.reference = logps[i]));
     return undefined;
@@ -216,7 +215,7 @@ export class DPOTrainer {
   ): Promise<Record<string, number>> {
     const c = this.config;
     const scoring = scoringOptionsOf(c);
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, scoring);
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { ...scoring, packed: c.paddingFree });
     try {
       const r = await evaluateRows({
         rows: split.rows,

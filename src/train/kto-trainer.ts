@@ -33,7 +33,7 @@ import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { precomputeReferenceLogps } from './reference.js';
-import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
@@ -188,8 +188,7 @@ export class KTOTrainer {
 
   /** Trains (see the module comment); --output is checked and locked before any work. */
   train(): Promise<TrainerResult> {
-    const digest = resumeDigest(this.config, KTO_RESUME_KEYS, 'kto');
-    return guardedRun(this.config, 'dpo kto', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+    return guardedRun(this.config, 'dpo kto', resumeOptions(this.config, KTO_RESUME_KEYS, 'kto'), this.progress, [this.config.refModel], (digest) => this.trainLocked(digest));
   }
 
   private async trainLocked(digest: string): Promise<TrainerResult> {

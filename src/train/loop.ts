@@ -196,7 +196,7 @@ function shortNumber(x: number): string {
 }
 
 /** What is not finite after a step (loss, gradient norm, updated parameters), or undefined when all is. */
-function divergence(r: StepResult): string | undefined {
+export function divergence(r: StepResult): string | undefined {
   const bad = [
     !Number.isFinite(r.loss) && `loss is ${r.loss}`,
     !Number.isFinite(r.gradNorm) && `gradient norm is ${r.gradNorm}`,

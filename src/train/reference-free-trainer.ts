@@ -24,7 +24,7 @@ import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, loadPolicy, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 /** The options every reference-free pair trainer shares (TrainingOptions, pairs only, beta). */
@@ -112,8 +112,7 @@ export async function trainReferenceFree<C extends TrainingOptions & { beta: num
   stopRequested?: () => boolean,
 ): Promise<TrainerResult> {
   const keys = [...SHARED_RESUME_KEYS, ...objective.resumeKeys] as (keyof C & string)[];
-  const digest = resumeDigest(c, keys, objective.kind);
-  return guardedRun(c, `dpo ${objective.kind}`, digest, progress, [], () => trainLocked(objective, c, digest, progress, preloaded, stopRequested));
+  return guardedRun(c, `dpo ${objective.kind}`, resumeOptions(c, keys, objective.kind), progress, [], (digest) => trainLocked(objective, c, digest, progress, preloaded, stopRequested));
 }
 
 async function trainLocked<C extends TrainingOptions & { beta: number }>(

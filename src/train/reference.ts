@@ -97,6 +97,8 @@ export interface PrecomputeOptions {
   /** Cache folder (default {@link defaultCacheDir}). */
   cacheDir?: string;
   progress: ProgressReporter;
+  /** Score padding-free (packed) batches. */
+  packed?: boolean;
 }
 
 /**
@@ -109,7 +111,7 @@ export async function precomputeReferenceLogps(
   o: PrecomputeOptions,
 ): Promise<Float64Array[]> {
   const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
-  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime);
+  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime, undefined, { packed: o.packed });
   const digest = weightsDigest(ref.weights, ref.model.modelType);
   const out: Float64Array[] = [];
   try {

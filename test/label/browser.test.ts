@@ -8,13 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPreferenceData } from '../../src/data/load.js';
 import { runLabel } from '../../src/label/run.js';
+import { CHROMIUM, launchChromium, warnIfNoChromium } from '../browser.js';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH].find((p): p is string => !!p && existsSync(p));
-if (!CHROMIUM) console.warn('test/label/browser.test.ts: skipped, no chromium found (apt-get install chromium, or set CHROMIUM_PATH)');
+warnIfNoChromium('test/label/browser.test.ts');
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODEL = join(ROOT, 'assets', 'brown-gpt2');
@@ -57,7 +57,7 @@ describe.skipIf(!CHROMIUM)('dpo label in chromium', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dpo-label-'));
     writeFileSync(join(dir, 'prompts.jsonl'), PROMPTS.map((p) => `${JSON.stringify({ prompt: p })}\n`).join(''));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
