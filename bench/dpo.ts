@@ -8,6 +8,10 @@
  *                        [--child MODEL [--variant full|lora] [--mem-trace]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
+ * A model name "<model>@L<n>" (e.g. qwen3-0.6b@L4) keeps the model's shapes with n layers: peak
+ * memory is close to linear in the layer count, so two of these extrapolate a step too big for
+ * the machine.
+ *
  * Variants: `full` fine-tunes every weight; `lora` trains LoRA adapters (r 16, alpha 32, every
  * linear layer, dropout 0) on the frozen weights, as `dpo train --lora-r 16 --lora-alpha 32
  * --lora-target-modules all-linear`. Without --vs-torch each model runs once per variant, and a
@@ -74,6 +78,12 @@ const QUICKSTART_FALLBACK: Raw = {
 
 /** The benchmarked configs (config.json form; bench/torch/dpo_step.py receives the same JSON). */
 export function modelConfig(name: string): Raw {
+  // "<model>@L<n>": the same shapes with n layers (memory per layer, to extrapolate what does not fit).
+  const layers = /^(.+)@L(\d+)$/.exec(name);
+  if (layers) {
+    const c = modelConfig(layers[1]);
+    return { ...c, ['n_layer' in c ? 'n_layer' : 'num_hidden_layers']: Number(layers[2]) };
+  }
   switch (name) {
     case 'gpt2-124m':
       return { model_type: 'gpt2', vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12, n_positions: 1024, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 };

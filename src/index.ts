@@ -32,6 +32,7 @@ export {
   runTrainer,
   loadPolicy,
   resumeDigest,
+  resumeOptions,
   runtimeOf,
   guardedRun,
   StopRequest,

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { loadPrompts } from '../generate/prompts.js';
+import { stopOnSignals } from './signals.js';
 import { runQuickstart, SHIPPED_MODEL, type QuickstartSummary } from '../quickstart/run.js';
 import { listScorers } from '../eval/scorers.js';
 import type { CliContext } from './context.js';
@@ -68,11 +69,14 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (f: QuickstartFlags) => {
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
         path ? (await loadPrompts(path, undefined)).prompts.map((p) => p.text) : undefined;
-      const summary = await runQuickstart({
+      const trainPrompts = await readPrompts(f.prompts);
+      const heldOutPrompts = await readPrompts(f.heldOutPrompts);
+      const progress = ctx.progress();
+      const options = {
         model: f.model,
         output: f.output,
-        trainPrompts: await readPrompts(f.prompts),
-        heldOutPrompts: await readPrompts(f.heldOutPrompts),
+        trainPrompts,
+        heldOutPrompts,
         scorer: f.scorer,
         samplesPerPrompt: positive('--samples', f.samples),
         evalSamplesPerPrompt: positive('--eval-samples', f.evalSamples),
@@ -83,8 +87,11 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
         seed: parseInteger('--seed', f.seed),
         threads: f.threads ? positive('--threads', f.threads) : undefined,
-        progress: ctx.progress(),
-      });
+        progress,
+      };
+      // SIGINT/SIGTERM stop the training after its step; the report covers the steps done.
+      const signals = stopOnSignals((m) => progress.log(m));
+      const summary = await runQuickstart({ ...options, signal: signals.signal }).finally(() => signals.dispose());
       ctx.io.stderr.write(formatSummary(summary));
     });
 }

@@ -8,6 +8,7 @@ import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
 import { DPOTrainer } from '../train/dpo-trainer.js';
 import type { ProgressReporter } from '../train/progress.js';
+import { PPOTrainer } from '../train/ppo/trainer.js';
 import { SFTTrainer } from '../train/sft-trainer.js';
 import type { FrontierEvaluator, FrontierPoint } from './frontier.js';
 
@@ -138,6 +139,56 @@ export function bestOfNRun(n: number): ExperimentRun {
     async run(ctx) {
       const e = await ctx.evaluator.evaluateBestOfN(n, ctx.learnedReward, `Best-of-${n}`);
       return [{ method: 'Best-of-N', setting, step: n, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples }];
+    },
+  };
+}
+
+/** PPO epochs over each rollout. */
+const PPO_EPOCHS = 4;
+/** Episodes per PPO rollout. */
+const PPO_ROLLOUT = 32;
+
+/**
+ * PPO from the reference with the learned reward model (PPO) or the ground-truth scorer
+ * (PPO-GT), its KL coefficient steered towards `targetKl` by Ziegler et al.'s adaptive
+ * controller. An update is a rollout of PPO_ROLLOUT prompts and PPO_EPOCHS optimizer steps on it,
+ * so steps/PPO_EPOCHS updates make as many optimizer steps as an offline run. The controller's
+ * horizon is two rollouts (TRL's 10000 episodes would leave the coefficient where it starts in a
+ * run this short); the coefficient starts at 0.05 and the learning rate is 5e-4, the settings
+ * under which PPO-GT raises held-out sentiment on the shipped model in PPO's own test.
+ */
+export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
+  const method = groundTruth ? 'PPO-GT' : 'PPO';
+  const setting = `target_kl=${targetKl}`;
+  return {
+    method,
+    setting,
+    async run(ctx) {
+      const output = ctx.runDir(runName(method, setting));
+      const updates = Math.max(1, Math.round(ctx.steps / PPO_EPOCHS));
+      const r = await new PPOTrainer(
+        {
+          model: ctx.modelRef,
+          output,
+          prompts: [...ctx.trainPrompts],
+          ...(groundTruth ? { scorer: ctx.scorer } : { rewardModel: ctx.rewardModel }),
+          targetKl,
+          initKlCoef: 0.05,
+          klHorizon: 2 * PPO_ROLLOUT,
+          ppoEpochs: PPO_EPOCHS,
+          maxSteps: updates,
+          batchSize: PPO_ROLLOUT,
+          learningRate: 5e-4,
+          lrScheduler: 'constant',
+          maxNewTokens: ctx.maxNewTokens,
+          loggingSteps: 1,
+          saveSteps: Math.max(1, Math.floor(updates / ctx.checkpoints)),
+          seed: ctx.seed,
+          threads: ctx.threads,
+        },
+        { progress: ctx.progress },
+      ).train();
+      return trainedRunPoints(ctx, method, setting, output, r.steps);
     },
   };
 }

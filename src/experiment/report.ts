@@ -71,7 +71,7 @@ ground-truth reward <b>${escapeHtml(st.scorer)}</b>; ${s.pairs} preference pairs
 reward model (${st.rewardModelSteps} steps, lr ${st.rewardLearningRate}) held-out pair accuracy ${f(s.rewardModel.heldOutAccuracy)} (${s.rewardModel.heldOutPairs} pairs); ${f(s.seconds, 0)} s in all${st.quick ? ' (--quick)' : ''}.</p>
 <p class="note">Each point: ${st.evalSamplesPerPrompt} fresh samples (temperature 1, no top-k/top-p, ≤ ${st.maxNewTokens} tokens) of each of ${st.heldOutPrompts} held-out prompts;
 reward = mean ground-truth reward, KL = mean of log π(y|x) − log π_ref(y|x) over the samples (± standard errors). Trained runs: ${st.steps} steps of ${st.batchSize} pairs,
-lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}};
+lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}} (PPO-GT at the middle one; steps/4 updates of 32-prompt rollouts);
 Unlikelihood α = ${st.unlikelihoodAlpha}; Best-of-N (ranked by the learned reward) N ∈ {${st.bestOfN.join(', ')}}, KL = log N − (N−1)/N.</p>
 <div>${plot}</div>
 <h2>Frontier points</h2>

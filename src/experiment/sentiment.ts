@@ -20,7 +20,7 @@ import { preferencePairs, SHIPPED_MODEL } from '../quickstart/run.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import { RewardTrainer } from '../train/reward-trainer.js';
 import { FrontierEvaluator, type FrontierPoint } from './frontier.js';
-import { bestOfNRun, dpoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
+import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
 import { writeExperimentReport } from './report.js';
 
 export interface SentimentExperimentOptions {
@@ -141,6 +141,9 @@ export function resolveSettings(o: SentimentExperimentOptions): ExperimentSettin
 export function experimentRuns(s: ExperimentSettings, methods: readonly string[] = METHODS): ExperimentRun[] {
   const runs: ExperimentRun[] = [
     ...s.betas.map(dpoRun),
+    ...s.targetKls.map((kl) => ppoRun(kl, false)),
+    // PPO-GT: one run, at the middle KL target.
+    ...(s.targetKls.length ? [ppoRun(s.targetKls[Math.floor((s.targetKls.length - 1) / 2)], true)] : []),
     unlikelihoodRun(s.unlikelihoodAlpha),
     preferredFtRun(),
     ...s.bestOfN.map(bestOfNRun),

@@ -2,8 +2,8 @@
  * `runLabel`: load a model and a prompt file, open (or resume) the output, and serve the
  * labelling page. The caller stops it with `close()` (the CLI on Ctrl-C).
  */
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, realpath } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { OnBadRow } from '../data/types.js';
 import { DpoError } from '../errors.js';
 import { Generator } from '../generate/generator.js';
@@ -13,7 +13,7 @@ import type { BadRow } from '../data/types.js';
 import { loadModelOrAdapter } from '../train/evaluate.js';
 import { startLabelServer } from './server.js';
 import { LabelSession } from './session.js';
-import { LabelStore } from './store.js';
+import { LabelStore, skippedPath } from './store.js';
 
 export interface LabelOptions {
   /** Model folder, hub id or LoRA adapter folder that samples the completions. */
@@ -53,6 +53,12 @@ export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
     throw new DpoError(`--num-completions: expected an integer from 2 to 9 (one key each), got ${numCompletions}`);
   }
   // The output is checked (and resumed) before the model is loaded: a bad file fails fast.
+  const promptsPath = await realpath(options.prompts).catch(() => resolve(options.prompts));
+  for (const written of [options.output, skippedPath(options.output)]) {
+    if ((await realpath(written).catch(() => resolve(written))) === promptsPath) {
+      throw new DpoError(`--output: ${written} is the prompts file; choose another output file`);
+    }
+  }
   await mkdir(dirname(options.output), { recursive: true });
   const store = await LabelStore.open(options.output);
   const p = await loadModelOrAdapter(options.model);

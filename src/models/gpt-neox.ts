@@ -12,7 +12,7 @@ import { attentionMask, mergeHeads, scaledDotProductAttention, withPast } from '
 import { num, optNum, readCommonConfig } from './config.js';
 import { defaultPositions } from './positions.js';
 import { modelDropout } from './dropout.js';
-import { applyRotary, ropeInverseFrequencies, rotaryTables } from './rotary.js';
+import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
 
 export class GPTNeoX implements CausalLM {
@@ -21,7 +21,7 @@ export class GPTNeoX implements CausalLM {
   private readonly intermediate: number;
   private readonly eps: number;
   private readonly act: (x: Tensor) => Tensor;
-  private readonly invFreq: number[];
+  private readonly rope: RopeFrequencies;
   private readonly parallelResidual: boolean;
   private readonly bias: boolean;
 
@@ -41,9 +41,11 @@ export class GPTNeoX implements CausalLM {
     this.act = activation('gpt_neox', typeof raw.hidden_act === 'string' ? raw.hidden_act : 'gelu');
     this.parallelResidual = raw.use_parallel_residual !== false;
     this.bias = raw.attention_bias !== false;
-    const rotaryNdims = Math.floor(headDim * (optNum(raw, 'rotary_pct') ?? 0.25));
-    const base = optNum(raw, 'rope_theta') ?? optNum(raw, 'rotary_emb_base') ?? 10000;
-    this.invFreq = ropeInverseFrequencies('gpt_neox', rotaryNdims, base, raw.rope_scaling);
+    // transformers < 5: rotary_pct, rotary_emb_base (or rope_theta), rope_scaling; 5: rope_parameters.
+    const settings = ropeSettings('gpt_neox', raw);
+    const rotaryNdims = Math.floor(headDim * (optNum(raw, 'rotary_pct') ?? settings.partialRotaryFactor ?? 0.25));
+    const base = settings.theta ?? optNum(raw, 'rotary_emb_base') ?? 10000;
+    this.rope = ropeFrequencies('gpt_neox', rotaryNdims, base, settings.scaling, { maxPositions: common.maxPositions });
   }
 
   parameters(): ParamInfo[] {
@@ -103,7 +105,7 @@ export class GPTNeoX implements CausalLM {
     const { numHeads: heads, headDim, numLayers } = this.config;
     const embed = p['gpt_neox.embed_in.weight'];
     const positions = inputs.positionIds ?? defaultPositions(inputs.inputIds, inputs.past);
-    const rope = rotaryTables(positions, this.invFreq, embed.dtype as 'float32' | 'float64', 'half');
+    const rope = rotaryTables(positions, this.rope, embed.dtype as 'float32' | 'float64', 'half');
     const drop = modelDropout(inputs.dropout, this.config.raw, { embd: 'hidden_dropout', attn: 'attention_dropout', resid: 'hidden_dropout' });
     let h = drop.embd(op.gather(embed, inputs.inputIds));
     const present: KeyValue[] = [];

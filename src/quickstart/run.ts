@@ -47,6 +47,8 @@ export interface QuickstartOptions {
   seed?: number;
   threads?: number;
   progress?: ProgressReporter;
+  /** Aborting it stops the DPO training after its current step; the report covers the steps done. */
+  signal?: AbortSignal;
 }
 
 export interface QuickstartSummary {
@@ -167,7 +169,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
         threads: o.threads,
         cacheDir: join(output, 'cache'),
       },
-      { policy, progress },
+      { policy, progress, signal: o.signal },
     );
     const trained = await trainer.train();
 

@@ -23,7 +23,7 @@ import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, loadPolicy, resumeDigest, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { computeReferenceLogps, defaultCacheDir, weightsDigest } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
@@ -81,8 +81,7 @@ export class DPOTrainer {
 
   /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
-    const digest = resumeDigest(this.config, DPO_RESUME_KEYS);
-    return guardedRun(this.config, 'dpo train', digest, this.progress, [this.config.refModel], () => this.trainLocked(digest));
+    return guardedRun(this.config, 'dpo train', resumeOptions(this.config, DPO_RESUME_KEYS), this.progress, [this.config.refModel], (digest) => this.trainLocked(digest));
   }
 
   private async trainLocked(digest: string): Promise<TrainResult> {
@@ -163,7 +162,7 @@ export class DPOTrainer {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    const scorer = await Scorer.create(ref.model, ref.model.parameters(), this.runtime);
+    const scorer = await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree });
     if (c.reference === 'live') return { scorer, weights, shapes };
     const digest = weightsDigest(weights, ref.model.modelType);
     try {
@@ -227,7 +226,7 @@ export class DPOTrainer {
     padTokenId: number,
   ): Promise<Record<string, number>> {
     const c = this.config;
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { packed: this.config.paddingFree });
     try {
       const r = await evaluateRows({
         rows: split.rows,

@@ -34,8 +34,10 @@ export interface OutputGuardOptions {
   overwriteOutput?: boolean;
   /** Resume from the newest checkpoint (true) or the given one. */
   resume?: boolean | string;
-  /** The digest a checkpoint must have been made with ({@link resumeDigest}). */
+  /** The digest a checkpoint must have been made with (runner.ts's resumeDigest). */
   digest: string;
+  /** The values behind `digest`, kept in the run marker so that a resume mismatch names the options that differ. */
+  resumeOptions?: Record<string, unknown>;
   log: (message: string) => void;
 }
 
@@ -43,9 +45,15 @@ async function canonical(path: string): Promise<string> {
   return realpath(path).catch(() => resolve(path));
 }
 
-async function readMarker(output: string): Promise<{ command?: unknown } | undefined> {
+interface RunMarker {
+  command?: unknown;
+  /** The resume options of the run that wrote it (runner.ts's resumeOptions). */
+  options?: Record<string, unknown>;
+}
+
+async function readMarker(output: string): Promise<RunMarker | undefined> {
   try {
-    return JSON.parse(await readFile(join(output, RUN_MARKER_FILE), 'utf8')) as { command?: unknown };
+    return JSON.parse(await readFile(join(output, RUN_MARKER_FILE), 'utf8')) as RunMarker;
   } catch {
     return undefined;
   }
@@ -99,8 +107,9 @@ export async function guardOutput(o: OutputGuardOptions): Promise<GuardedOutput>
     else if (!hadMarker) await rm(marker, { force: true });
   };
   try {
-    if (o.resume) await checkResumable(o.output, o.resume, o.digest);
-    await writeBytesAtomic(marker, `${JSON.stringify({ command: o.command, started: new Date().toISOString(), pid: process.pid }, null, 2)}\n`);
+    if (o.resume) await checkResumable(o.output, o.resume, o.digest, (await readMarker(output))?.options, o.resumeOptions);
+    const record = { command: o.command, started: new Date().toISOString(), pid: process.pid, options: o.resumeOptions };
+    await writeBytesAtomic(marker, `${JSON.stringify(record, null, 2)}\n`);
   } catch (e) {
     await release(true);
     throw e;
@@ -118,7 +127,13 @@ export interface GuardedOutput {
  * The checkpoint a resume would start from was made with the same options: read from its
  * trainer_state.json only (cheap); the loop verifies its files when it loads it.
  */
-async function checkResumable(output: string, resume: boolean | string, digest: string): Promise<void> {
+async function checkResumable(
+  output: string,
+  resume: boolean | string,
+  digest: string,
+  before: Record<string, unknown> | undefined,
+  now: Record<string, unknown> | undefined,
+): Promise<void> {
   const candidates = typeof resume === 'string' ? [resume] : (await listCheckpoints(output)).map((c) => c.dir);
   if (candidates.length === 0) throw new DpoError(`resume: no checkpoint-<step> folder in ${output} (--save-steps writes them)`);
   for (const dir of candidates) {
@@ -130,8 +145,17 @@ async function checkResumable(output: string, resume: boolean | string, digest: 
       continue; // damaged: the loop falls back past it and says so
     }
     if (state.configDigest !== digest) {
-      throw new DpoError(`resume: ${dir} was made with different training options (model, data, batch size, optimizer, learning rate and schedule, loss...); only --max-steps / --num-epochs may change on resume`);
+      throw new DpoError(`resume: ${dir} was made with different training options (${differences(before, now)}); only --max-steps / --num-epochs may change on resume`);
     }
     return;
   }
+}
+
+/** `learningRate 1e-3 -> 5e-4, seed 1 -> 2`, or the options that matter when the earlier values are unknown. */
+function differences(before: Record<string, unknown> | undefined, now: Record<string, unknown> | undefined): string {
+  const fallback = 'model, data, batch size, optimizer, learning rate and schedule, loss...';
+  if (!before || !now) return fallback;
+  const show = (v: unknown): string => (v === undefined ? 'unset' : JSON.stringify(v));
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(now)])].filter((k) => show(before[k]) !== show(now[k]));
+  return keys.length ? keys.map((k) => `${k} ${show(before[k])} -> ${show(now[k])}`).join(', ') : fallback;
 }

@@ -36,7 +36,7 @@ import { preparePreferenceSplit } from './prepare-split.js';
 import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, requireTokenizer, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, requireTokenizer, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import {
   bodyParameterNames,
   declareRewardInputs,
@@ -171,8 +171,7 @@ export class RewardTrainer {
 
   /** Trains; --output is checked and locked before any work. */
   async train(): Promise<RewardTrainResult> {
-    const digest = resumeDigest(this.config, REWARD_RESUME_KEYS, 'reward');
-    return guardedRun(this.config, 'dpo reward train', digest, this.progress, [], () => this.trainLocked(digest));
+    return guardedRun(this.config, 'dpo reward train', resumeOptions(this.config, REWARD_RESUME_KEYS, 'reward'), this.progress, [], (digest) => this.trainLocked(digest));
   }
 
   private async trainLocked(digest: string): Promise<RewardTrainResult> {

@@ -70,10 +70,15 @@ const TRAJECTORY_KEYS = ['learningRate', 'lrScheduler', 'warmupSteps', 'weightDe
  * The step budget (maxSteps, numEpochs) is not among them: a resume may extend a run.
  */
 export function resumeDigest<C extends object>(c: C, keys: readonly (keyof C & string)[], kind?: string): string {
+  return optionsDigest(resumeOptions(c, keys, kind));
+}
+
+/** The values {@link resumeDigest} digests, by key (the run marker keeps them to name what differs). */
+export function resumeOptions<C extends object>(c: C, keys: readonly (keyof C & string)[], kind?: string): Record<string, unknown> {
   const keep: Record<string, unknown> = kind ? { kind } : {};
   for (const k of keys) keep[k] = c[k];
   for (const k of TRAJECTORY_KEYS) keep[k] = (c as Record<string, unknown>)[k];
-  return optionsDigest(keep);
+  return keep;
 }
 
 /** What every trainer's options add: a way to stop a running train() from outside. */
@@ -99,20 +104,24 @@ export class StopRequest {
 
 /**
  * Runs a trainer's `body` with its output checked and locked before any work (output-guard.ts):
- * `command` names the run ('dpo train'), `inputs` are the other model folders it reads.
+ * `command` names the run ('dpo train'), `resume` is its {@link resumeOptions} (the body gets
+ * their digest), `inputs` are the other model folders it reads.
  */
 export async function guardedRun<T>(
   c: Pick<TrainingOptions, 'output' | 'model' | 'overwriteOutput' | 'resume'>,
   command: string,
-  digest: string,
+  resume: Record<string, unknown>,
   progress: ProgressReporter,
   inputs: readonly (string | undefined)[],
-  body: () => Promise<T>,
+  body: (digest: string) => Promise<T>,
 ): Promise<T> {
-  const lock = await guardOutput({ output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, log: (m) => progress.log(m) });
+  const digest = optionsDigest(resume);
+  const lock = await guardOutput({
+    output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
+  });
   let failed = true;
   try {
-    const result = await body();
+    const result = await body(digest);
     failed = false;
     return result;
   } finally {

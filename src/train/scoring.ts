@@ -25,27 +25,32 @@ export class Scorer {
   private constructor(
     private readonly compiled: CompiledGraph,
     private readonly model: CausalLM,
+    private readonly packed: boolean,
   ) {}
 
-  /** `inputs` names every graph input holding weights (model parameters, adapters...). */
+  /**
+   * `inputs` names every graph input holding weights (model parameters, adapters...). `packed`:
+   * batches go through padding-free (data/pack.ts), as with `--padding-free`.
+   */
   static async create(
     model: CausalLM,
     inputs: readonly { name: string; shape: readonly number[] }[],
     runtime: RuntimeOptions = {},
     transform?: ParamTransform,
+    layout: { packed?: boolean } = {},
   ): Promise<Scorer> {
     const g = new Graph('score');
     let params: Record<string, Tensor> = {};
     for (const p of inputs) params[p.name] = g.input(p.name, 'float32', p.shape);
     if (transform) params = transform(g, params);
-    const scores = sequenceLogps(model, params, declareScoredInputs(g));
+    const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', layout));
     const compiled = await CompiledGraph.compile({ logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood }, runtime);
-    return new Scorer(compiled, model);
+    return new Scorer(compiled, model, layout.packed === true);
   }
 
   async score(batch: PreferenceBatch, weights: ReadonlyMap<string, Float32Array>, shapes: ReadonlyMap<string, readonly number[]>): Promise<BatchScores> {
     this.model.checkSequenceLength?.(batch.seqLen);
-    const feeds: Record<string, HostTensor> = scoredFeeds(batch);
+    const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.packed });
     for (const [name, data] of weights) feeds[name] = { data, dims: shapes.get(name) as readonly number[] };
     const out = await this.compiled.run(feeds);
     return {

@@ -35,7 +35,7 @@ import type { DropoutSites } from '../models/dropout.js';
 import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph } from './loop.js';
 import { savePolicy } from './policy.js';
-import { guardedRun, loadPolicy, resumeDigest, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
@@ -190,8 +190,7 @@ export class SFTTrainer {
 
   /** Trains; --output is checked and locked before any work. */
   async train(): Promise<TrainerResult> {
-    const digest = resumeDigest(this.config, SFT_RESUME_KEYS, 'sft');
-    return guardedRun(this.config, 'dpo sft', digest, this.progress, [], () => this.trainLocked(digest));
+    return guardedRun(this.config, 'dpo sft', resumeOptions(this.config, SFT_RESUME_KEYS, 'sft'), this.progress, [], (digest) => this.trainLocked(digest));
   }
 
   private async trainLocked(digest: string): Promise<TrainerResult> {

@@ -1,7 +1,7 @@
 /**
- * `--padding-free` end to end: DPO and SFT runs on rows of very different lengths log the same
- * metrics as the padded runs (the packed forward gives the same log-probs; float32 sums differ
- * only in rounding).
+ * `--padding-free` end to end: DPO (reference log-probs included) and SFT runs on rows of very
+ * different lengths log the same metrics as the padded runs (the packed forward gives the same
+ * log-probs; float32 sums differ only in rounding).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ describe('--padding-free', () => {
       const run = async (name: string, extra: string[]): Promise<Record<string, number>[]> => {
         const out = join(dir, `${command}-${name}`);
         const common = ['--model', model, '--data', data, '--output', out, '--threads', '1', '--max-steps', '2', '--batch-size', '8', '--logging-steps', '1', '--learning-rate', '1e-2'];
-        const r = await runCli([command, ...common, ...(command === 'train' ? ['--cache-dir', join(dir, 'cache')] : []), ...extra]);
+        const r = await runCli([command, ...common, ...(command === 'train' ? ['--cache-dir', join(dir, `cache-${name}`)] : []), ...extra]);
         expect(r.code, r.stderr).toBe(0);
         return metrics(out);
       };

@@ -60,7 +60,7 @@ describe('dpo train: resume', () => {
 
     const mismatch = await train(out, '--max-steps', '4', '--save-steps', '2', '--resume', '--learning-rate', '5e-4');
     expect(mismatch.code).toBe(1);
-    expect(mismatch.stderr).toMatch(/resume: .*checkpoint-2 was made with different training options/);
+    expect(mismatch.stderr).toMatch(/resume: .*checkpoint-2 was made with different training options \(learningRate 0.001 -> 0.0005\); only --max-steps/);
     expect(mismatch.stderr).not.toMatch(/train data:|reference log-probs/);
 
     // A killed save left a partial folder: the next run removes it.

@@ -42,13 +42,19 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(r.code, r.stderr).toBe(0);
     const points = readFileSync(join(output, 'frontier.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as FrontierPoint);
     const methods = new Set(points.map((p) => p.method));
-    for (const m of ['reference', 'DPO', 'Unlikelihood', 'Preferred-FT', 'Best-of-N']) expect(methods, m).toContain(m);
+    for (const m of ['reference', 'DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N']) expect(methods, m).toContain(m);
     const ref = points.find((p) => p.method === 'reference') as FrontierPoint;
     expect(ref.kl).toBe(0);
     expect(ref.samples).toBe(HELD_OUT.length * 2);
     expect(points.find((p) => p.method === 'Best-of-N')?.kl).toBeCloseTo(bestOfNKl(2), 12);
     for (const p of points.filter((x) => ['DPO', 'Unlikelihood', 'Preferred-FT'].includes(x.method))) {
       expect(p.step).toBe(2);
+      expect(Number.isFinite(p.kl) && Number.isFinite(p.reward)).toBe(true);
+    }
+    // PPO: steps / 4 updates (at least one), its learned reward or the scorer.
+    for (const p of points.filter((x) => x.method === 'PPO' || x.method === 'PPO-GT')) {
+      expect(p.step).toBe(1);
+      expect(p.setting).toBe('target_kl=6');
       expect(Number.isFinite(p.kl) && Number.isFinite(p.reward)).toBe(true);
     }
     const summary = JSON.parse(readFileSync(join(output, 'summary.json'), 'utf8'));

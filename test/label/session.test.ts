@@ -83,5 +83,10 @@ describe('dpo label flags', () => {
     const run = await runCli([...base, '--output', bad]);
     expect(run).toMatchObject({ code: 1, stderr: `dpo: ${bad}:2: not valid JSON; fix or move the file before resuming\n` });
     expect(readFileSync(bad, 'utf8')).toBe('{"prompt": 1}\n{oops\n');
+    const prompts = join(dir, 'prompts.jsonl');
+    writeFileSync(prompts, '{"prompt": "a"}\n');
+    const same = await runCli(['label', '--model', 'm', '--prompts', prompts, '--output', join(dir, '.', 'prompts.jsonl')]);
+    expect(same.stderr).toBe(`dpo: --output: ${join(dir, 'prompts.jsonl')} is the prompts file; choose another output file\n`);
+    expect(readFileSync(prompts, 'utf8')).toBe('{"prompt": "a"}\n');
   });
 });

@@ -147,6 +147,8 @@ describe('config semantics', () => {
       'llama: rope_scaling type "ntk" is not supported (supported: default, linear, dynamic, yarn, longrope, llama3)',
     );
     expect(() => createModel({ ...config('llama'), rope_scaling: { type: 'dynamic' } })).toThrow("llama: rope_scaling 'dynamic' needs a number 'factor', got undefined");
+    // GPT-NeoX takes every rope_scaling type too (transformers' GPTNeoXRotaryEmbedding uses the same table).
+    expect(() => createModel({ ...config('gpt_neox'), rope_scaling: { rope_type: 'dynamic', factor: 2 } })).not.toThrow();
   });
   it('yarn: ramp between extrapolated and interpolated frequencies, attention factor 0.1 ln(factor) + 1', () => {
     const rope = ropeFrequencies('qwen3', 16, 10000, { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 256 }, { maxPositions: 1024 });

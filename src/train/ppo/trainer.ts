@@ -31,7 +31,7 @@ import type { Float32Tensor } from '../../io/safetensors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { guardedRun, resumeDigest, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
+import { guardedRun, resumeDigest, resumeOptions, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { learningRateAt } from '../schedule.js';
@@ -96,7 +96,7 @@ export class PPOTrainer {
 
   async train(): Promise<PPOTrainResult> {
     const c = this.config;
-    return guardedRun(c, 'dpo ppo', this.digest(), this.progress, [c.refModel, c.rewardModel], () => this.run());
+    return guardedRun(c, 'dpo ppo', resumeOptions(this.config, RESUME_KEYS, 'ppo'), this.progress, [c.refModel, c.rewardModel], () => this.run());
   }
 
   private async run(): Promise<PPOTrainResult> {
