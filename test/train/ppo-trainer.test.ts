@@ -57,8 +57,7 @@ describe('PPOTrainer', () => {
 
     // Stopped after 2 updates (checkpoint), resumed to 4: the same weights and value head as 4 in a row.
     const out = join(dir, 'resumed');
-    let trainer: PPOTrainer | undefined;
-    trainer = new PPOTrainer({ ...base, output: out }, { progress: watching((d) => d === 2 && trainer?.requestStop()) });
+    const trainer: PPOTrainer = new PPOTrainer({ ...base, output: out }, { progress: watching((d) => d === 2 && trainer.requestStop()) });
     const first = await trainer.train();
     expect(first).toMatchObject({ steps: 2, interrupted: true });
     expect(existsSync(join(out, 'checkpoint-2'))).toBe(true);

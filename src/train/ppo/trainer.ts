@@ -16,9 +16,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deriveSeed, Rng } from '../../data/rng.js';
+import { deriveSeed } from '../../data/rng.js';
 import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
-import type { HostTensor, RuntimeOptions } from '../../engine/runtime.js';
+import type { RuntimeOptions } from '../../engine/runtime.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
@@ -31,7 +31,6 @@ import type { Float32Tensor } from '../../io/safetensors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { divergence } from '../loop.js';
 import { guardedRun, resumeDigest, resumeOptions, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
@@ -41,7 +40,8 @@ import { parsePpoConfig, type PPOConfig, type PPOConfigInput } from './config.js
 import { buildPpoLoss, TokenScorer } from './graphs.js';
 import { KlController } from './kl-controller.js';
 import { PromptOrder, SEED_STREAMS } from './prompt-order.js';
-import { gatherTokens, rolloutRows, scoreRollout, sequenceFeeds, type Rollout } from './rollout.js';
+import { rolloutRows, scoreRollout, type Rollout } from './rollout.js';
+import { optimizeOnRollout } from './update.js';
 import { initValueHead, readValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from './value-head.js';
 
 export interface PPOTrainerOptions extends StopOptions {
@@ -231,30 +231,19 @@ export class PPOTrainer {
           const tokenInputs = { old_logps: pol.logps, old_values: values, advantages: whiten(advantages), returns };
 
           const n = rollout.rows.length;
-          for (let epoch = 0; epoch < c.ppoEpochs; epoch++) {
-            const perm = new Rng(deriveSeed(c.seed, SEED_STREAMS.minibatches, done, epoch)).shuffle(Array.from({ length: n }, (_, i) => i));
-            for (let s = 0; s < n; s += miniBatch) {
-              const indices = perm.slice(s, s + miniBatch);
-              const feeds: Record<string, HostTensor> = sequenceFeeds(rollout.rows, indices, tokenizer.padTokenId);
-              const m = feeds.score_positions.dims[0];
-              for (const [name, arr] of Object.entries(tokenInputs)) feeds[name] = { data: gatherTokens(arr, rollout.offsets, indices), dims: [m] };
-              const r = await step.step(feeds, lr);
-              optimizerSteps++;
-              const diverged = divergence(r);
-              if (diverged) throw new DpoError(`update ${done + 1}: training diverged (${diverged}); stopped without saving this update: lower --learning-rate (now ${c.learningRate})`);
-              const o = r.outputs;
-              const num = (k: string): number => Number(o[k].data[0]);
-              acc.add('policy/approxkl_avg', num('approxkl'));
-              acc.add('policy/clipfrac_avg', num('pg_clipfrac'));
-              acc.add('loss/policy_avg', num('pg_loss'));
-              acc.add('loss/value_avg', num('vf_loss'));
-              acc.add('val/clipfrac_avg', num('vf_clipfrac'));
-              acc.add('val/ratio', num('ratio'));
-              acc.add('ratio_sq', num('ratio') ** 2);
-              acc.add('val/vpred', num('vpred'));
-              acc.add('grad_norm', r.gradNorm);
-            }
-          }
+          optimizerSteps += await optimizeOnRollout({
+            step,
+            rows: rollout.rows,
+            offsets: rollout.offsets,
+            tokenInputs,
+            padTokenId: tokenizer.padTokenId,
+            epochs: c.ppoEpochs,
+            miniBatch,
+            lr,
+            seed: (epoch) => deriveSeed(c.seed, SEED_STREAMS.minibatches, done, epoch),
+            metrics: acc,
+            update: done + 1,
+          });
           const seqKl = sequenceSums(pen.kl, rollout.offsets);
           const meanKl = meanVar(seqKl).mean;
           const meanScore = meanVar(scores).mean;
