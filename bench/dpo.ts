@@ -5,7 +5,8 @@
  *
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
- *                        [--child MODEL [--variant full|lora] [--mem-trace]]  (one model in this process;
+ *                        [--steps-per-run 1,2,4]
+ *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
  * A model name "<model>@L<n>" (e.g. qwen3-0.6b@L4) keeps the model's shapes with n layers: peak
@@ -28,6 +29,10 @@
  * dpo-ts, `--rounds` times each in fresh processes, and prints one "dpo_vs_torch" line per
  * model with the medians and their ratio. --profile DIR writes ORT's per-node profiles of the
  * two step graphs and prints a summary of the last timed step (time by op type, top nodes).
+ *
+ * --steps-per-run K1,K2,... runs each model (and variant) once per K with K optimizer steps per
+ * session.run (TrainStep.steps; ms_per_step is a run's time / K, compile_ms includes the K-step
+ * graph) and prints a "dpo_steps_per_run" line comparing them (ratios to the first K).
  *
  * FLOPs per step (see BENCHMARKS.md): 6·P_body·N·T + 6·V·d·M + 12·L·d_attn·T²·N, where
  * P_body = parameters without the token/position embeddings (the tied lm_head is counted by the
@@ -212,7 +217,7 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean },
+  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; stepsPerRun: number },
 ): Promise<void> {
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
@@ -230,16 +235,22 @@ async function runChild(
   const label = `${name}-${opts.variant}`;
   if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${label}`);
   const weightsOf = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
+  const compileStart = performance.now();
   const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
+  // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
+  const perRun = opts.stepsPerRun;
+  await step.prepareSteps(perRun);
+  const compileMs = performance.now() - compileStart;
   const times: number[] = [];
   let loss = NaN;
-  for (let i = 0; i < opts.warmup + opts.steps; i++) {
+  const warmupRuns = Math.ceil(opts.warmup / perRun);
+  for (let i = 0; i < warmupRuns + Math.ceil(opts.steps / perRun); i++) {
     const t0 = performance.now();
-    const r = await step.step(feeds, LR);
-    const ms = performance.now() - t0;
-    loss = r.loss;
-    if (i >= opts.warmup) times.push(ms);
-    if (!Number.isFinite(r.loss)) throw new Error(`dpo bench: loss ${r.loss} at step ${i}`);
+    const rs = await step.steps(Array.from({ length: perRun }, () => feeds), Array.from({ length: perRun }, () => LR));
+    const ms = (performance.now() - t0) / perRun;
+    loss = rs[rs.length - 1].loss;
+    if (i >= warmupRuns) times.push(ms);
+    if (!rs.every((r) => Number.isFinite(r.loss))) throw new Error(`dpo bench: loss ${loss} at run ${i}`);
     if (opts.memTrace) {
       const mb = (x: number): number => round(x / 2 ** 20, 0);
       const before = process.memoryUsage();
@@ -289,6 +300,8 @@ async function runChild(
       gemm_gflops: round(gemmGflops, 1),
       step_gflop: round(f.total / 1e9, 1),
       threads: opts.threads,
+      steps_per_run: perRun,
+      compile_ms: round(compileMs, 0),
       batch_pairs: SHAPE.pairs,
       seq_len: SHAPE.seqLen,
       prompt_len: SHAPE.promptLen,
@@ -372,6 +385,41 @@ function runTorch(model: string, rest: string[], gemmGflops: number | undefined)
   return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
 }
 
+/**
+ * `--steps-per-run 1,2,4`: each model and variant once per K, each in its own child, then one
+ * "dpo_steps_per_run" line per model and variant with every K's ms/step, peak RSS and compile
+ * time, and the ratios to the first K listed.
+ */
+async function compareStepsPerRun(models: readonly string[], variants: readonly Variant[], rest: readonly string[], perRun: readonly number[]): Promise<void> {
+  for (const m of models) {
+    for (const v of variants) {
+      const lines: Record<string, unknown>[] = [];
+      for (const k of perRun) {
+        for (const line of await runTs(m, [...rest, '--steps-per-run', String(k)], v)) {
+          console.log(JSON.stringify(line));
+          if (line.bench === 'dpo_step') lines.push(line);
+        }
+      }
+      const base = lines[0];
+      console.log(
+        JSON.stringify({
+          bench: 'dpo_steps_per_run',
+          model: m,
+          variant: v,
+          runs: lines.map((l) => ({
+            steps_per_run: l.steps_per_run,
+            ms_per_step: l.ms_per_step,
+            peak_rss_mb: l.peak_rss_mb,
+            compile_ms: l.compile_ms,
+            time_ratio: round((l.ms_per_step as number) / (base.ms_per_step as number), 3),
+            rss_ratio: round((l.peak_rss_mb as number) / (base.peak_rss_mb as number), 3),
+          })),
+        }),
+      );
+    }
+  }
+}
+
 export function parseVariant(v: string): Variant {
   if (!(VARIANTS as readonly string[]).includes(v)) throw new Error(`dpo bench: unknown variant '${v}' (${VARIANTS.join(', ')})`);
   return v as Variant;
@@ -383,7 +431,14 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
-  if (child) return runChild(child, { variant: parseVariant(flag(args, 'variant') ?? 'full'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace') });
+  const perRunList = (flag(args, 'steps-per-run') ?? '1').split(',').map((k) => {
+    const n = Number(k);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`dpo bench: --steps-per-run takes positive integers, got '${k}'`);
+    return n;
+  });
+  if (child) {
+    return runChild(child, { variant: parseVariant(flag(args, 'variant') ?? 'full'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), stepsPerRun: perRunList[0] });
+  }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
   const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
@@ -391,6 +446,7 @@ export async function main(args: string[]): Promise<void> {
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
   if (!args.includes('--vs-torch')) {
     const variants = (flag(args, 'variants') ?? VARIANTS.join(',')).split(',').map(parseVariant);
+    if (perRunList.length > 1 || perRunList[0] > 1) return compareStepsPerRun(models, variants, rest, perRunList);
     for (const m of models) {
       const steps = new Map<Variant, Record<string, unknown>>();
       for (const v of variants) {

@@ -1,7 +1,7 @@
 /**
  * What a TrainStep.step costs beyond its compute: one large parameter (default 20M floats) on a
  * tiny graph, so that the step is dominated by moving the parameter and optimizer state in and
- * out of ONNX Runtime. `npm run bench -- trainstep [--n 20000000] [--runs 10] [--threads 2]`.
+ * out of ONNX Runtime. `npm run bench -- trainstep [--n 20000000] [--runs 10] [--threads 2] [--steps-per-run 2,4]`.
  *
  * Lines printed:
  *  - train_step: TrainStep.step (feeds wrap the caller's buffers; new params/state written into
@@ -10,6 +10,8 @@
  *    graph, but with the updated tensors reduced to scalars in-graph, so nothing large leaves ORT:
  *    the compute floor.
  *  - overhead_ms = train_step - floor; bytes_out = bytes of the large outputs per step.
+ *  - steps_per_run_<K>_ms: TrainStep.steps with K steps per session.run, per optimizer step
+ *    (`--steps-per-run 2,4` by default): the parameters and state leave ORT once per K steps.
  */
 import { grad } from '../src/engine/autodiff.js';
 import { Graph, type Tensor } from '../src/engine/graph.js';
@@ -51,6 +53,7 @@ export async function main(args: string[]): Promise<void> {
   const runs = Math.max(5, Number(flag(args, 'runs') ?? 10));
   const threads = Number(flag(args, 'threads') ?? 2);
   const chunkFlag = flag(args, 'chunk');
+  const perRun = (flag(args, 'steps-per-run') ?? '2,4').split(',').map(Number);
   const rt = { threads, ...(chunkFlag !== undefined ? { outputChunkElements: Number(chunkFlag) } : {}) };
   const x: HostTensor = { data: Float32Array.from({ length: 16 }, (_, i) => i / 16), dims: [16] };
   const configs: [string, OptimizerConfig][] = [
@@ -65,6 +68,14 @@ export async function main(args: string[]): Promise<void> {
       rt,
     );
     const stepMs = await timeRuns(() => step.step({ x }, 1e-3), 2, runs);
+    // K steps per session.run (TrainStep.steps): ms per optimizer step.
+    const perRunMs: Record<string, number> = {};
+    for (const k of perRun.filter((k) => k > 1)) {
+      await step.prepareSteps(k);
+      const batches = Array.from({ length: k }, () => ({ x }));
+      const lrs = Array.from({ length: k }, () => 1e-3);
+      perRunMs[`steps_per_run_${k}_ms`] = Number(((await timeRuns(() => step.steps(batches, lrs), 2, runs)) / k).toFixed(2));
+    }
     const slots = cfg.name === 'adamw' ? 2 : 0;
     await step.release();
 
@@ -100,6 +111,7 @@ export async function main(args: string[]): Promise<void> {
         compute_floor_ms: Number(floorMs.toFixed(2)),
         overhead_ms: Number((stepMs - floorMs).toFixed(2)),
         js_alloc_copy_one_param_ms: Number(allocCopyMs.toFixed(2)),
+        ...perRunMs,
       }),
     );
   }

@@ -67,14 +67,38 @@ export class Graph {
 
   constructor(readonly name = 'dpo_ts_graph') {}
 
+  /** Set while {@link scoped} runs. */
+  private inputScope?: { prefix: string; wrap?: (input: Tensor) => Tensor };
+
   input(name: string, dtype: DType, shape: Shape): Tensor {
+    const scope = this.inputScope;
+    if (scope) {
+      name = scope.prefix + name;
+      shape = shape.map((d) => (typeof d === 'string' ? scope.prefix + d : d));
+    }
     if (this.inputNames.has(name)) throw new Error(`graph input '${name}' is declared twice`);
     if (!/^[A-Za-z_][\w.:/-]*$/.test(name)) throw new Error(`graph input name '${name}' is not a valid ONNX name`);
     this.inputNames.add(name);
     const t = new Tensor(this, this.nextId++, dtype, [...shape], 'input', undefined, 0, name);
     this.inputs.push(t);
     this.registerDims(t);
-    return t;
+    return scope?.wrap ? scope.wrap(t) : t;
+  }
+
+  /**
+   * Runs `fn` with every input it declares, and every named dim of those inputs, prefixed with
+   * `prefix`; `wrap` (if given) replaces each such input for `fn`. This is how one graph holds
+   * several copies of the same builder (the K steps of TrainStep.steps): each copy gets its own
+   * inputs, and its own dynamic sizes, since two batches may differ in length.
+   */
+  scoped<T>(prefix: string, fn: () => T, wrap?: (input: Tensor) => Tensor): T {
+    if (this.inputScope) throw new Error(`graph scope '${prefix}' opened inside scope '${this.inputScope.prefix}'`);
+    this.inputScope = { prefix, wrap };
+    try {
+      return fn();
+    } finally {
+      this.inputScope = undefined;
+    }
   }
 
   constant(value: AnyTypedArray, dtype: DType, shape: Shape): Tensor {

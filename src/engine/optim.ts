@@ -72,9 +72,20 @@ export function globalNorm(grads: readonly Tensor[]): Tensor {
 }
 
 /**
+ * The step's scalars and optimizer state, when they are not graph inputs of their own: several
+ * optimizer steps in one graph (TrainStep.steps) thread one step's new state into the next.
+ */
+export interface OptimizerInputs {
+  scalars: OptimizerGraph['scalars'];
+  /** state[i][slot] for parameter i, every slot of {@link stateSlots}. */
+  state: Record<string, Tensor>[];
+}
+
+/**
  * Appends clipping and the optimizer update for `params` (graph inputs named p.name) given their
- * gradients. State inputs are named `<param>.<slot>`. No parameter is written before all of
- * `grads` and `waitFor` (say, the loss and metrics of the same graph) are computed.
+ * gradients. State inputs are named `<param>.<slot>` (unless `inputs` gives state and scalars).
+ * No parameter is written before all of `grads` and `waitFor` (say, the loss and metrics of the
+ * same graph) are computed.
  */
 export function buildOptimizer(
   g: Graph,
@@ -82,10 +93,11 @@ export function buildOptimizer(
   grads: readonly Tensor[],
   config: OptimizerConfig,
   waitFor: readonly Tensor[] = [],
+  inputs?: OptimizerInputs,
 ): OptimizerGraph {
   if (params.length !== grads.length) throw new Error('buildOptimizer: params and grads differ in length');
   const dtype = params[0].dtype as FloatDType;
-  const scalars = {
+  const scalars = inputs?.scalars ?? {
     lr: g.input('lr', dtype, []),
     bias_correction1: g.input('bias_correction1', dtype, []),
     bias_correction2: g.input('bias_correction2', dtype, []),
@@ -108,7 +120,7 @@ export function buildOptimizer(
     clipped = grads.map((gr) => op.mul(gr, coef));
   }
   const slots = stateSlots(config);
-  const stateInputs = params.map((p) => {
+  const stateInputs = inputs?.state ?? params.map((p) => {
     const s: Record<string, Tensor> = {};
     for (const slot of slots) s[slot] = g.input(`${p.name}.${slot}`, dtype, p.shape);
     return s;

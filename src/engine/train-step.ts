@@ -39,7 +39,7 @@
 import { grad } from './autodiff.js';
 import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
-import { buildOptimizer, stateSlots, stepScalars, type OptimizerConfig, type OptimizerGraph } from './optim.js';
+import { buildOptimizer, stateSlots, stepScalars, STEP_SCALARS, type OptimizerConfig, type OptimizerGraph } from './optim.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from './runtime.js';
 
 export interface ParamSpec {
@@ -96,6 +96,8 @@ function updateOutputs(specs: readonly ParamSpec[], trainable: readonly number[]
   return out;
 }
 const accName = (p: string): string => `${p}.grad`;
+/** Inputs and outputs of step k in a graph of several steps (TrainStep.steps) carry this prefix. */
+const stepPrefix = (k: number): string => `step${k}/`;
 
 export class TrainStep {
   private readonly params: Float32Array[];
@@ -103,6 +105,8 @@ export class TrainStep {
   /** Gradient accumulators: allocated with the accumulating graphs, on the first multi-micro-batch step. */
   private grads: Float32Array[] = [];
   private accumulating?: Promise<{ gradGraph: CompiledGraph; applyGraph: CompiledGraph }>;
+  /** Graphs of K steps per run (TrainStep.steps), by K, compiled on first use. */
+  private readonly unrolled = new Map<number, Promise<CompiledGraph>>();
   private stepCount = 0;
 
   private constructor(
@@ -174,6 +178,106 @@ export class TrainStep {
     ]);
     this.grads = trainable.map((i) => new Float32Array(specs[i].data.length));
     return { gradGraph, applyGraph };
+  }
+
+  /**
+   * The graph of K optimizer steps in one run: K copies of the fused step, the parameters and
+   * optimizer state of step k+1 being step k's new values (tensors inside ONNX Runtime), so that
+   * only the last step's values come out. Step k's data inputs are named `step<k>/<name>` (their
+   * dynamic dims too: the K batches may differ in size), the step scalars are [K] vectors, and
+   * step k's loss, metrics, gradient norm and parameter check are outputs `step<k>/<name>`.
+   *
+   * Ordering: step k's data inputs are read through a Where that waits for step k-1's new
+   * parameters, so nothing of step k (masks and other values computed from data alone) runs
+   * while step k-1's activations are alive; the parameters themselves order the rest. In-place
+   * writes stay safe: only the last step writes the caller's buffers, and its update waits for
+   * its own gradients, which wait for every earlier step.
+   */
+  private async compileUnrolled(K: number): Promise<CompiledGraph> {
+    const { specs, trainable, config } = this;
+    const g = new Graph(`train_steps_${K}`);
+    let params: Record<string, Tensor> = {};
+    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+    const slots = stateSlots(config);
+    let state = trainable.map((pi) => Object.fromEntries(slots.map((slot) => [slot, g.input(`${specs[pi].name}.${slot}`, 'float32', specs[pi].shape)])));
+    const scalarVectors = Object.fromEntries(STEP_SCALARS.map((n) => [n, g.input(n, 'float32', [K])]));
+    const outputs: Record<string, Tensor> = {};
+    let previousCheck: Tensor | undefined;
+    for (let k = 0; k < K; k++) {
+      const gate = previousCheck;
+      // Where(c < c, x, x) is x, computed only once c (step k-1's parameter check) exists.
+      const wrap = gate ? (x: Tensor): Tensor => op.where(op.less(gate, gate), x, x) : undefined;
+      const { loss, outputs: extras = {} } = g.scoped(stepPrefix(k), () => this.build(g, params), wrap);
+      const trainableTensors = trainable.map((i) => params[specs[i].name]);
+      const grads = grad(loss, trainableTensors);
+      const scalars = Object.fromEntries(STEP_SCALARS.map((n) => [n, op.reshape(op.slice(scalarVectors[n], 0, k, k + 1), [])])) as OptimizerGraph['scalars'];
+      const opt = buildOptimizer(g, trainableTensors, grads, config, [loss, ...Object.values(extras)], { scalars, state });
+      const { [PARAMS_CHECK]: check, ...updated } = updateOutputs(specs, trainable, opt);
+      const p = stepPrefix(k);
+      Object.assign(outputs, { [`${p}loss`]: loss, [`${p}grad_norm`]: opt.gradNorm, [`${p}${PARAMS_CHECK}`]: check });
+      for (const [name, t] of Object.entries(extras)) outputs[`${p}${name}`] = t;
+      // Only the last step's parameters and state are outputs (written into the caller's buffers).
+      if (k === K - 1) Object.assign(outputs, updated);
+      params = { ...params };
+      trainable.forEach((pi, j) => (params[specs[pi].name] = opt.newParams[j]));
+      state = opt.newState;
+      previousCheck = check;
+    }
+    return CompiledGraph.compile(outputs, this.runtime);
+  }
+
+  /**
+   * `batches.length` optimizer steps in ONE session.run (one micro-batch each; step k at learning
+   * rate `lrs[k]`): the same updates as that many calls of {@link step}, but the parameters and
+   * optimizer state leave ONNX Runtime once, after the last step. onnxruntime-node 1.30 copies
+   * every output into a fresh buffer on each run (see the top of this file); this pays that once
+   * per K steps. A graph is compiled per distinct K on first use (K = 1 is {@link step}).
+   */
+  /** Compiles the graph of K steps per run now rather than on the first {@link steps} call of K batches. */
+  async prepareSteps(K: number): Promise<void> {
+    if (!Number.isInteger(K) || K < 1) throw new Error(`TrainStep.prepareSteps: K must be a positive integer, got ${K}`);
+    if (K > 1) await this.unrolledGraph(K);
+  }
+
+  private unrolledGraph(K: number): Promise<CompiledGraph> {
+    let compiled = this.unrolled.get(K);
+    if (!compiled) this.unrolled.set(K, (compiled = this.compileUnrolled(K)));
+    return compiled;
+  }
+
+  async steps(batches: readonly Readonly<Record<string, HostTensor>>[], lrs: readonly number[]): Promise<StepResult[]> {
+    if (batches.length !== lrs.length) throw new Error(`TrainStep.steps: ${batches.length} batches but ${lrs.length} learning rates`);
+    if (batches.length === 0) throw new Error('TrainStep.steps: no batches');
+    if (batches.length === 1) return [await this.step(batches[0], lrs[0])];
+    const K = batches.length;
+    const graph = await this.unrolledGraph(K);
+    const feeds: Record<string, HostTensor> = {};
+    const into: Record<string, HostTensor> = {};
+    this.specs.forEach((s, i) => (feeds[s.name] = { data: this.params[i], dims: s.shape }));
+    this.trainable.forEach((pi, j) => {
+      const s = this.specs[pi];
+      into[`${s.name}.new`] = { data: this.params[pi], dims: s.shape };
+      for (const [slot, buf] of Object.entries(this.state[j])) feeds[`${s.name}.${slot}`] = into[`${s.name}.${slot}.new`] = { data: buf, dims: s.shape };
+    });
+    const perStep = lrs.map((lr, k) => stepScalars(this.config, lr, this.stepCount + 1 + k));
+    for (const n of STEP_SCALARS) feeds[n] = { data: Float32Array.from(perStep, (sc) => sc[n]), dims: [K] };
+    batches.forEach((b, k) => {
+      for (const [name, t] of Object.entries(b)) feeds[stepPrefix(k) + name] = t;
+    });
+    const out = await graph.run(feeds, into);
+    this.stepCount += K;
+    return batches.map((_, k) => {
+      const p = stepPrefix(k);
+      const extras: Record<string, HostTensor> = {};
+      for (const name of this.extraOutputs) extras[name] = out[p + name];
+      return {
+        loss: Number(out[`${p}loss`].data[0]),
+        gradNorm: Number(out[`${p}grad_norm`].data[0]),
+        paramsFinite: Number(out[p + PARAMS_CHECK].data[0]) === 0,
+        outputs: extras,
+        microOutputs: [extras],
+      };
+    });
   }
 
   /**
@@ -265,7 +369,7 @@ export class TrainStep {
   }
 
   async release(): Promise<void> {
-    const graphs = [this.fusedGraph];
+    const graphs = [this.fusedGraph, ...(await Promise.all(this.unrolled.values()))];
     if (this.accumulating) {
       const { gradGraph, applyGraph } = await this.accumulating;
       graphs.push(gradGraph, applyGraph);

@@ -56,6 +56,15 @@ export const TrainingOptionsSchema = z.object({
   lrScheduler: option(z.enum(['constant', 'linear', 'cosine']).default('linear'), 'learning-rate schedule after warm-up', 'name'),
   warmupSteps: option(z.number().int().min(0).default(0), 'linear warm-up steps'),
   gradientAccumulationSteps: option(z.number().int().positive().default(1), 'micro-batches per optimizer step'),
+  /**
+   * K optimizer steps per ONNX Runtime run (TrainStep.steps): the same updates, but the weights and
+   * optimizer state leave ONNX Runtime once per K steps (onnxruntime-node copies every output).
+   */
+  stepsPerRun: option(
+    z.number().int().positive().default(1),
+    'optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md)',
+    'k',
+  ),
   maxGradNorm: option(z.number().min(0).default(1.0), 'clip the global gradient norm (0 disables)'),
   maxSteps: option(z.number().int().positive().optional(), 'optimizer steps (overrides --num-epochs)'),
   numEpochs: option(z.number().positive().default(3), 'passes over the data (may be fractional)'),

@@ -137,6 +137,7 @@ export class DPOTrainer {
           afterStep: (done, params) => {
             if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
           },
+          needsParamsAfter: (done) => live !== undefined && c.syncRefEvery > 0 && done % c.syncRefEvery === 0,
           saveFinal: async (params) => {
             await savePolicy(c.output, c.model, pretrained, policy, params, c);
             this.progress.log(`saved the model to ${c.output}`);

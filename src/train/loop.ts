@@ -42,6 +42,12 @@ export interface LoopHooks {
   progressInfo(metrics: Record<string, number>, lastLoss: number): Record<string, number>;
   /** Runs after every optimizer step (e.g. TR-DPO's reference update). */
   afterStep?(done: number, params: ReadonlyMap<string, Float32Array>): void;
+  /**
+   * True when `afterStep(done)` (or the feeds of the next step) need the parameters right after
+   * step `done`. With `stepsPerRun` > 1 a run of several steps ends there; elsewhere afterStep
+   * is called after its run, with the parameters of the run's last step.
+   */
+  needsParamsAfter?(done: number): boolean;
 }
 
 export interface LoopSetup {
@@ -87,6 +93,7 @@ export function trainingBatcher(rows: readonly TokenizedPreference[], c: Trainin
 /** Runs the loop to `maxSteps` / `numEpochs`; the caller releases the step afterwards. */
 export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promise<LoopResult> {
   const { config: c, step, batcher, progress } = setup;
+  checkStepsPerRun(c);
   const log = (m: string): void => progress.log(m);
   const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
   // The step budget comes from this run's options, also on resume: a finished run can be extended.
@@ -132,47 +139,72 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
     const stopping = (): boolean => setup.stopRequested?.() ?? false;
+    // Steps after which something reads the parameters: a run of several steps ends there.
+    const boundary = (s: number): boolean =>
+      s >= totalSteps ||
+      (c.saveSteps !== undefined && s % c.saveSteps === 0) ||
+      (hooks.evaluate !== undefined && c.evalSteps !== undefined && s % c.evalSteps === 0) ||
+      (hooks.needsParamsAfter?.(s) ?? false);
     while (done < totalSteps && !stopping()) {
-      const batches: PreferenceBatch[] = [];
-      for (let m = 0; m < c.gradientAccumulationSteps; m++) {
-        const batch = batcher.next();
-        batches.push(batch);
-        tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
+      // --steps-per-run K: K steps in one run; a run cut short by a boundary runs its steps one
+      // by one (no graph is compiled for the shorter length).
+      let n = 1;
+      while (n < c.stepsPerRun && !boundary(done + n)) n++;
+      const group: PreferenceBatch[][] = [];
+      const lrs: number[] = [];
+      const feeds: Record<string, HostTensor>[][] = [];
+      for (let j = 0; j < n; j++) {
+        const batches: PreferenceBatch[] = [];
+        for (let m = 0; m < c.gradientAccumulationSteps; m++) {
+          const batch = batcher.next();
+          batches.push(batch);
+          tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
+        }
+        group.push(batches);
+        lrs.push(learningRateAt(c.lrScheduler, c.learningRate, done + j, totalSteps, c.warmupSteps));
+        feeds.push(await hooks.feeds(batches));
       }
-      const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
-      const r = await step.step(await hooks.feeds(batches), lr);
-      done++;
-      const diverged = divergence(r);
-      if (diverged) {
-        throw new DpoError(
-          `step ${done}: training diverged (${diverged}); stopped without saving this step${lastSaved ? ` (last checkpoint: ${lastSaved})` : ''}: lower --learning-rate (now ${shortNumber(c.learningRate)}) or check the data`,
-        );
+      const results: StepResult[] = [];
+      if (n === c.stepsPerRun && n > 1) results.push(...(await step.steps(feeds.map((f) => f[0]), lrs)));
+      else for (let j = 0; j < n; j++) results.push(await step.step(feeds[j], lrs[j]));
+      for (let j = 0; j < n; j++) {
+        const r = results[j];
+        const batches = group[j];
+        const lr = lrs[j];
+        done++;
+        const diverged = divergence(r);
+        if (diverged) {
+          throw new DpoError(
+            `step ${done}: training diverged (${diverged}); stopped without saving this step${lastSaved ? ` (last checkpoint: ${lastSaved})` : ''}: lower --learning-rate (now ${shortNumber(c.learningRate)}) or check the data`,
+          );
+        }
+        r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
+        lossSum += r.loss;
+        gradNormSum += r.gradNorm;
+        stepsInWindow++;
+        hooks.afterStep?.(done, step.parameters());
+        const epoch = done / stepsPerEpoch;
+        if (done % c.loggingSteps === 0 || done === totalSteps) {
+          const seconds = (Date.now() - windowStart) / 1000;
+          lastMetrics = {
+            loss: lossSum / stepsInWindow,
+            ...hooks.flush(),
+            grad_norm: gradNormSum / stepsInWindow,
+            learning_rate: lr,
+            epoch,
+            tokens_per_second: tokens / Math.max(seconds, 1e-9),
+          };
+          await appendMetrics(metricsFile, { step: done, ...lastMetrics });
+          lossSum = gradNormSum = stepsInWindow = tokens = 0;
+          windowStart = Date.now();
+        }
+        // Evaluation and checkpoints fall on a run's last step (see `boundary`).
+        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
+          evalMetrics = await hooks.evaluate(step.parameters());
+          await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
+        }
+        progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
       }
-      r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
-      lossSum += r.loss;
-      gradNormSum += r.gradNorm;
-      stepsInWindow++;
-      hooks.afterStep?.(done, step.parameters());
-      const epoch = done / stepsPerEpoch;
-      if (done % c.loggingSteps === 0 || done === totalSteps) {
-        const seconds = (Date.now() - windowStart) / 1000;
-        lastMetrics = {
-          loss: lossSum / stepsInWindow,
-          ...hooks.flush(),
-          grad_norm: gradNormSum / stepsInWindow,
-          learning_rate: lr,
-          epoch,
-          tokens_per_second: tokens / Math.max(seconds, 1e-9),
-        };
-        await appendMetrics(metricsFile, { step: done, ...lastMetrics });
-        lossSum = gradNormSum = stepsInWindow = tokens = 0;
-        windowStart = Date.now();
-      }
-      if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
-        evalMetrics = await hooks.evaluate(step.parameters());
-        await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
-      }
-      progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
       // The last step gets a checkpoint too, so that a finished run can be resumed with a larger budget.
       if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
     }
@@ -188,6 +220,13 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
     progress.stop();
+  }
+}
+
+/** `stepsPerRun` > 1 runs one micro-batch per step (TrainStep.steps): no gradient accumulation. */
+export function checkStepsPerRun(c: Pick<TrainingOptions, 'stepsPerRun' | 'gradientAccumulationSteps'>): void {
+  if (c.stepsPerRun > 1 && c.gradientAccumulationSteps > 1) {
+    throw new DpoError(`stepsPerRun ${c.stepsPerRun} does not combine with gradientAccumulationSteps ${c.gradientAccumulationSteps}: use one of them (or a larger batchSize)`);
   }
 }
 

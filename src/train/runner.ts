@@ -18,7 +18,7 @@ import { loadModelOrAdapter } from '../models/load-model.js';
 import type { Pretrained } from '../models/pretrained.js';
 import { fitToContext } from './context-limit.js';
 import { guardOutput } from './output-guard.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopHooks, type LoopResult, type TrainingOptions } from './loop.js';
+import { checkStepsPerRun, EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopHooks, type LoopResult, type TrainingOptions } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
 import type { ProgressReporter } from './progress.js';
 
@@ -162,6 +162,7 @@ export async function runTrainer(run: TrainerRun): Promise<TrainerResult> {
   const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });
   const build = (g: Graph, params: Record<string, Tensor>): LossBuild => run.loss(g, trainTransform ? trainTransform(g, params) : params);
+  checkStepsPerRun(c);
   const step = await TrainStep.create(specs as ParamSpec[], build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, runtime);
   let evalGraph: Promise<EvalGraph> | undefined;
   try {

@@ -5,6 +5,7 @@ import { geluTanh } from '../../src/engine/nn.js';
 import { grad } from '../../src/engine/autodiff.js';
 import { CompiledGraph, type HostTensor } from '../../src/engine/runtime.js';
 import { TrainStep, type ParamSpec } from '../../src/engine/train-step.js';
+import type { OptimizerConfig } from '../../src/engine/optim.js';
 
 function rand(seed: number, n: number, scale = 0.3): Float32Array {
   let s = seed;
@@ -111,5 +112,82 @@ describe('TrainStep', () => {
     const r = await step.step(batch(7, 32), 5);
     expect(Number(r.outputs.w1_sq.data[0])).toBeCloseTo(expected, 4);
     expect(ps[0].data).not.toEqual(w1);
+  });
+});
+
+// TrainStep.steps (K optimizer steps in one session.run) against K calls of TrainStep.step:
+// bitwise equal on this model.
+
+const D8 = 8;
+const H32 = 32;
+/** An MLP regression whose batch size is a dynamic dim, plus a metric that reads a weight directly. */
+function buildWithMetrics(g: Graph, p: Record<string, Tensor>) {
+  const x = g.input('x', 'float32', ['batch', D8]);
+  const y = g.input('y', 'float32', ['batch', D8]);
+  const h = geluTanh(op.add(op.matmul(x, p.w1), p.b1));
+  const err = op.sub(op.add(op.matmul(h, p.w2), p.b2), y);
+  return { loss: op.mean(op.mul(err, err)), outputs: { w1_sq: op.sum(op.mul(p.w1, p.w1)), row_err: op.mean(op.mul(err, err), [1]) } };
+}
+const stepsSpecs = (): ParamSpec[] => [
+  { name: 'w1', shape: [D8, H32], data: rand(1, D8 * H32) },
+  { name: 'b1', shape: [H32], data: rand(2, H32) },
+  { name: 'w2', shape: [H32, D8], data: rand(3, H32 * D8) },
+  { name: 'b2', shape: [D8], data: rand(4, D8) },
+  { name: 'frozen', shape: [D8], data: rand(5, D8), trainable: false },
+];
+const stepsBatch = (seed: number, n: number): Record<string, HostTensor> => ({
+  x: { data: rand(seed, n * D8, 1), dims: [n, D8] },
+  y: { data: rand(seed + 100, n * D8, 1), dims: [n, D8] },
+});
+
+describe('TrainStep.steps', () => {
+  // Clipping at 0.05 clips every step here; the learning rates follow a warm-up then decay.
+  const configs: OptimizerConfig[] = [
+    { name: 'adamw', weightDecay: 0.01, maxGradNorm: 0.05 },
+    { name: 'sgd', momentum: 0.9 },
+  ];
+  for (const cfg of configs) {
+    it(`3 steps in one run equal 3 single steps (${cfg.name}, clipping, schedule, batches of different sizes)`, async () => {
+      const batches = [stepsBatch(11, 5), stepsBatch(12, 9), stepsBatch(13, 3), stepsBatch(14, 6), stepsBatch(15, 4), stepsBatch(16, 7)];
+      const lrs = [0.01, 0.02, 0.015, 0.01, 0.005, 0.001];
+      const single = await TrainStep.create(stepsSpecs(), buildWithMetrics, cfg);
+      const grouped = await TrainStep.create(stepsSpecs(), buildWithMetrics, cfg);
+      const a = [];
+      for (let i = 0; i < 6; i++) a.push(await single.step(batches[i], lrs[i]));
+      const b = [...(await grouped.steps(batches.slice(0, 3), lrs.slice(0, 3))), ...(await grouped.steps(batches.slice(3), lrs.slice(3)))];
+      for (let i = 0; i < 6; i++) {
+        expect(b[i].loss).toBe(a[i].loss);
+        expect(b[i].gradNorm).toBe(a[i].gradNorm);
+        expect(b[i].paramsFinite).toBe(true);
+        expect(Number(b[i].outputs.w1_sq.data[0])).toBe(Number(a[i].outputs.w1_sq.data[0]));
+        expect(b[i].outputs.row_err).toEqual(a[i].outputs.row_err);
+      }
+      expect(a[0].gradNorm).toBeGreaterThan(0.05);
+      // Bitwise: the same kernels on the same values in the same order.
+      expect(grouped.parameters()).toEqual(single.parameters());
+      expect(grouped.optimizerState()).toEqual(single.optimizerState());
+      expect(grouped.optimizerState().step).toBe(6);
+      await single.release();
+      await grouped.release();
+    });
+  }
+
+  it('writes the caller buffers in place and flags a non-finite step', async () => {
+    const ps = stepsSpecs();
+    const step = await TrainStep.create(ps, buildWithMetrics, { name: 'sgd' });
+    const bad = stepsBatch(2, 4);
+    (bad.x.data as Float32Array)[3] = Infinity;
+    const r = await step.steps([stepsBatch(1, 4), bad], [0.01, 0.01]);
+    expect(step.parameters().get('w1')).toBe(ps[0].data);
+    expect(r[0].paramsFinite).toBe(true);
+    expect(r[1].paramsFinite).toBe(false);
+    expect(ps[0].data.some((v) => !Number.isFinite(v))).toBe(true);
+    await step.release();
+  });
+
+  it('rejects mismatched learning rates', async () => {
+    const step = await TrainStep.create(stepsSpecs(), buildWithMetrics, { name: 'sgd' });
+    await expect(step.steps([stepsBatch(1, 4)], [0.1, 0.2])).rejects.toThrow(/1 batches but 2 learning rates/);
+    await step.release();
   });
 });

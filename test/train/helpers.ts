@@ -61,3 +61,13 @@ export function writeSentimentPairs(file: string, rows: number, seed: number): v
   }
   writeFileSync(file, `${lines.join('\n')}\n`);
 }
+
+/** The largest absolute difference between two sets of weights (same names and sizes). */
+export function maxDiff(a: ReadonlyMap<string, Float32Array>, b: ReadonlyMap<string, Float32Array>): number {
+  let worst = 0;
+  for (const [name, x] of a) {
+    const y = b.get(name) as Float32Array;
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
+  }
+  return worst;
+}

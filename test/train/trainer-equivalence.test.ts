@@ -10,7 +10,7 @@ import type { DPOConfigInput } from '../../src/train/config.js';
 import { DPOTrainer } from '../../src/train/dpo-trainer.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { silentProgress } from '../../src/train/progress.js';
-import { makeTinyGpt2, tempDir, writeSentimentPairs } from './helpers.js';
+import { makeTinyGpt2, maxDiff, tempDir, writeSentimentPairs } from './helpers.js';
 
 let dir: string;
 let model: string;
@@ -38,15 +38,6 @@ function config(output: string, extra: Partial<DPOConfigInput> = {}): DPOConfigI
 
 async function weightsOf(output: string): Promise<Map<string, Float32Array>> {
   return (await loadPretrained(join(dir, output), { tokenizer: false })).weights;
-}
-
-function maxDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
-  let worst = 0;
-  for (const [name, x] of a) {
-    const y = b.get(name) as Float32Array;
-    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]));
-  }
-  return worst;
 }
 
 /** A reporter that asks `trainer` to stop once training reaches `step`, and records messages. */
