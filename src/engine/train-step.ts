@@ -8,6 +8,9 @@
  *    scaled by 1/micro-batches, into accumulator buffers; the apply graph clips them and runs the
  *    optimizer update. k micro-batches of size b give the update of one batch of size k*b (for
  *    losses that are means over rows).
+ *  - K steps per run (TrainStep.steps, one micro-batch each): one K-unrolled graph, compiled on
+ *    first use, whose parameters and optimizer state leave ONNX Runtime once per K steps (the
+ *    output copies below are paid once per run instead of once per step).
  *
  * In-place writes are safe because every reader of an input that is also written either is the
  * element-wise op computing the new value (same index in, same index out) or runs before any
@@ -369,7 +372,9 @@ export class TrainStep {
   }
 
   async release(): Promise<void> {
-    const graphs = [this.fusedGraph, ...(await Promise.all(this.unrolled.values()))];
+    // A K-step graph whose compile failed has nothing to release.
+    const unrolled = await Promise.all([...this.unrolled.values()].map((c) => c.catch(() => undefined)));
+    const graphs = [this.fusedGraph, ...unrolled.filter((c) => c !== undefined)];
     if (this.accumulating) {
       const { gradGraph, applyGraph } = await this.accumulating;
       graphs.push(gradGraph, applyGraph);

@@ -52,18 +52,19 @@ describe('--steps-per-run', () => {
     expect(maxDiff(await weights('k3'), await weights('k1'))).toBeLessThanOrEqual(1e-6);
   });
 
-  it('a stop ends at a run boundary; resuming with K = 3 continues exactly', async () => {
+  it('a stop ends at a run boundary; resuming with K = 2 continues exactly', async () => {
     let label = '';
-    const trainer: DPOTrainer = new DPOTrainer(config('stopped', { stepsPerRun: 3 }), {
-      progress: { ...silentProgress, start: (l) => void (label = l), update: (done) => void (label === 'train' && done === 2 && trainer.requestStop()) },
+    const trainer: DPOTrainer = new DPOTrainer(config('stopped', { stepsPerRun: 2 }), {
+      progress: { ...silentProgress, start: (l) => void (label = l), update: (done) => void (label === 'train' && done === 1 && trainer.requestStop()) },
     });
     const first = await trainer.train();
-    // Asked to stop during the first run of 3 steps: the run finishes, then the checkpoint.
-    expect(first).toMatchObject({ steps: 3, interrupted: true });
+    // Asked to stop during the first run of 2 steps: the run finishes, then the checkpoint.
+    expect(first).toMatchObject({ steps: 2, interrupted: true });
     const messages: string[] = [];
     const progress: ProgressReporter = { ...silentProgress, log: (m) => void messages.push(m) };
-    const second = await new DPOTrainer(config('stopped', { stepsPerRun: 3, resume: true }), { progress }).train();
-    expect(messages.find((m) => m.startsWith('resumed from'))).toContain('checkpoint-3 at step 3');
+    // Steps 3-4 and 5-6 in runs of 2, step 7 alone.
+    const second = await new DPOTrainer(config('stopped', { stepsPerRun: 2, resume: true }), { progress }).train();
+    expect(messages.find((m) => m.startsWith('resumed from'))).toContain('checkpoint-2 at step 2');
     expect(second).toMatchObject({ steps: 7, interrupted: false });
     expectSameRun('k1', 'stopped');
     expect(maxDiff(await weights('stopped'), await weights('k1'))).toBeLessThanOrEqual(1e-6);
