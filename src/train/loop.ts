@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreferenceBatch } from '../data/collate.js';
-import { PreferenceBatcher } from '../data/batcher.js';
+import { PreferenceBatcher, type BatcherState } from '../data/batcher.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
@@ -26,12 +26,27 @@ import type { ProgressReporter } from './progress.js';
 import { learningRateAt } from './schedule.js';
 import type { ParamTransform } from './scoring.js';
 
+/**
+ * Where the loop's batches come from: a {@link PreferenceBatcher} over tokenized rows, or any
+ * source with the same resumable position (online DPO's prompt batches, sampled in its feeds).
+ */
+export interface BatchSource<B> {
+  /** Batches in one epoch. */
+  readonly batchesPerEpoch: number;
+  next(): B;
+  state(): BatcherState;
+  restore(s: BatcherState): void;
+}
+
 /** What a trainer plugs into {@link runTrainingLoop}. */
-export interface LoopHooks {
-  /** Feeds of the micro-batches of one optimizer step (all of the step's batches are known). */
-  feeds(batches: readonly PreferenceBatch[]): Record<string, HostTensor>[] | Promise<Record<string, HostTensor>[]>;
+export interface LoopHooks<B = PreferenceBatch> {
+  /**
+   * Feeds of the micro-batches of one optimizer step (all of the step's batches are known);
+   * `step` is the number of optimizer steps done before this one.
+   */
+  feeds(batches: readonly B[], step: number): Record<string, HostTensor>[] | Promise<Record<string, HostTensor>[]>;
   /** Adds one micro-batch's extra step outputs to the logging window. */
-  record(batch: PreferenceBatch, outputs: Record<string, HostTensor>): void;
+  record(batch: B, outputs: Record<string, HostTensor>): void;
   /** The window's trainer-specific metrics (placed after `loss`), then cleared. */
   flush(): Record<string, number>;
   /** eval_* metrics of the current parameters; omitted when there is no eval data. */
@@ -50,10 +65,12 @@ export interface LoopHooks {
   needsParamsAfter?(done: number): boolean;
 }
 
-export interface LoopSetup {
-  config: TrainingOptions;
+export interface LoopSetup<B = PreferenceBatch> {
+  config: LoopOptions;
   step: TrainStep;
-  batcher: PreferenceBatcher;
+  batcher: BatchSource<B>;
+  /** Tokens a micro-batch put through the model (for tokens_per_second), read after its feeds were made. */
+  tokens(batch: B): number;
   /** Names of the trainable parameters (what a checkpoint stores). */
   trainable: readonly string[];
   shapes: ReadonlyMap<string, readonly number[]>;
@@ -64,6 +81,8 @@ export interface LoopSetup {
   label?: string;
   /** Polled after every step: true stops like Ctrl-C (checkpoint, no final model). */
   stopRequested?: () => boolean;
+  /** Evaluate before the first step too (logged as step 0; not on resume). */
+  evalOnStart?: boolean;
 }
 
 export interface LoopResult {
@@ -79,6 +98,19 @@ export interface LoopResult {
 /** The options of TrainingOptionsSchema, which every trainer's config extends. */
 export type TrainingOptions = z.output<typeof TrainingOptionsSchema>;
 
+/** The options the loop itself reads (a trainer without a data file, like online DPO, has only these and its own). */
+export type LoopOptions = Pick<
+  TrainingOptions,
+  'output' | 'resume' | 'maxSteps' | 'numEpochs' | 'gradientAccumulationSteps' | 'learningRate' | 'lrScheduler' | 'warmupSteps' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit'
+> &
+  // Absent (online DPO: each step's data comes from the current policy): one step per run.
+  Partial<Pick<TrainingOptions, 'stepsPerRun'>>;
+
+/** Real (unpadded) tokens of a collated batch. */
+export function preferenceTokens(batch: PreferenceBatch): number {
+  return batch.attentionMask.reduce((s, v) => s + v, 0);
+}
+
 /** The training batcher every trainer uses: batch size, padding, seed and grouping from the config. */
 export function trainingBatcher(rows: readonly TokenizedPreference[], c: TrainingOptions, padTokenId: number): PreferenceBatcher {
   return new PreferenceBatcher(rows, {
@@ -91,9 +123,10 @@ export function trainingBatcher(rows: readonly TokenizedPreference[], c: Trainin
 }
 
 /** Runs the loop to `maxSteps` / `numEpochs`; the caller releases the step afterwards. */
-export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promise<LoopResult> {
+export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, hooks: LoopHooks<B>): Promise<LoopResult> {
   const { config: c, step, batcher, progress } = setup;
   checkStepsPerRun(c);
+  const perRun = c.stepsPerRun ?? 1;
   const log = (m: string): void => progress.log(m);
   const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
   // The step budget comes from this run's options, also on resume: a finished run can be extended.
@@ -136,6 +169,10 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     }
   };
   try {
+    if (hooks.evaluate && setup.evalOnStart && done === 0) {
+      evalMetrics = await hooks.evaluate(step.parameters());
+      await appendMetrics(metricsFile, { step: 0, epoch: 0, ...evalMetrics });
+    }
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
     const stopping = (): boolean => setup.stopRequested?.() ?? false;
@@ -149,23 +186,20 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
       // --steps-per-run K: K steps in one run; a run cut short by a boundary runs its steps one
       // by one (no graph is compiled for the shorter length).
       let n = 1;
-      while (n < c.stepsPerRun && !boundary(done + n)) n++;
-      const group: PreferenceBatch[][] = [];
+      while (n < perRun && !boundary(done + n)) n++;
+      const group: B[][] = [];
       const lrs: number[] = [];
       const feeds: Record<string, HostTensor>[][] = [];
       for (let j = 0; j < n; j++) {
-        const batches: PreferenceBatch[] = [];
-        for (let m = 0; m < c.gradientAccumulationSteps; m++) {
-          const batch = batcher.next();
-          batches.push(batch);
-          tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
-        }
+        const batches: B[] = [];
+        for (let m = 0; m < c.gradientAccumulationSteps; m++) batches.push(batcher.next());
         group.push(batches);
         lrs.push(learningRateAt(c.lrScheduler, c.learningRate, done + j, totalSteps, c.warmupSteps));
-        feeds.push(await hooks.feeds(batches));
+        feeds.push(await hooks.feeds(batches, done + j));
+        for (const batch of batches) tokens += setup.tokens(batch);
       }
       const results: StepResult[] = [];
-      if (n === c.stepsPerRun && n > 1) results.push(...(await step.steps(feeds.map((f) => f[0]), lrs)));
+      if (n === perRun && n > 1) results.push(...(await step.steps(feeds.map((f) => f[0]), lrs)));
       else for (let j = 0; j < n; j++) results.push(await step.step(feeds[j], lrs[j]));
       for (let j = 0; j < n; j++) {
         const r = results[j];
@@ -224,8 +258,8 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
 }
 
 /** `stepsPerRun` > 1 runs one micro-batch per step (TrainStep.steps): no gradient accumulation. */
-export function checkStepsPerRun(c: Pick<TrainingOptions, 'stepsPerRun' | 'gradientAccumulationSteps'>): void {
-  if (c.stepsPerRun > 1 && c.gradientAccumulationSteps > 1) {
+export function checkStepsPerRun(c: Partial<Pick<TrainingOptions, 'stepsPerRun'>> & Pick<TrainingOptions, 'gradientAccumulationSteps'>): void {
+  if (c.stepsPerRun !== undefined && c.stepsPerRun > 1 && c.gradientAccumulationSteps > 1) {
     throw new DpoError(`stepsPerRun ${c.stepsPerRun} does not combine with gradientAccumulationSteps ${c.gradientAccumulationSteps}: use one of them (or a larger batchSize)`);
   }
 }
@@ -245,7 +279,7 @@ export function divergence(r: StepResult): string | undefined {
 }
 
 /** The tensors and optimizer slots a checkpoint must hold for this run to resume from it. */
-function checkpointExpectation(setup: LoopSetup): CheckpointExpectation {
+function checkpointExpectation<B>(setup: LoopSetup<B>): CheckpointExpectation {
   const optimizer = setup.step.optimizerState().state;
   const first = optimizer.values().next().value;
   return {
