@@ -77,6 +77,13 @@ function matmulWeightGrad(a: Tensor, b: Tensor, g: Tensor): Tensor {
   return sumToShape(op.matmul(transposeLast2(a), g), b);
 }
 
+/** `g` with a unit axis inserted at each of `axes` (axes of the result, as Unsqueeze numbers them). */
+function unsqueezeAll(g: Tensor, axes: readonly number[]): Tensor {
+  let r = g;
+  for (const a of [...axes].sort((x, y) => x - y)) r = op.unsqueeze(r, a);
+  return r;
+}
+
 /** Inverse of a permutation. */
 function invert(perm: readonly number[]): number[] {
   const inv = new Array<number>(perm.length);
@@ -140,6 +147,7 @@ const rules: Record<string, VjpRule> = {
   Where: ({ inputs: [c, a, b] }, g) => [undefined, sumToShape(op.where(c, g, 0), a), sumToShape(op.where(c, 0, g), b)],
 
   ReduceSum: (n, g) => [op.expandLike(keepDims(n, g), n.inputs[0])],
+  ReduceSumSquare: (n, g) => [op.mul(n.inputs[0], keepDims(n, scaled(g, 2)))],
   ReduceMean: (n, g, [y]) => {
     const x = n.inputs[0];
     const xs = staticSize(x.shape);
@@ -177,8 +185,11 @@ const rules: Record<string, VjpRule> = {
 
   Reshape: ({ inputs: [x] }, g) => [op.reshapeLike(g, x), undefined],
   Transpose: (n, g) => [op.transpose(g, invert(n.attrs.perm as readonly number[]))],
-  Unsqueeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
-  Squeeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
+  // Squeeze / Unsqueeze the gradient back rather than reshape it to Shape(x): a Shape of x would
+  // keep x alive, and inside a checkpoint's recomputation force x to be computed when nothing
+  // else needs it (the lm_head's log-sum-exp, four passes over [rows, vocab] per chunk).
+  Unsqueeze: (n, g) => [op.squeeze(g, n.attrs.axes as readonly number[])],
+  Squeeze: (n, g) => [unsqueezeAll(g, n.attrs.axes as readonly number[])],
   Expand: ({ inputs: [x] }, g) => [sumToShape(g, x), undefined],
   Slice: (n, g) => {
     const x = n.inputs[0];
@@ -217,7 +228,8 @@ const rules: Record<string, VjpRule> = {
   },
   Concat: (n, g) => {
     const axis = n.attrs.axis as number;
-    return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => op.reshapeLike(p, n.inputs[i]));
+    // reshapeLike only where the symbolic shapes differ (its Shape(x) would keep x alive).
+    return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => (sameShape(p.shape, n.inputs[i].shape) ? p : op.reshapeLike(p, n.inputs[i])));
   },
   Dropout: (n, g, [, mask]) => {
     const p = scalarValue(n.inputs[1]) as number;

@@ -159,6 +159,8 @@ function reduce(op: string, x: Tensor, axes: number | readonly number[] | undefi
 }
 
 export const sum = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceSum', x, axes, keepDims);
+/** Sum of squares over `axes` (ReduceSumSquare: one pass, no squared copy). */
+export const sumSquares = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceSumSquare', x, axes, keepDims);
 export const max = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceMax', x, axes, keepDims);
 /** log(sum(exp(x))) over `axes`, computed stably by ONNX's ReduceLogSumExp. */
 export const reduceLogSumExp = (x: Tensor, axes: number | readonly number[], keepDims = false): Tensor =>
