@@ -178,13 +178,30 @@ const rules: Record<string, VjpRule> = {
   },
 
   MatMul: ({ inputs: [a, b] }, g) => [sumToShape(op.matmul(g, transposeLast2(b)), a), matmulWeightGrad(a, b, g)],
+  Gemm: (n, g) => {
+    const [a, b, c] = n.inputs;
+    const ta = n.attrs.transA === 1;
+    const tb = n.attrs.transB === 1;
+    const t = (x: Tensor): Tensor => op.transpose(x, [1, 0]);
+    // Y = A' B' + C with A' = ta ? Aᵀ : A: dA' = g B'ᵀ, dB' = A'ᵀ g.
+    const da = op.matmul(g, tb ? b : t(b));
+    const db = op.matmul(ta ? a : t(a), g);
+    return [ta ? t(da) : da, tb ? t(db) : db, g];
+  },
   Softmax: (n, g, [y]) => {
     const axis = n.attrs.axis as number;
     return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), axis, true)))];
   },
 
   Reshape: ({ inputs: [x] }, g) => [op.reshapeLike(g, x), undefined],
-  Transpose: (n, g) => [op.transpose(g, invert(n.attrs.perm as readonly number[]))],
+  Transpose: (n, g) => {
+    // (Aᵀ B)ᵀ = Bᵀ A: a weight gradient reaching a transposed weight (a tied lm_head's Wᵀ) is
+    // computed in the weight's own layout instead of transposed afterwards.
+    const perm = n.attrs.perm as readonly number[];
+    const [a, b] = g.node?.op === 'MatMul' && perm.length === 2 ? g.node.inputs : [];
+    if (a?.rank === 2 && b?.rank === 2 && isTranspose2(a)) return [op.matmul(op.transpose(b, [1, 0]), (a.node as Node).inputs[0])];
+    return [op.transpose(g, invert(perm))];
+  },
   // Squeeze / Unsqueeze the gradient back rather than reshape it to Shape(x): a Shape of x would
   // keep x alive, and inside a checkpoint's recomputation force x to be computed when nothing
   // else needs it (the lm_head's log-sum-exp, four passes over [rows, vocab] per chunk).
@@ -293,12 +310,29 @@ function scatterIntoZeros(t: Tensor): Node | undefined {
   return base?.op === 'ConstantOfShape' && base.attrs.value === 0 ? n : undefined;
 }
 
+/** Is `t` a 2-D Transpose (perm [1, 0])? */
+function isTranspose2(t: Tensor): boolean {
+  return t.node?.op === 'Transpose' && t.rank === 2 && (t.node.attrs.perm as readonly number[])[0] === 1;
+}
+
+/** `t` as a 2-D matmul's operands (A, B, transA) when it is one, else undefined. */
+function matmul2(t: Tensor): { a: Tensor; b: Tensor; transA: boolean } | undefined {
+  const n = t.node;
+  if (n?.op !== 'MatMul' || n.inputs[0].rank !== 2 || n.inputs[1].rank !== 2) return undefined;
+  const [a, b] = n.inputs;
+  return isTranspose2(a) ? { a: (a.node as Node).inputs[0], b, transA: true } : { a, b, transA: false };
+}
+
 /**
  * Sum of two gradients of one tensor. A gather's gradient scatters into zeros; added to another
  * gradient it scatters straight into that one instead, saving a zero tensor and an Add pass
- * (for the LM head's [tokens, vocab] gradient these are the largest tensors of the step).
+ * (for the LM head's [tokens, vocab] gradient these are the largest tensors of the step). A 2-D
+ * matmul added to the running sum becomes a Gemm that accumulates into it (the lm_head chunks'
+ * weight gradients: no [vocab, hidden] product tensor beside the sum, and no Add pass).
  */
 function addGradients(a: Tensor, b: Tensor): Tensor {
+  const mb = matmul2(b);
+  if (mb && sameShape(a.shape, b.shape) && a.rank === 2 && !scatterIntoZeros(a)) return op.gemm(mb.a, mb.b, a, mb.transA);
   const sa = scatterIntoZeros(a);
   const sb = scatterIntoZeros(b);
   const scatter = sb ?? sa;

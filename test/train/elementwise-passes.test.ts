@@ -3,7 +3,8 @@
  * checked elsewhere (fixtures, gradchecks, optimizer references); these tests pin the structure
  * that makes the step cheaper, so a change that silently brings a pass back fails here:
  *  - the attention mask is an additive bias built once per forward: no Where over the scores;
- *  - the lm_head backward recomputes the chunk logits but not their log-sum-exp;
+ *  - the lm_head backward recomputes the chunk logits but not their log-sum-exp, and sums the
+ *    chunks' weight gradients inside Gemm;
  *  - ONNX Runtime fuses GELU's forward into one FastGelu kernel per layer;
  *  - AdamW reads and writes every parameter in 12 elementwise passes (clipping included).
  */
@@ -73,6 +74,13 @@ describe('elementwise passes of a training step', () => {
     const logitsShaped = (t: Tensor): boolean => t.rank === 2 && typeof t.shape[0] !== 'number' && t.shape[1] === 11;
     const vocabMatmuls = backward.filter((n) => n.op === 'MatMul' && logitsShaped(n.outputs[0]));
     expect(vocabMatmuls).toHaveLength(LM_HEAD_CHUNKS);
+    // The chunks' [vocab, hidden] weight gradients accumulate inside Gemm (no product tensor
+    // beside the running sum, no Add pass), in the embedding's own layout (no Transpose of it).
+    const vocabSized = (t: Tensor): boolean => t.shape.join(',') === '11,8' || t.shape.join(',') === '8,11';
+    expect(backward.filter((n) => n.op === 'Gemm' && vocabSized(n.outputs[0]))).toHaveLength(LM_HEAD_CHUNKS - 1);
+    // (Transposes of the weight itself are views ORT folds into the matmuls; none of a gradient.)
+    const computed = (n: Node): boolean => n.inputs.some((x) => x.node?.op === 'MatMul' || x.node?.op === 'Gemm');
+    expect(backward.filter((n) => vocabSized(n.outputs[0]) && (n.op === 'Add' || (n.op === 'Transpose' && computed(n))))).toHaveLength(0);
   });
 
   it('ONNX Runtime fuses each layer’s GELU forward into one FastGelu kernel (float32, CPU)', async () => {
