@@ -179,7 +179,7 @@ const rules: Record<string, VjpRule> = {
 
   MatMul: ({ inputs: [a, b] }, g) => [sumToShape(op.matmul(g, transposeLast2(b)), a), matmulWeightGrad(a, b, g)],
   Gemm: (n, g) => {
-    const [a, b, c] = n.inputs;
+    const [a, b] = n.inputs;
     const ta = n.attrs.transA === 1;
     const tb = n.attrs.transB === 1;
     const t = (x: Tensor): Tensor => op.transpose(x, [1, 0]);
