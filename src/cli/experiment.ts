@@ -15,6 +15,7 @@ import { parseInteger, parseList, parseNumber, parseNumberList } from './options
 interface SentimentFlags {
   model?: string;
   output: string;
+  overwriteOutput?: boolean;
   prompts?: string;
   heldOutPrompts?: string;
   scorer: string;
@@ -79,7 +80,8 @@ export function register(program: Command, ctx: CliContext): void {
     .command('sentiment')
     .description('reward-KL frontier of DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT and Best-of-N on controlled sentiment')
     .option('--model <path|hub-id>', `reference and starting policy (default: the shipped ${SHIPPED_MODEL.split('/').pop()})`)
-    .option('--output <dir>', 'output folder (must be new or empty)', 'dpo-experiment-sentiment')
+    .option('--output <dir>', 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', 'dpo-experiment-sentiment')
+    .option('--overwrite-output', 'write into a non-empty folder that is not an earlier run of the experiment')
     .option('--prompts <file>', 'training prompts ({"prompt": ...} rows; default: 40 built-in openings)')
     .option('--held-out-prompts <file>', 'evaluation prompts (default: 16 built-in openings)')
     .option('--scorer <name>', `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, 'sentiment')
@@ -111,6 +113,7 @@ export function register(program: Command, ctx: CliContext): void {
       const summary = await runSentimentExperiment({
         model: f.model,
         output: f.output,
+        overwriteOutput: f.overwriteOutput,
         trainPrompts: await readPrompts(f.prompts),
         heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,

@@ -9,7 +9,7 @@
  *
  * Writes <output>/frontier.jsonl (a line per point, as they come), summary.json and report.html.
  */
-import { appendFile, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DpoError } from '../errors.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
@@ -18,6 +18,7 @@ import { loadPretrained } from '../models/pretrained.js';
 import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../quickstart/prompts.js';
 import { preferencePairs, SHIPPED_MODEL } from '../quickstart/run.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
+import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/output-guard.js';
 import { RewardTrainer } from '../train/reward-trainer.js';
 import { FrontierEvaluator, type FrontierPoint } from './frontier.js';
 import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
@@ -26,8 +27,10 @@ import { writeExperimentReport } from './report.js';
 export interface SentimentExperimentOptions {
   /** Reference and starting policy (default: the shipped model). */
   model?: string;
-  /** Output folder (default ./dpo-experiment-sentiment); must be new or empty. */
+  /** Output folder (default ./dpo-experiment-sentiment): new, empty, or an earlier run of the experiment (replaced). */
   output?: string;
+  /** Write into a non-empty folder that is not an earlier run of the experiment. */
+  overwriteOutput?: boolean;
   trainPrompts?: readonly string[];
   heldOutPrompts?: readonly string[];
   /** Ground-truth reward, a registered scorer name (default 'sentiment'). */
@@ -151,13 +154,25 @@ export function experimentRuns(s: ExperimentSettings, methods: readonly string[]
   return runs.filter((r) => methods.includes(r.method));
 }
 
-async function ensureEmptyOutput(dir: string): Promise<void> {
-  const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return [] as string[];
-    throw new DpoError(`${dir}: cannot read the output folder (${e.message})`);
-  });
-  if (entries.length) throw new DpoError(`${dir}: the output folder exists and is not empty; give a new --output (nothing was written)`);
-  await mkdir(dir, { recursive: true });
+/** What the guard's run marker calls this command. */
+export const EXPERIMENT_COMMAND = 'dpo experiment sentiment';
+
+/** What a run writes in its output folder; an earlier run's copies are removed first (cache/ is content-addressed and kept). */
+const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', 'report.html', 'preferences.jsonl', 'heldout_preferences.jsonl'];
+
+/**
+ * The shared output guard (new or empty folder, an earlier run of this experiment, or
+ * `overwriteOutput`; never the model folder; one run per folder). An earlier experiment's results
+ * are removed so that its checkpoints and points never mix with this run's.
+ */
+async function guardExperimentOutput(output: string, o: SentimentExperimentOptions, model: string, progress: ProgressReporter): Promise<GuardedOutput> {
+  const marker = await readFile(join(output, RUN_MARKER_FILE), 'utf8').then((t) => (JSON.parse(t) as { command?: unknown }).command, () => undefined);
+  const guard = await guardOutput({ output, model, command: EXPERIMENT_COMMAND, overwriteOutput: o.overwriteOutput, digest: '', log: (m) => progress.log(m) });
+  if (marker === EXPERIMENT_COMMAND) {
+    progress.log(`${output}: replacing the results of an earlier experiment run`);
+    for (const name of RUN_OUTPUTS) await rm(join(output, name), { recursive: true, force: true });
+  }
+  return guard;
 }
 
 export async function runSentimentExperiment(o: SentimentExperimentOptions = {}): Promise<SentimentExperimentSummary> {
@@ -165,11 +180,23 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
   const settings = resolveSettings(o);
   const progress = o.progress ?? createProgress();
   const output = resolve(o.output ?? 'dpo-experiment-sentiment');
+  getScorer(settings.scorer); // an unknown scorer fails before the output folder is touched
+  const guard = await guardExperimentOutput(output, o, settings.model, progress);
+  let failed = true;
+  try {
+    const summary = await runGuarded(o, settings, output, progress, started);
+    failed = false;
+    return summary;
+  } finally {
+    await guard.release(failed);
+  }
+}
+
+async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSettings, output: string, progress: ProgressReporter, started: number): Promise<SentimentExperimentSummary> {
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
   const groundTruth = getScorer(settings.scorer);
   const runtime = { threads: o.threads };
-  await ensureEmptyOutput(output);
 
   progress.log(`model: ${settings.model}; ground truth: ${groundTruth.name}${settings.quick ? ' (quick settings)' : ''}`);
   const reference = await loadPretrained(settings.model);

@@ -77,8 +77,24 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     const r = await runCli(args(taken));
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^dpo: .*taken: the output folder exists and is not empty/);
+    expect(r.stderr).toMatch(/^dpo: --output .*taken is not empty \(keep\.txt\) and is not a dpo-ts dpo experiment sentiment run/);
     expect(readdirSync(taken)).toEqual(['keep.txt']);
     expect(readFileSync(join(taken, 'keep.txt'), 'utf8')).toBe('mine');
+    const asModel = await runCli([...args(model)]);
+    expect(asModel.code).toBe(1);
+    expect(asModel.stderr).toMatch(/^dpo: --output .* is the model folder/);
+  });
+
+  it("replaces an earlier run's results when run again into its folder", async () => {
+    const output = join(dir, 'again');
+    const cheap = (o: string): string[] => [...args(o), '--methods', 'Best-of-N'];
+    expect((await runCli([...args(output), '--methods', 'DPO,Best-of-N'])).code).toBe(0);
+    expect(readdirSync(join(output, 'runs'))).toEqual(['dpo-beta-0.1']);
+    const r = await runCli(cheap(output));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/replacing the results of an earlier experiment run/);
+    const methods = readFileSync(join(output, 'frontier.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as FrontierPoint).method);
+    expect(methods).toEqual(['reference', 'Best-of-N']);
+    expect(readdirSync(output)).not.toContain('runs');
   });
 });
