@@ -61,6 +61,8 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(summary.points).toEqual(points);
     expect(summary.runs.every((x: { error?: string }) => !x.error)).toBe(true);
     expect(summary.settings.betas).toEqual([0.1]);
+    expect(summary.settings.pairTopK).toBe(50);
+    expect(summary.rewardModel.heldOutAccuracy).toBeGreaterThanOrEqual(0);
     expect(JSON.parse(r.stdout).points).toBe(points.length);
     const html = readFileSync(join(output, 'report.html'), 'utf8');
     expect(html.match(/<svg/g)?.length).toBe(1);
@@ -71,6 +73,8 @@ describe('dpo experiment sentiment (tiny settings)', () => {
   it('refuses a non-empty output folder with one line and writes nothing', async () => {
     const r0 = await runCli(['experiment', 'sentiment', '--output', join(dir, 'x'), '--methods', 'DPO,Nope']);
     expect(r0.stderr).toMatch(/^dpo: experiment: unknown method 'Nope'/);
+    const r1 = await runCli(['experiment', 'sentiment', '--output', join(dir, 'x'), '--pair-top-k', '-1']);
+    expect(r1.stderr).toMatch(/^dpo: experiment: pair top-k must be an integer >= 0, got -1/);
     const taken = join(dir, 'taken');
     mkdirSync(taken);
     writeFileSync(join(taken, 'keep.txt'), 'mine');
