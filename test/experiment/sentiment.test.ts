@@ -68,7 +68,7 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(html.match(/<svg/g)?.length).toBe(1);
     expect(html).not.toMatch(/<script[^>]+src=|https?:\/\/(?!vega\.github\.io|www\.w3\.org)/);
     for (const m of methods) expect(html).toContain(`<td>${m}</td>`);
-  });
+  }, 300_000); // seven tiny training runs: about a minute alone, more under load
 
   it('refuses a non-empty output folder with one line and writes nothing', async () => {
     const r0 = await runCli(['experiment', 'sentiment', '--output', join(dir, 'x'), '--methods', 'DPO,Nope']);
@@ -100,5 +100,5 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     const methods = readFileSync(join(output, 'frontier.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as FrontierPoint).method);
     expect(methods).toEqual(['reference', 'Best-of-N']);
     expect(readdirSync(output)).not.toContain('runs');
-  });
+  }, 300_000);
 });
