@@ -42,11 +42,19 @@ function ancestorIds(roots: readonly Tensor[], stop: ReadonlySet<number>): Set<n
  * fn(inputs), with fn's intermediates recomputed in the backward instead of kept. fn must be a
  * pure function of its inputs (tensors it closes over, such as integer indices, are used as
  * they are); inputs it does not use are dropped.
+ *
+ * `forward`, when given, computes the same function for the forward pass only: a form ONNX
+ * Runtime fuses into one kernel (whose intermediates the backward cannot use), while the backward
+ * rebuilds `fn`, the form whose gradient takes the fewest passes. It must read the same inputs.
  */
-export function checkpoint(inputs: readonly Tensor[], fn: (inputs: readonly Tensor[]) => readonly Tensor[]): Tensor[] {
+export function checkpoint(
+  inputs: readonly Tensor[],
+  fn: (inputs: readonly Tensor[]) => readonly Tensor[],
+  forward?: (inputs: readonly Tensor[]) => readonly Tensor[],
+): Tensor[] {
   if (inputs.length === 0) throw new Error('checkpoint: no inputs');
   const g = inputs[0].graph;
-  const outs = fn(inputs);
+  const outs = (forward ?? fn)(inputs);
   const used = ancestorIds(outs, new Set(inputs.map((t) => t.id)));
   const kept = inputs.filter((t) => used.has(t.id));
   const keptIdx = inputs.map((t, i) => (used.has(t.id) ? i : -1)).filter((i) => i >= 0);
