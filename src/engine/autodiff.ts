@@ -243,7 +243,9 @@ const rules: Record<string, VjpRule> = {
   Checkpoint: (n, _g, _outs, gOuts) => {
     const info = checkpointInfo(n);
     if (!info) throw new Error('grad: Checkpoint node without its function (build it with checkpoint())');
-    const inputs = n.inputs.slice(info.outputs);
+    const inputs = n.inputs.slice(info.outputs, info.outputs + info.inputs);
+    // Tensors fn closes over are used as they are and end the inner backward like the inputs.
+    const captured = n.inputs.slice(info.outputs + info.inputs);
     const seeds = gOuts.map((g, i) => (g ? { g, i } : undefined)).filter((x) => x !== undefined);
     // Recompute once the backward has reached this node and the previous checkpoint is done.
     // Holding back one input suffices (and a large graph input, such as a weight, need not be).
@@ -252,14 +254,15 @@ const rules: Record<string, VjpRule> = {
     const xs = inputs.map((x, i) => (i === hold ? op.orderedAfter(x, deps) : x));
     const ys = info.fn(xs);
     let inGrads: Tensor[];
-    if (seeds.length === 1) inGrads = gradInner(ys[seeds[0].i], xs, seeds[0].g, true);
+    const wrt = [...xs, ...captured];
+    if (seeds.length === 1) inGrads = gradInner(ys[seeds[0].i], wrt, seeds[0].g, true);
     else {
       let total: Tensor | undefined;
       for (const { g, i } of seeds) {
         const t = op.sum(op.mul(ys[i], g));
         total = total ? op.add(total, t) : t;
       }
-      inGrads = gradInner(total as Tensor, xs, undefined, true);
+      inGrads = gradInner(total as Tensor, wrt, undefined, true);
     }
     return [...gOuts.map(() => undefined), ...inGrads];
   },

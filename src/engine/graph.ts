@@ -96,6 +96,11 @@ export class Graph {
     return node.outputs;
   }
 
+  /** The id the next tensor or node will get: everything made before this call has a smaller id. */
+  mark(): number {
+    return this.nextId;
+  }
+
   /** Where a named dim can be read at run time. */
   dimSource(dim: string): DimSource | undefined {
     return this.dimSources.get(dim);

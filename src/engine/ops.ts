@@ -4,6 +4,7 @@
  * log-softmax, GELU, losses — is composed from these in nn.ts, so autodiff needs one rule per
  * primitive (autodiff.ts) and nothing more.
  */
+import { dropoutMask } from './checkpoint.js';
 import { allocate, isFloat, type AnyTypedArray, type DType } from './dtype.js';
 import { Graph, Tensor, type Attrs } from './graph.js';
 import {
@@ -196,10 +197,14 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
   if (!(p >= 0 && p < 1)) throw new ShapeError('Dropout', `probability must be in [0, 1), got ${p}`, [x]);
   if (p === 0) return x;
   const g = x.graph;
-  const [, mask] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
-    { dtype: x.dtype, shape: [...x.shape] },
-    { dtype: 'bool', shape: [...x.shape] },
-  ]);
+  // Inside a checkpoint's recomputation the forward's mask is reused (checkpoint.ts).
+  const mask = dropoutMask(x, () => {
+    const [, m] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
+      { dtype: x.dtype, shape: [...x.shape] },
+      { dtype: 'bool', shape: [...x.shape] },
+    ]);
+    return m;
+  });
   // The result is built from the mask, not taken from Dropout's own output: ONNX Runtime (non-
   // training builds) deletes any Dropout whose mask output is unused, whatever training_mode
   // says, e.g. a site whose input needs no gradient (LoRA dropout on the first layer's input,
