@@ -63,6 +63,9 @@ function transposeLast2(x: Tensor): Tensor {
   return op.transposeLast2(x);
 }
 
+/** Output width up to which a weight gradient is formed transposed (see matmulWeightGrad). */
+const SKINNY = 64;
+
 /**
  * d/dB of A @ B. For a 2-D weight shared across the batch dims of A (every linear layer: A is
  * [..., T, in], B is [in, out]) the batch dims are folded into the rows: one [in, rows] @
@@ -72,6 +75,14 @@ function matmulWeightGrad(a: Tensor, b: Tensor, g: Tensor): Tensor {
   if (b.rank === 2 && a.rank > 2) {
     const rows = op.reshape(a, [-1, a.shape[a.rank - 1]]);
     const grads = op.reshape(g, [-1, g.shape[g.rank - 1]]);
+    // A skinny weight [in, r] (LoRA's Aᵀ, r small): (gᵀ a)ᵀ, so that MLAS transposes the
+    // [rows, r] operand and writes r rows of `in`, instead of transposing [rows, in] to write
+    // `in` rows of r (1.4-3x faster for r = 16 on the gpt2-124m LoRA step's profile). The outer
+    // transpose usually cancels against the one that made Aᵀ from A.
+    const [inF, outF] = b.shape;
+    if (typeof inF === 'number' && typeof outF === 'number' && outF <= SKINNY && inF > outF) {
+      return op.transpose(op.matmul(op.transpose(grads, [1, 0]), rows), [1, 0]);
+    }
     return op.matmul(op.transpose(rows, [1, 0]), grads);
   }
   return sumToShape(op.matmul(transposeLast2(a), g), b);
@@ -309,6 +320,39 @@ const NON_DIFFERENTIABLE = new Set([
   'Shape', 'ConstantOfShape', 'Range',
 ]);
 
+/**
+ * Whether a gradient may be asked of `t`: it depends on a float graph input that is not frozen
+ * (Graph.freeze), through ops that pass gradients. PyTorch's requires_grad, decided from the inputs.
+ */
+export function requiresGrad(t: Tensor): boolean {
+  const seen = new Set<number>();
+  const stack = [t];
+  while (stack.length) {
+    const x = stack.pop() as Tensor;
+    if (seen.has(x.id) || !isFloat(x.dtype)) continue;
+    seen.add(x.id);
+    if (x.kind === 'input' && !x.graph.isFrozen(x)) return true;
+    const n = x.node;
+    if (n && n.op !== 'StopGradient' && !NON_DIFFERENTIABLE.has(n.op)) stack.push(...n.inputs);
+  }
+  return false;
+}
+
+/** Whether a gradient flows from `y` back to `x` (through float tensors and ops that pass gradients). */
+export function hasGradientPath(y: Tensor, x: Tensor): boolean {
+  const seen = new Set<number>();
+  const stack = [y];
+  while (stack.length) {
+    const t = stack.pop() as Tensor;
+    if (t === x) return true;
+    if (seen.has(t.id) || !isFloat(t.dtype)) continue;
+    seen.add(t.id);
+    const n = t.node;
+    if (n && n.op !== 'StopGradient' && !NON_DIFFERENTIABLE.has(n.op)) stack.push(...n.inputs);
+  }
+  return false;
+}
+
 export function hasGradientRule(opName: string): boolean {
   return opName in rules || NON_DIFFERENTIABLE.has(opName);
 }
@@ -319,8 +363,14 @@ export function hasGradientRule(opName: string): boolean {
  * `seed` replaces the implicit d loss/d loss = 1 (then `loss` may have any shape).
  */
 export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+  // A graph builder may call grad while an outer backward is being built (sequence-logps.ts's frozen head).
+  const outer = checkpointChain;
   checkpointChain = [];
-  return gradInner(loss, wrt, seed);
+  try {
+    return gradInner(loss, wrt, seed);
+  } finally {
+    checkpointChain = outer;
+  }
 }
 
 /** `leaves`: the wrt tensors end the backward (their own inputs get no gradient from here). */

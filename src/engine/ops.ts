@@ -343,6 +343,13 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
     throw new ShapeError('Transpose', `invalid permutation [${p.join(', ')}]`, [x]);
   }
+  // transpose(transpose(y, q), p) = transpose(y, q∘p): one node, or none when they cancel.
+  if (x.node?.op === 'Transpose') {
+    const y = x.node.inputs[0];
+    const q = x.node.attrs.perm as readonly number[];
+    const composed = p.map((i) => q[i]);
+    return composed.every((v, i) => v === i) ? y : transpose(y, composed);
+  }
   return node1(x.graph, 'Transpose', [x], { perm: [...p] }, x.dtype, p.map((i) => x.shape[i]));
 }
 
