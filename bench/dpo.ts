@@ -318,7 +318,7 @@ interface ProfileEvent {
  * Time by op type, the top nodes, and memory (onnxruntime 1.30's profile records the CPU arena's
  * bytes in use and held after every node) of the last model_run of each profile file with `prefix`.
  */
-function summariseProfiles(dir: string, prefix: string): void {
+export function summariseProfiles(dir: string, prefix: string): void {
   for (const file of readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'))) {
     const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
     const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
