@@ -4,14 +4,18 @@
  * layout, onnx/model.onnx (fp32, the default dtype on Node) with config.json,
  * generation_config.json and the tokenizer files.
  *
- * The folder is filled next to the target and renamed into place, so a failed export leaves
- * nothing half-written; a non-empty folder is replaced only when it is an earlier export.
+ * The export is written into a hidden staging folder inside the target and its files are then
+ * renamed into place, so a failed export leaves the target as it was, and the target itself is
+ * never renamed or removed (it may be a mount point, or sit in a folder we cannot write). A
+ * non-empty folder is written into only when it is an earlier export; files of the earlier export
+ * that this one does not write (say onnx/model.onnx_data) are removed.
  */
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { toOnnxBytes } from '../engine/onnx-export.js';
 import { DpoError } from '../errors.js';
-import { swapFolder, tempSibling } from '../io/atomic.js';
+import { withPath } from '../io/atomic.js';
 import type { JsonObject } from '../io/json-file.js';
 import { CONFIG_FILE, GENERATION_CONFIG_FILE, TOKENIZER_FILES } from '../io/model-files.js';
 import type { Pretrained } from '../models/pretrained.js';
@@ -80,9 +84,13 @@ async function producedByUs(dir: string): Promise<boolean> {
   }
 }
 
+/** Prefix of the staging folder an export writes inside its target (skipped when listing it). */
+const STAGING_PREFIX = '.dpo-exporting-';
+
 async function listRelative(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
+    if (e.name.startsWith(STAGING_PREFIX)) continue;
     out.push(e.name);
     if (e.isDirectory()) for (const sub of await readdir(join(dir, e.name))) out.push(`${e.name}/${sub}`);
   }
@@ -164,40 +172,47 @@ async function fillExport(tmp: string, p: Pretrained, external: boolean): Promis
   return { files, missing };
 }
 
-/** Puts the finished `tmp` at `dir` (replacing an earlier export or an empty folder there). */
-async function swapIn(tmp: string, dir: string, exists: boolean): Promise<void> {
-  if (!exists) {
-    await rename(tmp, dir);
-    return;
+/**
+ * Moves the finished export from `staging` (inside `dir`) into `dir` file by file, then removes
+ * what an earlier export left that this one did not write, and the staging folder.
+ */
+async function moveIntoPlace(staging: string, dir: string, files: readonly string[]): Promise<void> {
+  await mkdir(join(dir, ONNX_SUBFOLDER), { recursive: true });
+  for (const f of files) await rename(join(staging, f), join(dir, f));
+  const written = new Set(files);
+  for (const rel of await listRelative(dir)) {
+    if (rel !== ONNX_SUBFOLDER && !written.has(rel) && isExportFile(rel)) await rm(join(dir, rel), { force: true });
   }
-  const old = await swapFolder(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await rm(staging, { recursive: true, force: true });
 }
 
 /** Exports the model as an ONNX folder for transformers.js (see the file comment). */
 export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportOnnxResult> {
   const target = resolve(options.output);
   const mode = options.externalData ?? 'auto';
-  await checkExportTarget(target);
+  const existed = await checkExportTarget(target);
   const p = options.pretrained ?? (await loadModelOrAdapter(options.model, { tokenizer: false }));
   const parameters = [...p.weights.values()].reduce((n, w) => n + w.length, 0);
   const external = mode === 'always' || (mode === 'auto' && parameters * 4 > EXTERNAL_DATA_THRESHOLD);
-  await mkdir(dirname(target), { recursive: true });
-  const tmp = tempSibling(target, 'exporting');
-  await mkdir(tmp);
   try {
-    const { files, missing } = await fillExport(tmp, p, external);
+    await mkdir(target, { recursive: true });
+  } catch (e) {
+    throw withPath(e, target);
+  }
+  const staging = join(target, `${STAGING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(staging);
+    const { files, missing } = await fillExport(staging, p, external);
     let bytes = 0;
-    for (const f of files) bytes += (await stat(join(tmp, f))).size;
-    // Checked again: the folder may have appeared while the model was being written.
-    const exists = await checkExportTarget(target);
-    if (exists && (await listRelative(target)).length === 0) {
-      await rmdir(target);
-      await swapIn(tmp, target, false);
-    } else await swapIn(tmp, target, exists);
+    for (const f of files) bytes += (await stat(join(staging, f))).size;
+    // Checked again: files may have appeared in the folder while the model was being written.
+    await checkExportTarget(target);
+    await moveIntoPlace(staging, target, files);
     return { output: options.output, modelType: p.model.modelType, parameters, externalData: external, files, bytes, missing };
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
+    await rm(staging, { recursive: true, force: true });
+    // A folder this export created (and left empty) goes too.
+    if (!existed) await rmdir(target).catch(() => undefined);
+    throw withPath(e, target);
   }
 }

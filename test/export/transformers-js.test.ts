@@ -4,7 +4,7 @@
  * (the PyTorch fixtures' padded batches) and greedy generation (through its own KV-cache loop) must match
  * dpo-ts's.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, env, Tensor as HfTensor, type PreTrainedModel } from '@huggingface/transformers';
@@ -162,10 +162,20 @@ describe('dpo export onnx loads in transformers.js', () => {
     expect(readFileSync(join(foreign, 'config.json'), 'utf8')).toBe('{"mine": true}');
     expect(readdirSync(root).filter((n) => n.startsWith('.foreign'))).toEqual([]);
 
+    // The target folder is written into, never renamed or replaced (it may be a mount point):
+    // same inode across exports, no staging folder left inside or beside it.
     const again = join(root, 'again');
+    mkdirSync(again);
+    const inode = statSync(again).ino;
     expect((await runCli(['export', 'onnx', '--model', model, '--output', again])).code).toBe(0);
     expect((await runCli(['export', 'onnx', '--model', model, '--output', again, '--external-data', 'always'])).code).toBe(0);
     expect(readdirSync(join(again, 'onnx')).sort()).toEqual(['model.onnx', 'model.onnx_data']);
+    expect(statSync(again).ino).toBe(inode);
+    expect((await runCli(['export', 'onnx', '--model', model, '--output', again])).code).toBe(0);
+    expect(readdirSync(join(again, 'onnx'))).toEqual(['model.onnx']); // the earlier export's external data is gone
+    expect(statSync(again).ino).toBe(inode);
+    expect(readdirSync(again).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
     writeFileSync(join(again, 'notes.txt'), 'user file');
     const spoiled = await runCli(['export', 'onnx', '--model', model, '--output', again]);
     expect(spoiled.code).toBe(1);
