@@ -142,6 +142,7 @@ export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOCo
 export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/orpo-trainer.js';
 export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free-losses.js';
 export * from './train/ppo/index.js';
+export * from './train/online/index.js';
 
 // Generation and evaluation.
 export * from './generate/index.js';

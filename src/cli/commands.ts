@@ -10,6 +10,7 @@ import { register as referenceFree } from './cpo.js';
 import { register as kto } from './kto.js';
 import { register as reward } from './reward.js';
 import { register as ppo } from './ppo.js';
+import { register as online } from './online.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
@@ -26,6 +27,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   kto,
   reward,
   ppo,
+  online,
   generate,
   evaluatePolicy,
   quickstart,

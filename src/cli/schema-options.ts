@@ -17,8 +17,9 @@ interface Def {
   options?: readonly z.ZodType[];
   entries?: Record<string, string>;
   shape?: Record<string, z.ZodType>;
-  /** A pipe's (transform's) input type. */
+  /** A pipe's (transform's) input type, and its output type (read through z.preprocess). */
   in?: z.ZodType;
+  out?: z.ZodType;
 }
 
 const defOf = (t: z.ZodType): Def => (t as unknown as { def: Def }).def;
@@ -37,7 +38,9 @@ function unwrap(t: z.ZodType): Unwrapped {
   for (;;) {
     const d = defOf(cur);
     if (d.type === 'default') value = d.defaultValue;
-    const inner = d.type === 'pipe' ? d.in : ['default', 'optional', 'nonoptional', 'prefault'].includes(d.type) ? d.innerType : undefined;
+    // A pipe reads as its input type; z.preprocess's input is a transform, so it reads as its output type.
+    const pipeInner = d.type === 'pipe' ? (d.in && defOf(d.in).type === 'transform' ? d.out : d.in) : undefined;
+    const inner = d.type === 'pipe' ? pipeInner : ['default', 'optional', 'nonoptional', 'prefault'].includes(d.type) ? d.innerType : undefined;
     if (!inner) break;
     cur = inner;
     meta ??= cur.meta() as OptionMeta | undefined;

@@ -15,7 +15,7 @@ import type { OnBadRow } from '../data/types.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import { DpoError } from '../errors.js';
 import { Generator } from '../generate/generator.js';
-import { loadPrompts, type PromptRow } from '../generate/prompts.js';
+import { loadPrompts, promptQueryText, type PromptRow } from '../generate/prompts.js';
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
 import { formatBadRow } from '../data/bad-rows.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
@@ -176,10 +176,6 @@ function checkOptions(o: EvaluatePolicyOptions): void {
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new DpoError(`topP must be in (0, 1], got ${o.topP}`);
 }
 
-/** The judge's view of a prompt: the text, or a conversation as "role: content" lines. */
-function queryText(p: PromptRow): string {
-  return typeof p.prompt === 'string' ? p.prompt : p.prompt.map((m) => `${m.role}: ${m.content}`).join('\n');
-}
 
 interface Samples {
   prompts: PromptRow[];
@@ -315,7 +311,7 @@ export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<Evaluati
         let judged;
         try {
           judged = await judgePairs(
-            flat.map((s, n) => ({ query: queryText(s.p), policy: s.completion, baseline: (baselineCompletions as string[])[n] })),
+            flat.map((s, n) => ({ query: promptQueryText(s.p), policy: s.completion, baseline: (baselineCompletions as string[])[n] })),
             { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d) => progress.update(d) },
           );
         } finally {

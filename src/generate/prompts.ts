@@ -5,6 +5,7 @@
  * a file or a folder; bad rows reported as file:line: reason).
  */
 import { badRowsError } from '../data/bad-rows.js';
+import { DpoError } from '../errors.js';
 import { requireChatTemplate } from '../data/chat.js';
 import { asMessages, asRecord, hasField, typeName } from '../data/fields.js';
 import { readDataPath } from '../data/read.js';
@@ -58,6 +59,11 @@ export function toPromptRow(value: unknown, origin: RowOrigin, tokenizer: TextTo
   throw new RowProblem(`expected a 'prompt' (string or messages) or 'messages' field, found ${Object.keys(row).map((k) => `'${k}'`).join(', ') || 'no fields'}`);
 }
 
+/** A judge's view of a prompt: the text, or a conversation as "role: content" lines. */
+export function promptQueryText(p: Pick<PromptRow, 'prompt'>): string {
+  return typeof p.prompt === 'string' ? p.prompt : p.prompt.map((m) => `${m.role}: ${m.content}`).join('\n');
+}
+
 /**
  * Every prompt under `path` in file order. Malformed rows throw one DpoError listing them
  * (file:line: reason), or with `onBadRow: 'skip'` are left out and returned in `skipped`.
@@ -79,4 +85,16 @@ export async function loadPrompts(path: string, tokenizer: TextTokenizer | undef
   bad.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
   if (bad.length > 0 && (options.onBadRow ?? 'error') === 'error') throw badRowsError(bad);
   return { prompts, skipped: bad };
+}
+
+/**
+ * A trainer's prompts: a path read with {@link loadPrompts} (skipped rows reported through `log`;
+ * none left is an error naming `key`), or, in the library, the prompt strings themselves.
+ */
+export async function promptsFrom(source: string | readonly string[], tokenizer: TextTokenizer, key: string, log: (message: string) => void): Promise<PromptRow[]> {
+  if (typeof source !== 'string') return source.map((text, i) => ({ text, prompt: text, origin: { file: key, line: i + 1 } }));
+  const { prompts, skipped } = await loadPrompts(source, tokenizer);
+  for (const bad of skipped) log(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
+  if (prompts.length === 0) throw new DpoError(`${key} ${source}: no prompts`);
+  return prompts;
 }

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PreferenceBatch } from '../data/collate.js';
-import { PreferenceBatcher } from '../data/batcher.js';
+import { PreferenceBatcher, type BatcherState } from '../data/batcher.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
@@ -26,12 +26,27 @@ import type { ProgressReporter } from './progress.js';
 import { learningRateAt } from './schedule.js';
 import type { ParamTransform } from './scoring.js';
 
+/**
+ * Where the loop's batches come from: a {@link PreferenceBatcher} over tokenized rows, or any
+ * source with the same resumable position (online DPO's prompt batches, sampled in its feeds).
+ */
+export interface BatchSource<B> {
+  /** Batches in one epoch. */
+  readonly batchesPerEpoch: number;
+  next(): B;
+  state(): BatcherState;
+  restore(s: BatcherState): void;
+}
+
 /** What a trainer plugs into {@link runTrainingLoop}. */
-export interface LoopHooks {
-  /** Feeds of the micro-batches of one optimizer step (all of the step's batches are known). */
-  feeds(batches: readonly PreferenceBatch[]): Record<string, HostTensor>[] | Promise<Record<string, HostTensor>[]>;
+export interface LoopHooks<B = PreferenceBatch> {
+  /**
+   * Feeds of the micro-batches of one optimizer step (all of the step's batches are known);
+   * `step` is the number of optimizer steps done before this one.
+   */
+  feeds(batches: readonly B[], step: number): Record<string, HostTensor>[] | Promise<Record<string, HostTensor>[]>;
   /** Adds one micro-batch's extra step outputs to the logging window. */
-  record(batch: PreferenceBatch, outputs: Record<string, HostTensor>): void;
+  record(batch: B, outputs: Record<string, HostTensor>): void;
   /** The window's trainer-specific metrics (placed after `loss`), then cleared. */
   flush(): Record<string, number>;
   /** eval_* metrics of the current parameters; omitted when there is no eval data. */
@@ -44,10 +59,12 @@ export interface LoopHooks {
   afterStep?(done: number, params: ReadonlyMap<string, Float32Array>): void;
 }
 
-export interface LoopSetup {
-  config: TrainingOptions;
+export interface LoopSetup<B = PreferenceBatch> {
+  config: LoopOptions;
   step: TrainStep;
-  batcher: PreferenceBatcher;
+  batcher: BatchSource<B>;
+  /** Tokens a micro-batch put through the model (for tokens_per_second), read after its feeds were made. */
+  tokens(batch: B): number;
   /** Names of the trainable parameters (what a checkpoint stores). */
   trainable: readonly string[];
   shapes: ReadonlyMap<string, readonly number[]>;
@@ -58,6 +75,8 @@ export interface LoopSetup {
   label?: string;
   /** Polled after every step: true stops like Ctrl-C (checkpoint, no final model). */
   stopRequested?: () => boolean;
+  /** Evaluate before the first step too (logged as step 0; not on resume). */
+  evalOnStart?: boolean;
 }
 
 export interface LoopResult {
@@ -73,6 +92,17 @@ export interface LoopResult {
 /** The options of TrainingOptionsSchema, which every trainer's config extends. */
 export type TrainingOptions = z.output<typeof TrainingOptionsSchema>;
 
+/** The options the loop itself reads (a trainer without a data file, like online DPO, has only these and its own). */
+export type LoopOptions = Pick<
+  TrainingOptions,
+  'output' | 'resume' | 'maxSteps' | 'numEpochs' | 'gradientAccumulationSteps' | 'learningRate' | 'lrScheduler' | 'warmupSteps' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit'
+>;
+
+/** Real (unpadded) tokens of a collated batch. */
+export function preferenceTokens(batch: PreferenceBatch): number {
+  return batch.attentionMask.reduce((s, v) => s + v, 0);
+}
+
 /** The training batcher every trainer uses: batch size, padding, seed and grouping from the config. */
 export function trainingBatcher(rows: readonly TokenizedPreference[], c: TrainingOptions, padTokenId: number): PreferenceBatcher {
   return new PreferenceBatcher(rows, {
@@ -85,7 +115,7 @@ export function trainingBatcher(rows: readonly TokenizedPreference[], c: Trainin
 }
 
 /** Runs the loop to `maxSteps` / `numEpochs`; the caller releases the step afterwards. */
-export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promise<LoopResult> {
+export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, hooks: LoopHooks<B>): Promise<LoopResult> {
   const { config: c, step, batcher, progress } = setup;
   const log = (m: string): void => progress.log(m);
   const stepsPerEpoch = Math.max(1, Math.ceil(batcher.batchesPerEpoch / c.gradientAccumulationSteps));
@@ -129,18 +159,20 @@ export async function runTrainingLoop(setup: LoopSetup, hooks: LoopHooks): Promi
     }
   };
   try {
+    if (hooks.evaluate && setup.evalOnStart && done === 0) {
+      evalMetrics = await hooks.evaluate(step.parameters());
+      await appendMetrics(metricsFile, { step: 0, epoch: 0, ...evalMetrics });
+    }
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
     const stopping = (): boolean => setup.stopRequested?.() ?? false;
     while (done < totalSteps && !stopping()) {
-      const batches: PreferenceBatch[] = [];
-      for (let m = 0; m < c.gradientAccumulationSteps; m++) {
-        const batch = batcher.next();
-        batches.push(batch);
-        tokens += batch.attentionMask.reduce((s, v) => s + v, 0);
-      }
+      const batches: B[] = [];
+      for (let m = 0; m < c.gradientAccumulationSteps; m++) batches.push(batcher.next());
       const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
-      const r = await step.step(await hooks.feeds(batches), lr);
+      const feeds = await hooks.feeds(batches, done);
+      for (const batch of batches) tokens += setup.tokens(batch);
+      const r = await step.step(feeds, lr);
       done++;
       const diverged = divergence(r);
       if (diverged) {
@@ -206,7 +238,7 @@ export function divergence(r: StepResult): string | undefined {
 }
 
 /** The tensors and optimizer slots a checkpoint must hold for this run to resume from it. */
-function checkpointExpectation(setup: LoopSetup): CheckpointExpectation {
+function checkpointExpectation<B>(setup: LoopSetup<B>): CheckpointExpectation {
   const optimizer = setup.step.optimizerState().state;
   const first = optimizer.values().next().value;
   return {

@@ -18,7 +18,8 @@ import { loadModelOrAdapter } from '../models/load-model.js';
 import type { Pretrained } from '../models/pretrained.js';
 import { fitToContext } from './context-limit.js';
 import { guardOutput } from './output-guard.js';
-import { EvalGraph, optionsDigest, runTrainingLoop, trainingBatcher, type LoopHooks, type LoopResult, type TrainingOptions } from './loop.js';
+import type { PreferenceBatch } from '../data/collate.js';
+import { EvalGraph, optionsDigest, preferenceTokens, runTrainingLoop, trainingBatcher, type BatchSource, type LoopHooks, type LoopOptions, type LoopResult, type TrainingOptions } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
 import type { ProgressReporter } from './progress.js';
 
@@ -53,7 +54,7 @@ export interface LoadedPolicy {
  * a trainable policy (LoRA adapters when configured). `c.maxLength` is capped at the model's
  * context (context-limit.ts).
  */
-export async function loadPolicy(c: TrainingOptions, progress: ProgressReporter, preloaded?: Pretrained): Promise<LoadedPolicy> {
+export async function loadPolicy(c: Pick<TrainingOptions, 'model' | 'maxLength' | 'lora' | 'seed'>, progress: ProgressReporter, preloaded?: Pretrained): Promise<LoadedPolicy> {
   const pretrained = preloaded ?? (await loadModelOrAdapter(c.model));
   const tokenizer = requireTokenizer(pretrained);
   if (pretrained.unexpectedKeys.length) progress.log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
@@ -135,8 +136,13 @@ export interface RunTools {
   evalGraph(): Promise<EvalGraph>;
 }
 
-export interface TrainerRun {
-  config: TrainingOptions;
+/** The config keys {@link runTrainer} reads besides the loop's (plus the batcher's, when it batches `rows`). */
+export type RunnerOptions = LoopOptions &
+  Pick<TrainingOptions, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'threads' | 'device'> &
+  Partial<Pick<TrainingOptions, 'gradientCheckpointing'>>;
+
+export interface TrainerRun<B = PreferenceBatch> {
+  config: RunnerOptions;
   progress: ProgressReporter;
   /**
    * The step's parameters: specs with their data, which are trained, their shapes, and the LoRA
@@ -145,17 +151,22 @@ export interface TrainerRun {
   params: Pick<Policy, 'specs' | 'trainable' | 'shapes' | 'transform' | 'trainTransform'>;
   /** One micro-batch's loss (and metric outputs) on the model's weights, after the transform. */
   loss(g: Graph, weights: ModelParams): LossBuild;
-  rows: readonly TokenizedPreference[];
-  padTokenId: number;
+  /** The training rows, batched by the config's batchSize/seed/grouping (the config must then be a TrainingOptions)... */
+  rows?: readonly TokenizedPreference[];
+  padTokenId?: number;
+  /** ...or another batch source and how many tokens each of its batches put through the model. */
+  source?: { batcher: BatchSource<B>; tokens(batch: B): number };
   /** {@link resumeDigest} of the run's config. */
   digest: string;
-  hooks(tools: RunTools): LoopHooks;
+  hooks(tools: RunTools): LoopHooks<B>;
   stopRequested?: () => boolean;
   label?: string;
+  /** Evaluate before the first step too (step 0). */
+  evalOnStart?: boolean;
 }
 
 /** Compiles the step, runs the shared loop over `rows`, releases the compiled graphs. */
-export async function runTrainer(run: TrainerRun): Promise<TrainerResult> {
+export async function runTrainer<B = PreferenceBatch>(run: TrainerRun<B>): Promise<TrainerResult> {
   const c = run.config;
   const runtime = runtimeOf(c);
   const { specs, transform } = run.params;
@@ -163,23 +174,26 @@ export async function runTrainer(run: TrainerRun): Promise<TrainerResult> {
   await mkdir(c.output, { recursive: true });
   const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
     const weights = trainTransform ? trainTransform(g, params) : params;
-    return run.loss(g, c.gradientCheckpointing ? withGradientCheckpointing(weights) : weights);
+    return run.loss(g, c.gradientCheckpointing === true ? withGradientCheckpointing(weights) : weights);
   };
   const step = await TrainStep.create(specs as ParamSpec[], build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, runtime);
   let evalGraph: Promise<EvalGraph> | undefined;
   try {
     const tools: RunTools = { step, evalGraph: () => (evalGraph ??= EvalGraph.compile(specs, run.loss, runtime, transform)) };
-    const result = await runTrainingLoop(
+    const source = run.source ?? rowSource(run, c);
+    const result = await runTrainingLoop<B>(
       {
         config: c,
         step,
-        batcher: trainingBatcher(run.rows, c, run.padTokenId),
+        batcher: source.batcher,
+        tokens: source.tokens,
         trainable: run.params.trainable,
         shapes: run.params.shapes,
         digest: run.digest,
         progress: run.progress,
         label: run.label,
         stopRequested: run.stopRequested,
+        evalOnStart: run.evalOnStart,
       },
       run.hooks(tools),
     );
@@ -188,4 +202,11 @@ export async function runTrainer(run: TrainerRun): Promise<TrainerResult> {
     await step.release();
     await (await evalGraph?.catch(() => undefined))?.release();
   }
+}
+
+/** The default batch source: the run's rows in a PreferenceBatcher (batch size, seed, grouping from the config). */
+function rowSource<B>(run: TrainerRun<B>, c: RunnerOptions): { batcher: BatchSource<B>; tokens(batch: B): number } {
+  if (!run.rows || run.padTokenId === undefined) throw new Error('runTrainer: give rows and padTokenId, or a source');
+  const batcher = trainingBatcher(run.rows, c as TrainingOptions, run.padTokenId);
+  return { batcher: batcher as unknown as BatchSource<B>, tokens: preferenceTokens as unknown as (batch: B) => number };
 }

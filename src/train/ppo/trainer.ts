@@ -24,12 +24,11 @@ import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
 import { Generator } from '../../generate/generator.js';
 import { withGradientCheckpointing } from '../../models/linear.js';
-import { loadPrompts } from '../../generate/prompts.js';
+import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
 import { saveCheckpoint } from '../../io/hf-folder.js';
 import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
-import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
 import { guardedRun, resumeDigest, resumeOptions, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
@@ -70,10 +69,6 @@ interface PpoTrainerState extends TrainerState {
   klCoef: number;
 }
 
-interface Episodes {
-  texts: string[];
-}
-
 export class PPOTrainer {
   readonly config: PPOConfig;
   private readonly progress: ProgressReporter;
@@ -110,8 +105,8 @@ export class PPOTrainer {
     const unexpected = pretrained.unexpectedKeys.filter((k) => k !== VALUE_HEAD_WEIGHT && k !== VALUE_HEAD_BIAS);
     if (unexpected.length) log(`warning: ${c.model}: ignored ${unexpected.length} unexpected checkpoint keys`);
 
-    const prompts = await this.loadPromptTexts(c.prompts, tokenizer, 'prompts');
-    const evalPrompts = c.evalPrompts ? await this.loadPromptTexts(c.evalPrompts, tokenizer, 'evalPrompts') : undefined;
+    const prompts = { texts: (await promptsFrom(c.prompts, tokenizer, 'prompts', log)).map((p) => p.text) };
+    const evalPrompts = c.evalPrompts ? { texts: (await promptsFrom(c.evalPrompts, tokenizer, 'evalPrompts', log)).map((p) => p.text) } : undefined;
     const reward = await openRewardSource({ rewardModel: c.rewardModel, scorer: c.scorer, batchSize: c.batchSize, runtime: this.runtime });
     const resources: { release(): Promise<void> }[] = [reward];
     try {
@@ -300,14 +295,6 @@ export class PPOTrainer {
     } finally {
       for (const r of resources.reverse()) await r.release();
     }
-  }
-
-  private async loadPromptTexts(source: string | readonly string[], tokenizer: TextTokenizer, key: string): Promise<Episodes> {
-    if (typeof source !== 'string') return { texts: [...source] };
-    const { prompts, skipped } = await loadPrompts(source, tokenizer);
-    for (const bad of skipped) this.progress.log(`skipped ${bad.file}:${bad.line}: ${bad.reason}`);
-    if (prompts.length === 0) throw new DpoError(`${key} ${source}: no prompts`);
-    return { texts: prompts.map((p) => p.text) };
   }
 
   /** Options a resumed run must share with the run that wrote the checkpoint. */
