@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   dpo: () => import('./dpo.js'),
   packing: () => import('./packing.js'),
   'load-memory': () => import('./load-memory.js'),
+  'weight-grad': () => import('./weight-grad.js'),
 };
 
 async function run(): Promise<void> {

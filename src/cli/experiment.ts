@@ -15,11 +15,13 @@ import { parseInteger, parseList, parseNumber, parseNumberList } from './options
 interface SentimentFlags {
   model?: string;
   output: string;
+  overwriteOutput?: boolean;
   prompts?: string;
   heldOutPrompts?: string;
   scorer: string;
   quick?: boolean;
   samples?: string;
+  pairTopK?: string;
   evalSamples?: string;
   steps?: string;
   checkpoints?: string;
@@ -38,8 +40,8 @@ interface SentimentFlags {
 }
 
 const EXAMPLES = `
-What it does: samples the model's continuations of 40 short prompts, labels pairs with the
-ground-truth scorer (VADER sentiment), trains a reward model on them, then from the same
+What it does: samples 8 continuations (top-k 50) of each of 40 short prompts, labels pairs
+with the ground-truth scorer (VADER sentiment), trains a reward model on them, then from the same
 reference runs DPO (several betas), PPO with the learned reward (several KL targets), PPO-GT
 (the scorer as reward), Unlikelihood, Preferred-FT (SFT on chosen) and Best-of-N (ranked by the
 learned reward), and evaluates every checkpoint by mean ground-truth reward and KL(pi||pi_ref) of
@@ -79,18 +81,20 @@ export function register(program: Command, ctx: CliContext): void {
     .command('sentiment')
     .description('reward-KL frontier of DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT and Best-of-N on controlled sentiment')
     .option('--model <path|hub-id>', `reference and starting policy (default: the shipped ${SHIPPED_MODEL.split('/').pop()})`)
-    .option('--output <dir>', 'output folder (must be new or empty)', 'dpo-experiment-sentiment')
+    .option('--output <dir>', 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', 'dpo-experiment-sentiment')
+    .option('--overwrite-output', 'write into a non-empty folder that is not an earlier run of the experiment')
     .option('--prompts <file>', 'training prompts ({"prompt": ...} rows; default: 40 built-in openings)')
     .option('--held-out-prompts <file>', 'evaluation prompts (default: 16 built-in openings)')
     .option('--scorer <name>', `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, 'sentiment')
     .option('--quick', 'small settings: about 5 minutes on 2 cores')
-    .option('--samples <k>', 'reference samples per training prompt (default 6; quick 4)')
-    .option('--eval-samples <k>', 'fresh samples per held-out prompt for each point (default 8; quick 4)')
+    .option('--samples <k>', 'reference samples per training prompt (default 8)')
+    .option('--pair-top-k <k>', 'top-k of the samples that make the pairs (0: pure sampling; frontier points are always pure)', '50')
+    .option('--eval-samples <k>', 'fresh samples per held-out prompt for each point (default 12; quick 8)')
     .option('--steps <n>', 'optimizer steps of every trained run (default 120; quick 40)')
     .option('--checkpoints <n>', 'frontier points along each trained run (default 3; quick 2)')
     .option('--batch-size <n>', 'pairs (or prompts) per step', '16')
-    .option('--learning-rate <lr>', 'AdamW learning rate of every trained run', '1e-4')
-    .option('--reward-steps <n>', 'reward model steps (default 50; quick 30)')
+    .option('--learning-rate <lr>', 'AdamW learning rate of every offline run (default 2e-4; quick 5e-4)')
+    .option('--reward-steps <n>', 'reward model steps (default 150; quick 60)')
     .option('--reward-learning-rate <lr>', 'reward model learning rate', '1e-3')
     .option('--betas <list>', 'DPO betas, comma-separated (default 0.05,0.1,1,5; quick 0.1,1)')
     .option('--target-kls <list>', 'PPO KL targets, comma-separated (default 3,6,9,12; quick 6)')
@@ -111,11 +115,13 @@ export function register(program: Command, ctx: CliContext): void {
       const summary = await runSentimentExperiment({
         model: f.model,
         output: f.output,
+        overwriteOutput: f.overwriteOutput,
         trainPrompts: await readPrompts(f.prompts),
         heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,
         quick: f.quick ?? false,
         samplesPerPrompt: positive('--samples', f.samples),
+        pairTopK: parseInteger('--pair-top-k', f.pairTopK ?? '50'),
         evalSamplesPerPrompt: positive('--eval-samples', f.evalSamples),
         steps: positive('--steps', f.steps),
         checkpoints: positive('--checkpoints', f.checkpoints),
@@ -142,8 +148,10 @@ export function register(program: Command, ctx: CliContext): void {
 /** The frontier as a table for the terminal. */
 export function formatFrontier(s: SentimentExperimentSummary): string {
   const f = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
-  const lines = ['', `${'method'.padEnd(14)}${'setting'.padEnd(16)}${'step'.padStart(6)}${'reward'.padStart(9)}${'KL'.padStart(9)}`];
-  for (const p of s.points) lines.push(`${p.method.padEnd(14)}${p.setting.padEnd(16)}${String(p.step).padStart(6)}${f(p.reward).padStart(9)}${f(p.kl, 2).padStart(9)}`);
+  const lines = ['', `${'method'.padEnd(14)}${'setting'.padEnd(16)}${'step'.padStart(6)}${'reward ± se'.padStart(17)}${'KL ± se'.padStart(15)}`];
+  for (const p of s.points) {
+    lines.push(`${p.method.padEnd(14)}${p.setting.padEnd(16)}${String(p.step).padStart(6)}${`${f(p.reward)} ± ${f(p.rewardStderr)}`.padStart(17)}${`${f(p.kl, 2)} ± ${f(p.klStderr, 2)}`.padStart(15)}`);
+  }
   for (const r of s.runs.filter((x) => x.error)) lines.push(`${r.method} ${r.setting}: failed: ${r.error}`);
   lines.push('', `reward model held-out accuracy: ${f(s.rewardModel.heldOutAccuracy)}`, `report: ${s.report}`, `${s.seconds.toFixed(0)} s in all`, '');
   return lines.join('\n');

@@ -88,6 +88,13 @@ function matmulWeightGrad(a: Tensor, b: Tensor, g: Tensor): Tensor {
   return sumToShape(op.matmul(transposeLast2(a), g), b);
 }
 
+/** `g` with a unit axis inserted at each of `axes` (axes of the result, as Unsqueeze numbers them). */
+function unsqueezeAll(g: Tensor, axes: readonly number[]): Tensor {
+  let r = g;
+  for (const a of [...axes].sort((x, y) => x - y)) r = op.unsqueeze(r, a);
+  return r;
+}
+
 /** Inverse of a permutation. */
 function invert(perm: readonly number[]): number[] {
   const inv = new Array<number>(perm.length);
@@ -151,6 +158,7 @@ const rules: Record<string, VjpRule> = {
   Where: ({ inputs: [c, a, b] }, g) => [undefined, sumToShape(op.where(c, g, 0), a), sumToShape(op.where(c, 0, g), b)],
 
   ReduceSum: (n, g) => [op.expandLike(keepDims(n, g), n.inputs[0])],
+  ReduceSumSquare: (n, g) => [op.mul(n.inputs[0], keepDims(n, scaled(g, 2)))],
   ReduceMean: (n, g, [y]) => {
     const x = n.inputs[0];
     const xs = staticSize(x.shape);
@@ -181,6 +189,16 @@ const rules: Record<string, VjpRule> = {
   },
 
   MatMul: ({ inputs: [a, b] }, g) => [sumToShape(op.matmul(g, transposeLast2(b)), a), matmulWeightGrad(a, b, g)],
+  Gemm: (n, g) => {
+    const [a, b] = n.inputs;
+    const ta = n.attrs.transA === 1;
+    const tb = n.attrs.transB === 1;
+    const t = (x: Tensor): Tensor => op.transpose(x, [1, 0]);
+    // Y = A' B' + C with A' = ta ? Aᵀ : A: dA' = g B'ᵀ, dB' = A'ᵀ g.
+    const da = op.matmul(g, tb ? b : t(b));
+    const db = op.matmul(ta ? a : t(a), g);
+    return [ta ? t(da) : da, tb ? t(db) : db, g];
+  },
   Softmax: (n, g, [y]) => {
     const axis = n.attrs.axis as number;
     return [op.mul(y, op.sub(g, op.sum(op.mul(g, y), axis, true)))];
@@ -188,8 +206,11 @@ const rules: Record<string, VjpRule> = {
 
   Reshape: ({ inputs: [x] }, g) => [op.reshapeLike(g, x), undefined],
   Transpose: (n, g) => [op.transpose(g, invert(n.attrs.perm as readonly number[]))],
-  Unsqueeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
-  Squeeze: ({ inputs: [x] }, g) => [op.reshapeLike(g, x)],
+  // Squeeze / Unsqueeze the gradient back rather than reshape it to Shape(x): a Shape of x would
+  // keep x alive, and inside a checkpoint's recomputation force x to be computed when nothing
+  // else needs it (the lm_head's log-sum-exp, four passes over [rows, vocab] per chunk).
+  Unsqueeze: (n, g) => [op.squeeze(g, n.attrs.axes as readonly number[])],
+  Squeeze: (n, g) => [unsqueezeAll(g, n.attrs.axes as readonly number[])],
   Expand: ({ inputs: [x] }, g) => [sumToShape(g, x), undefined],
   Slice: (n, g) => {
     const x = n.inputs[0];
@@ -228,7 +249,8 @@ const rules: Record<string, VjpRule> = {
   },
   Concat: (n, g) => {
     const axis = n.attrs.axis as number;
-    return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => op.reshapeLike(p, n.inputs[i]));
+    // reshapeLike only where the symbolic shapes differ (its Shape(x) would keep x alive).
+    return op.split(g, axis, n.inputs.map((x) => x.shape[axis])).map((p, i) => (sameShape(p.shape, n.inputs[i].shape) ? p : op.reshapeLike(p, n.inputs[i])));
   },
   Dropout: (n, g, [, mask]) => {
     const p = scalarValue(n.inputs[1]) as number;
@@ -295,12 +317,37 @@ function scatterIntoZeros(t: Tensor): Node | undefined {
   return base?.op === 'ConstantOfShape' && base.attrs.value === 0 ? n : undefined;
 }
 
+/** Is `t` a 2-D Transpose (perm [1, 0])? */
+function isTranspose2(t: Tensor): boolean {
+  return t.node?.op === 'Transpose' && t.rank === 2 && (t.node.attrs.perm as readonly number[])[0] === 1;
+}
+
+/** `t` as a 2-D matmul's operands (A, B, transA) when it is one, else undefined. */
+function matmul2(t: Tensor): { a: Tensor; b: Tensor; transA: boolean } | undefined {
+  const n = t.node;
+  if (n?.op !== 'MatMul' || n.inputs[0].rank !== 2 || n.inputs[1].rank !== 2) return undefined;
+  const [a, b] = n.inputs;
+  return isTranspose2(a) ? { a: (a.node as Node).inputs[0], b, transA: true } : { a, b, transA: false };
+}
+
 /**
  * Sum of two gradients of one tensor. A gather's gradient scatters into zeros; added to another
  * gradient it scatters straight into that one instead, saving a zero tensor and an Add pass
- * (for the LM head's [tokens, vocab] gradient these are the largest tensors of the step).
+ * (for the LM head's [tokens, vocab] gradient these are the largest tensors of the step). A 2-D
+ * matmul added to the running sum becomes a Gemm that accumulates into it (the lm_head chunks'
+ * weight gradients: no [hidden, vocab] product tensor beside the sum, and no Add pass).
  */
 function addGradients(a: Tensor, b: Tensor): Tensor {
+  // Both transposed (a tied lm_head's Wᵀ gradients): accumulate in the product's layout and
+  // transpose the sum. (Computing each chunk as (AᵀB)ᵀ = BᵀA instead measured ~1.7x slower:
+  // MLAS's transA path is slow for [rows, vocab]ᵀ operands.)
+  if (isTranspose2(a) && isTranspose2(b)) {
+    const inner = matmul2((b.node as Node).inputs[0]);
+    const sum = (a.node as Node).inputs[0];
+    if (inner && sameShape(sum.shape, (b.node as Node).inputs[0].shape)) return op.transpose(op.gemm(inner.a, inner.b, sum, inner.transA), [1, 0]);
+  }
+  const mb = matmul2(b);
+  if (mb && sameShape(a.shape, b.shape) && a.rank === 2 && !scatterIntoZeros(a)) return op.gemm(mb.a, mb.b, a, mb.transA);
   const sa = scatterIntoZeros(a);
   const sb = scatterIntoZeros(b);
   const scatter = sb ?? sa;
@@ -425,7 +472,12 @@ function gradInner(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor, leaves =
     if (n.op === 'Checkpoint') {
       // The next checkpoint waits for these sums (not just this piece's terms): ONNX Runtime's
       // order would otherwise compute every chunk's weight gradient before adding any of them.
-      checkpointChain = n.inputs.slice(checkpointInfo(n)?.outputs ?? 0).flatMap((x) => grads.get(x.id) ?? []);
+      // A transposed sum is waited for through the sum itself (a Shape of the Transpose would
+      // make ONNX Runtime compute every partial sum's transpose).
+      checkpointChain = n.inputs
+        .slice(checkpointInfo(n)?.outputs ?? 0)
+        .flatMap((x) => grads.get(x.id) ?? [])
+        .map((t) => (isTranspose2(t) ? (t.node as Node).inputs[0] : t));
     }
   }
   return wrt.map((t) => grads.get(t.id) ?? op.zerosLike(t));

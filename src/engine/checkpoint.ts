@@ -62,8 +62,17 @@ export function dropoutMask(x: Tensor, draw: () => Tensor): Tensor {
  * the same graph each time it is called (it is called again for the backward) and may close
  * over tensors made before (weights, masks, indices: used as they are, and gradients reach the
  * float ones); inputs it does not use are dropped.
+ *
+ * `forward`, when given, computes the same function for the forward pass only: a form ONNX
+ * Runtime fuses into one kernel (whose intermediates the backward cannot use), while the backward
+ * rebuilds `fn`, the form whose gradient takes the fewest passes. It must read the same inputs
+ * and close over the same tensors.
  */
-export function checkpoint(inputs: readonly Tensor[], fn: (inputs: readonly Tensor[]) => readonly Tensor[]): Tensor[] {
+export function checkpoint(
+  inputs: readonly Tensor[],
+  fn: (inputs: readonly Tensor[]) => readonly Tensor[],
+  forward?: (inputs: readonly Tensor[]) => readonly Tensor[],
+): Tensor[] {
   if (inputs.length === 0) throw new Error('checkpoint: no inputs');
   const g = inputs[0].graph;
   const start = g.mark();
@@ -71,7 +80,7 @@ export function checkpoint(inputs: readonly Tensor[], fn: (inputs: readonly Tens
   recorders.push(masks);
   let outs: readonly Tensor[];
   try {
-    outs = fn(inputs);
+    outs = (forward ?? fn)(inputs);
   } finally {
     recorders.pop();
   }

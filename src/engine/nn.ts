@@ -43,15 +43,24 @@ const GELU_K2 = GELU_K1 * 0.044715;
 
 /**
  * GELU with the tanh approximation (transformers' gelu_new / gelu_pytorch_tanh):
- * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), computed as the identical
- * x * sigmoid(x (k1 + k2 x^2)) with k1 = 2 sqrt(2/pi), k2 = 0.044715 k1 — 6 elementwise passes
- * forward and 11 backward instead of 9 and 15 (it sits between the two big matmuls of every MLP).
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). The forward is written exactly so, the
+ * pattern ONNX Runtime's FastGeluFusion turns into one FastGelu kernel (float32 on CPU; other
+ * providers and float64 run the plain ops). The backward recomputes the identical
+ * x * sigmoid(x (k1 + k2 x^2)), k1 = 2 sqrt(2/pi), k2 = 0.044715 k1, whose gradient takes 11
+ * elementwise passes instead of 15 (it sits between the two big matmuls of every MLP).
  */
 export function geluTanh(x: Tensor): Tensor {
-  return checkpoint([x], ([v]) => {
-    const z = op.mul(v, op.add(op.mul(op.mul(v, v), GELU_K2), GELU_K1));
-    return [op.mul(v, op.sigmoid(z))];
-  })[0];
+  return checkpoint(
+    [x],
+    ([v]) => {
+      const z = op.mul(v, op.add(op.mul(op.mul(v, v), GELU_K2), GELU_K1));
+      return [op.mul(v, op.sigmoid(z))];
+    },
+    ([v]) => {
+      const inner = op.mul(op.add(v, op.mul(op.pow(v, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+      return [op.mul(op.mul(v, 0.5), op.add(op.tanh(inner), 1))];
+    },
+  )[0];
 }
 
 /** Exact GELU: x Φ(x) (transformers' "gelu"). */

@@ -113,7 +113,7 @@ class Emitter {
   }
 }
 
-const REDUCE_OPS = new Set(['ReduceSum', 'ReduceMax', 'ReduceMean', 'ReduceProd', 'ReduceLogSumExp']);
+const REDUCE_OPS = new Set(['ReduceSum', 'ReduceSumSquare', 'ReduceMax', 'ReduceMean', 'ReduceProd', 'ReduceLogSumExp']);
 const INT64_MAX = '9223372036854775807';
 
 /**

@@ -160,6 +160,8 @@ function reduce(op: string, x: Tensor, axes: number | readonly number[] | undefi
 }
 
 export const sum = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceSum', x, axes, keepDims);
+/** Sum of squares over `axes` (ReduceSumSquare: one pass, no squared copy). */
+export const sumSquares = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceSumSquare', x, axes, keepDims);
 export const max = (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => reduce('ReduceMax', x, axes, keepDims);
 /** log(sum(exp(x))) over `axes`, computed stably by ONNX's ReduceLogSumExp. */
 export const reduceLogSumExp = (x: Tensor, axes: number | readonly number[], keepDims = false): Tensor =>
@@ -180,6 +182,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   if (!batch) throw new ShapeError('MatMul', 'batch dims do not broadcast', [a, b]);
   return node1(a.graph, 'MatMul', [a, b], {}, a.dtype, [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]]);
+}
+
+/**
+ * op(a) @ op(b) + c for 2-D a, b (ONNX Gemm; op transposes when `transA` / `transB`), c of the
+ * result's shape. MLAS accumulates the product into c's values: a sum of matmuls (the chunks of
+ * a weight gradient) then needs no separate product tensor and no Add pass.
+ */
+export function gemm(a: Tensor, b: Tensor, c: Tensor, transA = false, transB = false): Tensor {
+  if (a.rank !== 2 || b.rank !== 2) throw new ShapeError('Gemm', 'operands must be 2-D', [a, b, c]);
+  if (a.dtype !== b.dtype || a.dtype !== c.dtype || !isFloat(a.dtype)) throw new ShapeError('Gemm', 'operands must share a float dtype', [a, b, c]);
+  const [m, k1] = transA ? [a.shape[1], a.shape[0]] : a.shape;
+  const [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
+  if (!sameDim(k1, k2)) throw new ShapeError('Gemm', `inner dims ${k1} and ${k2} differ`, [a, b, c]);
+  if (c.rank !== 2 || !sameDim(c.shape[0], m) || !sameDim(c.shape[1], n)) throw new ShapeError('Gemm', 'c must have the shape of the product', [a, b, c]);
+  return node1(a.graph, 'Gemm', [a, b, c], { transA: transA ? 1 : 0, transB: transB ? 1 : 0 }, a.dtype, [...c.shape]);
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {

@@ -60,11 +60,11 @@ export interface OptimizerGraph {
   gradNorm: Tensor;
 }
 
-/** Global L2 norm of all gradients. */
+/** Global L2 norm of all gradients: one ReduceSumSquare pass over each (no squared copy). */
 export function globalNorm(grads: readonly Tensor[]): Tensor {
   let total: Tensor | undefined;
   for (const gr of grads) {
-    const s = op.sum(op.mul(gr, gr));
+    const s = op.sumSquares(gr);
     total = total ? op.add(total, s) : s;
   }
   if (!total) throw new Error('globalNorm: no gradients');
@@ -75,6 +75,11 @@ export function globalNorm(grads: readonly Tensor[]): Tensor {
  * Appends clipping and the optimizer update for `params` (graph inputs named p.name) given their
  * gradients. State inputs are named `<param>.<slot>`. No parameter is written before all of
  * `grads` and `waitFor` (say, the loss and metrics of the same graph) are computed.
+ *
+ * Every parameter-sized pass costs a read and a write of the whole model (gpt2-124m: ~1.5 GB per
+ * pass), so scalar work is done on scalars: the clipping factor is folded into the coefficients
+ * that multiply the gradient anyway (never a separate g * coef pass), and AdamW's bias
+ * corrections are folded into its step size and epsilon.
  */
 export function buildOptimizer(
   g: Graph,
@@ -101,12 +106,14 @@ export function buildOptimizer(
     never = op.and(never, op.less(s, s));
   }
   const lr = op.where(never, scalars.lr, scalars.lr);
-  let clipped = grads;
-  if (config.maxGradNorm && config.maxGradNorm > 0) {
-    // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped at 1.
-    const coef = op.minimum(op.div(op.scalar(g, config.maxGradNorm, dtype), op.add(gradNorm, 1e-6)), 1);
-    clipped = grads.map((gr) => op.mul(gr, coef));
-  }
+  // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped at 1. A scalar that
+  // multiplies each gradient where the update first reads it (`times`).
+  const coef =
+    config.maxGradNorm && config.maxGradNorm > 0
+      ? op.minimum(op.div(op.scalar(g, config.maxGradNorm, dtype), op.add(gradNorm, 1e-6)), 1)
+      : undefined;
+  /** c * coef as a scalar (a number when there is no clipping). */
+  const times = (c: number): Tensor | number => (coef ? op.mul(coef, c) : c);
   const slots = stateSlots(config);
   const stateInputs = params.map((p) => {
     const s: Record<string, Tensor> = {};
@@ -116,38 +123,53 @@ export function buildOptimizer(
   const wd = config.weightDecay ?? 0;
   const newParams: Tensor[] = [];
   const newState: Record<string, Tensor>[] = [];
+  // AdamW's scalars, shared by every parameter. torch: p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps),
+  // which is p -= (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)): one Div pass fewer.
+  const sqrtBc2 = config.name === 'adamw' ? op.sqrt(scalars.bias_correction2) : undefined;
+  const adamStep = sqrtBc2 && op.div(op.mul(lr, sqrtBc2), scalars.bias_correction1);
+  const adamEps = sqrtBc2 && op.mul(sqrtBc2, config.eps ?? 1e-8);
   params.forEach((p, i) => {
     const st = stateInputs[i];
-    let gr = clipped[i];
+    const gr = grads[i];
     switch (config.name) {
       case 'sgd': {
-        if (wd) gr = op.add(gr, op.mul(p, wd));
+        // Coupled decay: d = coef g + wd p. Plain SGD takes lr * coef as one scalar.
+        if (!wd && !config.momentum) {
+          newParams.push(op.sub(p, op.mul(gr, coef ? op.mul(lr, coef) : lr)));
+          newState.push({});
+          break;
+        }
+        let d = coef ? op.mul(gr, coef) : gr;
+        if (wd) d = op.add(d, op.mul(p, wd));
         if (config.momentum) {
-          const buf = op.add(op.mul(st.momentum, config.momentum), gr);
-          newState.push({ momentum: buf });
-          gr = buf;
+          d = op.add(op.mul(st.momentum, config.momentum), d);
+          newState.push({ momentum: d });
         } else newState.push({});
-        newParams.push(op.sub(p, op.mul(gr, lr)));
+        newParams.push(op.sub(p, op.mul(d, lr)));
         break;
       }
       case 'rmsprop': {
-        if (wd) gr = op.add(gr, op.mul(p, wd));
         const alpha = config.alpha ?? 0.99;
-        const sq = op.add(op.mul(st.square_avg, alpha), op.mul(op.mul(gr, gr), 1 - alpha));
+        // d = s g with s the clipping factor; with coupled decay d = coef g + wd p is materialised,
+        // otherwise s stays a scalar: square_avg = alpha sq + (1 - alpha) s² g², step lr s g.
+        const d = wd ? op.add(coef ? op.mul(gr, coef) : gr, op.mul(p, wd)) : gr;
+        const s = wd ? undefined : coef;
+        const sq = op.add(op.mul(st.square_avg, alpha), op.mul(op.mul(d, d), s ? op.mul(op.mul(s, s), 1 - alpha) : 1 - alpha));
         newState.push({ square_avg: sq });
-        newParams.push(op.sub(p, op.div(op.mul(gr, lr), op.add(op.sqrt(sq), config.eps ?? 1e-8))));
+        newParams.push(op.sub(p, op.div(op.mul(d, s ? op.mul(lr, s) : lr), op.add(op.sqrt(sq), config.eps ?? 1e-8))));
         break;
       }
       case 'adamw': {
         const b1 = config.beta1 ?? 0.9;
         const b2 = config.beta2 ?? 0.999;
-        const m = op.add(op.mul(st.exp_avg, b1), op.mul(gr, 1 - b1));
-        const v = op.add(op.mul(st.exp_avg_sq, b2), op.mul(op.mul(gr, gr), 1 - b2));
+        // m = b1 m + (1 - b1) coef g; v = b2 v + (1 - b2) coef² g².
+        const m = op.add(op.mul(st.exp_avg, b1), op.mul(gr, times(1 - b1)));
+        const v2 = coef ? op.mul(op.mul(coef, coef), 1 - b2) : 1 - b2;
+        const v = op.add(op.mul(st.exp_avg_sq, b2), op.mul(op.mul(gr, gr), v2));
         newState.push({ exp_avg: m, exp_avg_sq: v });
         const decayed = wd ? op.mul(p, op.sub(1, op.mul(lr, wd))) : p;
-        const denom = op.add(op.sqrt(op.div(v, scalars.bias_correction2)), config.eps ?? 1e-8);
-        const stepSize = op.div(lr, scalars.bias_correction1);
-        newParams.push(op.sub(decayed, op.mul(op.div(m, denom), stepSize)));
+        const denom = op.add(op.sqrt(v), adamEps as Tensor);
+        newParams.push(op.sub(decayed, op.mul(op.div(m, denom), adamStep as Tensor)));
         break;
       }
     }

@@ -82,12 +82,15 @@ export class FrontierEvaluator {
     };
   }
 
-  /** `k` samples of each of `prompts` (default: the held-out prompts and samples per prompt). */
-  async sample(weights: ReadonlyMap<string, Float32Array>, label: string, prompts = this.o.prompts, k = this.o.samplesPerPrompt, seed = this.o.seed): Promise<TextGenerationResult> {
+  /**
+   * `k` samples of each of `prompts` (default: the held-out prompts and samples per prompt), pure
+   * unless `topK` truncates them (preference pairs may be sampled so; frontier points never are).
+   */
+  async sample(weights: ReadonlyMap<string, Float32Array>, label: string, prompts = this.o.prompts, k = this.o.samplesPerPrompt, seed = this.o.seed, topK = 0): Promise<TextGenerationResult> {
     const o = this.o;
     o.progress.start(label, prompts.length * k);
     try {
-      return await this.generator.generateText(weights, o.tokenizer, prompts, { ...this.sampling(k), seed });
+      return await this.generator.generateText(weights, o.tokenizer, prompts, { ...this.sampling(k), seed, topK });
     } finally {
       o.progress.stop();
     }

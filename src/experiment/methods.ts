@@ -147,15 +147,19 @@ export function bestOfNRun(n: number): ExperimentRun {
 const PPO_EPOCHS = 4;
 /** Episodes per PPO rollout. */
 const PPO_ROLLOUT = 32;
+/** The KL coefficient PPO starts from (TRL's init_kl_coef). */
+const PPO_INIT_KL_COEF = 0.2;
 
 /**
  * PPO from the reference with the learned reward model (PPO) or the ground-truth scorer
  * (PPO-GT), its KL coefficient steered towards `targetKl` by Ziegler et al.'s adaptive
  * controller. An update is a rollout of PPO_ROLLOUT prompts and PPO_EPOCHS optimizer steps on it,
- * so steps/PPO_EPOCHS updates make as many optimizer steps as an offline run. The controller's
- * horizon is two rollouts (TRL's 10000 episodes would leave the coefficient where it starts in a
- * run this short); the coefficient starts at 0.05 and the learning rate is 5e-4, the settings
- * under which PPO-GT raises held-out sentiment on the shipped model in PPO's own test.
+ * so steps/PPO_EPOCHS updates make as many optimizer steps as an offline run. The coefficient
+ * starts at TRL's 0.2 and the controller's horizon is one rollout, so it can move the coefficient
+ * by up to 20% per update: TRL's 10000 episodes would leave it where it starts in a run this
+ * short, and with a slow controller (it started at 0.05 with a two-rollout horizon) the KL ran to
+ * twice its target before the coefficient caught up. The learning rate is 5e-4, under which PPO-GT
+ * raises held-out sentiment on the shipped model in PPO's own test.
  */
 export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
   const method = groundTruth ? 'PPO-GT' : 'PPO';
@@ -173,8 +177,8 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           prompts: [...ctx.trainPrompts],
           ...(groundTruth ? { scorer: ctx.scorer } : { rewardModel: ctx.rewardModel }),
           targetKl,
-          initKlCoef: 0.05,
-          klHorizon: 2 * PPO_ROLLOUT,
+          initKlCoef: PPO_INIT_KL_COEF,
+          klHorizon: PPO_ROLLOUT,
           ppoEpochs: PPO_EPOCHS,
           maxSteps: updates,
           batchSize: PPO_ROLLOUT,

@@ -67,11 +67,11 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 </style></head><body>
 <h1>Controlled sentiment: reward against KL</h1>
 <p>The DPO paper's Figure 2 in miniature. Reference and starting policy <code>${escapeHtml(st.model)}</code>;
-ground-truth reward <b>${escapeHtml(st.scorer)}</b>; ${s.pairs} preference pairs from ${st.trainPrompts} prompts × ${st.samplesPerPrompt} reference samples;
-reward model (${st.rewardModelSteps} steps, lr ${st.rewardLearningRate}) held-out pair accuracy ${f(s.rewardModel.heldOutAccuracy)} (${s.rewardModel.heldOutPairs} pairs); ${f(s.seconds, 0)} s in all${st.quick ? ' (--quick)' : ''}.</p>
+ground-truth reward <b>${escapeHtml(st.scorer)}</b>; ${s.pairs} preference pairs from ${st.trainPrompts} prompts × ${st.samplesPerPrompt} reference samples (${st.pairTopK ? `top-k ${st.pairTopK}` : 'pure sampling'});
+reward model (${st.rewardModelSteps} steps, lr ${st.rewardLearningRate}) held-out pair accuracy <b>${f(s.rewardModel.heldOutAccuracy)}</b> (${s.rewardModel.heldOutPairs} pairs; chance is 0.5); ${f(s.seconds, 0)} s in all${st.quick ? ' (--quick)' : ''}.</p>
 <p class="note">Each point: ${st.evalSamplesPerPrompt} fresh samples (temperature 1, no top-k/top-p, ≤ ${st.maxNewTokens} tokens) of each of ${st.heldOutPrompts} held-out prompts;
 reward = mean ground-truth reward, KL = mean of log π(y|x) − log π_ref(y|x) over the samples (± standard errors). Trained runs: ${st.steps} steps of ${st.batchSize} pairs,
-lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}} (PPO-GT at the middle one; steps/4 updates of 32-prompt rollouts);
+lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}} (PPO-GT at the middle one; steps/4 updates of 32-prompt rollouts, lr 5e-4, KL coefficient from 0.2 adapted every rollout);
 Unlikelihood α = ${st.unlikelihoodAlpha}; Best-of-N (ranked by the learned reward) N ∈ {${st.bestOfN.join(', ')}}, KL = log N − (N−1)/N.</p>
 <div>${plot}</div>
 <h2>Frontier points</h2>

@@ -25,31 +25,51 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
 }
 
 /**
- * Boolean [B, 1, T, S] mask: query t (the last T of S positions) may see key s when s is not in
- * its future and the key is not padding. With `slidingWindow` w, also only the keys less than w
- * positions back (transformers' sliding_window_overlay: kv_idx > q_idx - w), counted in cache
- * positions, so a KV-cache step sees exactly what the full forward sees.
+ * The additive attention bias [B or 1, 1, T, S] (0 = visible, the dtype's lowest = hidden) that
+ * every layer adds to its scores: query t (the last T of S positions) may see key s when s is not
+ * in its future and the key is not padding. With `slidingWindow` w, also only the keys less than
+ * w positions back (transformers' sliding_window_overlay: kv_idx > q_idx - w), counted in cache
+ * positions, so a KV-cache step sees exactly what the full forward sees. Built once per forward
+ * (one pass over [B, 1, T, S]) and shared by the layers.
  *
  * `paddingMask` is ForwardInputs.attentionMask: float 0/1 (0 = padding), or int64 segment ids of
  * packed sequences (padding-free batches, no cache: S = T): 0 = padding, and a query sees only
  * earlier keys of its own segment (block-diagonal causal; positions restart per segment, so the
  * sliding window counts within the segment too).
+ *
+ * Why a bias is exact here: every query sees at least one key, so the softmax's maximum is a real
+ * score, lowest + score rounds to lowest (the value Where would write), exp(lowest - max) is
+ * exactly 0, and the gradient reaching a hidden score, p (g - sum(g p)), is exactly 0 too. A
+ * padding query sees its own key only (a real query always sees itself anyway): with no visible
+ * key at all, its row would be uniform whatever the scores, and the bias's gradient would not be
+ * that constant's zero. Only outputs at padding positions differ from transformers (which
+ * averages every value there); nothing reads them.
  */
 export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined, slidingWindow?: number): Tensor {
   const t: Dim = query.shape[2];
   const s: Dim = key.shape[2];
   let visible = causalMask(g, t, s, key);
   if (slidingWindow !== undefined) visible = op.and(visible, windowMask(g, t, s, key, slidingWindow));
-  const causal = op.reshape(visible, [1, 1, t, s]);
-  if (!paddingMask) return causal;
-  if (paddingMask.dtype === 'int64') {
-    if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
-    const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
-    const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
-    return op.and(op.and(causal, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
-  }
-  const keyOk = op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5);
-  return op.and(causal, keyOk);
+  if (paddingMask) {
+    visible = op.reshape(visible, [1, 1, t, s]);
+    if (paddingMask.dtype === 'int64') {
+      if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
+      const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
+      const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
+      visible = op.and(op.and(visible, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
+    } else {
+      visible = op.and(visible, op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5));
+    }
+    visible = op.or(visible, op.reshape(diagonal(g, t, s, key), [1, 1, t, s]));
+  } else visible = op.reshape(visible, [1, 1, t, s]);
+  return op.where(visible, op.scalar(g, 0, query.dtype), lowest(query.dtype));
+}
+
+/** Boolean [T, S]: key s is query t's own position (the last T of S). */
+function diagonal(g: Graph, t: Dim, s: Dim, key: Tensor): Tensor {
+  const rows = op.arange(g, t, 'int64', key);
+  const q = t === s ? rows : op.add(rows, op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])));
+  return op.equal(op.unsqueeze(op.arange(g, s, 'int64', key), 0), op.unsqueeze(q, 1));
 }
 
 /** Boolean [T, S]: key s is fewer than `window` positions behind query t (the last T of S). */
@@ -65,9 +85,9 @@ function lowest(dtype: string): number {
 }
 
 /**
- * softmax(q k^T * scale, masked) v with grouped-query heads: query head h reads kv head
+ * softmax(q k^T * scale + mask) v with grouped-query heads: query head h reads kv head
  * h / (H / Hkv), as transformers' repeat_kv. q [B, H, T, Dh], k/v [B, Hkv, S, Dh], `mask` the
- * bool [B or 1, 1, T, S] of attentionMask (built once per forward, shared by the layers).
+ * additive bias [B or 1, 1, T, S] of attentionMask (built once per forward, shared by the layers).
  *
  * The scale is applied to q ([.., T, Dh]) rather than to the scores ([.., T, S]). Grouped heads
  * are not materialised (no repeat_kv copy): q is viewed as [B, Hkv, H/Hkv, T, Dh] and the
@@ -77,6 +97,10 @@ function lowest(dtype: string): number {
  *
  * `softcap` (Gemma 2's attn_logit_softcapping) bounds the scaled scores, tanh(s / cap) * cap,
  * before the mask.
+ *
+ * The mask is added, not selected with Where: the same values forward (see attentionMask), and
+ * its gradient is the identity, so the backward has no mask pass at all (Where cost one pass over
+ * [B, H, T, S] forward, one in the recomputation and one backward).
  */
 export function scaledDotProductAttention(
   q: Tensor,
@@ -99,9 +123,7 @@ export function scaledDotProductAttention(
   const attend = ([qx, kx, vx]: readonly Tensor[]): Tensor[] => {
     const raw = op.matmul(qx, op.transposeLast2(kx));
     const scores = softcap === undefined ? raw : op.mul(op.tanh(op.mul(raw, 1 / softcap)), softcap);
-    // Where, not an additive -inf bias: rows with no visible key (padded queries) then get exact
-    // gradients (zero to their scores), which a float64 gradcheck over every position confirms.
-    const masked = op.where(m, scores, lowest(q.dtype));
+    const masked = op.add(scores, m);
     const probs = op.softmax(masked, -1);
     return [op.matmul(probsDropout ? probsDropout(probs) : probs, vx)];
   };

@@ -93,9 +93,12 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
   if (!tokenizer) throw new DpoError(`${reference.dir}: no tokenizer.json; the quickstart needs a tokenizer`);
   const generator = await Generator.create(reference.model, { runtime });
   const eos = resolveEosTokenIds(reference.model, tokenizer, reference.generationConfig);
-  const sampling = { maxNewTokens: o.maxNewTokens ?? 24, temperature: o.temperature ?? 1, topK: o.topK ?? 50 };
+  // Pairs are sampled with the user's temperature / top-k; evaluation samples are pure (temperature 1,
+  // no top-k), the only way the mean of log pi - log pi_ref over them is an unbiased KL(pi || pi_ref).
+  const pairSampling = { maxNewTokens: o.maxNewTokens ?? 24, temperature: o.temperature ?? 1, topK: o.topK ?? 50 };
+  const evalSampling = { ...pairSampling, temperature: 1, topK: 0 };
 
-  const sample = async (weights: ReadonlyMap<string, Float32Array>, prompts: readonly string[], n: number, s: number, label: string): Promise<Sampled[][]> => {
+  const sample = async (weights: ReadonlyMap<string, Float32Array>, prompts: readonly string[], n: number, s: number, label: string, sampling = pairSampling): Promise<Sampled[][]> => {
     progress.start(label, prompts.length * n);
     const r = await generator.generateText(weights, tokenizer, prompts, {
       ...sampling,
@@ -136,7 +139,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
 
     // 2. Before: fresh samples of the reference on held-out prompts.
     const evaluate = async (weights: ReadonlyMap<string, Float32Array>, label: string): Promise<{ reward: number; kl: number; samples: Sampled[][] }> => {
-      const samples = await sample(weights, heldOut, evalK, seed + 2, label);
+      const samples = await sample(weights, heldOut, evalK, seed + 2, label, evalSampling);
       const flat = samples.flat();
       const seqs = flat.map((s) => s.sequence);
       const logps = (w: ReadonlyMap<string, Float32Array>): Promise<Float64Array> =>

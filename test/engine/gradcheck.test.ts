@@ -215,6 +215,9 @@ runCases('gradcheck: reductions', [
     fn: ({ x }) => op.sum(x, 1),
     options: dyn({ x: ['batch', 'seq', 2] }),
   },
+  { name: 'ReduceSumSquare all', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.sumSquares(x) },
+  { name: 'ReduceSumSquare axis 1', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.sumSquares(x, 1) },
+  { name: 'ReduceSumSquare axes [0,2] keepdims', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.sumSquares(x, [0, 2], true) },
   { name: 'ReduceMean all', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.mean(x) },
   { name: 'ReduceMean axis -1 keepdims', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.mean(x, -1, true) },
   { name: 'ReduceMean axes [0,1]', inputs: [inp('x', [2, 3, 2])], fn: ({ x }) => op.mean(x, [0, 1]) },
@@ -244,6 +247,23 @@ runCases('gradcheck: reductions', [
 
 runCases('gradcheck: matmul and softmax', [
   { name: 'MatMul [2,3]x[3,4]', inputs: [inp('a', [2, 3]), inp('b', [3, 4])], fn: ({ a, b }) => op.matmul(a, b) },
+  { name: 'Gemm [2,3]x[3,4] + c', inputs: [inp('a', [2, 3]), inp('b', [3, 4]), inp('c', [2, 4])], fn: ({ a, b, c }) => op.gemm(a, b, c) },
+  { name: 'Gemm transA transB', inputs: [inp('a', [3, 2]), inp('b', [4, 3]), inp('c', [2, 4])], fn: ({ a, b, c }) => op.gemm(a, b, c, true, true) },
+  {
+    name: 'weight used by two matmuls, once transposed (the sum becomes a Gemm, the transposed one Bᵀ A)',
+    inputs: [inp('x', [5, 3]), inp('y', [4, 2]), inp('w', [3, 2])],
+    fn: ({ x, y, w }) => op.add(op.sum(op.mul(op.matmul(x, w), op.matmul(x, w))), op.sum(op.matmul(y, op.transpose(w, [1, 0])))),
+  },
+  {
+    name: 'tied weight: gather + three transposed uses (Gemm accumulation, gather scatter into it)',
+    inputs: [inp('w', [6, 3]), inp('h', [4, 3])],
+    fn: ({ w, h }) => {
+      const ids = op.constant(w.graph, [1, 4, 1], 'int64', [3]);
+      const wt = op.transpose(w, [1, 0]);
+      const uses = [0, 1, 2].map((i) => op.sum(op.mul(op.matmul(op.mul(h, i + 1), wt), op.matmul(h, wt))));
+      return op.add(op.add(op.add(uses[0], uses[1]), uses[2]), op.sum(op.mul(op.gather(w, ids), op.gather(w, ids))));
+    },
+  },
   { name: 'MatMul [2,3,4]x[4,5] (batch broadcast)', inputs: [inp('a', [2, 3, 4]), inp('b', [4, 5])], fn: ({ a, b }) => op.matmul(a, b) },
   { name: 'MatMul [3,4]x[2,4,2] (batch broadcast of a)', inputs: [inp('a', [3, 4]), inp('b', [2, 4, 2])], fn: ({ a, b }) => op.matmul(a, b) },
   {

@@ -61,24 +61,44 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(summary.points).toEqual(points);
     expect(summary.runs.every((x: { error?: string }) => !x.error)).toBe(true);
     expect(summary.settings.betas).toEqual([0.1]);
+    expect(summary.settings.pairTopK).toBe(50);
+    expect(summary.rewardModel.heldOutAccuracy).toBeGreaterThanOrEqual(0);
     expect(JSON.parse(r.stdout).points).toBe(points.length);
     const html = readFileSync(join(output, 'report.html'), 'utf8');
     expect(html.match(/<svg/g)?.length).toBe(1);
     expect(html).not.toMatch(/<script[^>]+src=|https?:\/\/(?!vega\.github\.io|www\.w3\.org)/);
     for (const m of methods) expect(html).toContain(`<td>${m}</td>`);
-  });
+  }, 300_000); // seven tiny training runs: about a minute alone, more under load
 
   it('refuses a non-empty output folder with one line and writes nothing', async () => {
     const r0 = await runCli(['experiment', 'sentiment', '--output', join(dir, 'x'), '--methods', 'DPO,Nope']);
     expect(r0.stderr).toMatch(/^dpo: experiment: unknown method 'Nope'/);
+    const r1 = await runCli(['experiment', 'sentiment', '--output', join(dir, 'x'), '--pair-top-k', '-1']);
+    expect(r1.stderr).toMatch(/^dpo: experiment: pair top-k must be an integer >= 0, got -1/);
     const taken = join(dir, 'taken');
     mkdirSync(taken);
     writeFileSync(join(taken, 'keep.txt'), 'mine');
     const r = await runCli(args(taken));
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/^dpo: .*taken: the output folder exists and is not empty/);
+    expect(r.stderr).toMatch(/^dpo: --output .*taken is not empty \(keep\.txt\) and is not a dpo-ts dpo experiment sentiment run/);
     expect(readdirSync(taken)).toEqual(['keep.txt']);
     expect(readFileSync(join(taken, 'keep.txt'), 'utf8')).toBe('mine');
+    const asModel = await runCli([...args(model)]);
+    expect(asModel.code).toBe(1);
+    expect(asModel.stderr).toMatch(/^dpo: --output .* is the model folder/);
   });
+
+  it("replaces an earlier run's results when run again into its folder", async () => {
+    const output = join(dir, 'again');
+    const cheap = (o: string): string[] => [...args(o), '--methods', 'Best-of-N'];
+    expect((await runCli([...args(output), '--methods', 'DPO,Best-of-N'])).code).toBe(0);
+    expect(readdirSync(join(output, 'runs'))).toEqual(['dpo-beta-0.1']);
+    const r = await runCli(cheap(output));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/replacing the results of an earlier experiment run/);
+    const methods = readFileSync(join(output, 'frontier.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as FrontierPoint).method);
+    expect(methods).toEqual(['reference', 'Best-of-N']);
+    expect(readdirSync(output)).not.toContain('runs');
+  }, 300_000);
 });

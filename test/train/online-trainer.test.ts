@@ -107,11 +107,11 @@ describe('OnlineDPOTrainer', () => {
     await expect(new OnlineDPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), temperature: 0.5 }, { progress: silentProgress }).train()).rejects.toThrow(/temperature/);
   }, 180_000);
 
-  it('trains LoRA adapters, sampling through them', async () => {
+  it('trains LoRA adapters, sampling through them, on the quickstart prompts by default', async () => {
     const dir = tempDir();
     const model = await makeTinyGpt2(join(dir, 'model'));
     const r = await new OnlineDPOTrainer(
-      { model, output: join(dir, 'lora'), prompts: PROMPTS.slice(0, 4), scorer: 'length', batchSize: 2, maxNewTokens: 4, maxSteps: 3, loggingSteps: 1, learningRate: 5e-2, lora: { r: 4, alpha: 8 }, threads: 1 },
+      { model, output: join(dir, 'lora'), scorer: 'length', batchSize: 2, maxNewTokens: 4, maxSteps: 3, loggingSteps: 1, learningRate: 5e-2, lora: { r: 4, alpha: 8 }, threads: 1 },
       { progress: silentProgress },
     ).train();
     expect(r.steps).toBe(3);

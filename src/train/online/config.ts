@@ -20,7 +20,9 @@ const shared = TrainingOptionsSchema.shape;
 export const OnlineDPOConfigSchema = z
   .object({
     model: shared.model,
-    prompts: prompts('prompts to sample from: {"prompt": text or messages} or {"messages": [...]} rows in .jsonl/.json/.parquet, or a folder of them'),
+    prompts: prompts(
+      'prompts to sample from: {"prompt": text or messages} or {"messages": [...]} rows in .jsonl/.json/.parquet, or a folder of them (default: the quickstart\'s Brown-corpus openings)',
+    ).optional(),
     output: shared.output,
     rewardModel: option(z.string().min(1).optional(), 'rank the two samples with this reward model folder (`dpo reward train` output)', 'path'),
     scorer: option(z.string().min(1).optional(), "rank the two samples with a built-in scorer ('sentiment', 'length', ...)", 'name'),

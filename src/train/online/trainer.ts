@@ -27,6 +27,7 @@ import { Generator } from '../../generate/generator.js';
 import { promptsFrom, type PromptRow } from '../../generate/prompts.js';
 import { encodePrompt, resolveEosTokenIds, truncatePromptIds, type TextGenerationResult } from '../../generate/text.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
+import { TRAIN_PROMPTS } from '../../quickstart/prompts.js';
 import { preferenceTokens } from '../loop.js';
 import { MetricsAccumulator } from '../metrics.js';
 import { savePolicy, type Policy } from '../policy.js';
@@ -112,7 +113,7 @@ export class OnlineDPOTrainer {
     const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
     const maxPromptTokens = c.maxLength - c.maxNewTokens;
     if (maxPromptTokens < 1) throw new DpoError(`maxNewTokens (${c.maxNewTokens}) leaves no room for a prompt in the model's ${c.maxLength} positions`);
-    const prompts = await promptsFrom(c.prompts, tokenizer, 'prompts', log);
+    const prompts = await promptsFrom(c.prompts ?? TRAIN_PROMPTS, tokenizer, 'prompts', log);
     const evalPrompts = c.evalPrompts ? await promptsFrom(c.evalPrompts, tokenizer, 'evalPrompts', log) : undefined;
     // Prompt-only rows for the batcher: it orders and cuts the prompts (and resumes) as it does preference rows.
     const promptRows: TokenizedPreference[] = prompts.map((p) => ({
