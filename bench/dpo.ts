@@ -4,8 +4,8 @@
  * loss, gradient clipping and AdamW, on random weights and random token ids.
  *
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
- *                        [--warmup 3] [--threads 2] [--vs-torch] [--rounds 3] [--torch-warmup N] [--profile DIR]
- *                        [--steps-per-run 1,2,4]
+ *                        [--warmup 3] [--threads 2] [--gradient-checkpointing] [--vs-torch] [--rounds 3]
+ *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4]
  *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
@@ -52,7 +52,8 @@ import type { CausalLM } from '../src/models/types.js';
 import type { CombinedLossOptions } from '../src/train/losses.js';
 import { buildDpoLoss } from '../src/train/dpo-trainer.js';
 import { buildPolicy } from '../src/train/policy.js';
-import type { Tensor } from '../src/engine/graph.js';
+import type { Graph, Tensor } from '../src/engine/graph.js';
+import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
 import { scoredFeeds } from '../src/train/sequence-logps.js';
 import { prepareGemm } from './engine.js';
@@ -217,7 +218,7 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; stepsPerRun: number },
+  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number },
 ): Promise<void> {
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
@@ -232,9 +233,11 @@ async function runChild(
     ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(model.config.vocabSize) + (i % 3)), dims: [n] },
   };
   const runtime: RuntimeOptions = { threads: opts.threads };
-  const label = `${name}-${opts.variant}`;
+  const label = `${name}-${opts.variant}${opts.gradientCheckpointing ? '-gc' : ''}`;
   if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${label}`);
-  const weightsOf = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
+  const transform = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
+  // As the trainers' runner applies --gradient-checkpointing.
+  const weightsOf = (g: Graph, p: Record<string, Tensor>) => withGradientCheckpointing(transform(g, p), opts.gradientCheckpointing === true);
   const compileStart = performance.now();
   const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
   // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
@@ -290,6 +293,7 @@ async function runChild(
       impl: 'dpo-ts',
       model: name,
       variant: opts.variant,
+      gradient_checkpointing: opts.gradientCheckpointing === true,
       params: f.params,
       trainable_params: f.trainable,
       tokens_per_second: round((f.tokens * 1000) / ms, 1),
@@ -326,7 +330,7 @@ interface ProfileEvent {
  * Time by op type, the top nodes, and memory (onnxruntime 1.30's profile records the CPU arena's
  * bytes in use and held after every node) of the last model_run of each profile file with `prefix`.
  */
-function summariseProfiles(dir: string, prefix: string): void {
+export function summariseProfiles(dir: string, prefix: string): void {
   for (const file of readdirSync(dir).filter((f) => f.startsWith(prefix) && f.endsWith('.json'))) {
     const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as ProfileEvent[];
     const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
@@ -431,17 +435,19 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
+  const gradientCheckpointing = args.includes('--gradient-checkpointing');
   const perRunList = (flag(args, 'steps-per-run') ?? '1').split(',').map((k) => {
     const n = Number(k);
     if (!Number.isInteger(n) || n < 1) throw new Error(`dpo bench: --steps-per-run takes positive integers, got '${k}'`);
     return n;
   });
   if (child) {
-    return runChild(child, { variant: parseVariant(flag(args, 'variant') ?? 'full'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), stepsPerRun: perRunList[0] });
+    const variant = parseVariant(flag(args, 'variant') ?? 'full');
+    return runChild(child, { variant, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0] });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
-  const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+  const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(gradientCheckpointing ? ['--gradient-checkpointing'] : [])];
   // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
   if (!args.includes('--vs-torch')) {

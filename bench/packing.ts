@@ -5,7 +5,13 @@
  * (`--padding-free`: data/pack.ts). Both run back to back in this process on the same batches.
  *
  *   npm run bench -- packing [--model gpt2-124m] [--variant full|lora] [--lengths 32-512] [--pairs 4]
- *                            [--batches 3] [--warmup 1] [--threads 2]
+ *                            [--batches 3] [--warmup 1] [--threads 2] [--rounds 1] [--profile DIR]
+ *
+ * With --rounds n each layout runs its batches n times, alternating which layout goes first
+ * (both steps stay compiled; the warm-up steps run in the first round only). --profile writes
+ * ORT's per-node profiles and prints each layout's summary of its last step (bench/dpo.ts).
+ * cpu_ms_per_step is this process's CPU time (all threads) per step, less sensitive than wall
+ * time to other load on the machine.
  *
  * Prints one "dpo_packing" line per layout: real (non-padding) tokens per second over the timed
  * steps (one per batch, after `--warmup` untimed steps), slots (rows·T) per step, and a
@@ -20,7 +26,8 @@ import { createModel } from '../src/models/registry.js';
 import { buildDpoLoss } from '../src/train/dpo-trainer.js';
 import { buildPolicy } from '../src/train/policy.js';
 import { scoredFeeds } from '../src/train/sequence-logps.js';
-import { LORA, LOSS, LR, OPTIMIZER, flag, median, modelConfig, parseVariant, randomWeights, round } from './dpo.js';
+import { join } from 'node:path';
+import { LORA, LOSS, LR, OPTIMIZER, flag, median, modelConfig, parseVariant, randomWeights, round, summariseProfiles } from './dpo.js';
 
 /** Pairs with total lengths uniform in [min, max] (seeded): prompt a quarter, two completions. */
 function variedRows(vocab: number, pairs: number, min: number, max: number, seed: number): TokenizedPreference[] {
@@ -55,50 +62,69 @@ export async function main(args: string[]): Promise<void> {
   const batches = Number(flag(args, 'batches') ?? 3);
   const warmup = Number(flag(args, 'warmup') ?? 1);
   const threads = Number(flag(args, 'threads') ?? 2);
+  const rounds = Math.max(1, Number(flag(args, 'rounds') ?? 1));
+  const profile = flag(args, 'profile');
   const model = createModel(modelConfig(name));
   const vocab = model.config.vocabSize;
   const policy = buildPolicy(model, randomWeights(model), variant === 'lora' ? LORA : undefined, 0);
   const weightsOf = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
   const data = Array.from({ length: warmup + batches }, (_, b) => collatePreferences(variedRows(vocab, pairs, min, max, 11 + b), { padTokenId: 0 }));
-  const results: Record<string, number> = {};
-  for (const packed of [false, true]) {
-    const step = await TrainStep.create(
+  const layouts = [false, true].map((packed) => ({ packed, label: packed ? 'padding-free' : 'padded', times: [] as number[], cpu: [] as number[], tokens: 0, slots: 0 }));
+  // Both steps stay compiled; rounds alternate which layout goes first (load drifts).
+  const steps = new Map<boolean, TrainStep>();
+  for (const { packed, label } of layouts) {
+    const runtime = { threads, ...(profile ? { profilePrefix: join(profile, `packing_${name}-${variant}_${label}`) } : {}) };
+    steps.set(packed, await TrainStep.create(
       policy.specs,
       (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, 2, false, undefined, { packed }),
       { ...OPTIMIZER },
-      { threads },
-    );
-    const times: number[] = [];
-    let tokens = 0;
-    let slots = 0;
-    for (const [b, batch] of data.entries()) {
-      const feeds = stepFeeds(batch, packed, vocab);
-      const t0 = performance.now();
-      await step.step(feeds, LR);
-      if (b < warmup) continue;
-      times.push(performance.now() - t0);
-      tokens += batch.attentionMask.reduce((a, v) => a + v, 0);
-      slots += (feeds.input_ids.dims[0] as number) * batch.seqLen;
+      runtime,
+    ));
+  }
+  for (let r = 0; r < rounds; r++) {
+    for (const layout of r % 2 === 0 ? layouts : [...layouts].reverse()) {
+      const step = steps.get(layout.packed) as TrainStep;
+      for (const [b, batch] of data.entries()) {
+        if (r > 0 && b < warmup) continue;
+        const feeds = stepFeeds(batch, layout.packed, vocab);
+        const cpu0 = process.cpuUsage();
+        const t0 = performance.now();
+        await step.step(feeds, LR);
+        const ms = performance.now() - t0;
+        const cpu = process.cpuUsage(cpu0);
+        if (b < warmup) continue;
+        layout.times.push(ms);
+        layout.cpu.push((cpu.user + cpu.system) / 1000);
+        layout.tokens += batch.attentionMask.reduce((a, v) => a + v, 0);
+        layout.slots += (feeds.input_ids.dims[0] as number) * batch.seqLen;
+      }
     }
-    await step.release();
-    const ms = times.reduce((a, t) => a + t, 0);
-    results[packed ? 'packed' : 'padded'] = (tokens * 1000) / ms;
+  }
+  for (const s of steps.values()) await s.release();
+  const results: Record<string, number> = {};
+  for (const l of layouts) {
+    const ms = l.times.reduce((a, t) => a + t, 0);
+    const n = l.times.length;
+    results[l.label] = (l.tokens * 1000) / ms;
     console.log(
       JSON.stringify({
         bench: 'dpo_packing',
         model: name,
         variant,
-        layout: packed ? 'padding-free' : 'padded',
-        real_tokens_per_second: round((tokens * 1000) / ms, 1),
-        ms_per_step: round(median(times), 0),
-        step_ms: times.map((t) => round(t, 0)),
-        real_tokens_per_step: tokens / times.length,
-        slots_per_step: slots / times.length,
+        layout: l.label,
+        real_tokens_per_second: round((l.tokens * 1000) / ms, 1),
+        ms_per_step: round(median(l.times), 0),
+        step_ms: l.times.map((t) => round(t, 0)),
+        cpu_ms_per_step: round(median(l.cpu), 0),
+        real_tokens_per_step: l.tokens / n,
+        slots_per_step: l.slots / n,
         pairs,
         lengths: `${min}-${max}`,
+        rounds,
         threads,
       }),
     );
   }
-  console.log(JSON.stringify({ bench: 'dpo_packing_ratio', model: name, variant, tokens_per_second_ratio: round(results.packed / results.padded, 2) }));
+  console.log(JSON.stringify({ bench: 'dpo_packing_ratio', model: name, variant, tokens_per_second_ratio: round(results['padding-free'] / results.padded, 2) }));
+  if (profile) for (const l of layouts) summariseProfiles(profile, `packing_${name}-${variant}_${l.label}`);
 }

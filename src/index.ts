@@ -199,6 +199,8 @@ export {
   type SaveLoraOptions,
   type LoadedLoraAdapter,
 } from './models/lora.js';
+// Gradient checkpointing of decoder layers: weights marked so that a model's forward recomputes each layer in the backward.
+export { withGradientCheckpointing, gradientCheckpointing } from './models/linear.js';
 export { loadTokenizer, HfTokenizer, type LoadTokenizerOptions, type TextTokenizer } from './io/index.js';
 export { resolveModel, hubCacheDir, parseModelRef, type ModelRef, type ResolveModelOptions, type ResolvedModel } from './io/index.js';
 

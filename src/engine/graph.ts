@@ -120,6 +120,27 @@ export class Graph {
     return node.outputs;
   }
 
+  private readonly frozen = new Set<number>();
+
+  /**
+   * Declares a graph input that no gradient will be asked of (a frozen weight), so that graph
+   * builders can pick cheaper constructions (requiresGrad in autodiff.ts). Asking for its gradient
+   * anyway still works; only those choices assumed it would not be.
+   */
+  freeze(t: Tensor): void {
+    if (t.graph !== this || t.kind !== 'input') throw new Error(`freeze: ${t} is not an input of this graph`);
+    this.frozen.add(t.id);
+  }
+
+  isFrozen(t: Tensor): boolean {
+    return this.frozen.has(t.id);
+  }
+
+  /** The id the next tensor or node will get: everything made before this call has a smaller id. */
+  mark(): number {
+    return this.nextId;
+  }
+
   /** Where a named dim can be read at run time. */
   dimSource(dim: string): DimSource | undefined {
     return this.dimSources.get(dim);

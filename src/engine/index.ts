@@ -4,7 +4,8 @@ export { Graph, Tensor, type Node, type Attrs, type AttrValue } from './graph.js
 export * as op from './ops.js';
 export * as nn from './nn.js';
 export { ShapeError, type TensorLike } from './ops.js';
-export { grad, sumToShape, hasGradientRule } from './autodiff.js';
+export { grad, sumToShape, hasGradientRule, requiresGrad, hasGradientPath } from './autodiff.js';
+export { checkpoint } from './checkpoint.js';
 export { toOnnxBytes, saveOnnx, OPSET } from './onnx-export.js';
 export { CompiledGraph, type HostTensor, type RuntimeOptions, type ExecutionProvider } from './runtime.js';
 export { buildOptimizer, globalNorm, stateSlots, stepScalars, type OptimizerConfig, type OptimizerName } from './optim.js';

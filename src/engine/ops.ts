@@ -4,6 +4,7 @@
  * log-softmax, GELU, losses — is composed from these in nn.ts, so autodiff needs one rule per
  * primitive (autodiff.ts) and nothing more.
  */
+import { dropoutMask } from './checkpoint.js';
 import { allocate, isFloat, type AnyTypedArray, type DType } from './dtype.js';
 import { Graph, Tensor, type Attrs } from './graph.js';
 import {
@@ -213,10 +214,14 @@ export function dropout(x: Tensor, p: number, seed: number): Tensor {
   if (!(p >= 0 && p < 1)) throw new ShapeError('Dropout', `probability must be in [0, 1), got ${p}`, [x]);
   if (p === 0) return x;
   const g = x.graph;
-  const [, mask] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
-    { dtype: x.dtype, shape: [...x.shape] },
-    { dtype: 'bool', shape: [...x.shape] },
-  ]);
+  // Inside a checkpoint's recomputation the forward's mask is reused (checkpoint.ts).
+  const mask = dropoutMask(x, () => {
+    const [, m] = g.addNode('Dropout', [x, scalar(g, p, x.dtype), constant(g, [1], 'bool', [])], { seed }, [
+      { dtype: x.dtype, shape: [...x.shape] },
+      { dtype: 'bool', shape: [...x.shape] },
+    ]);
+    return m;
+  });
   // The result is built from the mask, not taken from Dropout's own output: ONNX Runtime (non-
   // training builds) deletes any Dropout whose mask output is unused, whatever training_mode
   // says, e.g. a site whose input needs no gradient (LoRA dropout on the first layer's input,
@@ -354,6 +359,13 @@ export function transpose(x: Tensor, perm?: readonly number[]): Tensor {
   const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
   if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
     throw new ShapeError('Transpose', `invalid permutation [${p.join(', ')}]`, [x]);
+  }
+  // transpose(transpose(y, q), p) = transpose(y, q∘p): one node, or none when they cancel.
+  if (x.node?.op === 'Transpose') {
+    const y = x.node.inputs[0];
+    const q = x.node.attrs.perm as readonly number[];
+    const composed = p.map((i) => q[i]);
+    return composed.every((v, i) => v === i) ? y : transpose(y, composed);
   }
   return node1(x.graph, 'Transpose', [x], { perm: [...p] }, x.dtype, p.map((i) => x.shape[i]));
 }

@@ -79,7 +79,11 @@ const PARAMS_CHECK = 'params_check';
 function traceLoss(name: string, specs: readonly ParamSpec[], build: (g: Graph, params: Record<string, Tensor>) => LossBuild) {
   const g = new Graph(name);
   const params: Record<string, Tensor> = {};
-  for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+  for (const s of specs) {
+    params[s.name] = g.input(s.name, 'float32', s.shape);
+    // Builders may take cheaper paths through frozen weights (e.g. a frozen LM head, sequence-logps.ts).
+    if (s.trainable === false) g.freeze(params[s.name]);
+  }
   const { loss, outputs = {} } = build(g, params);
   return { g, params, loss, outputs };
 }

@@ -19,6 +19,7 @@ import { activation } from './activations.js';
 import { mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { llamaStyleLinearModules, modelPrefixedKey, WindowMasks } from './decoder-layout.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { modelDropout } from './dropout.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
@@ -143,25 +144,26 @@ export class Gemma2 implements CausalLM {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
       const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
       const rope = tables[ropeOfLayer[l]];
-      // Gemma2Attention / Gemma3Attention
-      const a = norm(h, w('input_layernorm.weight'));
-      let q = splitHeads(proj(a, 'self_attn.q_proj', this.attentionBias), numHeads, headDim);
-      let k = splitHeads(proj(a, 'self_attn.k_proj', this.attentionBias), numKeyValueHeads, headDim);
-      if (qkNorm) {
-        q = norm(q, w('self_attn.q_norm.weight'));
-        k = norm(k, w('self_attn.k_norm.weight'));
-      }
-      const v = splitHeads(proj(a, 'self_attn.v_proj', this.attentionBias), numKeyValueHeads, headDim);
-      const kv = withPast({ key: applyRotary(k, rope), value: v }, inputs.past?.[l]);
-      present.push(kv);
-      const query = applyRotary(q, rope);
-      const mask = masks.get(query, kv.key, windows[l]);
-      const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, this.scale, drop.probs, attnSoftcap));
-      h = op.add(h, norm(proj(attn, 'self_attn.o_proj', this.attentionBias), w('post_attention_layernorm.weight')));
-      // Gemma2MLP between pre/post feed-forward norms
-      const b = norm(h, w('pre_feedforward_layernorm.weight'));
-      const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', false)), proj(b, 'mlp.up_proj', false));
-      h = op.add(h, norm(proj(gated, 'mlp.down_proj', false), w('post_feedforward_layernorm.weight')));
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        // Gemma2Attention / Gemma3Attention
+        const a = norm(h, w('input_layernorm.weight'));
+        let q = splitHeads(proj(a, 'self_attn.q_proj', this.attentionBias), numHeads, headDim);
+        let k = splitHeads(proj(a, 'self_attn.k_proj', this.attentionBias), numKeyValueHeads, headDim);
+        if (qkNorm) {
+          q = norm(q, w('self_attn.q_norm.weight'));
+          k = norm(k, w('self_attn.k_norm.weight'));
+        }
+        const v = splitHeads(proj(a, 'self_attn.v_proj', this.attentionBias), numKeyValueHeads, headDim);
+        const kv = withPast({ key: applyRotary(k, rope), value: v }, inputs.past?.[l]);
+        const query = applyRotary(q, rope);
+        const mask = masks.get(query, kv.key, windows[l]);
+        const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, this.scale, drop.probs, attnSoftcap));
+        h = op.add(h, norm(proj(attn, 'self_attn.o_proj', this.attentionBias), w('post_attention_layernorm.weight')));
+        // Gemma2MLP between pre/post feed-forward norms
+        const b = norm(h, w('pre_feedforward_layernorm.weight'));
+        const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', false)), proj(b, 'mlp.up_proj', false));
+        return { hidden: op.add(h, norm(proj(gated, 'mlp.down_proj', false), w('post_feedforward_layernorm.weight'))), kv };
+      });
     }
     return { hidden: norm(h, p['model.norm.weight']), present };
   }

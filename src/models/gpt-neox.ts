@@ -7,6 +7,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { layerNorm, linearT } from '../engine/nn.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, withPast } from './attention.js';
 import { num, optNum, readCommonConfig } from './config.js';
@@ -115,25 +116,22 @@ export class GPTNeoX implements CausalLM {
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`gpt_neox.layers.${l}.${name}`];
       const lin = (x: Tensor, name: string): Tensor => projection(p, `gpt_neox.layers.${l}.${name}`, x, 'out_in', this.bias);
-      // GPTNeoXAttention: qkv [B, T, H, 3 * hd] -> [B, H, T, 3 * hd] -> q, k, v per head.
-      const a = layerNorm(h, w('input_layernorm.weight'), w('input_layernorm.bias'), this.eps);
-      const qkv = op.transpose(op.reshape(lin(a, 'attention.query_key_value'), [b, t, heads, 3 * headDim]), [0, 2, 1, 3]);
-      const [q0, k0, v] = op.split(qkv, -1, [headDim, headDim, headDim]);
-      const q = applyRotary(q0, rope);
-      const kv = withPast({ key: applyRotary(k0, rope), value: v }, inputs.past?.[l]);
-      present.push(kv);
-      mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attention.dense'));
-      const mlp = (x: Tensor): Tensor => lin(this.act(lin(x, 'mlp.dense_h_to_4h')), 'mlp.dense_4h_to_h');
-      const post = (x: Tensor): Tensor => layerNorm(x, w('post_attention_layernorm.weight'), w('post_attention_layernorm.bias'), this.eps);
-      if (this.parallelResidual) {
-        // x = x + attn(ln1(x)) + mlp(ln2(x))
-        h = op.add(op.add(drop.resid(mlp(post(h))), attnOut), h);
-      } else {
-        // x = x + attn(ln1(x)); x = x + mlp(ln2(x))
-        h = op.add(attnOut, h);
-        h = op.add(drop.resid(mlp(post(h))), h);
-      }
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        // GPTNeoXAttention: qkv [B, T, H, 3 * hd] -> [B, H, T, 3 * hd] -> q, k, v per head.
+        const a = layerNorm(h, w('input_layernorm.weight'), w('input_layernorm.bias'), this.eps);
+        const qkv = op.transpose(op.reshape(lin(a, 'attention.query_key_value'), [b, t, heads, 3 * headDim]), [0, 2, 1, 3]);
+        const [q0, k0, v] = op.split(qkv, -1, [headDim, headDim, headDim]);
+        const q = applyRotary(q0, rope);
+        const kv = withPast({ key: applyRotary(k0, rope), value: v }, inputs.past?.[l]);
+        mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
+        const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attention.dense'));
+        const mlp = (x: Tensor): Tensor => lin(this.act(lin(x, 'mlp.dense_h_to_4h')), 'mlp.dense_4h_to_h');
+        const post = (x: Tensor): Tensor => layerNorm(x, w('post_attention_layernorm.weight'), w('post_attention_layernorm.bias'), this.eps);
+        // parallel: x = x + attn(ln1(x)) + mlp(ln2(x)); else x = x + attn(ln1(x)); x = x + mlp(ln2(x))
+        if (this.parallelResidual) return { hidden: op.add(op.add(drop.resid(mlp(post(h))), attnOut), h), kv };
+        const mid = op.add(attnOut, h);
+        return { hidden: op.add(drop.resid(mlp(post(mid))), mid), kv };
+      });
     }
     const hidden = layerNorm(h, p['gpt_neox.final_layer_norm.weight'], p['gpt_neox.final_layer_norm.bias'], this.eps);
     return { hidden, present };

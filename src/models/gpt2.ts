@@ -6,6 +6,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { geluErf, geluTanh, layerNorm, linearT, silu } from '../engine/nn.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { DpoError } from '../errors.js';
 import { readCommonConfig, num } from './config.js';
@@ -125,18 +126,19 @@ export class GPT2 implements CausalLM {
       const w = (name: string): Tensor => p[`transformer.h.${i}.${name}`];
       // Conv1D: weights stored [in, out], always with a bias.
       const conv1d = (x: Tensor, name: string): Tensor => projection(p, `transformer.h.${i}.${name}`, x, 'in_out', true);
-      const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
-      const d = this.config.hiddenSize;
-      const [q, k, v] = op.split(conv1d(a, 'attn.c_attn'), -1, [d, d, d]);
-      const kv = withPast({ key: splitHeads(k, heads, headDim), value: splitHeads(v, heads, headDim) }, inputs.past?.[i]);
-      present.push(kv);
-      const qh = splitHeads(q, heads, headDim);
-      mask ??= attentionMask(g, qh, kv.key, inputs.attentionMask);
-      const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale, drop.probs));
-      h = op.add(h, drop.resid(conv1d(attn, 'attn.c_proj')));
-      const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), this.eps);
-      const ff = this.act(conv1d(m, 'mlp.c_fc'));
-      h = op.add(h, drop.resid(conv1d(ff, 'mlp.c_proj')));
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
+        const d = this.config.hiddenSize;
+        const [q, k, v] = op.split(conv1d(a, 'attn.c_attn'), -1, [d, d, d]);
+        const kv = withPast({ key: splitHeads(k, heads, headDim), value: splitHeads(v, heads, headDim) }, inputs.past?.[i]);
+        const qh = splitHeads(q, heads, headDim);
+        mask ??= attentionMask(g, qh, kv.key, inputs.attentionMask);
+        const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale, drop.probs));
+        h = op.add(h, drop.resid(conv1d(attn, 'attn.c_proj')));
+        const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), this.eps);
+        const ff = this.act(conv1d(m, 'mlp.c_fc'));
+        return { hidden: op.add(h, drop.resid(conv1d(ff, 'mlp.c_proj'))), kv };
+      });
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);
     return { hidden, present };

@@ -7,6 +7,7 @@ import type { Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
 import { layerNorm, linearT } from '../engine/nn.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { DpoError } from '../errors.js';
 import { activation } from './activations.js';
 import { attentionMask, mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
@@ -114,18 +115,19 @@ export class GPTJ implements CausalLM {
     for (let i = 0; i < numLayers; i++) {
       const w = (name: string): Tensor => p[`transformer.h.${i}.${name}`];
       const lin = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `transformer.h.${i}.${name}`, x, 'out_in', bias);
-      const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
-      // GPTJAttention
-      const q = applyRotary(splitHeads(lin(a, 'attn.q_proj', false), heads, headDim), rope);
-      const k = applyRotary(splitHeads(lin(a, 'attn.k_proj', false), heads, headDim), rope);
-      const v = splitHeads(lin(a, 'attn.v_proj', false), heads, headDim);
-      const kv = withPast({ key: k, value: v }, inputs.past?.[i]);
-      present.push(kv);
-      mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
-      const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attn.out_proj', false));
-      // GPTJMLP, from the same normalised input
-      const ff = drop.resid(lin(this.act(lin(a, 'mlp.fc_in', true)), 'mlp.fc_out', true));
-      h = op.add(op.add(attnOut, ff), h);
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        const a = layerNorm(h, w('ln_1.weight'), w('ln_1.bias'), this.eps);
+        // GPTJAttention
+        const q = applyRotary(splitHeads(lin(a, 'attn.q_proj', false), heads, headDim), rope);
+        const k = applyRotary(splitHeads(lin(a, 'attn.k_proj', false), heads, headDim), rope);
+        const v = splitHeads(lin(a, 'attn.v_proj', false), heads, headDim);
+        const kv = withPast({ key: k, value: v }, inputs.past?.[i]);
+        mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
+        const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attn.out_proj', false));
+        // GPTJMLP, from the same normalised input
+        const ff = drop.resid(lin(this.act(lin(a, 'mlp.fc_in', true)), 'mlp.fc_out', true));
+        return { hidden: op.add(op.add(attnOut, ff), h), kv };
+      });
     }
     const hidden = layerNorm(h, p['transformer.ln_f.weight'], p['transformer.ln_f.bias'], this.eps);
     return { hidden, present };

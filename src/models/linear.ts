@@ -19,12 +19,32 @@ import * as op from '../engine/ops.js';
 export type LinearAdapter = (x: Tensor) => Tensor;
 
 const ADAPTERS: unique symbol = Symbol('linear adapters');
+const LAYER_CHECKPOINTS: unique symbol = Symbol('gradient checkpointing');
 
 /**
  * The weights a model's forward reads: tensors by checkpoint key, optionally with adapters by
- * module path (a LinearModule's `path`, e.g. 'transformer.h.0.attn.c_attn').
+ * module path (a LinearModule's `path`, e.g. 'transformer.h.0.attn.c_attn'), and optionally
+ * marked for gradient checkpointing of the decoder layers (layer-checkpoint.ts).
  */
-export type ModelParams = Readonly<Record<string, Tensor>> & { readonly [ADAPTERS]?: ReadonlyMap<string, LinearAdapter> };
+export type ModelParams = Readonly<Record<string, Tensor>> & {
+  readonly [ADAPTERS]?: ReadonlyMap<string, LinearAdapter>;
+  readonly [LAYER_CHECKPOINTS]?: boolean;
+};
+
+/**
+ * `params` marked so that the model's forward checkpoints every decoder layer (transformers'
+ * gradient_checkpointing_enable()): the backward keeps each layer's input only and recomputes the
+ * layer. It travels with the record like the adapters, so every trainer's loss gets it from the
+ * weights its training step passes in; graphs without a backward gain nothing from it.
+ */
+export function withGradientCheckpointing(params: ModelParams, enabled = true): ModelParams {
+  return { ...params, [LAYER_CHECKPOINTS]: enabled };
+}
+
+/** Whether `params` asks for checkpointed decoder layers. */
+export function gradientCheckpointing(params: ModelParams): boolean {
+  return params[LAYER_CHECKPOINTS] === true;
+}
 
 /** `params` plus `adapters` (added to any the record already carries; a path in both is an error). */
 export function withLinearAdapters(params: ModelParams, adapters: ReadonlyMap<string, LinearAdapter>): ModelParams {

@@ -18,6 +18,7 @@ import { activation } from './activations.js';
 import { mergeHeads, scaledDotProductAttention, splitHeads, withPast } from './attention.js';
 import { llamaStyleLinearModules, modelPrefixedKey, WindowMasks } from './decoder-layout.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { num, optNum, readCommonConfig } from './config.js';
 import { layerTypes, layerWindows, slidingWindowOf } from './layer-types.js';
 import { defaultPositions } from './positions.js';
@@ -158,25 +159,26 @@ export class Llama implements CausalLM {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
       const proj = (x: Tensor, name: string, bias: boolean): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', bias);
       const positional = (x: Tensor): Tensor => (this.layout.rope[l] ? applyRotary(x, rope) : x);
-      // LlamaAttention (Qwen3Attention: q_norm / k_norm per head before RoPE)
-      const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
-      let q = splitHeads(proj(a, 'self_attn.q_proj', qkvBias), numHeads, headDim);
-      let k = splitHeads(proj(a, 'self_attn.k_proj', qkvBias), numKeyValueHeads, headDim);
-      if (qkNorm) {
-        q = rmsNorm(q, w('self_attn.q_norm.weight'), this.eps);
-        k = rmsNorm(k, w('self_attn.k_norm.weight'), this.eps);
-      }
-      const v = splitHeads(proj(a, 'self_attn.v_proj', qkvBias), numKeyValueHeads, headDim);
-      const kv = withPast({ key: positional(k), value: v }, inputs.past?.[l]);
-      present.push(kv);
-      const query = positional(q);
-      const mask = masks.get(query, kv.key, windows[l]);
-      const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, scale, drop.probs));
-      h = op.add(h, proj(attn, 'self_attn.o_proj', oBias));
-      // LlamaMLP: down(act(gate(x)) * up(x))
-      const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);
-      const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', mlpBias)), proj(b, 'mlp.up_proj', mlpBias));
-      h = op.add(h, proj(gated, 'mlp.down_proj', mlpBias));
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        // LlamaAttention (Qwen3Attention: q_norm / k_norm per head before RoPE)
+        const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
+        let q = splitHeads(proj(a, 'self_attn.q_proj', qkvBias), numHeads, headDim);
+        let k = splitHeads(proj(a, 'self_attn.k_proj', qkvBias), numKeyValueHeads, headDim);
+        if (qkNorm) {
+          q = rmsNorm(q, w('self_attn.q_norm.weight'), this.eps);
+          k = rmsNorm(k, w('self_attn.k_norm.weight'), this.eps);
+        }
+        const v = splitHeads(proj(a, 'self_attn.v_proj', qkvBias), numKeyValueHeads, headDim);
+        const kv = withPast({ key: positional(k), value: v }, inputs.past?.[l]);
+        const query = positional(q);
+        const mask = masks.get(query, kv.key, windows[l]);
+        const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, scale, drop.probs));
+        h = op.add(h, proj(attn, 'self_attn.o_proj', oBias));
+        // LlamaMLP: down(act(gate(x)) * up(x))
+        const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);
+        const gated = op.mul(this.act(proj(b, 'mlp.gate_proj', mlpBias)), proj(b, 'mlp.up_proj', mlpBias));
+        return { hidden: op.add(h, proj(gated, 'mlp.down_proj', mlpBias)), kv };
+      });
     }
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }

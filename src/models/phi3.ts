@@ -22,6 +22,7 @@ import { modelDropout } from './dropout.js';
 import { slidingWindowOf } from './layer-types.js';
 import { modelPrefixedKey } from './decoder-layout.js';
 import { projection, type ModelParams } from './linear.js';
+import { decoderLayer } from './layer-checkpoint.js';
 import { defaultPositions } from './positions.js';
 import { applyRotary, ropeFrequencies, ropeSettings, rotaryTables, type RopeFrequencies } from './rotary.js';
 import type { CausalLM, CausalLMConfig, ForwardInputs, ForwardOutputs, KeyValue, LinearModule, ParamInfo } from './types.js';
@@ -120,22 +121,23 @@ export class Phi3 implements CausalLM {
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];
       const proj = (x: Tensor, name: string): Tensor => projection(p, `model.layers.${l}.${name}`, x, 'out_in', false);
-      // Phi3Attention: one fused projection, split into q | k | v row blocks
-      const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
-      const [qx, kx, vx] = op.split(proj(a, 'self_attn.qkv_proj'), -1, [q, kvWidth, kvWidth]);
-      const kv = withPast(
-        { key: applyRotary(splitHeads(kx, numKeyValueHeads, headDim), rope), value: splitHeads(vx, numKeyValueHeads, headDim) },
-        inputs.past?.[l],
-      );
-      present.push(kv);
-      const query = applyRotary(splitHeads(qx, numHeads, headDim), rope);
-      mask ??= attentionMask(g, query, kv.key, inputs.attentionMask, this.window);
-      const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, 1 / Math.sqrt(headDim), drop.probs));
-      h = op.add(h, drop.resid(proj(attn, 'self_attn.o_proj')));
-      // Phi3MLP: gate, up = gate_up_proj(x).chunk(2); down(up * act(gate))
-      const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);
-      const [gate, up] = op.split(proj(b, 'mlp.gate_up_proj'), -1, [this.intermediate, this.intermediate]);
-      h = op.add(h, drop.resid(proj(op.mul(up, this.act(gate)), 'mlp.down_proj')));
+      h = decoderLayer(p, inputs, h, present, (h) => {
+        // Phi3Attention: one fused projection, split into q | k | v row blocks
+        const a = rmsNorm(h, w('input_layernorm.weight'), this.eps);
+        const [qx, kx, vx] = op.split(proj(a, 'self_attn.qkv_proj'), -1, [q, kvWidth, kvWidth]);
+        const kv = withPast(
+          { key: applyRotary(splitHeads(kx, numKeyValueHeads, headDim), rope), value: splitHeads(vx, numKeyValueHeads, headDim) },
+          inputs.past?.[l],
+        );
+        const query = applyRotary(splitHeads(qx, numHeads, headDim), rope);
+        mask ??= attentionMask(g, query, kv.key, inputs.attentionMask, this.window);
+        const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, 1 / Math.sqrt(headDim), drop.probs));
+        h = op.add(h, drop.resid(proj(attn, 'self_attn.o_proj')));
+        // Phi3MLP: gate, up = gate_up_proj(x).chunk(2); down(up * act(gate))
+        const b = rmsNorm(h, w('post_attention_layernorm.weight'), this.eps);
+        const [gate, up] = op.split(proj(b, 'mlp.gate_up_proj'), -1, [this.intermediate, this.intermediate]);
+        return { hidden: op.add(h, drop.resid(proj(op.mul(up, this.act(gate)), 'mlp.down_proj'))), kv };
+      });
     }
     return { hidden: rmsNorm(h, p['model.norm.weight'], this.eps), present };
   }

@@ -76,6 +76,16 @@ export const TrainingOptionsSchema = z.object({
    * resumed run draws a fresh mask sequence rather than continuing the interrupted one.
    */
   keepDropout: option(z.boolean().default(false), "keep the model's dropout (config.json probabilities) in training; off by default, as TRL"),
+  /**
+   * Recompute each decoder layer's forward in the backward instead of keeping its activations
+   * (transformers' gradient_checkpointing): activation memory drops to one hidden-state tensor per
+   * layer, for about one more forward of the layers per step. Results are unchanged (up to float
+   * rounding), so it may change on resume.
+   */
+  gradientCheckpointing: option(
+    z.boolean().default(false),
+    "recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time",
+  ),
   padToMultipleOf: option(z.number().int().positive().optional(), 'pad sequence length to a multiple of n'),
   loggingSteps: option(z.number().int().positive().default(10), 'write metrics every n steps'),
   evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-data every n steps (and always at the end)'),

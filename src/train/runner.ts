@@ -13,7 +13,7 @@ import { TrainStep, type LossBuild, type ParamSpec } from '../engine/train-step.
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { DropoutSites } from '../models/dropout.js';
-import type { ModelParams } from '../models/linear.js';
+import { withGradientCheckpointing, type ModelParams } from '../models/linear.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
 import type { Pretrained } from '../models/pretrained.js';
 import { fitToContext } from './context-limit.js';
@@ -137,7 +137,9 @@ export interface RunTools {
 }
 
 /** The config keys {@link runTrainer} reads besides the loop's (plus the batcher's, when it batches `rows`). */
-export type RunnerOptions = LoopOptions & Pick<TrainingOptions, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'threads' | 'device'>;
+export type RunnerOptions = LoopOptions &
+  Pick<TrainingOptions, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'threads' | 'device'> &
+  Partial<Pick<TrainingOptions, 'gradientCheckpointing'>>;
 
 export interface TrainerRun<B = PreferenceBatch> {
   config: RunnerOptions;
@@ -170,7 +172,10 @@ export async function runTrainer<B = PreferenceBatch>(run: TrainerRun<B>): Promi
   const { specs, transform } = run.params;
   const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });
-  const build = (g: Graph, params: Record<string, Tensor>): LossBuild => run.loss(g, trainTransform ? trainTransform(g, params) : params);
+  const build = (g: Graph, params: Record<string, Tensor>): LossBuild => {
+    const weights = trainTransform ? trainTransform(g, params) : params;
+    return run.loss(g, c.gradientCheckpointing === true ? withGradientCheckpointing(weights) : weights);
+  };
   checkStepsPerRun(c);
   const step = await TrainStep.create(specs as ParamSpec[], build, { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm }, runtime);
   let evalGraph: Promise<EvalGraph> | undefined;

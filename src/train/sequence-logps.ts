@@ -6,6 +6,7 @@
  */
 import type { FloatDType } from '../engine/dtype.js';
 import type { Graph, Tensor } from '../engine/graph.js';
+import { grad, hasGradientPath, requiresGrad } from '../engine/autodiff.js';
 import { checkpoint } from '../engine/checkpoint.js';
 import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
@@ -101,8 +102,20 @@ export const LM_HEAD_CHUNKS = 8;
 
 /**
  * `perToken(logits, targets)` on the logits of every scored position, computed in
- * LM_HEAD_CHUNKS checkpointed chunks of positions (in order; a chunk may be empty). Returns, per
- * chunk, the results and the chunk's segments. perToken's results must be per-row ([rows]).
+ * LM_HEAD_CHUNKS chunks of positions (in order; a chunk may be empty). Returns, per chunk, the
+ * results and the chunk's segments. perToken's results must be per-row ([rows]), each row a
+ * function of that row's logits only.
+ *
+ * Two constructions, by whether the head's weights can get gradients:
+ * - trainable head (full fine-tuning): each chunk is checkpointed, its [rows, vocab] tensors
+ *   recomputed in the backward, one chunk after another;
+ * - frozen head (LoRA: TrainStep freezes the base weights) with hidden states that need
+ *   gradients: each result's gradient w.r.t. its row, q = d result / d h (for a token log-prob
+ *   W[y] - softmax(h Wᵀ) W), is computed in the forward, and the result leaves as
+ *   stop(result) + (h·stop(q) - stop(h·stop(q))) — the same value (the last two terms are one
+ *   tensor minus itself), and the gradient g·q. The backward then does nothing vocabulary-sized:
+ *   of the three [rows, vocab] x [vocab, hidden] products (forward, recomputed forward, input
+ *   gradient) two remain.
  */
 export function scoredHead(
   model: CausalLM,
@@ -118,21 +131,50 @@ export function scoredHead(
   const int = (v: number): Tensor => op.scalar(g, v, 'int64');
   const size = op.div(op.add(m, int(k - 1)), int(k));
   const names = Object.keys(params);
+  let frozen: boolean | undefined;
   return Array.from({ length: k }, (_, c) => {
     const start = op.minimum(op.mul(size, int(c)), m);
     const end = op.minimum(op.mul(size, int(c + 1)), m);
     const rows = op.range(start, end);
     const targets = op.gather(inputs.targets, rows);
     const picked = op.gather(flat, op.gather(inputs.positions, rows));
-    // perToken's results leave the checkpoint stacked as one [results, rows] tensor: ONNX Runtime
-    // then computes them together and drops the chunk's logits before the next chunk's exist.
-    const [stacked] = checkpoint([picked, ...names.map((n) => params[n])], ([h, ...ps]) => {
-      const p = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
-      return [op.concat(perToken(model.logits(p, h), targets).map((v) => op.unsqueeze(v, 0)), 0)];
-    });
+    let stacked: Tensor;
+    frozen ??= requiresGrad(picked) && !headRequiresGrad(model, params, picked);
+    if (frozen) {
+      const values = perToken(model.logits(params, picked), targets).map((v) => {
+        if (!hasGradientPath(v, picked)) return v;
+        const [q] = grad(op.sum(v), [picked]);
+        const z = op.sum(op.mul(picked, op.stopGradient(q)), -1);
+        return op.add(op.stopGradient(v), op.sub(z, op.stopGradient(z)));
+      });
+      stacked = op.concat(values.map((v) => op.unsqueeze(v, 0)), 0);
+    } else {
+      // perToken's results leave the checkpoint stacked as one [results, rows] tensor: ONNX Runtime
+      // then computes them together and drops the chunk's logits before the next chunk's exist.
+      [stacked] = checkpoint([picked, ...names.map((n) => params[n])], ([h, ...ps]) => {
+        const p = Object.fromEntries(names.map((n, i) => [n, ps[i]]));
+        return [op.concat(perToken(model.logits(p, h), targets).map((v) => op.unsqueeze(v, 0)), 0)];
+      });
+    }
     const values = op.split(stacked, 0, Array<number>(stacked.shape[0] as number).fill(1)).map((v) => op.squeeze(v, 0));
     return { segments: op.gather(inputs.segments, rows), values };
   });
+}
+
+/** Whether the model's head (`logits` of hidden rows `h`) reads any weight that may need a gradient. */
+function headRequiresGrad(model: CausalLM, params: Readonly<Record<string, Tensor>>, h: Tensor): boolean {
+  // A probe of the head on h (dangling unless used: the export keeps only what outputs need).
+  const probe = model.logits(params, h);
+  const seen = new Set<number>([h.id]);
+  const stack = [probe];
+  while (stack.length) {
+    const t = stack.pop() as Tensor;
+    if (seen.has(t.id)) continue;
+    seen.add(t.id);
+    if (t.kind === 'input' && requiresGrad(t)) return true;
+    if (t.node) stack.push(...t.node.inputs);
+  }
+  return false;
 }
 
 /** The model's final hidden states for scoring inputs, padded or packed (positions restart per packed sequence). */

@@ -76,4 +76,52 @@ describe('checkpoint', () => {
     expect(backward.some((n) => n.op === 'Sigmoid')).toBe(true); // recomputed
     expect(gx.shape).toEqual(['rows', 4]);
   });
+
+  it('gradients reach the tensors the piece closes over (weights not passed as inputs), float64', async () => {
+    const r = await gradcheck(
+      [
+        { name: 'h', shape: [3, 4], values: values(12, 5) },
+        { name: 'w', shape: [4, 4], values: values(16, 6) },
+        { name: 'v', shape: [4], values: values(4, 7) },
+      ],
+      ({ h, w, v }) => {
+        const wt = op.transpose(w, [1, 0]); // made before the piece, as LoRA's transposed adapters are
+        const [y] = checkpoint([h], ([x]) => [nn.silu(op.add(op.matmul(x, wt), v))]);
+        // Two pieces in a row, each closing over w: the second's recomputation waits for the first's gradients.
+        const [z] = checkpoint([y], ([x]) => [op.mul(op.matmul(x, w), op.sigmoid(x))]);
+        return z;
+      },
+    );
+    expect(r.checked).toBe(32);
+    expect(r.maxAbsError, JSON.stringify(r.worst)).toBeLessThan(1e-7);
+  });
+
+  it('a recomputed piece reuses the dropout masks its forward drew (exact gradients with dropout)', async () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', [2048]);
+    const r = g.input('r', 'float32', [2048]);
+    // Two sites inside the piece, one nested in an inner checkpoint.
+    const [y] = checkpoint([x], ([v]) => {
+      const a = op.dropout(op.mul(v, 2), 0.5, 5);
+      const [b] = checkpoint([a], ([u]) => [op.dropout(op.mul(u, u), 0.25, 9)]);
+      return [b];
+    });
+    const [gx] = grad(op.sum(op.mul(y, r)), [x]);
+    expect(g.nodes.filter((n) => n.op === 'Dropout')).toHaveLength(2); // drawn once each, never in the backward
+    const c = await CompiledGraph.compile({ y, gx });
+    const xv = Float32Array.from(values(2048, 8));
+    const rv = Float32Array.from(values(2048, 9));
+    const out = await c.run({ x: { data: xv, dims: [2048] }, r: { data: rv, dims: [2048] } });
+    const yv = out.y.data as Float32Array;
+    const gv = out.gx.data as Float32Array;
+    // y = m1 m2 (2x)^2 / (0.5 * 0.75), so dy/dx = 2 y / x where kept and 0 where dropped.
+    let kept = 0;
+    for (let i = 0; i < 2048; i++) {
+      if (yv[i] !== 0) kept++;
+      expect(gv[i]).toBeCloseTo(yv[i] === 0 ? 0 : (rv[i] * 2 * yv[i]) / xv[i], 3);
+    }
+    expect(kept / 2048).toBeGreaterThan(0.3); // 0.5 * 0.75 of them
+    expect(kept / 2048).toBeLessThan(0.45);
+    await c.release();
+  });
 });

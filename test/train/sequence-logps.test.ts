@@ -1,7 +1,8 @@
 /**
  * The vocabulary projection runs in LM_HEAD_CHUNKS checkpointed chunks of the scored positions.
  * Values and gradients must equal the direct computation for every number of scored positions,
- * including batches where some chunks are empty.
+ * including batches where some chunks are empty, also when the head's weights are frozen (LoRA:
+ * the gradient of each token log-prob w.r.t. its hidden row is then formed in the forward).
  */
 import { describe, expect, it } from 'vitest';
 import { grad } from '../../src/engine/autodiff.js';
@@ -22,10 +23,13 @@ function values(n: number, seed: number): Float64Array {
   });
 }
 
-async function logpsAndGrads(direct: boolean, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+const HEAD = 'transformer.wte.weight';
+
+async function logpsAndGrads(direct: boolean, feeds: Record<string, HostTensor>, frozenHead = false): Promise<Record<string, HostTensor>> {
   const g = new Graph();
   const params: Record<string, Tensor> = {};
   for (const p of model.parameters()) params[p.name] = g.input(p.name, 'float64', p.shape);
+  if (frozenHead) g.freeze(params[HEAD]);
   const inputs = declareScoredInputs(g, 'float64');
   let logps: Tensor;
   if (direct) {
@@ -36,7 +40,10 @@ async function logpsAndGrads(direct: boolean, feeds: Record<string, HostTensor>)
   } else logps = sequenceLogps(model, params, inputs).logps;
   // A loss that weighs the sequences differently, so that every gradient path is exercised.
   const weights = g.input('weights', 'float64', ['sequences']);
-  const names = model.parameters().map((p) => p.name);
+  const names = model.parameters().map((p) => p.name).filter((n) => !frozenHead || n !== HEAD);
+  // Checkpointed chunks read the head's weight; the frozen-head construction has none.
+  const checkpointedHead = g.nodes.some((n) => n.op === 'Checkpoint' && n.inputs.includes(params[HEAD]));
+  expect(checkpointedHead).toBe(!direct && !frozenHead);
   const grads = grad(op.sum(op.mul(logps, weights)), names.map((n) => params[n]));
   const outputs: Record<string, Tensor> = { logps };
   names.forEach((n, i) => (outputs[`grad:${n}`] = grads[i]));
@@ -56,10 +63,13 @@ describe('sequenceLogps (chunked, checkpointed vocabulary projection)', () => {
         weights: { data: Float64Array.of(1, -2), dims: [2] },
       };
       model.parameters().forEach((p, i) => (feeds[p.name] = { data: values(p.shape.reduce((a, b) => a * b, 1), i + 1), dims: p.shape }));
-      const [direct, chunked] = await Promise.all([logpsAndGrads(true, feeds), logpsAndGrads(false, feeds)]);
+      const [direct, chunked, frozen] = await Promise.all([logpsAndGrads(true, feeds), logpsAndGrads(false, feeds), logpsAndGrads(false, feeds, true)]);
       for (const [k, v] of Object.entries(direct)) {
-        const got = chunked[k].data as Float64Array;
-        (v.data as Float64Array).forEach((x, j) => expect(Math.abs(got[j] - x), `${k}[${j}]`).toBeLessThan(1e-12));
+        for (const [how, out] of [['checkpointed', chunked], ['frozen head', frozen]] as const) {
+          if (k === `grad:${HEAD}` && how === 'frozen head') continue;
+          const got = out[k].data as Float64Array;
+          (v.data as Float64Array).forEach((x, j) => expect(Math.abs(got[j] - x), `${how} ${k}[${j}]`).toBeLessThan(1e-12));
+        }
       }
     });
   }

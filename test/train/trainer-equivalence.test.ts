@@ -1,10 +1,12 @@
 /**
  * Trainer-level equivalences: gradient accumulation (4 x 2 == 8 x 1), resume (2 steps, stop,
- * resume 2 more == 4 steps), and a damaged newest checkpoint falling back to the one before.
+ * resume 2 more == 4 steps), a damaged newest checkpoint falling back to the one before, and
+ * gradient checkpointing (the same weights with dropout on, full and LoRA).
  */
 import { readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadLoraAdapter } from '../../src/models/lora.js';
 import { loadPretrained } from '../../src/models/pretrained.js';
 import type { DPOConfigInput } from '../../src/train/config.js';
 import { DPOTrainer } from '../../src/train/dpo-trainer.js';
@@ -102,5 +104,24 @@ describe('DPOTrainer equivalences', () => {
     expect(messages.find((m) => m.includes('checkpoint-3') && m.includes('damaged'))).toMatch(/truncated/);
     expect(messages.find((m) => m.startsWith('resumed from'))).toContain('checkpoint-2 at step 2');
     expect(maxDiff(await weightsOf('damaged'), straight)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('gradient checkpointing trains to the same weights, with dropout in the layers and on the LoRA inputs', async () => {
+    // Two layers with dropout everywhere (--keep-dropout) and LoRA dropout: the recomputed layers must
+    // reuse the forward's masks. (Full fine-tuning's gradients: test/models/gradient-checkpointing.test.ts.)
+    const dropModel = await makeTinyGpt2(join(dir, 'model-dropout'), { seed: 5, layers: 2, dropout: 0.1 });
+    const lora = { r: 4, alpha: 8, dropout: 0.2, targetModules: 'all-linear' as const };
+    const common = { model: dropModel, maxSteps: 2, batchSize: 4, keepDropout: true, seed: 3, lora, learningRate: 0.05 };
+    await new DPOTrainer(config('gc-off', common), { progress: silentProgress }).train();
+    await new DPOTrainer(config('gc-on', { ...common, gradientCheckpointing: true }), { progress: silentProgress }).train();
+    const base = (await loadPretrained(dropModel, { tokenizer: false })).model;
+    const off = (await loadLoraAdapter(join(dir, 'gc-off'), base)).adapters;
+    const on = (await loadLoraAdapter(join(dir, 'gc-on'), base)).adapters;
+    const start = new Map([...off].map(([k, v]) => [k, k.includes('lora_B') ? new Float32Array(v.length) : v]));
+    const moved = maxDiff(off, start);
+    expect(moved).toBeGreaterThan(1e-3); // training moved B away from zero
+    // Float rounding only (the recomputation sums in another order; Adam scales small gradients up):
+    // a different dropout mask moves weights by about as much as a step does.
+    expect(maxDiff(on, off) / moved).toBeLessThan(1e-3);
   });
 });

@@ -58,6 +58,7 @@ export const OnlineDPOConfigSchema = z
     lrScheduler: shared.lrScheduler,
     warmupSteps: shared.warmupSteps,
     maxGradNorm: shared.maxGradNorm,
+    gradientCheckpointing: shared.gradientCheckpointing,
     seed: option(z.number().int().default(42), 'seed of the prompt order, the samples and LoRA init'),
     keepDropout: shared.keepDropout,
     loggingSteps: shared.loggingSteps,

@@ -44,6 +44,7 @@ export const PPOConfigSchema = z
     lrScheduler: option(z.enum(['constant', 'linear', 'cosine']).default('linear'), 'learning-rate schedule over the updates, after warm-up', 'name'),
     warmupSteps: option(z.number().int().min(0).default(0), 'linear warm-up updates'),
     maxGradNorm: shared.maxGradNorm,
+    gradientCheckpointing: shared.gradientCheckpointing,
     seed: option(z.number().int().default(42), 'seed of the prompt order, the samples and the minibatch order'),
     loggingSteps: option(z.number().int().positive().default(1), 'write metrics every n updates'),
     evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-prompts every n updates (and always at the end)'),

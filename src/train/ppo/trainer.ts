@@ -23,6 +23,7 @@ import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
 import { Generator } from '../../generate/generator.js';
+import { withGradientCheckpointing } from '../../models/linear.js';
 import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
 import { saveCheckpoint } from '../../io/hf-folder.js';
@@ -127,7 +128,8 @@ export class PPOTrainer {
 
       const step = await TrainStep.create(
         specs,
-        (g, params) => buildPpoLoss(g, model, params, { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
+        (g, params) =>
+          buildPpoLoss(g, model, withGradientCheckpointing(params, c.gradientCheckpointing), { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
         { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
         this.runtime,
       );
