@@ -10,7 +10,7 @@ import type { PreferenceBatch } from '../data/collate.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import * as op from '../engine/ops.js';
-import type { HostTensor, RuntimeOptions } from '../engine/runtime.js';
+import type { HostTensor } from '../engine/runtime.js';
 import type { LossBuild } from '../engine/train-step.js';
 import type { CausalLM } from '../models/types.js';
 import type { ModelParams } from '../models/linear.js';
@@ -23,8 +23,8 @@ import { preparePreferenceSplit } from './prepare-split.js';
 import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy, type Policy } from './policy.js';
-import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import type { ProgressReporter } from './progress.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { precomputeReferenceLogps } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from './sequence-logps.js';
@@ -52,27 +52,9 @@ interface LiveReference {
   shapes: Map<string, readonly number[]>;
 }
 
-export class DPOTrainer {
-  readonly config: DPOConfig;
-  private readonly progress: ProgressReporter;
-  private readonly stop: StopRequest;
-
+export class DPOTrainer extends TrainerBase<DPOConfig> {
   constructor(config: DPOConfigInput | DPOConfig, private readonly options: DPOTrainerOptions = {}) {
-    this.config = parseDpoConfig(config);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /**
-   * Asks a running `train()` to stop after the current step: it saves a checkpoint (as Ctrl-C
-   * does) and resolves with `interrupted: true`; `resume` continues from there.
-   */
-  requestStop(): void {
-    this.stop.request();
-  }
-
-  private get runtime(): RuntimeOptions {
-    return runtimeOf(this.config);
+    super(parseDpoConfig(config), options);
   }
 
   private lossOptions(): CombinedLossOptions {

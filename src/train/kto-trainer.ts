@@ -31,9 +31,9 @@ import { reportPreparedData } from './evaluate.js';
 import type { EvalGraph } from './loop.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
-import { createProgress, type ProgressReporter } from './progress.js';
+import type { ProgressReporter } from './progress.js';
 import { precomputeReferenceLogps } from './reference.js';
-import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
@@ -170,20 +170,9 @@ export interface KTOTrainerOptions extends StopOptions {
   progress?: ProgressReporter;
 }
 
-export class KTOTrainer {
-  readonly config: KTOConfig;
-  private readonly progress: ProgressReporter;
-  private readonly stop: StopRequest;
-
+export class KTOTrainer extends TrainerBase<KTOConfig> {
   constructor(config: KTOConfigInput | KTOConfig, private readonly options: KTOTrainerOptions = {}) {
-    this.config = parseKtoConfig(config);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Stops after the current step with a checkpoint (as Ctrl-C); `resume` continues. */
-  requestStop(): void {
-    this.stop.request();
+    super(parseKtoConfig(config), options);
   }
 
   /** Trains (see the module comment); --output is checked and locked before any work. */

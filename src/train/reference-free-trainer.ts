@@ -23,8 +23,8 @@ import type { EvalGraph, TrainingOptions } from './loop.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import { preparePreferenceSplit } from './prepare-split.js';
-import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, loadPolicy, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import type { ProgressReporter } from './progress.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
 /** The options every reference-free pair trainer shares (TrainingOptions, pairs only, beta). */
@@ -181,25 +181,14 @@ export interface ReferenceFreeTrainerOptions extends StopOptions {
 }
 
 /** A trainer of one reference-free objective: validates its config once, trains on `train()`. */
-export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> & TrainingOptions & { beta: number }> {
-  readonly config: C;
-  private readonly progress: ProgressReporter;
-  private readonly stop: StopRequest;
-
+export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> & TrainingOptions & { beta: number }> extends TrainerBase<C> {
   constructor(
     private readonly objective: ReferenceFreeObjective<C>,
     definition: ConfigDefinition<S>,
     config: z.input<S> | C,
     private readonly options: ReferenceFreeTrainerOptions = {},
   ) {
-    this.config = parseConfig(definition, config) as C;
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Stops after the current step with a checkpoint (as Ctrl-C); `resume` continues. */
-  requestStop(): void {
-    this.stop.request();
+    super(parseConfig(definition, config) as C, options);
   }
 
   train(): Promise<TrainerResult> {

@@ -35,8 +35,8 @@ import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } fro
 import { preparePreferenceSplit } from './prepare-split.js';
 import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
-import { createProgress, type ProgressReporter } from './progress.js';
-import { guardedRun, requireTokenizer, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import type { ProgressReporter } from './progress.js';
+import { guardedRun, requireTokenizer, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import {
   bodyParameterNames,
   declareRewardInputs,
@@ -152,21 +152,9 @@ class RewardMetrics {
   }
 }
 
-export class RewardTrainer {
-  readonly config: RewardConfig;
-  private readonly progress: ProgressReporter;
-
-  private readonly stop: StopRequest;
-
+export class RewardTrainer extends TrainerBase<RewardConfig> {
   constructor(config: RewardConfigInput | RewardConfig, options: RewardTrainerOptions = {}) {
-    this.config = parseRewardConfig(config);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
-  requestStop(): void {
-    this.stop.request();
+    super(parseRewardConfig(config), options);
   }
 
   /** Trains; --output is checked and locked before any work. */

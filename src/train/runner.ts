@@ -21,7 +21,7 @@ import { guardOutput } from './output-guard.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import { checkStepsPerRun, EvalGraph, optionsDigest, preferenceTokens, runTrainingLoop, trainingBatcher, type BatchSource, type LoopHooks, type LoopOptions, type LoopResult, type TrainingOptions } from './loop.js';
 import { buildPolicy, type Policy } from './policy.js';
-import type { ProgressReporter } from './progress.js';
+import { createProgress, type ProgressReporter } from './progress.js';
 
 /** What every trainer's `train()` resolves to. */
 export interface TrainerResult extends LoopResult {
@@ -100,6 +100,35 @@ export class StopRequest {
   }
   get stopped(): boolean {
     return this.requested || (this.signal?.aborted ?? false);
+  }
+}
+
+/**
+ * What every trainer class shares: its parsed config, its progress reporter and its stop request
+ * (`requestStop()` or the AbortSignal of its options).
+ */
+export abstract class TrainerBase<C extends Pick<TrainingOptions, 'threads' | 'device'>> {
+  protected readonly progress: ProgressReporter;
+  protected readonly stop: StopRequest;
+
+  protected constructor(
+    readonly config: C,
+    options: { progress?: ProgressReporter; signal?: AbortSignal },
+  ) {
+    this.progress = options.progress ?? createProgress();
+    this.stop = new StopRequest(options.signal);
+  }
+
+  /**
+   * Asks a running `train()` to stop after the current step: it saves a checkpoint (as Ctrl-C
+   * does) and resolves with `interrupted: true`; `resume` continues from there.
+   */
+  requestStop(): void {
+    this.stop.request();
+  }
+
+  protected get runtime(): RuntimeOptions {
+    return runtimeOf(this.config);
   }
 }
 

@@ -35,9 +35,9 @@ import type { DropoutSites } from '../models/dropout.js';
 import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph } from './loop.js';
 import { savePolicy } from './policy.js';
-import { guardedRun, loadPolicy, resumeOptions, runTrainer, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { describeData } from './evaluate.js';
-import { createProgress, type ProgressReporter } from './progress.js';
+import type { ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
 
 /** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
@@ -171,21 +171,9 @@ function scoredTokens(batch: PreferenceBatch): number {
   return batch.completionLengths.reduce((s, v) => s + v, 0);
 }
 
-export class SFTTrainer {
-  readonly config: SFTConfig;
-  private readonly progress: ProgressReporter;
-
-  private readonly stop: StopRequest;
-
+export class SFTTrainer extends TrainerBase<SFTConfig> {
   constructor(config: SFTConfigInput | SFTConfig, private readonly options: SFTTrainerOptions = {}) {
-    this.config = parseSftConfig(config);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Asks a running `train()` to stop after the current step, with a checkpoint; `resume` continues. */
-  requestStop(): void {
-    this.stop.request();
+    super(parseSftConfig(config), options);
   }
 
   /** Trains; --output is checked and locked before any work. */

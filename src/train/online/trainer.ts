@@ -20,7 +20,7 @@ import { collatePreferences } from '../../data/collate.js';
 import { PreferenceBatcher } from '../../data/batcher.js';
 import { deriveSeed } from '../../data/rng.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
-import type { HostTensor, RuntimeOptions } from '../../engine/runtime.js';
+import type { HostTensor } from '../../engine/runtime.js';
 import { DpoError } from '../../errors.js';
 import { getScorer } from '../../eval/scorers.js';
 import { Generator } from '../../generate/generator.js';
@@ -31,8 +31,8 @@ import { TRAIN_PROMPTS } from '../../quickstart/prompts.js';
 import { preferenceTokens } from '../loop.js';
 import { MetricsAccumulator } from '../metrics.js';
 import { savePolicy, type Policy } from '../policy.js';
-import { createProgress, type ProgressReporter } from '../progress.js';
-import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, StopRequest, trainingDropout, type StopOptions, type TrainerResult } from '../runner.js';
+import type { ProgressReporter } from '../progress.js';
+import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../runner.js';
 import { Scorer } from '../scoring.js';
 import { scoredFeeds } from '../sequence-logps.js';
 import { betaForEpoch, parseOnlineDpoConfig, type OnlineDPOConfig, type OnlineDPOConfigInput } from './config.js';
@@ -80,25 +80,10 @@ interface RankedBatch {
   beta: number;
 }
 
-export class OnlineDPOTrainer {
-  readonly config: OnlineDPOConfig;
-  private readonly progress: ProgressReporter;
-  private readonly stop: StopRequest;
-
+export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
   constructor(config: OnlineDPOConfigInput | OnlineDPOConfig, private readonly options: OnlineDPOTrainerOptions = {}) {
-    this.config = parseOnlineDpoConfig(config);
+    super(parseOnlineDpoConfig(config), options);
     if (this.config.scorer) getScorer(this.config.scorer);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Stops a running `train()` after the current step, with a checkpoint (as Ctrl-C). */
-  requestStop(): void {
-    this.stop.request();
-  }
-
-  private get runtime(): RuntimeOptions {
-    return runtimeOf(this.config);
   }
 
   /** Trains (see the module comment); --output is checked and locked before any work. */

@@ -18,7 +18,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deriveSeed } from '../../data/rng.js';
 import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
-import type { RuntimeOptions } from '../../engine/runtime.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
@@ -31,9 +30,9 @@ import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
-import { guardedRun, resumeDigest, resumeOptions, runtimeOf, StopRequest, type StopOptions } from '../runner.js';
+import { guardedRun, resumeDigest, resumeOptions, TrainerBase, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
-import { createProgress, type ProgressReporter } from '../progress.js';
+import type { ProgressReporter } from '../progress.js';
 import { learningRateAt } from '../schedule.js';
 import { generalizedAdvantages, meanVar, penalizedRewards, whiten } from './advantages.js';
 import { parsePpoConfig, type PPOConfig, type PPOConfigInput } from './config.js';
@@ -69,25 +68,10 @@ interface PpoTrainerState extends TrainerState {
   klCoef: number;
 }
 
-export class PPOTrainer {
-  readonly config: PPOConfig;
-  private readonly progress: ProgressReporter;
-  private readonly stop: StopRequest;
-
+export class PPOTrainer extends TrainerBase<PPOConfig> {
   constructor(config: PPOConfigInput | PPOConfig, private readonly options: PPOTrainerOptions = {}) {
-    this.config = parsePpoConfig(config);
+    super(parsePpoConfig(config), options);
     if (this.config.scorer) getScorer(this.config.scorer);
-    this.progress = options.progress ?? createProgress();
-    this.stop = new StopRequest(options.signal);
-  }
-
-  /** Stops a running `train()` after the current update, with a checkpoint (as Ctrl-C). */
-  requestStop(): void {
-    this.stop.request();
-  }
-
-  private get runtime(): RuntimeOptions {
-    return runtimeOf(this.config);
   }
 
   async train(): Promise<PPOTrainResult> {
