@@ -7,7 +7,9 @@ import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { listScorers } from '../eval/scorers.js';
+import { mergeExperiment } from '../experiment/results.js';
 import { METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { parseShard } from '../experiment/shard.js';
 import { SHIPPED_MODEL } from '../quickstart/run.js';
 import { printJson, type CliContext } from './context.js';
 import { parseInteger, parseList, parseNumber, parseNumberList } from './options.js';
@@ -36,6 +38,8 @@ interface SentimentFlags {
   methods?: string;
   maxNewTokens?: string;
   seed: string;
+  seeds?: string;
+  shard?: string;
   threads?: string;
 }
 
@@ -102,8 +106,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--unlikelihood-alpha <a>', 'Unlikelihood alpha', '1')
     .option('--methods <list>', `only these methods, comma-separated (${METHODS.join(', ')})`)
     .option('--max-new-tokens <n>', 'tokens per sampled continuation', '24')
-    .option('--seed <s>', 'random seed', '0')
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+    .option('--seed <s>', 'random seed: with the same --threads on the same CPU, a run repeats byte for byte', '0')
+    .option('--seeds <n>', 'run everything (pairs and reward model too) with seeds seed, seed+1, ...; points get 95% intervals over seeds and samples', '1')
+    .option('--shard <i/N>', 'run only shard i (0-based) of N of the sweep into the shared --output; N alone takes i from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; then `dpo experiment merge`')
+    .option('--threads <n>', 'ONNX Runtime threads (default: one per core); recorded in summary.json, and part of what --seed repeats')
     .addHelpText('after', EXAMPLES)
     .action(async (f: SentimentFlags) => {
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
@@ -136,23 +142,45 @@ export function register(program: Command, ctx: CliContext): void {
         methods: f.methods === undefined ? undefined : parseList(f.methods),
         maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
         seed: parseInteger('--seed', f.seed),
+        seeds: positive('--seeds', f.seeds),
+        shard: f.shard === undefined ? undefined : parseShard(f.shard),
         threads: positive('--threads', f.threads),
         progress: ctx.progress(),
       });
-      ctx.io.stderr.write(formatFrontier(summary));
-      printJson(ctx, { output: summary.output, report: summary.report, frontier: summary.frontierFile, points: summary.points.length, failed: summary.runs.filter((r) => r.error).length, seconds: summary.seconds });
-      if (summary.runs.some((r) => r.error)) ctx.exitCode = 1;
+      report(ctx, summary);
+    });
+  experiment
+    .command('merge')
+    .description('build frontier.jsonl, summary.json and report.html of an experiment folder from whatever runs (shards) finished; lists the missing ones')
+    .argument('<folder>', 'the shared --output of the shards')
+    .action(async (folder: string) => {
+      const summary = await mergeExperiment(folder);
+      report(ctx, summary);
+      if (summary.missing.length) ctx.io.stderr.write(`missing (not finished): ${summary.missing.join('; ')}\n`);
     });
 }
 
-/** The frontier as a table for the terminal. */
+function report(ctx: CliContext, summary: SentimentExperimentSummary): void {
+  ctx.io.stderr.write(formatFrontier(summary));
+  if (summary.missing.length && !summary.points.length) return;
+  printJson(ctx, { output: summary.output, report: summary.report, frontier: summary.frontierFile, points: summary.points.length, missing: summary.missing.length, failed: summary.runs.filter((r) => r.error).length, seconds: summary.seconds });
+  if (summary.runs.some((r) => r.error)) ctx.exitCode = 1;
+}
+
+/** The frontier as a table for the terminal (pooled over seeds, 95% intervals), then the reading. */
 export function formatFrontier(s: SentimentExperimentSummary): string {
   const f = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
-  const lines = ['', `${'method'.padEnd(14)}${'setting'.padEnd(16)}${'step'.padStart(6)}${'reward ± se'.padStart(17)}${'KL ± se'.padStart(15)}`];
-  for (const p of s.points) {
-    lines.push(`${p.method.padEnd(14)}${p.setting.padEnd(16)}${String(p.step).padStart(6)}${`${f(p.reward)} ± ${f(p.rewardStderr)}`.padStart(17)}${`${f(p.kl, 2)} ± ${f(p.klStderr, 2)}`.padStart(15)}`);
+  const lines = ['', `${'method'.padEnd(14)}${'setting'.padEnd(16)}${'step'.padStart(6)}${'reward [95%]'.padStart(26)}${'KL [95%]'.padStart(22)}`];
+  for (const p of s.pooled) {
+    const kl = p.klCi[1] > p.klCi[0] ? `${f(p.kl, 2)} [${f(p.klCi[0], 2)}, ${f(p.klCi[1], 2)}]` : `${f(p.kl, 2)} (exact)`;
+    lines.push(`${p.method.padEnd(14)}${p.setting.padEnd(16)}${String(p.step).padStart(6)}${`${f(p.reward)} [${f(p.rewardCi[0])}, ${f(p.rewardCi[1])}]`.padStart(26)}${kl.padStart(22)}`);
   }
-  for (const r of s.runs.filter((x) => x.error)) lines.push(`${r.method} ${r.setting}: failed: ${r.error}`);
-  lines.push('', `reward model held-out accuracy: ${f(s.rewardModel.heldOutAccuracy)}`, `report: ${s.report}`, `${s.seconds.toFixed(0)} s in all`, '');
+  for (const r of s.runs.filter((x) => x.error)) lines.push(`${r.method} ${r.setting} (seed ${r.seed}): failed: ${r.error}`);
+  lines.push('', ...s.reading, '');
+  lines.push(`reward model held-out accuracy: ${s.seeds.map((x) => f(x.rewardModelAccuracy)).join(', ') || '—'}`);
+  lines.push(`${s.host.threads} threads on ${s.host.cpu || 'an unnamed CPU'}`);
+  if (s.missing.length) lines.push(`${s.missing.length} runs not finished yet: merge again when they are (dpo experiment merge ${s.output})`);
+  else lines.push(`report: ${s.report}`);
+  lines.push(`${s.seconds.toFixed(0)} s in all`, '');
   return lines.join('\n');
 }

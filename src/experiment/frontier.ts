@@ -23,6 +23,8 @@ export interface FrontierPoint {
   setting: string;
   /** Training step of the checkpoint (N for Best-of-N, 0 for the reference). */
   step: number;
+  /** The experiment seed of the run (its pairs, reward model, training and evaluation samples). */
+  seed: number;
   /** Mean ground-truth reward of the held-out samples, and its standard error. */
   reward: number;
   rewardStderr: number;

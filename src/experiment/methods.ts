@@ -3,6 +3,8 @@
  * samples) from the reference and returns its frontier points. Trained runs save checkpoints
  * evenly along training; each checkpoint is one point.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RewardFn } from '../eval/rewards.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
@@ -42,10 +44,25 @@ export interface MethodContext {
   progress: ProgressReporter;
 }
 
+/** One update of a PPO run as its rollouts saw it (metrics.jsonl): the KL controller at work. */
+export interface TracePoint {
+  step: number;
+  /** The rollout's mean sequence KL, mean score, and the KL coefficient it was penalised with. */
+  kl: number;
+  score: number;
+  klCoef: number;
+}
+
+export interface RunOutcome {
+  points: FrontierPoint[];
+  /** PPO: the per-update rollout KL (absent for the other methods). */
+  trace?: TracePoint[];
+}
+
 export interface ExperimentRun {
   method: string;
   setting: string;
-  run(ctx: MethodContext): Promise<FrontierPoint[]>;
+  run(ctx: MethodContext): Promise<RunOutcome>;
 }
 
 /** A folder name for a run: method and setting, filesystem-safe. */
@@ -63,7 +80,7 @@ export async function trainedRunPoints(ctx: MethodContext, method: string, setti
     // Only the policy's own parameters (a PPO run also saves its value head).
     const weights = new Map([...saved].filter(([name]) => ctx.reference.weights.has(name)));
     const e = await ctx.evaluator.evaluate(weights, `${method} ${setting} step ${step}`.replace(/\s+/g, ' '));
-    points.push({ method, setting, step, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
+    points.push({ method, setting, step, seed: ctx.seed, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
   };
   const checkpoints = (await listCheckpoints(output)).reverse();
   for (const c of checkpoints) await point(await checkpointModelWeights(c.dir, ctx.reference.weights), c.step);
@@ -98,7 +115,7 @@ export function dpoRun(beta: number): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('DPO', setting));
       const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress }).train();
-      return trainedRunPoints(ctx, 'DPO', setting, output, r.steps);
+      return { points: await trainedRunPoints(ctx, 'DPO', setting, output, r.steps) };
     },
   };
 }
@@ -112,7 +129,7 @@ export function unlikelihoodRun(alpha: number): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('Unlikelihood', setting));
       const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress }).train();
-      return trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps);
+      return { points: await trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps) };
     },
   };
 }
@@ -125,7 +142,7 @@ export function preferredFtRun(): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('Preferred-FT', ''));
       const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress }).train();
-      return trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps);
+      return { points: await trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps) };
     },
   };
 }
@@ -138,7 +155,7 @@ export function bestOfNRun(n: number): ExperimentRun {
     setting,
     async run(ctx) {
       const e = await ctx.evaluator.evaluateBestOfN(n, ctx.learnedReward, `Best-of-${n}`);
-      return [{ method: 'Best-of-N', setting, step: n, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples }];
+      return { points: [{ method: 'Best-of-N', setting, step: n, seed: ctx.seed, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples }] };
     },
   };
 }
@@ -192,7 +209,16 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
         },
         { progress: ctx.progress },
       ).train();
-      return trainedRunPoints(ctx, method, setting, output, r.steps);
+      return { points: await trainedRunPoints(ctx, method, setting, output, r.steps), trace: await ppoTrace(output) };
     },
   };
+}
+
+/** The per-update rollout metrics of a finished PPO run. */
+async function ppoTrace(output: string): Promise<TracePoint[]> {
+  const rows = (await readFile(join(output, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l.trim());
+  return rows
+    .map((l) => JSON.parse(l) as Record<string, number>)
+    .filter((m) => m['objective/kl'] !== undefined)
+    .map((m) => ({ step: m.step, kl: m['objective/kl'], score: m['objective/scores'], klCoef: m['objective/kl_coef'] }));
 }

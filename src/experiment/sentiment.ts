@@ -9,8 +9,10 @@
  *
  * Writes <output>/frontier.jsonl (a line per point, as they come), summary.json and report.html.
  */
-import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { deriveSeed } from '../data/rng.js';
+import { hostInfo } from '../engine/host.js';
 import { DpoError } from '../errors.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
@@ -20,9 +22,12 @@ import { preferencePairs, SHIPPED_MODEL } from '../quickstart/run.js';
 import { createProgress, type ProgressReporter } from '../train/progress.js';
 import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/output-guard.js';
 import { RewardTrainer } from '../train/reward-trainer.js';
-import { FrontierEvaluator, type FrontierPoint } from './frontier.js';
+import { FrontierEvaluator } from './frontier.js';
 import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
-import { writeExperimentReport } from './report.js';
+import { checkPlan, mergeExperiment, unitFile, writePlan, writeSeedInfo, writeUnitResult, type ExperimentPlan, type SentimentExperimentSummary, type UnitRecord, type UnitResult } from './results.js';
+import { shardItems, shardName, WHOLE, type Shard } from './shard.js';
+
+export type { SentimentExperimentSummary, RunRecord } from './results.js';
 
 export interface SentimentExperimentOptions {
   /** Reference and starting policy (default: the shipped model). */
@@ -61,7 +66,12 @@ export interface SentimentExperimentOptions {
   /** Only these methods (names as in the report: DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT, Best-of-N). */
   methods?: readonly string[];
   seed?: number;
+  /** Run everything (pairs and reward model included) with this many seeds: seed, seed + 1, ... (default 1). */
+  seeds?: number;
+  /** ONNX Runtime threads (default: one per core); recorded, since results are repeatable only with the same count. */
   threads?: number;
+  /** Run only this shard of the sweep (shard.ts); its results go into the shared output folder for `mergeExperiment`. */
+  shard?: Shard;
   progress?: ProgressReporter;
 }
 
@@ -86,26 +96,7 @@ export interface ExperimentSettings {
   bestOfN: number[];
   unlikelihoodAlpha: number;
   seed: number;
-}
-
-export interface RunRecord {
-  method: string;
-  setting: string;
-  seconds: number;
-  /** Why the run failed (its points are then missing); absent when it finished. */
-  error?: string;
-}
-
-export interface SentimentExperimentSummary {
-  output: string;
-  report: string;
-  frontierFile: string;
-  pairs: number;
-  rewardModel: { dir: string; heldOutAccuracy: number; heldOutPairs: number };
-  points: FrontierPoint[];
-  runs: RunRecord[];
-  settings: ExperimentSettings;
-  seconds: number;
+  seeds: number;
 }
 
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;
@@ -144,7 +135,9 @@ export function resolveSettings(o: SentimentExperimentOptions): ExperimentSettin
     bestOfN: [...(o.bestOfN ?? d.bestOfN)],
     unlikelihoodAlpha: o.unlikelihoodAlpha ?? 1,
     seed: o.seed ?? 0,
+    seeds: o.seeds ?? 1,
   };
+  if (!Number.isInteger(s.seeds) || s.seeds < 1) throw new DpoError(`experiment: seeds must be an integer >= 1, got ${s.seeds}`);
   if (!Number.isInteger(s.pairTopK) || s.pairTopK < 0) throw new DpoError(`experiment: pair top-k must be an integer >= 0, got ${s.pairTopK}`);
   if (s.samplesPerPrompt < 2) throw new DpoError('experiment: samples per prompt must be at least 2 to make pairs');
   if (s.checkpoints < 1 || s.checkpoints > s.steps) throw new DpoError(`experiment: checkpoints must be between 1 and steps (${s.steps}), got ${s.checkpoints}`);
@@ -172,7 +165,7 @@ export function experimentRuns(s: ExperimentSettings, methods: readonly string[]
 export const EXPERIMENT_COMMAND = 'dpo experiment sentiment';
 
 /** What a run writes in its output folder; an earlier run's copies are removed first (cache/ is content-addressed and kept). */
-const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', 'report.html', 'preferences.jsonl', 'heldout_preferences.jsonl'];
+const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', 'report.html', 'preferences.jsonl', 'heldout_preferences.jsonl', 'experiment.json', 'points', 'shards'];
 
 /**
  * The shared output guard (new or empty folder, an earlier run of this experiment, or
@@ -185,7 +178,27 @@ async function guardExperimentOutput(output: string, o: SentimentExperimentOptio
   if (marker === EXPERIMENT_COMMAND) {
     progress.log(`${output}: replacing the results of an earlier experiment run`);
     for (const name of RUN_OUTPUTS) await rm(join(output, name), { recursive: true, force: true });
+    for (const name of await readdir(output)) if (/^seed-\d+$/.test(name)) await rm(join(output, name), { recursive: true, force: true });
   }
+  return guard;
+}
+
+/**
+ * A shard's guard: shards share the output folder, so none clears it (a shard replaces only its
+ * own result files); each locks its own folder under shards/. The shared folder must be new,
+ * empty, or the same experiment's (its experiment.json, which every shard writes identically).
+ */
+async function guardShardOutput(output: string, name: string, o: SentimentExperimentOptions, model: string, progress: ProgressReporter): Promise<GuardedOutput> {
+  if ((await realpath(model).catch(() => resolve(model))) === (await realpath(output).catch(() => output))) {
+    throw new DpoError(`--output ${output} is the model folder ${model}: the run would overwrite its input; give another --output`);
+  }
+  const entries = await readdir(output).catch(() => [] as string[]);
+  if (entries.length && !entries.includes('experiment.json') && !entries.includes('shards') && !o.overwriteOutput) {
+    throw new DpoError(`--output ${output} is not empty and holds no ${EXPERIMENT_COMMAND} shards; give a new or empty folder, or --overwrite-output`);
+  }
+  const guard = await guardOutput({ output: join(output, 'shards', name), model, command: EXPERIMENT_COMMAND, overwriteOutput: o.overwriteOutput, digest: '', log: (m) => progress.log(m) });
+  // This shard's own earlier work (pairs, reward models, checkpoints); its result files are replaced one by one.
+  for (const n of await readdir(join(output, 'shards', name))) if (/^seed-\d+$/.test(n)) await rm(join(output, 'shards', name, n), { recursive: true, force: true });
   return guard;
 }
 
@@ -194,11 +207,28 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
   const settings = resolveSettings(o);
   const progress = o.progress ?? createProgress();
   const output = resolve(o.output ?? 'dpo-experiment-sentiment');
+  const shard = o.shard ?? WHOLE;
   getScorer(settings.scorer); // an unknown scorer fails before the output folder is touched
-  const guard = await guardExperimentOutput(output, o, settings.model, progress);
+  // Explicit, recorded, and the same in every session of the run: the thread count decides how
+  // kernels round, so with it (and the CPU) fixed a seeded run is repeatable byte for byte.
+  const host = hostInfo(o.threads);
+  const units = sweepUnits(settings, o.methods);
+  const plan: ExperimentPlan = { command: EXPERIMENT_COMMAND, settings, host: { threads: host.threads }, units: units.map(unitRecord) };
+  const sharded = shard.count > 1;
+  if (sharded) await checkPlan(output, plan);
+  const guard = sharded ? await guardShardOutput(output, shardName(shard), o, settings.model, progress) : await guardExperimentOutput(output, o, settings.model, progress);
   let failed = true;
   try {
-    const summary = await runGuarded(o, settings, output, progress, started);
+    await writePlan(output, plan);
+    const work = sharded ? join(output, 'shards', shardName(shard)) : output;
+    const mine = shardItems(units, shard);
+    if (sharded) progress.log(`shard ${shard.index + 1} of ${shard.count}: ${mine.length} of ${units.length} runs`);
+    progress.log(`${host.threads} ONNX Runtime threads on ${host.cpu || 'an unnamed CPU'}; --seed ${settings.seed}${settings.seeds > 1 ? ` to ${settings.seed + settings.seeds - 1}` : ''}`);
+    for (const seed of seedsOf(settings)) {
+      const todo = mine.filter((u) => u.seed === seed);
+      if (todo.length) await runSeed(o, settings, seed, settings.seeds > 1 || sharded ? join(work, `seed-${seed}`) : work, output, todo, host.threads, progress);
+    }
+    const summary = await mergeExperiment(output, { seconds: (Date.now() - started) / 1000, host, partial: sharded });
     failed = false;
     return summary;
   } finally {
@@ -206,17 +236,56 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
   }
 }
 
-async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSettings, output: string, progress: ProgressReporter, started: number): Promise<SentimentExperimentSummary> {
+/** The seeds of the experiment: --seed, --seed + 1, ... (--seeds of them). */
+export function seedsOf(s: ExperimentSettings): number[] {
+  return Array.from({ length: s.seeds }, (_, j) => s.seed + j);
+}
+
+/** One unit of the sweep: a seed's reference point, or a seed's run of one method at one setting. */
+export interface SweepUnit {
+  seed: number;
+  method: string;
+  setting: string;
+  run?: ExperimentRun;
+}
+
+/** Every unit, seed by seed, in the order one process runs them (shards take every N-th). */
+export function sweepUnits(s: ExperimentSettings, methods: readonly string[] = METHODS): SweepUnit[] {
+  const runs = experimentRuns(s, methods);
+  return seedsOf(s).flatMap((seed) => [{ seed, method: 'reference', setting: '' }, ...runs.map((run) => ({ seed, method: run.method, setting: run.setting, run }))]);
+}
+
+function unitRecord(u: SweepUnit): UnitRecord {
+  return { seed: u.seed, method: u.method, setting: u.setting, file: unitFile(u.seed, u.method, u.setting) };
+}
+
+/**
+ * One seed: its preference pairs and reward model (in `work`), then its units, each written to its
+ * own result file under `<output>/points` as soon as it is done.
+ */
+async function runSeed(
+  o: SentimentExperimentOptions,
+  settings: ExperimentSettings,
+  seed: number,
+  work: string,
+  output: string,
+  units: readonly SweepUnit[],
+  threads: number,
+  progress: ProgressReporter,
+): Promise<void> {
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
   const groundTruth = getScorer(settings.scorer);
-  const runtime = { threads: o.threads };
+  const runtime = { threads };
+  if (settings.seeds > 1) progress.log(`== seed ${seed}`);
 
   progress.log(`model: ${settings.model}; ground truth: ${groundTruth.name}${settings.quick ? ' (quick settings)' : ''}`);
+  await mkdir(work, { recursive: true });
   const reference = await loadPretrained(settings.model);
   const tokenizer = reference.tokenizer;
   if (!tokenizer) throw new DpoError(`${reference.dir}: no tokenizer.json; the experiment needs a tokenizer`);
   const truth = await openRewardSource({ scorer: groundTruth.name });
+  const streams = seedStreams(settings.seed, seed);
   const evaluator = await FrontierEvaluator.create({
     reference,
     tokenizer,
@@ -224,23 +293,17 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
     samplesPerPrompt: settings.evalSamplesPerPrompt,
     maxNewTokens: settings.maxNewTokens,
     reward: truth.fn,
-    seed: settings.seed + 2,
+    seed: streams.eval,
     runtime,
     progress,
   });
   let learned: RewardSource | undefined;
-  const frontierFile = join(output, 'frontier.jsonl');
-  const points: FrontierPoint[] = [];
-  const record = async (p: FrontierPoint[]): Promise<void> => {
-    points.push(...p);
-    if (p.length) await appendFile(frontierFile, p.map((x) => `${JSON.stringify(x)}\n`).join(''));
-  };
   try {
     // 1. Preference pairs: the reference's own samples, labelled by the ground truth. Top-k samples
     // by default: pure samples of a 7M-parameter model are mostly rare-token noise, and DPO on
     // pairs of them fits the noise (KL 12 at no reward gain) where on top-k pairs it learns sentiment.
-    const labelled = async (prompts: readonly string[], seed: number, label: string) => {
-      const r = await evaluator.sample(reference.weights, label, prompts, settings.samplesPerPrompt, seed, settings.pairTopK);
+    const labelled = async (prompts: readonly string[], sampleSeed: number, label: string) => {
+      const r = await evaluator.sample(reference.weights, label, prompts, settings.samplesPerPrompt, sampleSeed, settings.pairTopK);
       const rewards = await truth.fn(prompts.flatMap((p, i) => r.completions[i].map(() => p)), r.completions.flat(), label);
       let n = 0;
       return preferencePairs(
@@ -249,10 +312,10 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
         ),
       );
     };
-    const pairs = await labelled(trainPrompts, settings.seed, 'sampling pairs');
-    const heldOutPairs = await labelled(heldOut, settings.seed + 1, 'sampling held-out pairs');
-    const pairsFile = join(output, 'preferences.jsonl');
-    const heldOutFile = join(output, 'heldout_preferences.jsonl');
+    const pairs = await labelled(trainPrompts, streams.pairs, 'sampling pairs');
+    const heldOutPairs = await labelled(heldOut, streams.heldOutPairs, 'sampling held-out pairs');
+    const pairsFile = join(work, 'preferences.jsonl');
+    const heldOutFile = join(work, 'heldout_preferences.jsonl');
     const jsonl = (rows: object[]): string => rows.map((p) => JSON.stringify(p)).join('\n') + '\n';
     await writeFile(pairsFile, jsonl(pairs));
     await writeFile(heldOutFile, jsonl(heldOutPairs));
@@ -260,7 +323,7 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
     if (pairs.length < 8) throw new DpoError(`experiment: only ${pairs.length} pairs with distinct rewards; use more prompts or samples`);
 
     // 2. The learned reward: a Bradley-Terry reward model from the reference.
-    const rewardDir = join(output, 'reward-model');
+    const rewardDir = join(work, 'reward-model');
     const rm = await new RewardTrainer(
       {
         model: settings.model,
@@ -273,20 +336,17 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
         lrScheduler: 'constant',
         warmupSteps: Math.min(5, settings.rewardModelSteps - 1),
         loggingSteps: Math.max(1, Math.floor(settings.rewardModelSteps / 10)),
-        seed: settings.seed,
-        threads: o.threads,
+        seed,
+        threads,
       },
       { progress },
     ).train();
     const rmAccuracy = rm.evalMetrics?.eval_accuracy ?? NaN;
     progress.log(`reward model: held-out pair accuracy ${rmAccuracy.toFixed(3)} on ${heldOutPairs.length} pairs`);
+    await writeSeedInfo(output, { seed, pairs: pairs.length, heldOutPairs: heldOutPairs.length, rewardModelAccuracy: rmAccuracy });
     learned = await openRewardSource({ rewardModel: rewardDir, batchSize: 32, runtime });
 
-    // 3. The reference itself: KL 0.
-    const ref = await evaluator.evaluate(reference.weights, 'evaluating the reference');
-    await record([{ method: 'reference', setting: '', step: 0, reward: ref.reward, rewardStderr: ref.rewardStderr, kl: ref.kl, klStderr: ref.klStderr, samples: ref.samples }]);
-
-    // 4. Every method from the same reference.
+    // 3. Every unit from the same reference (the reference itself is the point at KL 0).
     const ctx: MethodContext = {
       reference,
       modelRef: settings.model,
@@ -300,44 +360,47 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
       batchSize: settings.batchSize,
       learningRate: settings.learningRate,
       maxNewTokens: settings.maxNewTokens,
-      seed: settings.seed,
-      threads: o.threads,
-      runDir: (name) => join(output, 'runs', name),
+      seed,
+      threads,
+      runDir: (name) => join(work, 'runs', name),
       cacheDir: join(output, 'cache'),
       evaluator,
       progress,
     };
-    const runs: RunRecord[] = [];
-    for (const run of experimentRuns(settings, o.methods)) {
+    for (const unit of units) {
       const t0 = Date.now();
-      progress.log(`== ${run.method} ${run.setting}`);
+      progress.log(`== ${unit.method} ${unit.setting}${settings.seeds > 1 ? ` (seed ${seed})` : ''}`);
+      const result: UnitResult = { seed, method: unit.method, setting: unit.setting, seconds: 0, points: [] };
       try {
-        await record(await run.run(ctx));
-        runs.push({ method: run.method, setting: run.setting, seconds: (Date.now() - t0) / 1000 });
+        if (unit.run) {
+          const r = await unit.run.run(ctx);
+          result.points = r.points;
+          if (r.trace) result.trace = r.trace;
+        } else {
+          const ref = await evaluator.evaluate(reference.weights, 'evaluating the reference');
+          result.points = [{ method: 'reference', setting: '', step: 0, seed, reward: ref.reward, rewardStderr: ref.rewardStderr, kl: ref.kl, klStderr: ref.klStderr, samples: ref.samples }];
+        }
       } catch (e) {
-        if (!(e instanceof Error)) throw e;
-        progress.log(`${run.method} ${run.setting} failed: ${e.message}`);
-        runs.push({ method: run.method, setting: run.setting, seconds: (Date.now() - t0) / 1000, error: e.message });
+        if (!(e instanceof Error) || !unit.run) throw e;
+        progress.log(`${unit.method} ${unit.setting} failed: ${e.message}`);
+        result.error = e.message;
       }
+      result.seconds = (Date.now() - t0) / 1000;
+      await writeUnitResult(output, result);
     }
-
-    const summary: SentimentExperimentSummary = {
-      output,
-      report: join(output, 'report.html'),
-      frontierFile,
-      pairs: pairs.length,
-      rewardModel: { dir: rewardDir, heldOutAccuracy: rmAccuracy, heldOutPairs: heldOutPairs.length },
-      points,
-      runs,
-      settings,
-      seconds: (Date.now() - started) / 1000,
-    };
-    await writeExperimentReport(summary.report, summary);
-    await writeFile(join(output, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    return summary;
   } finally {
     await evaluator.release();
     await truth.release();
     await learned?.release();
   }
+}
+
+/**
+ * The sampling seeds of one experiment seed: --seed itself keeps the streams of one-seed runs
+ * (pairs seed, held-out pairs seed + 1, evaluation seed + 2); the other seeds derive theirs so that
+ * no two seeds share a stream.
+ */
+function seedStreams(base: number, seed: number): { pairs: number; heldOutPairs: number; eval: number } {
+  if (seed === base) return { pairs: seed, heldOutPairs: seed + 1, eval: seed + 2 };
+  return { pairs: deriveSeed(seed, 1), heldOutPairs: deriveSeed(seed, 2), eval: deriveSeed(seed, 3) };
 }

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { collatePreferences } from '../../src/data/collate.js';
@@ -105,6 +106,10 @@ describe('OnlineDPOTrainer', () => {
 
     // A changed sampling option is refused on resume.
     await expect(new OnlineDPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), temperature: 0.5 }, { progress: silentProgress }).train()).rejects.toThrow(/temperature/);
+    // So is another thread count (it changes the rounding of the logits, so the samples).
+    if (availableParallelism() > 1) {
+      await expect(new OnlineDPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), threads: 2 }, { progress: silentProgress }).train()).rejects.toThrow(/threads/);
+    }
   }, 180_000);
 
   it('trains LoRA adapters, sampling through them, on the quickstart prompts by default', async () => {

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../src/io/safetensors.js';
@@ -77,6 +78,10 @@ describe('PPOTrainer', () => {
 
     // A changed PPO option is refused on resume.
     await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), cliprange: 0.3 }, { progress: silentProgress }).train()).rejects.toThrow(/was made with different training options/);
+    // So is another thread count (it changes the rounding of the logits, so the samples): never silently divergent.
+    if (availableParallelism() > 1) {
+      await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), threads: 2 }, { progress: silentProgress }).train()).rejects.toThrow(/threads/);
+    }
   }, 120_000);
 
   it('reads prompts from a file and rejects an unknown scorer before loading anything', async () => {

@@ -21,6 +21,7 @@ import { PreferenceBatcher } from '../../data/batcher.js';
 import { deriveSeed } from '../../data/rng.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { HostTensor } from '../../engine/runtime.js';
+import { resolveThreads } from '../../engine/host.js';
 import { DpoError } from '../../errors.js';
 import { getScorer } from '../../eval/scorers.js';
 import { Generator } from '../../generate/generator.js';
@@ -84,6 +85,9 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
   constructor(config: OnlineDPOConfigInput | OnlineDPOConfig, private readonly options: OnlineDPOTrainerOptions = {}) {
     super(parseOnlineDpoConfig(config), options);
     if (this.config.scorer) getScorer(this.config.scorer);
+    // Explicit, so that the resume digest holds it: online DPO trains on its own samples, and
+    // another thread count rounds the logits differently, flips a sampled token and diverges the run.
+    this.config.threads = resolveThreads(this.config.threads);
   }
 
   /** Trains (see the module comment); --output is checked and locked before any work. */
@@ -283,5 +287,5 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
 /** What defines an online DPO run's trajectory (the step budget and reporting may change on resume). */
 const ONLINE_RESUME_KEYS = [
   'model', 'prompts', 'rewardModel', 'scorer', 'judgeUrl', 'judgeModel', 'judgeTemplate', 'refModel', 'lossType', 'beta', 'missingEosPenalty',
-  'maxNewTokens', 'temperature', 'topK', 'topP', 'maxLength', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora',
+  'maxNewTokens', 'temperature', 'topK', 'topP', 'maxLength', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'threads',
 ] as const satisfies readonly (keyof OnlineDPOConfig)[];

@@ -33,6 +33,11 @@ export const PPOConfigSchema = z
     initKlCoef: option(z.number().min(0).default(0.2), 'initial coefficient beta of the per-token KL penalty -beta (log pi - log pi_ref)', 'beta'),
     targetKl: option(z.number().positive().optional(), 'adaptive KL controller: steer the sequence-level KL to this target (default: beta fixed)', 'nats'),
     klHorizon: option(z.number().positive().default(10000), 'adaptive controller horizon: beta *= 1 + clip(KL/target - 1, ±0.2) * episodes / horizon', 'episodes'),
+    klControl: option(
+      z.enum(['adaptive', 'latched']).default('adaptive'),
+      "how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first nears the target, then corrected by up to x2 per update towards the KL extrapolated one update ahead; reaches the target in short runs)",
+      'name',
+    ),
     gamma: option(z.number().min(0).max(1).default(1), 'discount factor'),
     lam: option(z.number().min(0).max(1).default(0.95), 'GAE lambda', 'lambda'),
     cliprange: option(z.number().positive().default(0.2), 'clip range of the probability ratio (surrogate objective)', 'eps'),

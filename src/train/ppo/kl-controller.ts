@@ -1,22 +1,45 @@
 /**
- * The KL coefficient beta of the per-token penalty -beta (log pi - log pi_ref): fixed, or adapted
- * towards a target KL as in Ziegler et al. (2019) and TRL's AdaptiveKLController:
+ * The KL coefficient beta of the per-token penalty -beta (log pi - log pi_ref): fixed, or steered
+ * towards a target KL.
+ *
+ * 'adaptive' is Ziegler et al. (2019) and TRL's AdaptiveKLController:
  * e = clip(KL / target - 1, -0.2, 0.2), beta <- beta (1 + e n / horizon), where KL is the
- * rollout's mean sequence-level KL and n its number of episodes.
+ * rollout's mean sequence-level KL and n its number of episodes. In a short run it misses its
+ * target several-fold: every run starts at KL 0, so the error sits at -0.2 on every update until
+ * the KL nears the target and beta decays geometrically (0.2 -> 0.05 in 7 updates); then it can
+ * recover by at most x1.2 per update while the KL keeps rising (wind-up), and it sees each
+ * rollout's KL one update after the policy moved.
+ *
+ * 'latched' fixes those three: beta stays at its initial value until the rollout KL, extrapolated
+ * one update ahead, first reaches `engageAt` x target (no decay while the policy has not moved
+ * yet, so nothing to wind up); from then on beta is corrected in log space by the ratio of the
+ * extrapolated KL to the target, log beta += gain log(KL_next / target), limited to x/÷ `maxStep`
+ * per update, so an overshoot is answered within an update or two instead of a dozen.
  */
+export type KlControl = 'adaptive' | 'latched';
+
 export interface KlControllerState {
   value: number;
+  /** 'latched': whether the controller has engaged, and the previous rollout's KL (for the trend). */
+  engaged?: boolean;
+  previousKl?: number;
 }
+
+/** Where 'latched' engages (fraction of the target), how hard it corrects, and its largest factor per update. */
+export const LATCHED = { engageAt: 0.5, gain: 1, maxStep: 2 } as const;
 
 export class KlController {
   /** The current coefficient. */
   value: number;
+  private engaged = false;
+  private previousKl: number | undefined;
 
   constructor(
     initKlCoef: number,
     /** Target sequence-level KL (nats); undefined keeps the coefficient fixed. */
     readonly target: number | undefined,
     readonly horizon: number,
+    readonly control: KlControl = 'adaptive',
   ) {
     this.value = initKlCoef;
   }
@@ -28,15 +51,29 @@ export class KlController {
   /** After a rollout of `episodes` sequences whose mean KL was `kl`. */
   update(kl: number, episodes: number): void {
     if (this.target === undefined || !Number.isFinite(kl)) return;
-    const error = Math.min(0.2, Math.max(-0.2, kl / this.target - 1));
-    this.value *= 1 + (error * episodes) / this.horizon;
+    if (this.control === 'adaptive') {
+      const error = Math.min(0.2, Math.max(-0.2, kl / this.target - 1));
+      this.value *= 1 + (error * episodes) / this.horizon;
+      return;
+    }
+    // The KL one update ahead: the policy keeps moving the way it moved during the last update.
+    const trend = this.previousKl === undefined ? 0 : kl - this.previousKl;
+    const ahead = Math.max(kl + trend, kl / 2, 1e-6);
+    this.previousKl = kl;
+    if (!this.engaged && ahead < LATCHED.engageAt * this.target) return;
+    this.engaged = true;
+    const limit = Math.log(LATCHED.maxStep);
+    const step = Math.min(limit, Math.max(-limit, LATCHED.gain * Math.log(ahead / this.target)));
+    this.value *= Math.exp(step);
   }
 
   state(): KlControllerState {
-    return { value: this.value };
+    return { value: this.value, engaged: this.engaged, previousKl: this.previousKl };
   }
 
   restore(s: KlControllerState): void {
     this.value = s.value;
+    this.engaged = s.engaged ?? false;
+    this.previousKl = s.previousKl;
   }
 }

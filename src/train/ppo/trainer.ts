@@ -17,6 +17,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deriveSeed } from '../../data/rng.js';
+import { resolveThreads } from '../../engine/host.js';
 import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
@@ -37,7 +38,7 @@ import { learningRateAt } from '../schedule.js';
 import { generalizedAdvantages, meanVar, penalizedRewards, whiten } from './advantages.js';
 import { parsePpoConfig, type PPOConfig, type PPOConfigInput } from './config.js';
 import { buildPpoLoss, TokenScorer } from './graphs.js';
-import { KlController } from './kl-controller.js';
+import { KlController, type KlControllerState } from './kl-controller.js';
 import { PromptOrder, SEED_STREAMS } from './prompt-order.js';
 import { rolloutRows, scoreRollout, type Rollout } from './rollout.js';
 import { optimizeOnRollout } from './update.js';
@@ -66,12 +67,17 @@ interface PpoTrainerState extends TrainerState {
   /** Optimizer steps done (AdamW's bias correction depends on it). */
   optimizerSteps: number;
   klCoef: number;
+  /** The controller's whole state ('latched' keeps whether it engaged and the last KL). */
+  klState?: KlControllerState;
 }
 
 export class PPOTrainer extends TrainerBase<PPOConfig> {
   constructor(config: PPOConfigInput | PPOConfig, private readonly options: PPOTrainerOptions = {}) {
     super(parsePpoConfig(config), options);
     if (this.config.scorer) getScorer(this.config.scorer);
+    // Explicit, so that the resume digest holds it: PPO trains on its own samples, and another
+    // thread count rounds the logits differently, flips a sampled token and diverges the run.
+    this.config.threads = resolveThreads(this.config.threads);
   }
 
   async train(): Promise<PPOTrainResult> {
@@ -146,7 +152,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       };
 
       const order = new PromptOrder(prompts.texts.length, c.seed);
-      const kl = new KlController(c.initKlCoef, c.targetKl, c.klHorizon);
+      const kl = new KlController(c.initKlCoef, c.targetKl, c.klHorizon, c.klControl);
       const totalSteps = c.maxSteps ?? Math.max(1, Math.ceil((c.numEpochs * prompts.texts.length) / c.batchSize));
       let done = 0;
       let optimizerSteps = 0;
@@ -159,7 +165,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         const state = contents.state as PpoTrainerState;
         step.restore(contents.weights, contents.optimizer, state.optimizerSteps);
         order.restore(state.batcher);
-        kl.restore({ value: state.klCoef });
+        kl.restore({ ...state.klState, value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
         log(`resumed from ${dir} at update ${done}`);
@@ -167,7 +173,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         await writeFile(metricsFile, '');
       }
       const saveCheckpoint = async (): Promise<void> => {
-        const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value };
+        const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value, klState: kl.state() };
         const dir = await saveTrainingCheckpoint(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state });
         log(`saved ${dir}`);
         if (c.saveTotalLimit !== undefined) {
@@ -290,7 +296,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
 /** What defines a PPO run's trajectory (the step budget and reporting may change on resume). */
 const RESUME_KEYS = [
   'model', 'prompts', 'rewardModel', 'scorer', 'refModel', 'batchSize', 'miniBatchSize', 'ppoEpochs', 'optimizer', 'seed', 'maxNewTokens', 'maxPromptLength',
-  'initKlCoef', 'targetKl', 'klHorizon', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards',
+  'initKlCoef', 'targetKl', 'klHorizon', 'klControl', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards', 'threads',
 ] as const satisfies readonly (keyof PPOConfig)[];
 
 /** [N] sums of per-token values over each sequence. */
