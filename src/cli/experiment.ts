@@ -40,6 +40,10 @@ interface SentimentFlags {
   seed: string;
   seeds?: string;
   shard?: string;
+  winTemperatures?: string;
+  judgeUrl?: string;
+  judgeModel?: string;
+  judgeApiKeyEnv: string;
   threads?: string;
 }
 
@@ -110,6 +114,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--seeds <n>', 'run everything (pairs and reward model too) with seeds seed, seed+1, ...; points get 95% intervals over seeds and samples', '1')
     .option('--shard <i/N>', 'run only shard i (0-based) of N of the sweep into the shared --output; N alone takes i from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID; then `dpo experiment merge`')
     .option('--threads <n>', 'ONNX Runtime threads (default: one per core); recorded in summary.json, and part of what --seed repeats')
+    .option('--win-temperatures <list>', "temperatures of the win rate against the reference's completions (default 0.25,0.5,0.75,1; quick 0.5,1; 'none' to skip)")
+    .option('--judge-url <url>', 'also judge the win rates with an OpenAI-compatible LLM (both orders; verdicts cached in <output>/judge-verdicts.jsonl)')
+    .option('--judge-model <name>', 'the judge model (with --judge-url)')
+    .option('--judge-api-key-env <var>', 'environment variable holding the judge API key, sent as Bearer', 'OPENAI_API_KEY')
     .addHelpText('after', EXAMPLES)
     .action(async (f: SentimentFlags) => {
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
@@ -118,7 +126,11 @@ export function register(program: Command, ctx: CliContext): void {
       if (bestOf?.some((n) => !Number.isInteger(n) || n < 1)) throw new DpoError(`--best-of: expected integers >= 1, got '${f.bestOf}'`);
       const alpha = parseNumber('--unlikelihood-alpha', f.unlikelihoodAlpha ?? '1');
       if (alpha < 0) throw new DpoError(`--unlikelihood-alpha: expected a number >= 0, got '${f.unlikelihoodAlpha}'`);
+      if (!f.judgeUrl !== !f.judgeModel) throw new DpoError('--judge-url and --judge-model go together');
+      const winTemperatures = f.winTemperatures === undefined ? undefined : f.winTemperatures.trim() === 'none' ? [] : numbers('--win-temperatures', f.winTemperatures);
       const summary = await runSentimentExperiment({
+        winTemperatures,
+        judge: f.judgeUrl && f.judgeModel ? { url: f.judgeUrl, model: f.judgeModel, apiKey: process.env[f.judgeApiKeyEnv] || undefined } : undefined,
         model: f.model,
         output: f.output,
         overwriteOutput: f.overwriteOutput,

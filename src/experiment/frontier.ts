@@ -5,7 +5,9 @@
  * KL estimate is unbiased, and every policy is sampled with the same seed (common random
  * numbers: differences between points are less noisy than the points).
  */
+import { deriveSeed } from '../data/rng.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
+import { judgePairs, type JudgeClient, type VerdictCache } from '../eval/judge.js';
 import { bestOfN, bestOfNKl, type BestOfNResult } from '../eval/best-of-n.js';
 import { completionLogps, estimateKl, sampleStats } from '../eval/kl.js';
 import type { RewardFn } from '../eval/rewards.js';
@@ -57,7 +59,28 @@ export interface FrontierEvaluatorOptions {
   progress: ProgressReporter;
 }
 
+/** Win rate against the reference's completions at one sampling temperature. */
+export interface WinRate {
+  temperature: number;
+  /** By the ground-truth reward: share of prompts+samples where the policy's completion scores higher (ties half), and its standard error. */
+  winRate: number;
+  winRateStderr: number;
+  pairs: number;
+  /** By the LLM judge (both orders; ties half, malformed verdicts left out), when one was given. */
+  judgeWinRate?: number;
+  judgePairs?: number;
+}
+
+/** The LLM judge of the win rates (--judge-url). */
+export interface JudgeSetup {
+  client: JudgeClient;
+  cache?: VerdictCache;
+}
+
 export class FrontierEvaluator {
+  /** The reference's completions per temperature, for every win rate. */
+  private readonly referenceAt = new Map<number, TextGenerationResult>();
+
   private constructor(
     private readonly o: FrontierEvaluatorOptions,
     private readonly generator: Generator,
@@ -144,6 +167,50 @@ export class FrontierEvaluator {
       samples: rewards.length,
       examples: o.prompts.map((prompt, i) => ({ prompt, completion: r.completions[i][0], reward: rewards[i * o.samplesPerPrompt] })),
     };
+  }
+
+  /**
+   * The paper's second measure (its Figure 3): how often the policy's completion beats the
+   * reference's on the same held-out prompt, both sampled at each temperature (pure otherwise),
+   * judged by the ground-truth reward (a tie counts half) and, when a judge is given, by the LLM
+   * judge asked in both orders (eval/judge.ts). The reference's completions are sampled once per
+   * temperature and kept.
+   */
+  async winRates(weights: ReadonlyMap<string, Float32Array>, temperatures: readonly number[], label: string, judge?: JudgeSetup): Promise<WinRate[]> {
+    const o = this.o;
+    const out: WinRate[] = [];
+    for (const temperature of temperatures) {
+      const seed = deriveSeed(o.seed, 7, Math.round(temperature * 1000));
+      const ref = this.referenceAt.get(temperature) ?? (await this.sampleAt(o.reference.weights, temperature, seed, `reference at T=${temperature}`));
+      this.referenceAt.set(temperature, ref);
+      const pol = await this.sampleAt(weights, temperature, seed, `${label} at T=${temperature}`);
+      const prompts = o.prompts.flatMap((p, i) => pol.completions[i].map(() => p));
+      const [pr, rr] = [await o.reward(prompts, pol.completions.flat(), label), await o.reward(prompts, ref.completions.flat(), label)];
+      const wins = pr.map((r, i) => (r > rr[i] ? 1 : r === rr[i] ? 0.5 : 0));
+      const st = sampleStats(wins);
+      const w: WinRate = { temperature, winRate: st.mean, winRateStderr: st.stderr, pairs: wins.length };
+      if (judge) {
+        const flatRef = ref.completions.flat();
+        const r = await judgePairs(
+          pol.completions.flat().map((c, i) => ({ query: prompts[i], policy: c, baseline: flatRef[i] })),
+          { client: judge.client, cache: judge.cache },
+        );
+        w.judgeWinRate = r.counts.win_rate ?? NaN;
+        w.judgePairs = r.counts.wins + r.counts.ties + r.counts.losses;
+      }
+      out.push(w);
+    }
+    return out;
+  }
+
+  private async sampleAt(weights: ReadonlyMap<string, Float32Array>, temperature: number, seed: number, label: string): Promise<TextGenerationResult> {
+    const o = this.o;
+    o.progress.start(label, o.prompts.length * o.samplesPerPrompt);
+    try {
+      return await this.generator.generateText(weights, o.tokenizer, o.prompts, { ...this.sampling(o.samplesPerPrompt), seed, temperature });
+    } finally {
+      o.progress.stop();
+    }
   }
 
   async release(): Promise<void> {

@@ -12,7 +12,7 @@ import { DPOTrainer } from '../train/dpo-trainer.js';
 import type { ProgressReporter } from '../train/progress.js';
 import { PPOTrainer } from '../train/ppo/trainer.js';
 import { SFTTrainer } from '../train/sft-trainer.js';
-import type { FrontierEvaluator, FrontierPoint } from './frontier.js';
+import type { FrontierEvaluator, FrontierPoint, JudgeSetup, WinRate } from './frontier.js';
 
 /** What every run gets: the data, the reference, the rewards and the shared training settings. */
 export interface MethodContext {
@@ -41,6 +41,9 @@ export interface MethodContext {
   runDir(name: string): string;
   cacheDir: string;
   evaluator: FrontierEvaluator;
+  /** Sampling temperatures of the win rate against the reference (final checkpoint of each trained run); empty: none. */
+  winTemperatures: readonly number[];
+  judge?: JudgeSetup;
   progress: ProgressReporter;
 }
 
@@ -53,8 +56,15 @@ export interface TracePoint {
   klCoef: number;
 }
 
+/** A run's final policy against the reference's completions, per temperature. */
+export interface RunWinRates {
+  step: number;
+  rates: WinRate[];
+}
+
 export interface RunOutcome {
   points: FrontierPoint[];
+  winRates?: RunWinRates;
   /** PPO: the per-update rollout KL (absent for the other methods). */
   trace?: TracePoint[];
 }
@@ -74,18 +84,22 @@ export function runName(method: string, setting: string): string {
  * Frontier points of a finished trained run: every checkpoint it left in `output` (oldest first),
  * then its final model (saved in `output` itself) at step `steps` unless a checkpoint has it.
  */
-export async function trainedRunPoints(ctx: MethodContext, method: string, setting: string, output: string, steps: number): Promise<FrontierPoint[]> {
+export async function trainedRunPoints(ctx: MethodContext, method: string, setting: string, output: string, steps: number): Promise<RunOutcome> {
   const points: FrontierPoint[] = [];
+  let final: { weights: ReadonlyMap<string, Float32Array>; step: number } | undefined;
   const point = async (saved: ReadonlyMap<string, Float32Array>, step: number): Promise<void> => {
     // Only the policy's own parameters (a PPO run also saves its value head).
     const weights = new Map([...saved].filter(([name]) => ctx.reference.weights.has(name)));
+    if (!final || step >= final.step) final = { weights, step };
     const e = await ctx.evaluator.evaluate(weights, `${method} ${setting} step ${step}`.replace(/\s+/g, ' '));
     points.push({ method, setting, step, seed: ctx.seed, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
   };
   const checkpoints = (await listCheckpoints(output)).reverse();
   for (const c of checkpoints) await point(await checkpointModelWeights(c.dir, ctx.reference.weights), c.step);
   if (!checkpoints.some((c) => c.step === steps)) await point((await loadPretrained(output, { tokenizer: false })).weights, steps);
-  return points;
+  if (!final || !ctx.winTemperatures.length) return { points };
+  const rates = await ctx.evaluator.winRates(final.weights, ctx.winTemperatures, `${method} ${setting} win rate`.replace(/\s+/g, ' '), ctx.judge);
+  return { points, winRates: { step: final.step, rates } };
 }
 
 /** Settings every trained run shares (constant learning rate after a short warm-up, as the quickstart). */
@@ -115,7 +129,7 @@ export function dpoRun(beta: number): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('DPO', setting));
       const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress }).train();
-      return { points: await trainedRunPoints(ctx, 'DPO', setting, output, r.steps) };
+      return trainedRunPoints(ctx, 'DPO', setting, output, r.steps);
     },
   };
 }
@@ -129,7 +143,7 @@ export function unlikelihoodRun(alpha: number): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('Unlikelihood', setting));
       const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress }).train();
-      return { points: await trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps) };
+      return trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps);
     },
   };
 }
@@ -142,7 +156,7 @@ export function preferredFtRun(): ExperimentRun {
     async run(ctx) {
       const output = ctx.runDir(runName('Preferred-FT', ''));
       const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress }).train();
-      return { points: await trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps) };
+      return trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps);
     },
   };
 }
@@ -209,7 +223,7 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
         },
         { progress: ctx.progress },
       ).train();
-      return { points: await trainedRunPoints(ctx, method, setting, output, r.steps), trace: await ppoTrace(output) };
+      return { ...(await trainedRunPoints(ctx, method, setting, output, r.steps)), trace: await ppoTrace(output) };
     },
   };
 }

@@ -43,7 +43,7 @@ export function bestAtKl(curves: readonly PooledPoint[][], kl: number): AtKl | u
   return best;
 }
 
-export function readFrontier(s: Pick<SentimentExperimentSummary, 'pooled' | 'runs' | 'settings'>): string[] {
+export function readFrontier(s: Pick<SentimentExperimentSummary, 'pooled' | 'runs' | 'settings' | 'pooledWinRates'>): string[] {
   const out: string[] = [];
   const pooled = s.pooled;
   const seeds = s.settings.seeds;
@@ -91,6 +91,15 @@ export function readFrontier(s: Pick<SentimentExperimentSummary, 'pooled' | 'run
       const parts = [above && `DPO above at ${above}`, below && `${m} above at ${below}`, level && `intervals overlap at ${level}`].filter(Boolean).join(', ');
       out.push(`${m} vs DPO at equal KL (${n} of ${m}'s points within DPO's KL range): ${parts}; DPO − ${m} = ${diff / n >= 0 ? '+' : ''}${f(diff / n)} on average.`);
     }
+  }
+
+  // The win rate against the reference at the lowest and highest temperature: each method's best setting.
+  const temps = [...new Set(s.pooledWinRates.map((w) => w.temperature))].sort((a, b) => a - b);
+  for (const t of temps.length > 1 ? [temps[0], temps[temps.length - 1]] : temps) {
+    const at = s.pooledWinRates.filter((w) => w.temperature === t);
+    const bestOf = [...new Set(at.map((w) => w.method))].map((m) => at.filter((w) => w.method === m).reduce((a, b) => (b.winRate > a.winRate ? b : a)));
+    bestOf.sort((a, b) => b.winRate - a.winRate);
+    out.push(`Win rate against the reference's samples at temperature ${t} (best setting per method): ${bestOf.map((w) => `${label(w)} ${f(w.winRate)} ${ci(w.winRateCi)}${w.winRateCi[0] > 0.5 ? '' : ' (not clearly above 0.5)'}`).join('; ')}.`);
   }
 
   // PPO's KL control: the rollout KL of the last update against the target.

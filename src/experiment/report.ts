@@ -76,7 +76,7 @@ const TOOLTIP = [
 
 function encodings(settings: string[]) {
   return {
-    color: { field: 'method', type: 'nominal' as const, title: 'method', scale: { domain: ORDER, range: COLOURS }, legend: { orient: 'right' as const } },
+    color: { field: 'method', type: 'nominal' as const, title: 'method', scale: { domain: ORDER, range: COLOURS }, legend: { orient: 'right' as const, symbolOpacity: 1 } },
     shape: { field: 'setting', type: 'nominal' as const, title: 'setting', scale: { domain: settings, range: SHAPES.slice(0, Math.max(1, settings.length)) }, legend: { orient: 'right' as const } },
   };
 }
@@ -131,7 +131,7 @@ export function ppoKlSpec(s: SentimentExperimentSummary): TopLevelSpec | undefin
   const name = (r: (typeof runs)[number]): string => `${r.method} ${r.setting}${s.settings.seeds > 1 ? ` seed ${r.seed}` : ''}`;
   const values = runs.flatMap((r) => (r.trace ?? []).map((t) => ({ run: name(r), update: t.step, kl: round(t.kl, 3), klCoef: round(t.klCoef, 4), score: round(t.score, 4) })));
   const targets = runs.map((r) => ({ run: name(r), target: Number(r.setting.split('=')[1]) }));
-  const color = { field: 'run', type: 'nominal' as const, title: 'run' };
+  const color = { field: 'run', type: 'nominal' as const, title: 'run', legend: { labelLimit: 260 } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: { text: "PPO's rollout KL per update", subtitle: 'dashed: each run’s target' },
@@ -144,6 +144,39 @@ export function ppoKlSpec(s: SentimentExperimentSummary): TopLevelSpec | undefin
   } as TopLevelSpec;
 }
 
+/** Win rate against the reference's completions by sampling temperature (the paper's Figure 3 axis). */
+export function winRateSpec(s: SentimentExperimentSummary): TopLevelSpec | undefined {
+  if (!s.pooledWinRates.length) return undefined;
+  const values = s.pooledWinRates.map((w) => ({
+    method: w.method,
+    setting: w.setting || '(one setting)',
+    run: label(w),
+    temperature: w.temperature,
+    winRate: round(w.winRate, 4),
+    low: round(w.winRateCi[0], 4),
+    high: round(w.winRateCi[1], 4),
+    seeds: w.seeds,
+    ...(w.judgeWinRate !== undefined ? { judge: round(w.judgeWinRate, 4) } : {}),
+  }));
+  const settings = [...new Set(s.pooled.map(row).map((p) => p.setting))];
+  const { color, shape } = encodings(settings);
+  const x = { field: 'temperature', type: 'quantitative' as const, title: 'sampling temperature', scale: { domain: [0, 1.05] } };
+  const y = { field: 'winRate', type: 'quantitative' as const, title: `win rate vs the reference (${s.settings.scorer})`, scale: { domain: [0, 1] } };
+  const tooltip = [{ field: 'run' }, { field: 'temperature' }, { field: 'winRate', title: 'win rate', format: '.3f' }, { field: 'low', title: '95% low', format: '.3f' }, { field: 'high', title: '95% high', format: '.3f' }, { field: 'seeds' }, ...(values.some((v) => 'judge' in v) ? [{ field: 'judge', title: 'LLM judge win rate', format: '.3f' }] : [])];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'win rate against the reference’s completions', subtitle: 'final checkpoint of each run; ties count half; dashed: 0.5' },
+    width: 420,
+    height: 260,
+    layer: [
+      { data: { values: [{ y: 0.5 }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#999' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+      { data: { values }, mark: { type: 'line', opacity: 0.6 }, encoding: { x, y, color, detail: { field: 'run', type: 'nominal' } } },
+      { data: { values }, mark: { type: 'rule', opacity: 0.5 }, encoding: { x, y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' }, color } },
+      { data: { values }, mark: { type: 'point', filled: true, size: 60 }, encoding: { x, y, color, shape, tooltip } },
+    ],
+  } as TopLevelSpec;
+}
+
 export async function writeExperimentReport(path: string, s: SentimentExperimentSummary): Promise<void> {
   const svg = async (spec: TopLevelSpec | undefined): Promise<string> => (spec ? withHoverTitles(await renderSvg(spec)) : '');
   const frontier = await svg(frontierSpec(s));
@@ -151,6 +184,10 @@ export async function writeExperimentReport(path: string, s: SentimentExperiment
   const klSteps = await svg(stepSpec(s, 'kl'));
   const ppo = await svg(ppoKlSpec(s));
   const f = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
+  const wins = await svg(winRateSpec(s));
+  const winRows = s.pooledWinRates
+    .map((w) => `<tr><td>${escapeHtml(w.method)}</td><td>${escapeHtml(w.setting)}</td><td>${w.temperature}</td><td>${f(w.winRate)} [${f(w.winRateCi[0])}, ${f(w.winRateCi[1])}]</td><td>${w.judgeWinRate !== undefined ? f(w.judgeWinRate) : '—'}</td><td>${w.seeds}</td></tr>`)
+    .join('\n');
   const pooledRows = s.pooled
     .map((p) => `<tr><td>${escapeHtml(p.method)}</td><td>${escapeHtml(p.setting)}</td><td>${p.step}</td><td>${f(p.reward)} [${f(p.rewardCi[0])}, ${f(p.rewardCi[1])}]</td><td>${f(p.kl, 2)}${p.klCi[1] > p.klCi[0] ? ` [${f(p.klCi[0], 2)}, ${f(p.klCi[1], 2)}]` : ' (exact)'}</td><td>${p.seeds}</td><td>${p.samples}</td></tr>`)
     .join('\n');
@@ -185,11 +222,16 @@ lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.beta
 Unlikelihood α = ${st.unlikelihoodAlpha}; Best-of-N (ranked by the learned reward) N ∈ {${st.bestOfN.join(', ')}}, KL = log N − (N−1)/N.
 Hover a point for its numbers.</p>
 <div class="row"><div>${rewardSteps}</div><div>${klSteps}</div></div>
-${ppo ? `<div>${ppo}</div>` : ''}
+<div class="row">${ppo ? `<div>${ppo}</div>` : ''}${wins ? `<div>${wins}</div>` : ''}</div>
 <h2>Frontier points, pooled over seeds (95% intervals)</h2>
 <table><tr><th>method</th><th>setting</th><th>step / N</th><th>reward [95%]</th><th>KL [95%]</th><th>seeds</th><th>samples</th></tr>
 ${pooledRows}
 </table>
+${winRows ? `<h2>Win rate against the reference (final checkpoints, 95% intervals)</h2>
+<p class="note">Each held-out prompt's ${st.evalSamplesPerPrompt} samples from the policy and from the reference at the same temperature, paired in order; judged by ${escapeHtml(st.scorer)} (ties half)${st.judge ? ` and by ${escapeHtml(st.judge.model)} at ${escapeHtml(st.judge.url)} (asked in both orders)` : ''}.</p>
+<table><tr><th>method</th><th>setting</th><th>temperature</th><th>win rate [95%]</th><th>LLM judge</th><th>seeds</th></tr>
+${winRows}
+</table>` : ''}
 <h2>Per seed (± standard error over samples)</h2>
 <table><tr><th>seed</th><th>method</th><th>setting</th><th>step / N</th><th>reward</th><th>KL</th><th>samples</th></tr>
 ${seedRows}

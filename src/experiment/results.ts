@@ -12,9 +12,9 @@ import { dirname, join, resolve } from 'node:path';
 import { hostInfo, type HostInfo } from '../engine/host.js';
 import { DpoError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomic.js';
-import type { FrontierPoint } from './frontier.js';
-import { runName, type TracePoint } from './methods.js';
-import { poolPoints, type PooledPoint } from './pooling.js';
+import type { FrontierPoint, WinRate } from './frontier.js';
+import { runName, type RunWinRates, type TracePoint } from './methods.js';
+import { pooledInterval, poolPoints, type PooledPoint } from './pooling.js';
 import { readFrontier } from './reading.js';
 import { writeExperimentReport } from './report.js';
 import type { ExperimentSettings } from './sentiment.js';
@@ -47,6 +47,19 @@ export interface UnitResult {
   error?: string;
   points: FrontierPoint[];
   trace?: TracePoint[];
+  winRates?: RunWinRates;
+}
+
+/** A run's win rate at one temperature, pooled over seeds (95% interval as the frontier's). */
+export interface PooledWinRate {
+  method: string;
+  setting: string;
+  temperature: number;
+  seeds: number;
+  winRate: number;
+  winRateCi: [number, number];
+  /** By the LLM judge, mean over seeds, when it judged. */
+  judgeWinRate?: number;
 }
 
 /** One seed's data: its pairs and its reward model's held-out accuracy. */
@@ -81,6 +94,10 @@ export interface SentimentExperimentSummary {
   /** The points pooled over seeds, with 95% intervals over seeds and samples (pooling.ts). */
   pooled: PooledPoint[];
   runs: RunRecord[];
+  /** Every trained run's final policy against the reference's completions, per seed and temperature. */
+  winRates: (RunWinRates & { method: string; setting: string; seed: number })[];
+  /** The same pooled over seeds. */
+  pooledWinRates: PooledWinRate[];
   /** Units of the sweep with no result yet ('seed 1: DPO beta=0.1'). */
   missing: string[];
   settings: ExperimentSettings;
@@ -89,6 +106,31 @@ export interface SentimentExperimentSummary {
   /** What the frontier shows, computed from the pooled points (reading.ts). */
   reading: string[];
   seconds: number;
+}
+
+export function poolWinRates(all: SentimentExperimentSummary['winRates']): PooledWinRate[] {
+  const groups = new Map<string, { method: string; setting: string; temperature: number; rates: WinRate[] }>();
+  for (const w of all) {
+    for (const r of w.rates) {
+      const key = JSON.stringify([w.method, w.setting, r.temperature]);
+      const g = groups.get(key) ?? { method: w.method, setting: w.setting, temperature: r.temperature, rates: [] };
+      g.rates.push(r);
+      groups.set(key, g);
+    }
+  }
+  return [...groups.values()].map((g) => {
+    const { mean, half } = pooledInterval(g.rates.map((r) => r.winRate), g.rates.map((r) => r.winRateStderr));
+    const judged = g.rates.filter((r) => r.judgeWinRate !== undefined && Number.isFinite(r.judgeWinRate));
+    return {
+      method: g.method,
+      setting: g.setting,
+      temperature: g.temperature,
+      seeds: g.rates.length,
+      winRate: mean,
+      winRateCi: [mean - half, mean + half] as [number, number],
+      ...(judged.length ? { judgeWinRate: judged.reduce((a, r) => a + (r.judgeWinRate as number), 0) / judged.length } : {}),
+    };
+  });
 }
 
 export function unitFile(seed: number, method: string, setting: string): string {
@@ -175,6 +217,7 @@ export async function mergeExperiment(folder: string, o: MergeOptions = {}): Pro
   const runs: RunRecord[] = results
     .filter((r) => r.method !== 'reference')
     .map((r) => ({ method: r.method, setting: r.setting, seed: r.seed, seconds: r.seconds, ...(r.error ? { error: r.error } : {}), ...(r.trace ? { trace: r.trace } : {}) }));
+  const winRates = results.filter((r) => r.winRates).map((r) => ({ method: r.method, setting: r.setting, seed: r.seed, ...(r.winRates as RunWinRates) }));
   const first = seeds[0];
   const oneSeedLayout = plan.settings.seeds === 1 && !(await readdir(join(output, 'shards')).catch(() => undefined));
   const summary: SentimentExperimentSummary = {
@@ -187,6 +230,8 @@ export async function mergeExperiment(folder: string, o: MergeOptions = {}): Pro
     points,
     pooled,
     runs,
+    winRates,
+    pooledWinRates: poolWinRates(winRates),
     missing,
     settings: plan.settings,
     host: { ...(o.host ?? hostInfo(plan.host.threads)), threads: plan.host.threads },

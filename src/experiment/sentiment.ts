@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { deriveSeed } from '../data/rng.js';
 import { hostInfo } from '../engine/host.js';
 import { DpoError } from '../errors.js';
+import { JudgeClient, VerdictCache } from '../eval/judge.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
 import { loadPretrained } from '../models/pretrained.js';
@@ -70,6 +71,10 @@ export interface SentimentExperimentOptions {
   seeds?: number;
   /** ONNX Runtime threads (default: one per core); recorded, since results are repeatable only with the same count. */
   threads?: number;
+  /** Sampling temperatures of the win rate against the reference's completions (default 0.25,0.5,0.75,1; quick 0.5,1; [] for none). */
+  winTemperatures?: readonly number[];
+  /** An OpenAI-compatible judge of the win rates besides the ground truth. */
+  judge?: { url: string; model: string; apiKey?: string };
   /** Run only this shard of the sweep (shard.ts); its results go into the shared output folder for `mergeExperiment`. */
   shard?: Shard;
   progress?: ProgressReporter;
@@ -97,6 +102,9 @@ export interface ExperimentSettings {
   unlikelihoodAlpha: number;
   seed: number;
   seeds: number;
+  winTemperatures: number[];
+  /** The LLM judge's endpoint and model, when one judges the win rates too. */
+  judge?: { url: string; model: string };
 }
 
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;
@@ -136,7 +144,10 @@ export function resolveSettings(o: SentimentExperimentOptions): ExperimentSettin
     unlikelihoodAlpha: o.unlikelihoodAlpha ?? 1,
     seed: o.seed ?? 0,
     seeds: o.seeds ?? 1,
+    winTemperatures: [...(o.winTemperatures ?? (o.quick ? [0.5, 1] : [0.25, 0.5, 0.75, 1]))],
+    ...(o.judge ? { judge: { url: o.judge.url, model: o.judge.model } } : {}),
   };
+  for (const t of s.winTemperatures) if (!(t > 0)) throw new DpoError(`experiment: win-rate temperatures must be > 0, got ${t}`);
   if (!Number.isInteger(s.seeds) || s.seeds < 1) throw new DpoError(`experiment: seeds must be an integer >= 1, got ${s.seeds}`);
   if (!Number.isInteger(s.pairTopK) || s.pairTopK < 0) throw new DpoError(`experiment: pair top-k must be an integer >= 0, got ${s.pairTopK}`);
   if (s.samplesPerPrompt < 2) throw new DpoError('experiment: samples per prompt must be at least 2 to make pairs');
@@ -165,7 +176,7 @@ export function experimentRuns(s: ExperimentSettings, methods: readonly string[]
 export const EXPERIMENT_COMMAND = 'dpo experiment sentiment';
 
 /** What a run writes in its output folder; an earlier run's copies are removed first (cache/ is content-addressed and kept). */
-const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', 'report.html', 'preferences.jsonl', 'heldout_preferences.jsonl', 'experiment.json', 'points', 'shards'];
+const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', 'report.html', 'preferences.jsonl', 'heldout_preferences.jsonl', 'experiment.json', 'points', 'shards', 'judge-verdicts.jsonl'];
 
 /**
  * The shared output guard (new or empty folder, an earlier run of this experiment, or
@@ -298,6 +309,9 @@ async function runSeed(
     progress,
   });
   let learned: RewardSource | undefined;
+  const judge = o.judge
+    ? { client: new JudgeClient({ url: o.judge.url, model: o.judge.model, apiKey: o.judge.apiKey }), cache: await VerdictCache.open(join(output, 'judge-verdicts.jsonl')) }
+    : undefined;
   try {
     // 1. Preference pairs: the reference's own samples, labelled by the ground truth. Top-k samples
     // by default: pure samples of a 7M-parameter model are mostly rare-token noise, and DPO on
@@ -365,6 +379,8 @@ async function runSeed(
       runDir: (name) => join(work, 'runs', name),
       cacheDir: join(output, 'cache'),
       evaluator,
+      winTemperatures: settings.winTemperatures,
+      judge,
       progress,
     };
     for (const unit of units) {
@@ -376,6 +392,7 @@ async function runSeed(
           const r = await unit.run.run(ctx);
           result.points = r.points;
           if (r.trace) result.trace = r.trace;
+          if (r.winRates) result.winRates = r.winRates;
         } else {
           const ref = await evaluator.evaluate(reference.weights, 'evaluating the reference');
           result.points = [{ method: 'reference', setting: '', step: 0, seed, reward: ref.reward, rewardStderr: ref.rewardStderr, kl: ref.kl, klStderr: ref.klStderr, samples: ref.samples }];

@@ -58,7 +58,7 @@ describe('the computed reading', () => {
 
   it('says which method is above which at equal KL, beyond the intervals, and how PPO met its target', () => {
     const trace = [1, 2, 3].map((step) => ({ step, kl: 2 * step, score: 0, klCoef: 0.2 }));
-    const reading = readFrontier({ pooled, settings, runs: [{ method: 'PPO', setting: 'target_kl=6', seed: 0, seconds: 1, trace }] });
+    const reading = readFrontier({ pooled, settings, pooledWinRates: [], runs: [{ method: 'PPO', setting: 'target_kl=6', seed: 0, seconds: 1, trace }] });
     expect(reading[0]).toMatch(/^The reference scores 0\.100 \[0\.061, 0\.139\]/);
     expect(reading.join('\n')).toMatch(/Above the reference beyond both intervals: DPO beta=0\.1 \(best 0\.400 .* at KL 8\.0, step 40\); PPO target_kl=6/);
     expect(reading.join('\n')).toMatch(/Not clearly above the reference at any point: Best-of-N N=4/);
