@@ -181,16 +181,19 @@ const PPO_ROLLOUT = 32;
 /** The KL coefficient PPO starts from (TRL's init_kl_coef). */
 const PPO_INIT_KL_COEF = 0.2;
 
+/** PPO's learning rate: half the offline runs' 5e-4, under which a large KL coefficient can still pull the KL back down. */
+const PPO_LEARNING_RATE = 2.5e-4;
+
 /**
  * PPO from the reference with the learned reward model (PPO) or the ground-truth scorer
- * (PPO-GT), its KL coefficient steered towards `targetKl` by Ziegler et al.'s adaptive
- * controller. An update is a rollout of PPO_ROLLOUT prompts and PPO_EPOCHS optimizer steps on it,
- * so steps/PPO_EPOCHS updates make as many optimizer steps as an offline run. The coefficient
- * starts at TRL's 0.2 and the controller's horizon is one rollout, so it can move the coefficient
- * by up to 20% per update: TRL's 10000 episodes would leave it where it starts in a run this
- * short, and with a slow controller (it started at 0.05 with a two-rollout horizon) the KL ran to
- * twice its target before the coefficient caught up. The learning rate is 5e-4, under which PPO-GT
- * raises held-out sentiment on the shipped model in PPO's own test.
+ * (PPO-GT), its KL coefficient steered towards `targetKl`. An update is a rollout of PPO_ROLLOUT
+ * prompts and PPO_EPOCHS optimizer steps on it, so steps/PPO_EPOCHS updates make as many
+ * optimizer steps as an offline run. The controller is 'latched' (kl-controller.ts): TRL's
+ * adaptive one, starting at KL 0, decayed the coefficient geometrically before the KL rose and
+ * then overshot several-fold (target 3 gave KL 11-12.6 at the defaults). Rewards are whitened
+ * before GAE so that a large coefficient does not blow up the value targets (a run without it held
+ * KL 3.1-3.4 at beta 2.5, then its value error went from 23 to 3e6 as beta rose and the shared body
+ * diverged). Learning rate: PPO_LEARNING_RATE.
  */
 export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
   const method = groundTruth ? 'PPO-GT' : 'PPO';
@@ -210,10 +213,12 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           targetKl,
           initKlCoef: PPO_INIT_KL_COEF,
           klHorizon: PPO_ROLLOUT,
+          klControl: 'latched',
+          whitenRewards: true,
           ppoEpochs: PPO_EPOCHS,
           maxSteps: updates,
           batchSize: PPO_ROLLOUT,
-          learningRate: 5e-4,
+          learningRate: PPO_LEARNING_RATE,
           lrScheduler: 'constant',
           maxNewTokens: ctx.maxNewTokens,
           loggingSteps: 1,

@@ -218,7 +218,7 @@ ${s.missing.length ? `<p><b>Missing (not finished yet):</b> ${s.missing.map(esca
 <div>${frontier}</div>
 <p class="note">Each point: ${st.evalSamplesPerPrompt} fresh samples (temperature 1, no top-k/top-p, ≤ ${st.maxNewTokens} tokens) of each of ${st.heldOutPrompts} held-out prompts;
 reward = mean ground-truth reward, KL = mean of log π(y|x) − log π_ref(y|x) over the samples. Trained runs: ${st.steps} steps of ${st.batchSize} pairs,
-lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}} (PPO-GT at the middle one; steps/4 updates of 32-prompt rollouts);
+lr ${st.learningRate}, ${st.checkpoints} checkpoints each; DPO β ∈ {${st.betas.join(', ')}}; PPO target KL ∈ {${st.targetKls.join(', ')}} (PPO-GT at the middle one; steps/4 updates of 32-prompt rollouts, lr 2.5e-4, 'latched' KL controller from 0.2, whitened rewards);
 Unlikelihood α = ${st.unlikelihoodAlpha}; Best-of-N (ranked by the learned reward) N ∈ {${st.bestOfN.join(', ')}}, KL = log N − (N−1)/N.
 Hover a point for its numbers.</p>
 <div class="row"><div>${rewardSteps}</div><div>${klSteps}</div></div>
