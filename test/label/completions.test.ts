@@ -34,6 +34,22 @@ describe('loadCompletions', () => {
     expect(loaded.completions).toEqual([{ texts: [' great', ' bad'] }, { texts: ['Red.', 'Blue, or maybe'], finishReasons: ['eos', 'length'] }]);
   });
 
+  it("reads what dpo generate writes, with each completion's finish reason", async () => {
+    const prompts = file('prompts.jsonl', [{ prompt: 'The movie was' }, { prompt: 'Our trip' }]);
+    const samples = join(dir, 'generated.jsonl');
+    const model = join(import.meta.dirname, '..', '..', 'assets', 'brown-gpt2');
+    const gen = await runCli(['generate', '--model', model, '--prompts', prompts, '--output', samples, '--num-samples', '3', '--max-new-tokens', '4', '--threads', '1']);
+    expect(gen.code).toBe(0);
+    const loaded = await loadCompletions(samples);
+    expect(loaded.numCompletions).toBe(3);
+    expect(loaded.prompts.map((p) => p.prompt)).toEqual(['The movie was', 'Our trip']);
+    for (const c of loaded.completions) {
+      expect(c.texts).toHaveLength(3);
+      expect(c.finishReasons).toHaveLength(3);
+      for (const r of c.finishReasons ?? []) expect(['eos', 'length']).toContain(r);
+    }
+  });
+
   it('names file:line and what is wrong in one line', async () => {
     const cases: [unknown, string][] = [
       [{ prompt: 'p' }, "expected a 'prompt' and a 'completions' list, found 'prompt'"],
