@@ -44,11 +44,14 @@ pre { white-space: pre-wrap; word-break: break-word; margin: 0; font: 14px/1.5 u
 .card .key { font-weight: 600; color: var(--accent); margin-bottom: 6px; }
 .card .key .role { margin-left: 8px; }
 .card .rank { position: absolute; top: 8px; right: 10px; font-weight: 700; }
-#actions { margin: 16px 0; display: flex; gap: 8px; flex-wrap: wrap; }
+/* The buttons and any error stay at the bottom of the window, however long the cards are. */
+#footer { position: sticky; bottom: 0; z-index: 1; background-color: Canvas; margin-top: 12px; padding: 8px 0; border-top: 1px solid #8883; }
+#actions { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
 button { font: inherit; padding: 6px 12px; border-radius: 6px; border: 1px solid #8888; background: #8882; cursor: pointer; }
 button:disabled { opacity: .4; cursor: default; }
 kbd { font: 12px ui-monospace, monospace; border: 1px solid #8888; border-radius: 3px; padding: 0 4px; }
-#message { min-height: 1.5em; color: #c33; }
+#message { color: #c33; }
+#message:not(:empty) { margin-top: 8px; font-weight: 600; }
 #status { color: var(--muted); }
 #done { display: none; font-size: 18px; margin: 32px 0; }
 `;
@@ -99,6 +102,7 @@ function render() {
   $('undo').disabled = busy || (!s.canUndo && ranking.length === 0);
   const item = s.item;
   $('work').style.display = item ? '' : 'none';
+  $('actions').style.display = item ? '' : 'none';
   $('done').style.display = item ? 'none' : 'block';
   if (!item) return;
   $('prompt-index').textContent = 'prompt ' + (item.index + 1);
@@ -236,15 +240,17 @@ export function labelPage(title = 'dpo label'): string {
     <div id="prompt"><div id="prompt-index" class="key"></div><div id="prompt-text"></div></div>
     <div id="hint"></div>
     <div id="completions"></div>
+  </div>
+  <div id="done">Every prompt is decided or skipped. The preferences are in the output file; stop the server with Ctrl-C.<span id="skipped-later"></span></div>
+  <div id="footer">
     <div id="actions">
       <button id="tie"><kbd>t</kbd> tie</button>
       <button id="skip"><kbd>s</kbd> skip</button>
       <button id="undo"><kbd>u</kbd> undo</button>
       <span id="status"></span>
     </div>
+    <div id="message" role="alert"></div>
   </div>
-  <div id="done">Every prompt is decided or skipped. The preferences are in the output file; stop the server with Ctrl-C.<span id="skipped-later"></span></div>
-  <div id="message" role="alert"></div>
 </main>
 <script>${SCRIPT}</script>
 </body>

@@ -12,6 +12,10 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPreferenceData } from '../../src/data/load.js';
 import { runLabel } from '../../src/label/run.js';
+import { open as openFile } from 'node:fs/promises';
+import { LabelSession } from '../../src/label/session.js';
+import { startLabelServer } from '../../src/label/server.js';
+import { LabelStore } from '../../src/label/store.js';
 import { CHROMIUM, launchChromium, warnIfNoChromium } from '../browser.js';
 
 warnIfNoChromium('test/label/browser.test.ts');
@@ -216,9 +220,16 @@ describe.skipIf(!CHROMIUM)('dpo label --completions in chromium', () => {
       // Wide cards (two columns at 1280 px), long ones scroll inside the card.
       const cards = await page.$$eval('.card', (els) => els.map((e) => e.getBoundingClientRect().width));
       expect(Math.min(...cards)).toBeGreaterThan(500);
-      const scroll = await page.$$eval('.card .text', (els) => els.map((e) => ({ overflow: getComputedStyle(e).overflowY, scrolls: e.scrollHeight > e.clientHeight + 1 })));
-      expect(scroll.map((s) => s.overflow)).toEqual(['auto', 'auto', 'auto', 'auto']);
-      expect(scroll.map((s) => s.scrolls)).toEqual([true, false, true, false]);
+      const scroll = await page.$$eval('.card .text', (els) =>
+        els.map((e) => {
+          const taller = e.scrollHeight > e.clientHeight + 1;
+          e.scrollTop = 50; // scrolls inside the card when the card is full
+          const moved = e.scrollTop > 0;
+          e.scrollTop = 0;
+          return { taller, moved };
+        }),
+      );
+      expect(scroll).toEqual([true, false, true, false].map((t) => ({ taller: t, moved: t })));
       await screenshot(page, 'k4-chat');
       // Scrolled down to the lower cards, the prompt is still in view.
       await page.mouse.wheel(0, 2000);
@@ -264,6 +275,45 @@ describe.skipIf(!CHROMIUM)('dpo label --completions in chromium', () => {
       await screenshot(page2, 'server-gone');
     } finally {
       await page2.close();
+    }
+  });
+
+  it('a full disk: the page shows the error, keeps the prompt and its picks undone, and the same keys save it once there is space', async () => {
+    const output = join(dir, 'full.jsonl');
+    let full = true;
+    const store = await LabelStore.open(output, {
+      openFile: async (path) => {
+        const h = await openFile(path, 'a');
+        const enospc = (): Promise<never> => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+        return { stat: () => h.stat(), sync: () => h.sync(), truncate: (n) => h.truncate(n), close: () => h.close(), write: (b, o, l) => (full ? h.write(b, o, Math.min(l, 10)).then(enospc) : h.write(b, o, l)) };
+      },
+    });
+    const rows = longRows() as { prompt: string; completions: string[] }[];
+    const session = new LabelSession({ prompts: rows.map((r, i) => ({ prompt: r.prompt, text: '', origin: { file: 'x', line: i + 1 } })), completions: rows.map((r) => ({ texts: r.completions })), numCompletions: 4, store });
+    const server = await startLabelServer(session, { port: 0 });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    try {
+      await page.goto(server.url);
+      await page.waitForSelector('#prompt-index:text-is("prompt 1")');
+      for (const k of ['2', '1', '3']) await page.keyboard.press(k);
+      await page.waitForSelector('#message:has-text("no space left")');
+      expect(await page.textContent('#message')).toBe(`could not save the decision to ${output} (ENOSPC: no space left on device, write); nothing was written: free some space and choose again`);
+      expect(await page.textContent('#prompt-index')).toBe('prompt 1');
+      // The picks before the last stay (cards 2 and 1); the last one and the implied one are taken back.
+      expect(await page.$$eval('.card .rank', (els) => els.map((e) => e.textContent))).toEqual(['#2', '#1']);
+      expect(readFileSync(output, 'utf8')).toBe('');
+      const box = await page.$eval('#message', (e) => e.getBoundingClientRect().bottom);
+      expect(box).toBeLessThanOrEqual(800); // in the window, though the cards are taller than it
+      await screenshot(page, 'disk-full');
+      full = false;
+      await page.keyboard.press('3'); // the same ranking again: sent with the same request id
+      await page.waitForSelector('#prompt-index:text-is("prompt 2")');
+      expect(await page.textContent('#message')).toBe('');
+      expect((lines(output) as { completions: unknown[] }[]).map((r) => r.completions.length)).toEqual([4]);
+    } finally {
+      await page.close();
+      await server.close();
+      await store.close();
     }
   });
 });
