@@ -12,10 +12,10 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPreferenceData } from '../../src/data/load.js';
 import { runLabel } from '../../src/label/run.js';
-import { open as openFile } from 'node:fs/promises';
 import { LabelSession } from '../../src/label/session.js';
 import { startLabelServer } from '../../src/label/server.js';
 import { LabelStore } from '../../src/label/store.js';
+import { fullDisk } from './row-files.js';
 import { CHROMIUM, launchChromium, warnIfNoChromium } from '../browser.js';
 
 warnIfNoChromium('test/label/browser.test.ts');
@@ -281,13 +281,7 @@ describe.skipIf(!CHROMIUM)('dpo label --completions in chromium', () => {
   it('a full disk: the page shows the error, keeps the prompt and its picks undone, and the same keys save it once there is space', async () => {
     const output = join(dir, 'full.jsonl');
     let full = true;
-    const store = await LabelStore.open(output, {
-      openFile: async (path) => {
-        const h = await openFile(path, 'a');
-        const enospc = (): Promise<never> => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
-        return { stat: () => h.stat(), sync: () => h.sync(), truncate: (n) => h.truncate(n), close: () => h.close(), write: (b, o, l) => (full ? h.write(b, o, Math.min(l, 10)).then(enospc) : h.write(b, o, l)) };
-      },
-    });
+    const store = await LabelStore.open(output, { openFile: fullDisk(() => full) });
     const rows = longRows() as { prompt: string; completions: string[] }[];
     const session = new LabelSession({ prompts: rows.map((r, i) => ({ prompt: r.prompt, text: '', origin: { file: 'x', line: i + 1 } })), completions: rows.map((r) => ({ texts: r.completions })), numCompletions: 4, store });
     const server = await startLabelServer(session, { port: 0 });

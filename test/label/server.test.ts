@@ -1,7 +1,6 @@
 /** The labelling server's HTTP surface: Host checks, simultaneous and repeated requests, write failures. */
 import { request } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { startLabelServer, type LabelServer } from '../../src/label/server.js';
 import { LabelSession } from '../../src/label/session.js';
 import { LabelStore, type OpenRowFile } from '../../src/label/store.js';
 import type { PromptRow } from '../../src/generate/prompts.js';
+import { fullDisk } from './row-files.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dpo-label-server-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,16 +97,7 @@ describe('dpo label server', () => {
   it('a failed write answers 507 with the reason, writes nothing, and the next try succeeds', async () => {
     const output = join(dir, 'full.jsonl');
     let full = true;
-    const server = await serve(output, async (path) => {
-      const handle = await openFile(path, 'a');
-      return {
-        stat: () => handle.stat(),
-        sync: () => handle.sync(),
-        truncate: (n) => handle.truncate(n),
-        close: () => handle.close(),
-        write: (bytes, offset, length) => (full ? handle.write(bytes, offset, Math.min(length, 7)).then(() => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }))) : handle.write(bytes, offset, length)),
-      };
-    });
+    const server = await serve(output, fullDisk(() => full));
     const host = `127.0.0.1:${server.port}`;
     await call(server.port, 'GET', '/api/state', host);
     const failed = await call(server.port, 'POST', '/api/decide', host, { index: 0, kind: 'rank', order: [0, 1], id: 'a' });

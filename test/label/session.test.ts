@@ -1,11 +1,11 @@
 /** The labelling session and its files, with a stand-in sampler (no model, no browser). */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync, existsSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LabelSession, type SampleCompletions } from '../../src/label/session.js';
 import { LabelStore, labelLockPath, skippedPath, type OpenRowFile } from '../../src/label/store.js';
+import { appendWith, fullDisk } from './row-files.js';
 import { LabelError } from '../../src/label/errors.js';
 import { loadPreferenceData } from '../../src/data/load.js';
 import type { PromptRow } from '../../src/generate/prompts.js';
@@ -35,25 +35,6 @@ async function closeAll(): Promise<void> {
 
 function rows(path: string): unknown[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as unknown) : [];
-}
-
-/** node's append handle, with `before` run ahead of each write (a delay, or a failure). */
-function openWith(before: (bytes: Uint8Array, offset: number, length: number) => Promise<number | undefined>): OpenRowFile {
-  return async (path) => {
-    const handle = await openFile(path, 'a');
-    return {
-      stat: () => handle.stat(),
-      sync: () => handle.sync(),
-      truncate: (n) => handle.truncate(n),
-      close: () => handle.close(),
-      write: async (bytes, offset, length) => {
-        const take = await before(bytes, offset, length);
-        if (take === undefined) return handle.write(bytes, offset, length);
-        const written = await handle.write(bytes, offset, take);
-        return { bytesWritten: written.bytesWritten };
-      },
-    };
-  };
 }
 
 describe('LabelSession', () => {
@@ -148,7 +129,7 @@ describe('LabelSession', () => {
   it('an undo racing a decision waits for it and undoes that one, never the confirmed one before it', async () => {
     const output = join(dir, 'undo-race.jsonl');
     let slow = false;
-    const s = await session(output, 2, openWith(async () => {
+    const s = await session(output, 2, appendWith(async () => {
       if (slow) await new Promise((r) => setTimeout(r, 200));
       return undefined;
     }));
@@ -175,13 +156,7 @@ describe('LabelSession', () => {
     const existing = '{"prompt": "a", "chosen": " x", "rejected": " y"}\n';
     writeFileSync(output, existing);
     let full = true;
-    let writes = 0;
-    const s = await session(output, 2, openWith(async (_bytes, _offset, length) => {
-      if (!full) return undefined;
-      // Like a disk with a few bytes left: the first write takes part of the row, the next fails.
-      if (writes++ % 2 === 0) return Math.floor(length / 2);
-      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    }));
+    const s = await session(output, 2, fullDisk(() => full));
     const before = await s.state();
     const err = await s.decide(1, { kind: 'rank', order: [1, 0] }, 'r1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LabelError);
