@@ -82,7 +82,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens')
     .option('--seed <s>', 'random seed of the completions', '0')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .option('--on-bad-row <mode>', "malformed prompt rows: 'error' or 'skip'", 'error')
+    .option('--on-bad-row <mode>', "malformed prompt (or --completions) rows: 'error' or 'skip'", 'error')
     .addHelpText('after', EXAMPLES)
     .action(async (flags: LabelFlags, command: Command) => {
       if (flags.completions !== undefined) {
