@@ -84,12 +84,13 @@ export async function startLabelServer(session: LabelSession, options: LabelServ
   const page = labelPage(options.title);
   let origins: string[] = [];
   let hosts: string[] = [];
+  let port = 0;
   const server = createServer((req, res) => {
     void (async () => {
       const path = (req.url ?? '/').split('?')[0];
       if (!hosts.includes((req.headers.host ?? '').toLowerCase())) {
         req.resume();
-        return send(res, 421, `this server answers only for ${hosts.join(', ')}\n`, 'text/plain; charset=utf-8');
+        return send(res, 421, `this server answers only for ${hosts.join(', ')} (forwarding it over SSH? keep the port number: ssh -L ${port}:127.0.0.1:${port} ...)\n`, 'text/plain; charset=utf-8');
       }
       try {
         if (req.method === 'GET' && (path === '/' || path === '/index.html')) return send(res, 200, page, 'text/html; charset=utf-8');
@@ -122,7 +123,7 @@ export async function startLabelServer(session: LabelSession, options: LabelServ
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   hosts = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
   origins = hosts.map((h) => `http://${h}`);
   return {
