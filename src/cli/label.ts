@@ -85,13 +85,6 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--on-bad-row <mode>', "malformed prompt (or --completions) rows: 'error' or 'skip'", 'error')
     .addHelpText('after', EXAMPLES)
     .action(async (flags: LabelFlags, command: Command) => {
-      if (flags.completions !== undefined) {
-        const sampling = ['model', 'prompts', 'maxNewTokens', 'temperature', 'topK', 'topP', 'maxPromptTokens', 'seed', 'threads'];
-        const given = command.options.find((o) => sampling.includes(o.attributeName()) && command.getOptionValueSource(o.attributeName()) === 'cli');
-        if (given) throw new DpoError(`${given.long}: --completions labels existing completions; sampling options do not apply`);
-      } else if (flags.model === undefined || flags.prompts === undefined) {
-        throw new DpoError("give --model and --prompts (sample the completions), or --completions FILE (label existing ones); see 'dpo label --help'");
-      }
       if (flags.onBadRow !== 'error' && flags.onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${flags.onBadRow}'`);
       const options = {
         model: flags.model,

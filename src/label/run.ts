@@ -56,6 +56,18 @@ export interface RunningLabel {
 
 export const DEFAULT_LABEL_PORT = 8765;
 
+/** Options that only sampling uses, with their flags: refused with `completions`. */
+const SAMPLING_FLAGS = {
+  model: '--model',
+  prompts: '--prompts',
+  maxNewTokens: '--max-new-tokens',
+  temperature: '--temperature',
+  topK: '--top-k',
+  topP: '--top-p',
+  maxPromptTokens: '--max-prompt-tokens',
+  threads: '--threads',
+} as const satisfies Partial<Record<keyof LabelOptions, string>>;
+
 type Source = Pick<LabelSessionOptions, 'prompts' | 'sample' | 'completions' | 'tokenizer' | 'numCompletions'> & { skipped: BadRow[]; release(): Promise<void> };
 
 async function sampledSource(options: LabelOptions, model: string, promptsPath: string, numCompletions: number): Promise<Source> {
@@ -102,11 +114,11 @@ async function givenSource(options: LabelOptions, path: string): Promise<Source>
 
 export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
   const given = options.completions;
-  if (given !== undefined && (options.model !== undefined || options.prompts !== undefined)) {
-    throw new DpoError('--completions labels existing completions: give it without --model and --prompts');
-  }
-  if (given === undefined && (options.model === undefined || options.prompts === undefined)) {
-    throw new DpoError('give --model and --prompts (sample the completions), or --completions FILE (label existing ones)');
+  if (given !== undefined) {
+    const sampling = Object.entries(SAMPLING_FLAGS).find(([key]) => options[key as keyof typeof SAMPLING_FLAGS] !== undefined);
+    if (sampling) throw new DpoError(`${sampling[1]}: --completions labels existing completions; sampling options do not apply`);
+  } else if (options.model === undefined || options.prompts === undefined) {
+    throw new DpoError("give --model and --prompts (sample the completions), or --completions FILE (label existing ones); see 'dpo label --help'");
   }
   const numCompletions = options.numCompletions ?? 2;
   if (!Number.isInteger(numCompletions) || numCompletions < 2 || numCompletions > 9) {
