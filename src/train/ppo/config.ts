@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../config.js';
+import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
 
 /** A prompts file/folder (`{"prompt": ...}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');

@@ -1,0 +1,48 @@
+/**
+ * CPOTrainer: Contrastive Preference Optimization (Xu et al. 2024) and, by loss type, SimPO
+ * (Meng et al. 2024) and AlphaPO (Gupta et al. 2025), with TRL CPOTrainer's options, defaults and
+ * metric names. Reference-free: loss = mean over pairs of the loss type's term on the policy's
+ * log-probs (token-mean for ipo, simpo, alphapo) + cpoAlpha x the chosen completions' NLL.
+ * SimPO proper is `lossType: 'simpo', cpoAlpha: 0`.
+ */
+import { z } from 'zod';
+import * as op from '../../engine/ops.js';
+import { option, parseConfig, type ConfigDefinition } from '../core/config.js';
+import { CPO_LOSS_TYPES, cpoLoss, LENGTH_NORMALISED_CPO_TYPES } from './losses.js';
+import { ReferenceFreeOptionsSchema, ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './trainer.js';
+
+export const CPOConfigSchema = ReferenceFreeOptionsSchema.extend({
+  beta: option(z.number().positive().default(0.1), 'temperature beta of the preference term'),
+  lossType: option(z.enum(CPO_LOSS_TYPES).default('sigmoid'), 'preference term (ipo, simpo and alphapo compare token-mean log-probs)', 'type'),
+  labelSmoothing: option(z.number().min(0).lt(0.5).default(0), 'label smoothing eps of sigmoid, simpo and alphapo', 'eps'),
+  cpoAlpha: option(z.number().min(0).default(1), "weight of the chosen completions' NLL term (0 with simpo: SimPO proper)", 'alpha'),
+  simpoGamma: option(z.number().default(0.5), 'target reward margin gamma of simpo and alphapo', 'gamma'),
+  alpha: option(z.number().default(0), "AlphaPO's reward shape alpha: reward (1 - p^-alpha) / alpha of the token-mean probability p (0 = SimPO)"),
+}).strict();
+
+export type CPOConfigInput = z.input<typeof CPOConfigSchema>;
+export type CPOConfig = z.output<typeof CPOConfigSchema>;
+
+export const CPO_CONFIG: ConfigDefinition<typeof CPOConfigSchema> = { schema: CPOConfigSchema };
+
+export function parseCpoConfig(input: unknown, source = 'config'): CPOConfig {
+  return parseConfig(CPO_CONFIG, input, source);
+}
+
+export const CPO_OBJECTIVE: ReferenceFreeObjective<CPOConfig> = {
+  kind: 'cpo',
+  lengthNormalised: (c) => LENGTH_NORMALISED_CPO_TYPES.includes(c.lossType),
+  loss: (c, chosen, rejected, nll) => {
+    const preference = op.mean(cpoLoss(chosen, rejected, c));
+    return { loss: c.cpoAlpha ? op.add(preference, op.mul(nll, c.cpoAlpha)) : preference };
+  },
+  resumeKeys: ['lossType', 'cpoAlpha', 'simpoGamma', 'alpha'],
+};
+
+export type CPOTrainerOptions = ReferenceFreeTrainerOptions;
+
+export class CPOTrainer extends ReferenceFreeTrainer<typeof CPOConfigSchema, CPOConfig> {
+  constructor(config: CPOConfigInput | CPOConfig, options: CPOTrainerOptions = {}) {
+    super(CPO_OBJECTIVE, CPO_CONFIG, config, options);
+  }
+}
