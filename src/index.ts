@@ -6,7 +6,7 @@
  *
  * The low-level engine (graphs, autodiff, ONNX Runtime, optimizers) is the `engine` namespace.
  */
-import { DPOConfigSchema, type DPOConfig as ParsedDPOConfig } from './train/core/config.js';
+import { DPOConfigSchema, type DPOConfig as ParsedDPOConfig } from './train/dpo/config.js';
 
 export { DpoError } from './errors.js';
 
@@ -14,18 +14,18 @@ export { DpoError } from './errors.js';
 /** The DPO configuration: as a type, the parsed config (camelCase keys, defaults filled); as a value, its zod schema. */
 export const DPOConfig = DPOConfigSchema;
 export type DPOConfig = ParsedDPOConfig;
+export { DPOConfigSchema, parseDpoConfig, type DPOConfigInput } from './train/dpo/config.js';
 export {
-  DPOConfigSchema,
   LoraOptionsSchema,
   TrainingOptionsSchema,
-  parseDpoConfig,
   parseConfig,
+  defineConfig,
   checkedConfig,
   option,
   formatZodError,
   type ConfigDefinition,
   type OptionMeta,
-  type DPOConfigInput,
+  type DefinedConfig,
   type LoraOptions,
 } from './train/core/config.js';
 export {

@@ -1,7 +1,8 @@
 /** `dpo eval`: eval_* metrics of a model on preference data as one JSON object. */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { checkedConfig, EVAL_CONFIG } from '../train/core/config.js';
+import { checkedConfig } from '../train/core/config.js';
+import { EVAL_CONFIG } from '../train/dpo/config.js';
 import { printJson, type CliContext } from './context.js';
 import { EVAL_OPTIONS } from './dpo-options.js';
 import { addOptions, validateConfig, valuesFromFlags } from './options.js';

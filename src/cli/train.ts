@@ -1,6 +1,6 @@
 /** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer. */
 import type { Command } from 'commander';
-import { DPO_CONFIG, type DPOConfig } from '../train/core/config.js';
+import { DPO_CONFIG, type DPOConfig } from '../train/dpo/config.js';
 import type { CliContext } from './context.js';
 import { TRAIN_OPTIONS } from './dpo-options.js';
 import { registerTrainerCommand, resolveTrainerConfig } from './trainer-command.js';

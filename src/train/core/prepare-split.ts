@@ -4,7 +4,7 @@ import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { PreferenceFormat } from '../../data/types.js';
 import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
-import { reportPreparedData } from '../dpo/evaluate.js';
+import { reportPreparedData } from './data-report.js';
 import type { ProgressReporter } from '../../progress.js';
 
 /** The data options every trainer config shares. */

@@ -7,22 +7,22 @@ import type { PreferenceBatch } from '../../data/collate.js';
 import { collatePreferences } from '../../data/collate.js';
 import { preparePreferenceData } from '../../data/prepare.js';
 import type { TokenizeStats, TokenizedPreference } from '../../data/tokenize.js';
-import type { BadRow, PreferenceFormat } from '../../data/types.js';
-import { BAD_ROW_LIST_CAP, formatBadRow } from '../../data/bad-rows.js';
+import type { PreferenceFormat } from '../../data/types.js';
 import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadModelOrAdapter } from '../../models/load-model.js';
 import { fitToContext } from '../../models/context-limit.js';
 import type { Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseEvalConfig, scoringOptionsOf, type EvalConfig, type EvalConfigInput } from '../core/config.js';
+import { lossOptionsOf, parseEvalConfig, scoringOptionsOf, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
+import { reportPreparedData } from '../core/data-report.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { createProgress, type ProgressReporter } from '../../progress.js';
 import { compileRowLoss } from './row-loss.js';
 import { Scorer, type BatchScores } from '../../scoring/scorer.js';
 import { wpoRowWeightsOf, type ScoringOptions } from '../../scoring/sequence-logps.js';
 
-export { EvalConfigSchema, parseEvalConfig, type EvalConfig, type EvalConfigInput } from '../core/config.js';
+export { EvalConfigSchema, parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 
 /**
  * One row's results. For pairs every field is a number; for rankings (K > 2 completions, best
@@ -123,27 +123,6 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
     await lossGraph.release();
   }
 }
-
-/** Logs {@link describeData}, then every skipped malformed row (up to a cap) as `file:line: reason`. */
-export function reportPreparedData(progress: ProgressReporter, label: string, data: { stats: TokenizeStats; badRows: readonly BadRow[] }, maxLength: number): void {
-  progress.log(describeData(label, data.stats, maxLength));
-  for (const row of data.badRows.slice(0, BAD_ROW_LIST_CAP)) progress.log(`  skipped ${formatBadRow(row)}`);
-  if (data.badRows.length > BAD_ROW_LIST_CAP) progress.log(`  and ${data.badRows.length - BAD_ROW_LIST_CAP} more skipped`);
-}
-
-/** One line about what data preparation kept, dropped and cut. */
-export function describeData(label: string, s: TokenizeStats, maxLength: number): string {
-  const notes = [
-    s.skippedBad && `${s.skippedBad} malformed rows skipped`,
-    s.droppedTooLong && `${s.droppedTooLong} rows dropped (prompt fills max-length ${maxLength})`,
-    s.truncated && `${s.truncated} rows truncated to max-length ${maxLength}`,
-    s.identicalAfterTruncation && `warning: ${s.identicalAfterTruncation} rows whose completions are identical after truncation (no preference signal; raise max-length / max-completion-length)`,
-    s.promptNotPrefix && `${s.promptNotPrefix} rows whose prompt tokens are not a prefix of prompt+completion`,
-  ].filter(Boolean);
-  return `${label} data: ${s.rows} rows, ${s.totalTokens} tokens${notes.length ? `; ${notes.join('; ')}` : ''}`;
-}
-
-export { loadModelOrAdapter } from '../../models/load-model.js';
 
 export interface EvaluateDpoOptions {
   /** An already loaded policy (skips loading `config.model`). */

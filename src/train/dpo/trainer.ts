@@ -17,7 +17,7 @@ import type { ModelParams } from '../../models/linear.js';
 import type { DropoutSites } from '../../models/dropout.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from '../core/config.js';
+import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
 import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';

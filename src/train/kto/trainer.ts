@@ -27,7 +27,7 @@ import type { ModelParams } from '../../models/linear.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import type { CausalLM } from '../../models/types.js';
 import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
-import { reportPreparedData } from '../dpo/evaluate.js';
+import { reportPreparedData } from '../core/data-report.js';
 import type { EvalGraph } from '../core/loop.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy } from '../core/policy.js';

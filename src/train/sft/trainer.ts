@@ -36,7 +36,7 @@ import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type Conf
 import type { EvalGraph } from '../core/loop.js';
 import { savePolicy } from '../core/policy.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
-import { describeData } from '../dpo/evaluate.js';
+import { describeData } from '../core/data-report.js';
 import type { ProgressReporter } from '../../progress.js';
 import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from '../../scoring/sequence-logps.js';
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPretrained } from '../../../src/models/pretrained.js';
-import type { DPOConfigInput } from '../../../src/train/core/config.js';
+import type { DPOConfigInput } from '../../../src/train/dpo/config.js';
 import { DPOTrainer } from '../../../src/train/dpo/trainer.js';
 import { silentProgress, type ProgressReporter } from '../../../src/progress.js';
 import { makeTinyGpt2, maxDiff, tempDir, writeSentimentPairs } from '../helpers.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadLoraAdapter } from '../../../src/models/lora.js';
 import { loadPretrained } from '../../../src/models/pretrained.js';
-import type { DPOConfigInput } from '../../../src/train/core/config.js';
+import type { DPOConfigInput } from '../../../src/train/dpo/config.js';
 import { DPOTrainer } from '../../../src/train/dpo/trainer.js';
 import type { ProgressReporter } from '../../../src/progress.js';
 import { silentProgress } from '../../../src/progress.js';
