@@ -113,7 +113,7 @@ export {
   type SFTConfig,
   type SFTConfigInput,
   type SFTTrainerOptions,
-} from './train/sft/trainer.js';
+} from './train/sft/index.js';
 export {
   RewardTrainer,
   RewardConfigSchema,
@@ -122,7 +122,7 @@ export {
   rankingPairs,
   type RewardConfig,
   type RewardConfigInput,
-} from './train/reward/trainer.js';
+} from './train/reward/index.js';
 export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './scoring/reward-model.js';
 export {
   KTOTrainer,
@@ -137,9 +137,9 @@ export {
   type KTOTrainerOptions,
   type KtoLossOptions,
   type KtoLossType,
-} from './train/kto/trainer.js';
-export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/reference-free/cpo.js';
-export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/reference-free/orpo.js';
+} from './train/kto/index.js';
+export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/reference-free/index.js';
+export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/reference-free/index.js';
 export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free/losses.js';
 export * from './train/ppo/index.js';
 export * from './train/online/index.js';

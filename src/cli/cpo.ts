@@ -1,7 +1,7 @@
 /** `dpo cpo` and `dpo orpo`: reference-free preference training (CPO / SimPO / AlphaPO, ORPO). */
 import type { Command } from 'commander';
-import { CPO_CONFIG, CPOConfigSchema } from '../train/reference-free/cpo.js';
-import { ORPO_CONFIG, ORPOConfigSchema } from '../train/reference-free/orpo.js';
+import { CPO_CONFIG, CPOConfigSchema } from '../train/reference-free/config.js';
+import { ORPO_CONFIG, ORPOConfigSchema } from '../train/reference-free/config.js';
 import type { CliContext } from './context.js';
 import { optionsFromSchema } from './schema-options.js';
 import { DPO_ONLY_KEYS } from './sft.js';

@@ -1,6 +1,6 @@
 /** `dpo kto`: Kahneman-Tversky Optimization on unpaired (or split paired) data. */
 import type { Command } from 'commander';
-import { KTO_CONFIG, KTOConfigSchema } from '../train/kto/trainer.js';
+import { KTO_CONFIG, KTOConfigSchema } from '../train/kto/config.js';
 import type { CliContext } from './context.js';
 import { optionsFromSchema } from './schema-options.js';
 import { registerTrainerCommand } from './trainer-command.js';

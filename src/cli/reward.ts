@@ -15,7 +15,8 @@ import type { OnBadRow, PreferenceFormat, RowOrigin, SftFormat } from '../data/t
 import { DpoError } from '../errors.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../scoring/reward-model.js';
-import { REWARD_CONFIG, RewardConfigSchema, RewardTrainer } from '../train/reward/trainer.js';
+import { REWARD_CONFIG, RewardConfigSchema } from '../train/reward/config.js';
+import { RewardTrainer } from '../train/reward/trainer.js';
 import { detectSftDataKind } from '../train/sft/trainer.js';
 import { printJson, type CliContext } from './context.js';
 import { RUNTIME_OPTIONS } from './dpo-options.js';

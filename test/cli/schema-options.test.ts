@@ -7,8 +7,8 @@ import { SFT_OPTIONS } from '../../src/cli/sft.js';
 import { resolveTrainerConfig } from '../../src/cli/trainer-command.js';
 import { option } from '../../src/train/core/config.js';
 import { DPO_CONFIG, parseDpoConfig } from '../../src/train/dpo/config.js';
-import { parseSftConfig, SFTConfigSchema } from '../../src/train/sft/trainer.js';
-import { RewardConfigSchema } from '../../src/train/reward/trainer.js';
+import { parseSftConfig, SFTConfigSchema } from '../../src/train/sft/config.js';
+import { RewardConfigSchema } from '../../src/train/reward/config.js';
 
 const spec = (specs: typeof TRAIN_OPTIONS, key: string) => specs.find((s) => s.key === key);
 

@@ -11,10 +11,9 @@
  *   apo_zero_unpaired:  desirable w_d (1 - sigmoid(beta r)),       undesirable w_u sigmoid(beta r)
  * averaged over the batch's examples. Reference log-probs are precomputed and cached as for DPO.
  */
-import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../../data/collate.js';
 import { loadKtoData } from '../../data/load.js';
-import { KTO_FORMATS, type KtoExample, type KtoFormat } from '../../data/kto-format.js';
+import type { KtoExample, KtoFormat } from '../../data/kto-format.js';
 import { tokenizePreferences, type TokenizedPreference, type TokenizeStats } from '../../data/tokenize.js';
 import type { Graph, Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
@@ -26,7 +25,8 @@ import type { DropoutSites } from '../../models/dropout.js';
 import type { ModelParams } from '../../models/linear.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import type { CausalLM } from '../../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
+import { parseKtoConfig, type KTOConfig, type KTOConfigInput } from './config.js';
+import { ktoKl, ktoLoss, type KtoLossOptions } from './loss.js';
 import { reportPreparedData } from '../core/data-report.js';
 import type { EvalGraph } from '../core/loop.js';
 import { MetricsAccumulator } from '../core/metrics.js';
@@ -36,60 +36,9 @@ import { precomputeReferenceLogps } from '../../scoring/reference-cache.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
 
-export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
-export type KtoLossType = (typeof KTO_LOSS_TYPES)[number];
-
-export const KTOConfigSchema = TrainingOptionsSchema.extend({
-  data: option(
-    z.string().min(1),
-    'prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder',
-    'path',
-  ),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
-  format: option(z.enum(['auto', ...KTO_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
-  batchSize: option(z.number().int().positive().default(8), 'examples (completions) per micro-batch'),
-  beta: option(z.number().positive().default(0.1), 'temperature beta (strength of the KL constraint)'),
-  lossType: option(z.enum(KTO_LOSS_TYPES).default('kto'), 'kto, or apo_zero_unpaired (no KL term)', 'type'),
-  desirableWeight: option(z.number().positive().default(1), 'weight w_d of the desirable examples\' losses', 'w'),
-  undesirableWeight: option(z.number().positive().default(1), 'weight w_u of the undesirable examples\' losses', 'w'),
-  refModel: option(z.string().min(1).optional(), 'reference model (default: the starting policy)', 'path'),
-}).strict();
-
-export type KTOConfigInput = z.input<typeof KTOConfigSchema>;
-export type KTOConfig = z.output<typeof KTOConfigSchema>;
-
-export const KTO_CONFIG: ConfigDefinition<typeof KTOConfigSchema> = { schema: KTOConfigSchema };
-
-export function parseKtoConfig(input: unknown, source = 'config'): KTOConfig {
-  return parseConfig(KTO_CONFIG, input, source);
-}
-
 const KTO_RESUME_KEYS = [
   'model', 'data', 'format', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'beta', 'lossType', 'desirableWeight', 'undesirableWeight',
 ] as const satisfies readonly (keyof KTOConfig)[];
-
-export interface KtoLossOptions {
-  lossType: KtoLossType;
-  beta: number;
-  desirableWeight: number;
-  undesirableWeight: number;
-}
-
-/**
- * Per-example KTO losses [B] from log-ratios r [B], labels [B] (1 desirable, 0 undesirable) and
- * the KL estimate z (a scalar without gradient).
- */
-export function ktoLoss(r: Tensor, labels: Tensor, kl: Tensor, o: KtoLossOptions): Tensor {
-  const oneMinusSigmoid = (x: Tensor): Tensor => op.sigmoid(op.neg(x));
-  const desirable = o.lossType === 'kto' ? oneMinusSigmoid(op.mul(op.sub(r, kl), o.beta)) : oneMinusSigmoid(op.mul(r, o.beta));
-  const undesirable = o.lossType === 'kto' ? oneMinusSigmoid(op.mul(op.sub(kl, r), o.beta)) : op.sigmoid(op.mul(r, o.beta));
-  return op.add(op.mul(op.mul(desirable, labels), o.desirableWeight), op.mul(op.mul(undesirable, op.sub(1, labels)), o.undesirableWeight));
-}
-
-/** KTO's KL estimate: max(0, mean of the mismatched pairs' log-ratios), no gradient. */
-export function ktoKl(klPolicy: Tensor, klReference: Tensor): Tensor {
-  return op.stopGradient(op.maximum(op.mean(op.sub(klPolicy, klReference)), 0));
-}
 
 /**
  * The step's graph: sequences laid out [2, B] (row 0 the examples, row 1 their mismatched KL

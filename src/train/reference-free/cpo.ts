@@ -5,29 +5,10 @@
  * log-probs (token-mean for ipo, simpo, alphapo) + cpoAlpha x the chosen completions' NLL.
  * SimPO proper is `lossType: 'simpo', cpoAlpha: 0`.
  */
-import { z } from 'zod';
 import * as op from '../../engine/ops.js';
-import { option, parseConfig, type ConfigDefinition } from '../core/config.js';
-import { CPO_LOSS_TYPES, cpoLoss, LENGTH_NORMALISED_CPO_TYPES } from './losses.js';
-import { ReferenceFreeOptionsSchema, ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './trainer.js';
-
-export const CPOConfigSchema = ReferenceFreeOptionsSchema.extend({
-  beta: option(z.number().positive().default(0.1), 'temperature beta of the preference term'),
-  lossType: option(z.enum(CPO_LOSS_TYPES).default('sigmoid'), 'preference term (ipo, simpo and alphapo compare token-mean log-probs)', 'type'),
-  labelSmoothing: option(z.number().min(0).lt(0.5).default(0), 'label smoothing eps of sigmoid, simpo and alphapo', 'eps'),
-  cpoAlpha: option(z.number().min(0).default(1), "weight of the chosen completions' NLL term (0 with simpo: SimPO proper)", 'alpha'),
-  simpoGamma: option(z.number().default(0.5), 'target reward margin gamma of simpo and alphapo', 'gamma'),
-  alpha: option(z.number().default(0), "AlphaPO's reward shape alpha: reward (1 - p^-alpha) / alpha of the token-mean probability p (0 = SimPO)"),
-}).strict();
-
-export type CPOConfigInput = z.input<typeof CPOConfigSchema>;
-export type CPOConfig = z.output<typeof CPOConfigSchema>;
-
-export const CPO_CONFIG: ConfigDefinition<typeof CPOConfigSchema> = { schema: CPOConfigSchema };
-
-export function parseCpoConfig(input: unknown, source = 'config'): CPOConfig {
-  return parseConfig(CPO_CONFIG, input, source);
-}
+import { CPO_CONFIG, type CPOConfig, type CPOConfigInput, type CPOConfigSchema } from './config.js';
+import { cpoLoss, LENGTH_NORMALISED_CPO_TYPES } from './losses.js';
+import { ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './trainer.js';
 
 export const CPO_OBJECTIVE: ReferenceFreeObjective<CPOConfig> = {
   kind: 'cpo',

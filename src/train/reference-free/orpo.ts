@@ -5,25 +5,11 @@
  * of the token-mean probability. Extra metrics: log_odds_ratio (mean log sigmoid) and
  * log_odds_chosen (mean log odds ratio).
  */
-import { z } from 'zod';
 import * as op from '../../engine/ops.js';
 import { logSigmoid } from '../../engine/nn.js';
-import { option, parseConfig, type ConfigDefinition } from '../core/config.js';
+import { ORPO_CONFIG, type ORPOConfig, type ORPOConfigInput, type ORPOConfigSchema } from './config.js';
 import { orpoLogOdds } from './losses.js';
-import { ReferenceFreeOptionsSchema, ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './trainer.js';
-
-export const ORPOConfigSchema = ReferenceFreeOptionsSchema.extend({
-  beta: option(z.number().positive().default(0.1), "weight lambda of the odds-ratio term (TRL's beta)"),
-}).strict();
-
-export type ORPOConfigInput = z.input<typeof ORPOConfigSchema>;
-export type ORPOConfig = z.output<typeof ORPOConfigSchema>;
-
-export const ORPO_CONFIG: ConfigDefinition<typeof ORPOConfigSchema> = { schema: ORPOConfigSchema };
-
-export function parseOrpoConfig(input: unknown, source = 'config'): ORPOConfig {
-  return parseConfig(ORPO_CONFIG, input, source);
-}
+import { ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './trainer.js';
 
 export const ORPO_OBJECTIVE: ReferenceFreeObjective<ORPOConfig> = {
   kind: 'orpo',

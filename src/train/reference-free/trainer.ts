@@ -18,7 +18,7 @@ import type { DropoutSites } from '../../models/dropout.js';
 import type { ModelParams } from '../../models/linear.js';
 import type { Pretrained } from '../../models/pretrained.js';
 import type { CausalLM } from '../../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
+import { parseConfig, type ConfigDefinition } from '../core/config.js';
 import type { EvalGraph, TrainingOptions } from '../core/loop.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy } from '../core/policy.js';
@@ -26,13 +26,6 @@ import { preparePreferenceSplit } from '../core/prepare-split.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
-
-/** The options every reference-free pair trainer shares (TrainingOptions, pairs only, beta). */
-export const ReferenceFreeOptionsSchema = TrainingOptionsSchema.extend({
-  data: option(z.string().min(1), 'preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder', 'path'),
-  evalData: option(z.string().min(1).optional(), 'held-out preference pairs for eval_* metrics', 'path'),
-  batchSize: option(z.number().int().positive().default(8), 'pairs per micro-batch'),
-});
 
 /** What makes one reference-free trainer. */
 export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: number }> {

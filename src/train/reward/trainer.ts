@@ -13,12 +13,9 @@
  * DPO paper's normalisation); see reward-model.ts for why the offset lives in config.json.
  */
 import { join } from 'node:path';
-import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
-import type { Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
-import { logSigmoid } from '../../engine/nn.js';
 import type { ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { FloatOutputDtype } from '../../io/dtypes.js';
@@ -31,7 +28,8 @@ import { mergeLora } from '../../models/lora.js';
 import { loadModelOrAdapter } from '../../models/load-model.js';
 import { fitToContext } from '../../models/context-limit.js';
 import type { CausalLM } from '../../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
+import { parseRewardConfig, type RewardConfig, type RewardConfigInput } from './config.js';
+import { bradleyTerryLoss, rankingPairs } from './loss.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
 import type { EvalGraph } from '../core/loop.js';
 import { buildPolicy } from '../core/policy.js';
@@ -49,32 +47,6 @@ import {
   SCORE_WEIGHT,
 } from '../../scoring/reward-model.js';
 
-export const RewardConfigSchema = TrainingOptionsSchema.extend({
-  data: option(z.string().min(1), 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder', 'path'),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
-  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
-  /** TRL RewardConfig's default. */
-  learningRate: option(z.number().positive().default(1e-4), 'peak learning rate', 'lr'),
-  /**
-   * TRL's center_rewards_coefficient (Eisenstein et al. 2023, eq. 2): adds
-   * coef * mean over rows of (sum of the row's rewards)^2, which for pairs is TRL's (r_w + r_l)^2.
-   */
-  centerRewardsCoefficient: option(
-    z.number().min(0).optional(),
-    "TRL's center_rewards_coefficient: + c * mean((r_w + r_l)^2) (recommended 0.01)",
-    'c',
-  ),
-}).strict();
-
-export type RewardConfigInput = z.input<typeof RewardConfigSchema>;
-export type RewardConfig = z.output<typeof RewardConfigSchema>;
-
-export const REWARD_CONFIG: ConfigDefinition<typeof RewardConfigSchema> = { schema: RewardConfigSchema };
-
-export function parseRewardConfig(input: unknown, source = 'config'): RewardConfig {
-  return parseConfig(REWARD_CONFIG, input, source);
-}
-
 /** Options a resumed run must share with the run that wrote the checkpoint. */
 const REWARD_RESUME_KEYS = [
   'model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'centerRewardsCoefficient',
@@ -87,30 +59,6 @@ export interface RewardTrainerOptions extends StopOptions {
 export interface RewardTrainResult extends TrainerResult {
   /** The stored reward_offset (mean raw reward over the training completions); undefined when interrupted. */
   rewardOffset?: number;
-}
-
-/** Ordered pairs (better, worse) of K completions listed best first. */
-export function rankingPairs(K: number): [number, number][] {
-  const pairs: [number, number][] = [];
-  for (let a = 0; a < K; a++) for (let b = a + 1; b < K; b++) pairs.push([a, b]);
-  return pairs;
-}
-
-/**
- * Bradley-Terry loss of a batch: rewards [K*B] (sequence k*B + i) -> mean over rows and their
- * ordered pairs of -log sigmoid(r_better - r_worse), plus the optional centering term.
- */
-export function bradleyTerryLoss(rewards: Tensor, K: number, centerCoefficient = 0): Tensor {
-  const byRow = op.reshape(rewards, [K, -1]);
-  const row = (k: number): Tensor => op.slice(byRow, 0, k, k + 1);
-  const diffs = rankingPairs(K).map(([a, b]) => op.sub(row(a), row(b)));
-  const d = diffs.length === 1 ? diffs[0] : op.concat(diffs, 0);
-  let loss = op.neg(op.mean(logSigmoid(d)));
-  if (centerCoefficient > 0) {
-    const s = op.sum(byRow, 0);
-    loss = op.add(loss, op.mul(op.mean(op.mul(s, s)), centerCoefficient));
-  }
-  return loss;
 }
 
 /** accuracy / margin / mean_reward sums of one batch's rewards. */

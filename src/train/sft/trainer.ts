@@ -13,7 +13,6 @@
  * (token-weighted, as TRL: a long completion counts more than a short one, and gradient
  * accumulation gives exactly the loss of one big batch).
  */
-import { z } from 'zod';
 import { collatePreferences, type PreferenceBatch } from '../../data/collate.js';
 import { loadPreferenceData } from '../../data/load.js';
 import { detectPreferenceFormat, PREFERENCE_FORMATS } from '../../data/preference-format.js';
@@ -22,49 +21,18 @@ import { readDataPath } from '../../data/read.js';
 import { detectSftFormat, SFT_FORMATS } from '../../data/sft-format.js';
 import { tokenizeSft, type TokenizedSft, type TokenizeStats } from '../../data/tokenize.js';
 import type { PreferenceFormat, SftFormat } from '../../data/types.js';
-import type { Graph, Tensor } from '../../engine/graph.js';
-import * as op from '../../engine/ops.js';
-import { logSumExp } from '../../engine/nn.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import type { Pretrained } from '../../models/pretrained.js';
-import type { CausalLM } from '../../models/types.js';
-import type { DropoutSites } from '../../models/dropout.js';
-import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from '../core/config.js';
+import { parseSftConfig, type SFTConfig, type SFTConfigInput } from './config.js';
+import { sftLoss } from './loss.js';
 import type { EvalGraph } from '../core/loop.js';
 import { savePolicy } from '../core/policy.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { describeData } from '../core/data-report.js';
 import type { ProgressReporter } from '../../progress.js';
-import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from '../../scoring/sequence-logps.js';
-
-/** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
-export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
-
-export const SFTConfigSchema = TrainingOptionsSchema.extend({
-  ...ScoredBatchShape,
-  data: option(
-    z.string().min(1),
-    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
-    'path',
-  ),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
-  format: option(z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
-  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
-  /** TRL SFTConfig's default. */
-  learningRate: option(z.number().positive().default(2e-5), 'peak learning rate', 'lr'),
-}).strict();
-
-export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
-export type SFTConfig = z.output<typeof SFTConfigSchema>;
-
-export const SFT_CONFIG: ConfigDefinition<typeof SFTConfigSchema> = { schema: SFTConfigSchema };
-
-export function parseSftConfig(input: unknown, source = 'config'): SFTConfig {
-  return parseConfig(SFT_CONFIG, input, source);
-}
+import { scoredFeeds } from '../../scoring/sequence-logps.js';
 
 /** Options a resumed run must share with the run that wrote the checkpoint. */
 const SFT_RESUME_KEYS = [
@@ -128,39 +96,6 @@ export async function prepareSftSplit(path: string, tokenizer: TextTokenizer, o:
   const examples = loaded.examples.map((e) => ({ prompt: e.prompt, completion: e.completions[0], origin: e.origin }));
   const { rows, stats } = tokenizeSft(examples, tokenizer, limits);
   return { kind, rows, stats: { ...stats, skippedBad: loaded.badRows.length } };
-}
-
-/** Per-token quantities of the completion tokens a batch scores. */
-export interface TokenNll {
-  /** [M] -log p(target) at every scored position. */
-  nll: Tensor;
-  /** [M] 1 where the target is the arg-max token (ties count as correct), else 0. */
-  correct: Tensor;
-}
-
-/** Negative log-likelihood of every scored completion token; only those positions reach lm_head. */
-export function tokenNll(model: CausalLM, params: Readonly<Record<string, Tensor>>, inputs: ScoredInputs, dropout?: DropoutSites): TokenNll {
-  const hidden = scoredForward(model, params, inputs, dropout);
-  const chunks = scoredHead(model, params, hidden, inputs, (logits, targets) => {
-    const target = op.squeeze(op.gatherElements(logits, op.unsqueeze(targets, 1), 1), 1);
-    const nll = op.sub(logSumExp(logits, -1), target);
-    const best = op.stopGradient(op.max(logits, -1));
-    const correct = op.cast(op.greaterEqual(op.stopGradient(target), best), logits.dtype);
-    return [nll, correct];
-  });
-  return { nll: op.concat(chunks.map((c) => c.values[0]), 0), correct: op.concat(chunks.map((c) => c.values[1]), 0) };
-}
-
-/**
- * The SFT step's loss: sum of token NLLs times the fed `loss_scale` (= micro-batches / completion
- * tokens of the whole step, so accumulated gradients are those of the step's token mean).
- */
-export function sftLoss(g: Graph, model: CausalLM, params: Readonly<Record<string, Tensor>>, dropout?: DropoutSites, layout: { packed?: boolean } = {}): LossBuild {
-  const inputs = declareScoredInputs(g, 'float32', layout);
-  const scale = g.input('loss_scale', 'float32', []);
-  const t = tokenNll(model, params, inputs, dropout);
-  const nllSum = op.sum(t.nll);
-  return { loss: op.mul(nllSum, scale), outputs: { nll_sum: op.stopGradient(nllSum), correct: op.sum(t.correct) } };
 }
 
 function batchFeeds(batch: PreferenceBatch, scale: number, packed: boolean): Record<string, HostTensor> {

@@ -6,7 +6,7 @@ import { loadKtoData } from '../../../src/data/load.js';
 import { Graph } from '../../../src/engine/graph.js';
 import { gradcheck } from '../../../src/engine/gradcheck.js';
 import { CompiledGraph } from '../../../src/engine/runtime.js';
-import { ktoKl, ktoLoss, type KtoLossOptions } from '../../../src/train/kto/trainer.js';
+import { ktoKl, ktoLoss, type KtoLossOptions } from '../../../src/train/kto/loss.js';
 import { runCli } from '../../cli/run-cli.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../helpers.js';
 

@@ -18,7 +18,7 @@ import {
   RewardScorer,
   SCORE_WEIGHT,
 } from '../../../src/scoring/reward-model.js';
-import { bradleyTerryLoss, parseRewardConfig, rankingPairs, RewardTrainer } from '../../../src/train/reward/trainer.js';
+import { bradleyTerryLoss, parseRewardConfig, rankingPairs, RewardTrainer } from '../../../src/train/reward/index.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../helpers.js';
 
 describe('reward model head', () => {

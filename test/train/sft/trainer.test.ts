@@ -8,7 +8,7 @@ import { readSafetensors } from '../../../src/io/safetensors.js';
 import { loadPretrained } from '../../../src/models/pretrained.js';
 import { silentProgress } from '../../../src/progress.js';
 import { declareScoredInputs, scoredFeeds } from '../../../src/scoring/sequence-logps.js';
-import { parseSftConfig, prepareSftSplit, SFTTrainer, tokenNll } from '../../../src/train/sft/trainer.js';
+import { parseSftConfig, prepareSftSplit, SFTTrainer, tokenNll } from '../../../src/train/sft/index.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../helpers.js';
 
 function readMetrics(file: string): Record<string, number>[] {
