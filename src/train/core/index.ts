@@ -13,3 +13,4 @@ export * from './metrics.js';
 export * from './schedule.js';
 export * from './prepare-split.js';
 export * from './data-report.js';
+export * from './loss-terms.js';

@@ -7,6 +7,7 @@
 import type { Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
 import { logSigmoid, logSumExp, softplus } from '../../engine/nn.js';
+import { smoothedSigmoid } from '../core/loss-terms.js';
 
 export const LOSS_TYPES = [
   'sigmoid',
@@ -115,11 +116,6 @@ export function sortBatch(x: Tensor): Tensor {
   const before = op.or(op.less(other, mine), op.and(op.equal(other, mine), earlier));
   const rank = op.sum(op.cast(before, 'int64'), 1);
   return op.scatterAdd(op.zerosLike(x), rank, x, 0);
-}
-
-/** -(1 - eps) log sigmoid(z) - eps log sigmoid(-z): the (conservative) sigmoid loss of a logit z. */
-export function smoothedSigmoid(z: Tensor, eps: number): Tensor {
-  return eps ? op.sub(op.mul(logSigmoid(z), -(1 - eps)), op.mul(logSigmoid(op.neg(z)), eps)) : op.neg(logSigmoid(z));
 }
 
 const row = (t: Tensor, k: number): Tensor => op.squeeze(op.slice(t, 0, k, k + 1), 0);

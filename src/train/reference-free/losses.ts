@@ -7,7 +7,7 @@
 import type { Tensor } from '../../engine/graph.js';
 import { logSigmoid } from '../../engine/nn.js';
 import * as op from '../../engine/ops.js';
-import { smoothedSigmoid } from '../dpo/losses.js';
+import { smoothedSigmoid } from '../core/loss-terms.js';
 
 export const CPO_LOSS_TYPES = ['sigmoid', 'hinge', 'ipo', 'simpo', 'alphapo'] as const;
 export type CpoLossType = (typeof CPO_LOSS_TYPES)[number];
