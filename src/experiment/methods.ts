@@ -7,11 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RewardFn } from '../eval/rewards.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
-import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
-import { DPOTrainer } from '../train/dpo-trainer.js';
-import type { ProgressReporter } from '../train/progress.js';
+import { checkpointModelWeights, listCheckpoints } from '../train/core/checkpoint.js';
+import { DPOTrainer } from '../train/dpo/trainer.js';
+import type { ProgressReporter } from '../progress.js';
 import { PPOTrainer } from '../train/ppo/trainer.js';
-import { SFTTrainer } from '../train/sft-trainer.js';
+import { SFTTrainer } from '../train/sft/trainer.js';
 import type { FrontierEvaluator, FrontierPoint, JudgeSetup, WinRate } from './frontier.js';
 
 /** What every run gets: the data, the reference, the rewards and the shared training settings. */

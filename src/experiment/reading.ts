@@ -5,7 +5,7 @@
  * KL between their checkpoints, with their 95% intervals), and whether PPO reached its KL targets.
  */
 import type { PooledPoint } from './pooling.js';
-import type { SentimentExperimentSummary } from './results.js';
+import type { SentimentExperimentSummary } from './summary.js';
 
 const f = (v: number, d = 3): string => (Number.isFinite(v) ? v.toFixed(d) : '—');
 const ci = (c: readonly [number, number], d = 3): string => `[${f(c[0], d)}, ${f(c[1], d)}]`;

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import type { TopLevelSpec } from 'vega-lite';
 import { escapeHtml, renderSvg } from '../quickstart/report.js';
 import type { PooledPoint } from './pooling.js';
-import type { SentimentExperimentSummary } from './results.js';
+import type { SentimentExperimentSummary } from './summary.js';
 
 const ORDER = ['reference', 'DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'];
 /** Tableau 10, one per method in ORDER. */

@@ -14,10 +14,12 @@ import { DpoError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import type { FrontierPoint, WinRate } from './frontier.js';
 import { runName, type RunWinRates, type TracePoint } from './methods.js';
-import { pooledInterval, poolPoints, type PooledPoint } from './pooling.js';
+import { pooledInterval, poolPoints } from './pooling.js';
 import { readFrontier } from './reading.js';
 import { writeExperimentReport } from './report.js';
-import type { ExperimentSettings } from './sentiment.js';
+import type { ExperimentSettings, PooledWinRate, RunRecord, SeedInfo, SentimentExperimentSummary } from './summary.js';
+
+export type { PooledWinRate, RunRecord, SeedInfo, SentimentExperimentSummary } from './summary.js';
 
 /** A unit of the sweep as experiment.json lists it. */
 export interface UnitRecord {
@@ -50,63 +52,6 @@ export interface UnitResult {
   winRates?: RunWinRates;
 }
 
-/** A run's win rate at one temperature, pooled over seeds (95% interval as the frontier's). */
-export interface PooledWinRate {
-  method: string;
-  setting: string;
-  temperature: number;
-  seeds: number;
-  winRate: number;
-  winRateCi: [number, number];
-  /** By the LLM judge, mean over seeds, when it judged. */
-  judgeWinRate?: number;
-}
-
-/** One seed's data: its pairs and its reward model's held-out accuracy. */
-export interface SeedInfo {
-  seed: number;
-  pairs: number;
-  heldOutPairs: number;
-  rewardModelAccuracy: number;
-}
-
-export interface RunRecord {
-  method: string;
-  setting: string;
-  seed: number;
-  seconds: number;
-  /** Why the run failed (its points are then missing); absent when it finished. */
-  error?: string;
-  /** PPO: its rollouts' KL, score and coefficient per update. */
-  trace?: TracePoint[];
-}
-
-export interface SentimentExperimentSummary {
-  output: string;
-  report: string;
-  frontierFile: string;
-  /** The first seed's pairs and reward model (every seed's: `seeds`). */
-  pairs: number;
-  rewardModel: { dir: string; heldOutAccuracy: number; heldOutPairs: number };
-  seeds: SeedInfo[];
-  /** Every seed's points, as frontier.jsonl. */
-  points: FrontierPoint[];
-  /** The points pooled over seeds, with 95% intervals over seeds and samples (pooling.ts). */
-  pooled: PooledPoint[];
-  runs: RunRecord[];
-  /** Every trained run's final policy against the reference's completions, per seed and temperature. */
-  winRates: (RunWinRates & { method: string; setting: string; seed: number })[];
-  /** The same pooled over seeds. */
-  pooledWinRates: PooledWinRate[];
-  /** Units of the sweep with no result yet ('seed 1: DPO beta=0.1'). */
-  missing: string[];
-  settings: ExperimentSettings;
-  /** Threads and the CPU of the machine that built this summary (the runs' thread count is the plan's). */
-  host: HostInfo;
-  /** What the frontier shows, computed from the pooled points (reading.ts). */
-  reading: string[];
-  seconds: number;
-}
 
 export function poolWinRates(all: SentimentExperimentSummary['winRates']): PooledWinRate[] {
   const groups = new Map<string, { method: string; setting: string; temperature: number; rates: WinRate[] }>();

@@ -18,17 +18,18 @@ import { JudgeClient, VerdictCache } from '../eval/judge.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
 import { loadPretrained } from '../models/pretrained.js';
-import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../quickstart/prompts.js';
+import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../data/builtin-prompts.js';
 import { preferencePairs, SHIPPED_MODEL } from '../quickstart/run.js';
-import { createProgress, type ProgressReporter } from '../train/progress.js';
-import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/output-guard.js';
-import { RewardTrainer } from '../train/reward-trainer.js';
+import { createProgress, type ProgressReporter } from '../progress.js';
+import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/core/output-guard.js';
+import { RewardTrainer } from '../train/reward/trainer.js';
 import { FrontierEvaluator } from './frontier.js';
 import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
-import { checkPlan, mergeExperiment, unitFile, writePlan, writeSeedInfo, writeUnitResult, type ExperimentPlan, type SentimentExperimentSummary, type UnitRecord, type UnitResult } from './results.js';
+import { checkPlan, mergeExperiment, unitFile, writePlan, writeSeedInfo, writeUnitResult, type ExperimentPlan, type UnitRecord, type UnitResult } from './results.js';
 import { shardItems, shardName, WHOLE, type Shard } from './shard.js';
+import type { ExperimentSettings, SentimentExperimentSummary } from './summary.js';
 
-export type { SentimentExperimentSummary, RunRecord } from './results.js';
+export type { ExperimentSettings, RunRecord, SentimentExperimentSummary } from './summary.js';
 
 export interface SentimentExperimentOptions {
   /** Reference and starting policy (default: the shipped model). */
@@ -78,33 +79,6 @@ export interface SentimentExperimentOptions {
   /** Run only this shard of the sweep (shard.ts); its results go into the shared output folder for `mergeExperiment`. */
   shard?: Shard;
   progress?: ProgressReporter;
-}
-
-export interface ExperimentSettings {
-  model: string;
-  scorer: string;
-  quick: boolean;
-  trainPrompts: number;
-  heldOutPrompts: number;
-  samplesPerPrompt: number;
-  pairTopK: number;
-  evalSamplesPerPrompt: number;
-  maxNewTokens: number;
-  steps: number;
-  checkpoints: number;
-  batchSize: number;
-  learningRate: number;
-  rewardModelSteps: number;
-  rewardLearningRate: number;
-  betas: number[];
-  targetKls: number[];
-  bestOfN: number[];
-  unlikelihoodAlpha: number;
-  seed: number;
-  seeds: number;
-  winTemperatures: number[];
-  /** The LLM judge's endpoint and model, when one judges the win rates too. */
-  judge?: { url: string; model: string };
 }
 
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;
