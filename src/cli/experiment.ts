@@ -60,7 +60,11 @@ Defaults take about 30 minutes on a 2-core CPU; --quick (fewer runs, steps and s
 Examples:
   $ dpo experiment sentiment --quick
   $ dpo experiment sentiment --output runs/frontier --betas 0.1,0.5 --methods DPO,Best-of-N
-  $ dpo experiment sentiment --model ./my-gpt2 --prompts p.jsonl --held-out-prompts h.jsonl`;
+  $ dpo experiment sentiment --model ./my-gpt2 --prompts p.jsonl --held-out-prompts h.jsonl
+  $ dpo experiment sentiment --seeds 3 --threads 2 --shard 0/4 --output /shared/frontier   # one of 4 machines
+  $ dpo experiment merge /shared/frontier
+
+--seed repeats a run byte for byte with the same --threads on the same CPU (both recorded).`;
 
 function positive(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
