@@ -13,8 +13,8 @@
  * 'latched' fixes those three: beta stays at its initial value until the rollout KL, extrapolated
  * one update ahead, first reaches `engageAt` x target (no decay while the policy has not moved
  * yet, so nothing to wind up); from then on beta is corrected in log space by the ratio of the
- * extrapolated KL to the target, log beta += gain log(KL_next / target), limited to x/÷ `maxStep`
- * per update, so an overshoot is answered within an update or two instead of a dozen; within
+ * extrapolated KL to the target, log beta += gain log(KL_next / target), limited to x `maxStep`
+ * up and ÷ `maxDecrease` down per update, so an overshoot is answered within an update or two instead of a dozen; within
  * ±`deadband` of the target beta rests.
  */
 export type KlControl = 'adaptive' | 'latched';
@@ -27,7 +27,7 @@ export interface KlControllerState {
 }
 
 /** Where 'latched' engages (fraction of the target), how hard it corrects, and its largest factor per update. */
-export const LATCHED = { engageAt: 0.5, gain: 1, maxStep: 2, deadband: 0.15 } as const;
+export const LATCHED = { engageAt: 0.5, gain: 1, maxStep: 2, maxDecrease: 1.5, deadband: 0.15 } as const;
 
 export class KlController {
   /** The current coefficient. */
@@ -67,8 +67,9 @@ export class KlController {
     // ratchets it up (a run held at 1.1-1.3x its target took beta from 2.5 to 180 in 8 updates).
     const error = Math.log(ahead / this.target);
     if (Math.abs(error) <= Math.log(1 + LATCHED.deadband)) return;
-    const limit = Math.log(LATCHED.maxStep);
-    this.value *= Math.exp(Math.min(limit, Math.max(-limit, LATCHED.gain * error)));
+    // Down more slowly than up: an undershoot is cheap to correct, an overshoot is not (a run whose
+    // coefficient fell 0.2 -> 0.023 while its KL rose towards 12 then ran to 17).
+    this.value *= Math.exp(Math.min(Math.log(LATCHED.maxStep), Math.max(-Math.log(LATCHED.maxDecrease), LATCHED.gain * error)));
   }
 
   state(): KlControllerState {

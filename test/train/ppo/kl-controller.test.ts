@@ -38,7 +38,7 @@ describe('KL controllers on a synthetic KL response', () => {
     expect(simulate('latched', 3).beta[1]).toBe(0.2);
   });
 
-  it("'latched' holds beta until the KL extrapolated one update ahead reaches half the target, then moves it by at most x2 per update", () => {
+  it("'latched' holds beta until the KL extrapolated one update ahead reaches half the target, then moves it by at most x2 up and /1.5 down per update", () => {
     const k = new KlController(0.2, 10, 32, 'latched');
     k.update(0, 32);
     k.update(1, 32);
@@ -46,10 +46,15 @@ describe('KL controllers on a synthetic KL response', () => {
     expect(k.value).toBe(0.2);
     k.update(3, 32); // ahead 4 < 5: still held
     expect(k.value).toBe(0.2);
-    k.update(4.5, 32); // ahead 6: engaged, beta x 6/10
-    expect(k.value).toBeCloseTo(0.2 * 0.6, 12);
+    k.update(4.5, 32); // ahead 6: engaged; below the target, beta / 1.5 at most
+    expect(k.value).toBeCloseTo(0.2 / 1.5, 12);
     k.update(30, 32); // far above: at most x2
-    expect(k.value).toBeCloseTo(0.2 * 0.6 * 2, 12);
+    expect(k.value).toBeCloseTo((0.2 / 1.5) * 2, 12);
+    k.update(28, 32); // ahead 26: x2 again
+    k.update(11, 32); // ahead max(11 - 17, 5.5) = 5.5: down by /1.5 only
+    expect(k.value).toBeCloseTo((0.2 / 1.5) * 4 / 1.5, 12);
+    k.update(10.5, 32); // ahead 10: within 15% of the target, beta rests
+    expect(k.value).toBeCloseTo((0.2 / 1.5) * 4 / 1.5, 12);
     // Engaged stays engaged (a resume restores it with the coefficient and the last KL).
     const resumed = new KlController(0.2, 10, 32, 'latched');
     resumed.restore(k.state());
