@@ -9,6 +9,9 @@ import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { DpoError } from '../errors.js';
+import type { OptionGroup } from '../config/option.js';
+import { flagAliases, trlNamesOf } from './flag-aliases.js';
+import { groupHeading, inHelpOrder } from './help-groups.js';
 
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -60,8 +63,18 @@ export function kebabCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** What kind of value a flag takes, and so how its argument is parsed. */
-export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString';
+/**
+ * What kind of value a flag takes, and so how its argument is parsed. 'list' is one comma string,
+ * 'variadic' several arguments (`--stop a b`), 'enable' a flag that turns an optional nested
+ * object (lora) on with its defaults.
+ */
+export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString' | 'variadic' | 'enable';
+
+/** A bound of a number flag (from its zod checks). */
+export interface Bound {
+  value: number;
+  inclusive: boolean;
+}
 
 /** One flag of a subcommand, bound to a config key (dotted for nested keys: `lora.r`). */
 export interface OptionSpec {
@@ -78,41 +91,123 @@ export interface OptionSpec {
   negatable?: boolean;
   /** Shown as "(default: ...)" in help; the library applies the real default. */
   defaultText?: string;
+  /** Bounds of a number / integer flag: a value outside is refused naming the flag and the value. */
+  min?: Bound;
+  max?: Bound;
+  /** Help group (none: the general options at the top). */
+  group?: OptionGroup;
+  /** No default: the command needs it (from the flag or a config file); marked in help. */
+  required?: boolean;
+}
+
+/** 'an integer >= 1', 'a number in (0, 1]'... */
+function expected(spec: OptionSpec): string {
+  const what = spec.kind === 'integer' ? 'an integer' : 'a number';
+  const { min, max } = spec;
+  if (min && max) return `${what} in ${min.inclusive ? '[' : '('}${min.value}, ${max.value}${max.inclusive ? ']' : ')'}`;
+  if (min) return `${what} ${min.inclusive ? '>=' : '>'} ${min.value}`;
+  if (max) return `${what} ${max.inclusive ? '<=' : '<'} ${max.value}`;
+  return what;
+}
+
+function inBounds(spec: OptionSpec, n: number): boolean {
+  const { min, max } = spec;
+  if (min && (min.inclusive ? n < min.value : n <= min.value)) return false;
+  if (max && (max.inclusive ? n > max.value : n >= max.value)) return false;
+  return true;
+}
+
+/** A number flag's parser: strict syntax, then the spec's bounds, naming `flag` and the value on error. */
+function numberParser(spec: OptionSpec, flag: string): (v: string) => number {
+  return (v: string) => {
+    const n = spec.kind === 'integer' ? parseInteger(flag, v) : parseNumber(flag, v);
+    if (!inBounds(spec, n)) throw new DpoError(`${flag}: expected ${expected(spec)}, got '${v}'`);
+    return n;
+  };
 }
 
 export function flagOf(spec: OptionSpec): string {
   return spec.flag ?? kebabCase(spec.key.replace(/\./g, '-'));
 }
 
-/** Adds the flags of `specs` to `cmd`; numbers are parsed strictly, naming the flag on error. */
-export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
-  for (const spec of specs) {
-    const flag = `--${flagOf(spec)}`;
-    const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
-    const flags = spec.kind === 'boolean' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : `${flag} <${arg}>`;
-    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
-    const option = new Option(flags, spec.defaultText !== undefined ? `${spec.description} (default: ${spec.defaultText})` : spec.description);
-    if (spec.choices) option.choices(spec.choices);
-    if (spec.kind === 'number') option.argParser((v: string) => parseNumber(flag, v));
-    if (spec.kind === 'integer') option.argParser((v: string) => parseInteger(flag, v));
-    if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
-    if (spec.kind === 'numberList') option.argParser((v: string) => parseNumberList(flag, v));
-    cmd.addOption(option);
-    if (spec.negatable) cmd.addOption(new Option(`--no-${flagOf(spec)}`, `turn --${flagOf(spec)} off (e.g. over a config file)`));
-  }
+/** One commander option for `spec` under the name `name` (the flag or one of its aliases). */
+function commanderOption(spec: OptionSpec, name: string, description: string): Option {
+  const flag = `--${name}`;
+  const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
+  const flags =
+    spec.kind === 'boolean' || spec.kind === 'enable' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : spec.kind === 'variadic' ? `${flag} <${arg}...>` : `${flag} <${arg}>`;
+  const option = new Option(flags, description);
+  if (spec.choices) option.choices(spec.choices);
+  if (spec.kind === 'number' || spec.kind === 'integer') option.argParser(numberParser(spec, flag));
+  if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
+  if (spec.kind === 'numberList') option.argParser((v: string) => parseNumberList(flag, v));
+  return option;
 }
 
-/** The attribute commander stores a flag's value under. */
-function attributeOf(spec: OptionSpec): string {
-  return camelCase(flagOf(spec));
+/** A flag's help line: the description, then the TRL name, the default and whether it is required. */
+function helpText(spec: OptionSpec): string {
+  const trl = trlNamesOf(spec.key);
+  return [
+    spec.required ? '[required] ' : '',
+    spec.description,
+    trl.length ? ` (TRL: ${trl.map((n) => `--${n}`).join(', ')})` : '',
+    spec.defaultText !== undefined ? ` (default: ${spec.defaultText})` : '',
+  ].join('');
+}
+
+/** The help note under a command's flags: what help does not list one by one. */
+function flagsNote(cmd: Command, specs: readonly OptionSpec[]): string {
+  const lines = ['Each flag also answers to its snake_case spelling (--max_length) and to the TRL /', 'transformers name shown beside it.'];
+  if (specs.some((s) => s.negatable)) lines.push('A boolean flag --x has a --no-x form, to turn off the value of a config file.');
+  if (specs.some((s) => s.required)) {
+    const fromFile = cmd.options.some((o) => o.long === '--config');
+    lines.push(fromFile ? '[required]: the command needs it, as a flag or as a key of the --config file.' : '[required]: the command needs it.');
+  }
+  return `\n${lines.join('\n')}`;
+}
+
+/**
+ * Adds the flags of `specs` to `cmd`, grouped for help; numbers are parsed strictly and checked
+ * against their bounds, naming the flag on error. Each flag also answers to its hidden aliases
+ * (snake_case, TRL's names; flag-aliases.ts).
+ */
+export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
+  const taken = new Set([...cmd.options.map((o) => o.name()), ...specs.map(flagOf)]);
+  for (const spec of inHelpOrder(specs)) {
+    const name = flagOf(spec);
+    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
+    const option = commanderOption(spec, name, helpText(spec));
+    if (spec.group) option.helpGroup(groupHeading(spec.group, specs));
+    cmd.addOption(option);
+    // Listed once, in the note under the flags, rather than once per boolean.
+    if (spec.negatable) cmd.addOption(new Option(`--no-${name}`, `turn --${name} off (e.g. over a config file)`).hideHelp());
+    for (const alias of flagAliases(name, spec.key, taken)) {
+      taken.add(alias);
+      cmd.addOption(commanderOption(spec, alias, `alias of --${name}`).hideHelp());
+    }
+  }
+  cmd.addHelpText('after', flagsNote(cmd, specs));
+}
+
+/** The names a flag answers to (its own first) with the attribute commander stores each under. */
+function namesOf(spec: OptionSpec): { name: string; attribute: string }[] {
+  const name = flagOf(spec);
+  // Commander camel-cases dashes only: --learning_rate is stored as 'learning_rate'.
+  return [name, ...flagAliases(name, spec.key)].map((n) => ({ name: n, attribute: n.replace(/-([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase()) }));
 }
 
 /** The config values given as flags (only those on the command line), as a nested object. */
 export function valuesFromFlags(opts: Record<string, unknown>, specs: readonly OptionSpec[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const spec of specs) {
-    const v = opts[attributeOf(spec)];
-    if (v !== undefined) setPath(out, spec.key, v);
+    const given = namesOf(spec).filter((n) => opts[n.attribute] !== undefined);
+    if (given.length > 1) throw new DpoError(`--${given.map((n) => n.name).join(' and --')} are the same option; give it once`);
+    if (given.length === 0) continue;
+    const v = opts[given[0].attribute];
+    if (spec.kind === 'enable') {
+      // --lora: the object with its defaults, unless a nested flag (--lora-r) fills it too.
+      if (v === true && out[spec.key] === undefined) setPath(out, spec.key, {});
+    } else setPath(out, spec.key, v);
   }
   return out;
 }

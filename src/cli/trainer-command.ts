@@ -24,7 +24,6 @@ export async function resolveTrainerConfig<S extends z.ZodObject>(
   const file = typeof opts.config === 'string' ? opts.config : undefined;
   const fromFile = file ? await loadConfigFile(file, listKeysOf(specs)) : {};
   const fromFlags = valuesFromFlags(opts, specs);
-  if (opts.lora === true && fromFlags.lora === undefined) fromFlags.lora = {};
   const merged = mergeConfig(fromFile, fromFlags);
   const lora = merged.lora as Record<string, unknown> | undefined;
   if (lora && Array.isArray(lora.targetModules) && lora.targetModules.length === 1 && lora.targetModules[0] === 'all-linear') {
@@ -54,10 +53,9 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
     .command(t.name)
     .description(t.description)
     .option('--config <file>', `${t.configFiles} with the same keys as the flags (flags override it)`);
+  cmd.option('--print-config', 'print the resolved configuration as JSON and exit');
   addOptions(cmd, t.options);
-  if ('lora' in t.config.schema.shape) cmd.option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)');
   cmd
-    .option('--print-config', 'print the resolved configuration as JSON and exit')
     .addHelpText('after', t.examples)
     .action(async (opts: Record<string, unknown>) => {
       const config = await resolveTrainerConfig(opts, t.config, t.options, t.label);
