@@ -91,18 +91,21 @@ export interface OptionSpec {
   negatable?: boolean;
   /** Shown as "(default: ...)" in help; the library applies the real default. */
   defaultText?: string;
-  /** Bounds of a number / integer flag: a value outside is refused naming the flag and the value. */
+  /** Bounds of a number / integer flag (of each number of a numberList): a value outside is refused naming the flag and the value. */
   min?: Bound;
   max?: Bound;
+  /** A numberList of integers. */
+  integers?: boolean;
   /** Help group (none: the general options at the top). */
   group?: OptionGroup;
   /** No default: the command needs it (from the flag or a config file); marked in help. */
   required?: boolean;
 }
 
-/** 'an integer >= 1', 'a number in (0, 1]'... */
+/** 'an integer >= 1', 'a number in (0, 1]', 'integers >= 1' (a list)... */
 function expected(spec: OptionSpec): string {
-  const what = spec.kind === 'integer' ? 'an integer' : 'a number';
+  const list = spec.kind === 'numberList';
+  const what = spec.kind === 'integer' ? 'an integer' : list ? (spec.integers ? 'integers' : 'numbers') : 'a number';
   const { min, max } = spec;
   if (min && max) return `${what} in ${min.inclusive ? '[' : '('}${min.value}, ${max.value}${max.inclusive ? ']' : ')'}`;
   if (min) return `${what} ${min.inclusive ? '>=' : '>'} ${min.value}`;
@@ -140,13 +143,19 @@ function commanderOption(spec: OptionSpec, name: string, description: string): O
   if (spec.choices) option.choices(spec.choices);
   if (spec.kind === 'number' || spec.kind === 'integer') option.argParser(numberParser(spec, flag));
   if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
-  if (spec.kind === 'numberList') option.argParser((v: string) => parseNumberList(flag, v));
+  if (spec.kind === 'numberList') {
+    option.argParser((v: string) => {
+      const xs = parseNumberList(flag, v);
+      if (xs.some((n) => !inBounds(spec, n) || (spec.integers && !Number.isInteger(n)))) throw new DpoError(`${flag}: expected ${expected(spec)}, got '${v}'`);
+      return xs;
+    });
+  }
   return option;
 }
 
 /** A flag's help line: the description, then the TRL name, the default and whether it is required. */
 function helpText(spec: OptionSpec): string {
-  const trl = trlNamesOf(spec.key);
+  const trl = trlNamesOf(spec);
   return [
     spec.required ? '[required] ' : '',
     spec.description,
@@ -180,10 +189,17 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
     if (spec.group) option.helpGroup(groupHeading(spec.group, specs));
     cmd.addOption(option);
     // Listed once, in the note under the flags, rather than once per boolean.
-    if (spec.negatable) cmd.addOption(new Option(`--no-${name}`, `turn --${name} off (e.g. over a config file)`).hideHelp());
-    for (const alias of flagAliases(name, spec.key, taken)) {
+    if (spec.negatable) {
+      const off = new Option(`--no-${name}`, `turn --${name} off (e.g. over a config file)`).hideHelp();
+      if (spec.group) off.helpGroup(groupHeading(spec.group, specs));
+      cmd.addOption(off);
+    }
+    for (const alias of flagAliases(name, spec, taken)) {
       taken.add(alias);
-      cmd.addOption(commanderOption(spec, alias, `alias of --${name}`).hideHelp());
+      const hidden = commanderOption(spec, alias, `alias of --${name}`).hideHelp();
+      // Grouped as its flag, so that hidden options do not decide where the general group sits.
+      if (spec.group) hidden.helpGroup(groupHeading(spec.group, specs));
+      cmd.addOption(hidden);
     }
   }
   cmd.addHelpText('after', flagsNote(cmd, specs));
@@ -193,7 +209,7 @@ export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
 function namesOf(spec: OptionSpec): { name: string; attribute: string }[] {
   const name = flagOf(spec);
   // Commander camel-cases dashes only: --learning_rate is stored as 'learning_rate'.
-  return [name, ...flagAliases(name, spec.key)].map((n) => ({ name: n, attribute: n.replace(/-([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase()) }));
+  return [name, ...flagAliases(name, spec)].map((n) => ({ name: n, attribute: n.replace(/-([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase()) }));
 }
 
 /** The config values given as flags (only those on the command line), as a nested object. */

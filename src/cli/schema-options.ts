@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 import { groupOfKey, type OptionMeta } from '../config/option.js';
-import type { Bound, OptionKind, OptionSpec } from './options.js';
+import { validateConfig, valuesFromFlags, type Bound, type OptionKind, type OptionSpec } from './options.js';
 
 /** The parts of a zod type's definition read here. */
 interface Def {
@@ -116,7 +116,9 @@ function specOf(key: string, t: z.ZodType, parentGroup?: OptionMeta['group']): O
   const kind: OptionKind = baseKind === 'list' && u.meta.arg?.endsWith('...') ? 'variadic' : baseKind;
   const listChoices = kind === 'list' ? enumValues(unwrap(defOf(u.type).element ?? u.type).type) : undefined;
   const shownDefault = defaultText(u.default) ?? (u.default === undefined ? u.meta.defaultText : undefined);
-  const bounds = kind === 'number' || kind === 'integer' ? boundsOf(u.type, kind === 'integer') : {};
+  const element = kind === 'numberList' ? unwrap(defOf(u.type).element as z.ZodType).type : undefined;
+  const elementInteger = element !== undefined && (element as z.ZodNumber).isInt === true;
+  const bounds = kind === 'number' || kind === 'integer' ? boundsOf(u.type, kind === 'integer') : element ? boundsOf(element, elementInteger) : {};
   return [
     {
       key,
@@ -127,6 +129,7 @@ function specOf(key: string, t: z.ZodType, parentGroup?: OptionMeta['group']): O
       ...(kind === 'boolean' ? { negatable: true } : {}),
       ...(shownDefault !== undefined ? { defaultText: shownDefault } : {}),
       ...bounds,
+      ...(elementInteger ? { integers: true } : {}),
       group,
       ...(!u.optional && !key.includes('.') ? { required: true } : {}),
     },
@@ -143,4 +146,10 @@ export function optionsFromSchema(schema: z.ZodObject, omit: readonly string[] =
 /** Keys whose config-file value may be a comma string instead of a list. */
 export function listKeysOf(specs: readonly OptionSpec[]): string[] {
   return specs.filter((s) => s.kind === 'list').map((s) => s.key);
+}
+
+/** A command's parsed flags as its schema's output: flags given, the schema's defaults, one error naming the flag. */
+export function configFromFlags<S extends z.ZodObject>(schema: S, specs: readonly OptionSpec[], opts: Record<string, unknown>): z.output<S> {
+  const fromFlags = valuesFromFlags(opts, specs);
+  return validateConfig(schema, fromFlags, fromFlags, specs, undefined);
 }

@@ -44,8 +44,10 @@ export const PromptSourceSchema = z.object({
   onBadRow: option(z.enum(['error', 'skip']), 'malformed prompt rows: error (list them and stop) or skip (report them)', { arg: 'action', group: 'data' }).default('error'),
 });
 
-/** `key` with another default (its description and bounds kept). */
+/** `key` with another default (its description, metadata and bounds kept). */
 export function withDefault<T extends z.ZodType>(key: z.ZodOptional<T> | z.ZodDefault<T>, value: z.output<T>): z.ZodDefault<T> {
-  const inner = key.unwrap() as T;
-  return inner.default(value as never) as z.ZodDefault<T>;
+  const withValue = (key.unwrap() as T).default(value as never) as z.ZodDefault<T>;
+  // Metadata given to the wrapper (option(z.number().default(1), ...)) is the wrapper's; carry it over.
+  const meta = key.meta();
+  return meta ? withValue.meta(meta) : withValue;
 }
