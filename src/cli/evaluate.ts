@@ -103,7 +103,7 @@ async function mustExist(path: string | undefined, flag: string): Promise<void> 
 /** Adds `dpo evaluate` to `program`. */
 export function register(program: Command, ctx?: CliContext): void {
   const cmd = program.command('evaluate').description('sample from a policy: mean reward, KL(pi || ref) and win rate vs a baseline (reward or LLM judge)');
-  addOptions(cmd, EVALUATE_OPTIONS);
+  addOptions(cmd, EVALUATE_OPTIONS, EvaluateFlagsSchema);
   cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
     const opts = configFromFlags(EvaluateFlagsSchema, EVALUATE_OPTIONS, flags);
     await runEvaluate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});

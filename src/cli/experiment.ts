@@ -86,7 +86,7 @@ export function register(program: Command, ctx: CliContext): void {
   const sentiment = experiment
     .command('sentiment')
     .description('reward-KL frontier of DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT and Best-of-N on controlled sentiment');
-  addOptions(sentiment, EXPERIMENT_OPTIONS);
+  addOptions(sentiment, EXPERIMENT_OPTIONS, SentimentFlagsSchema);
   sentiment
     .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {

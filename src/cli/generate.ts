@@ -80,7 +80,7 @@ export function unescapeStop(value: string): string {
 /** Adds `dpo generate` to `program` (results summary as JSON on stdout, progress on stderr). */
 export function register(program: Command, ctx?: CliContext): void {
   const cmd = program.command('generate').description('sample completions for a file of prompts (KV-cache decoding), with tokens per second');
-  addOptions(cmd, GENERATE_OPTIONS);
+  addOptions(cmd, GENERATE_OPTIONS, GenerateFlagsSchema);
   cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
     const opts = configFromFlags(GenerateFlagsSchema, GENERATE_OPTIONS, flags);
     await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});

@@ -22,9 +22,7 @@ const HEADINGS: Record<OptionGroup, string> = {
 
 /** The heading of a group in one command's help ('Output' where the group holds no checkpoint option). */
 export function groupHeading(group: OptionGroup, specs: readonly OptionSpec[]): string {
-  if (group === 'checkpoints' && specs.filter((s) => s.group === 'checkpoints').every((s) => s.key === 'output' || s.key === 'overwriteOutput' || s.key === 'perSample')) {
-    return 'Output:';
-  }
+  if (group === 'checkpoints' && !specs.some((s) => s.group === 'checkpoints' && /^(save|resume)/.test(s.key))) return 'Output:';
   return `${HEADINGS[group]}:`;
 }
 

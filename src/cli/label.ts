@@ -70,7 +70,7 @@ function untilInterrupted(): Promise<void> {
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program.command('label').description('label preferences by hand in a local web page: K sampled completions per prompt, keyboard choices');
-  addOptions(cmd, LABEL_OPTIONS);
+  addOptions(cmd, LABEL_OPTIONS, LabelFlagsSchema);
   cmd
     .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {

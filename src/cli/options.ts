@@ -133,6 +133,19 @@ export function flagOf(spec: OptionSpec): string {
   return spec.flag ?? kebabCase(spec.key.replace(/\./g, '-'));
 }
 
+/** The schema (and its flags) each command's flags were made from, for the test that every flag has one. */
+const FLAG_SOURCES = new WeakMap<Command, { schema: z.ZodObject; specs: readonly OptionSpec[] }>();
+
+/** The schema `cmd`'s flags come from (undefined: a command without schema flags). */
+export function flagSourceOf(cmd: Command): { schema: z.ZodObject; specs: readonly OptionSpec[] } | undefined {
+  return FLAG_SOURCES.get(cmd);
+}
+
+/** Every name a spec's flag answers to (without dashes): the flag, its aliases and --no- form. */
+export function flagNamesOf(spec: OptionSpec): string[] {
+  return [...namesOf(spec).map((n) => n.name), ...(spec.negatable ? [`no-${flagOf(spec)}`] : [])];
+}
+
 /** One commander option for `spec` under the name `name` (the flag or one of its aliases). */
 function commanderOption(spec: OptionSpec, name: string, description: string): Option {
   const flag = `--${name}`;
@@ -166,13 +179,17 @@ function helpText(spec: OptionSpec): string {
 
 /** The help note under a command's flags: what help does not list one by one. */
 function flagsNote(cmd: Command, specs: readonly OptionSpec[]): string {
-  const lines = ['Each flag also answers to its snake_case spelling (--max_length) and to the TRL /', 'transformers name shown beside it.'];
+  const example = specs.map(flagOf).find((f) => f.includes('-'));
+  const lines: string[] = [];
+  const trl = specs.some((s) => trlNamesOf(s).length > 0);
+  if (example) lines.push(`Each flag also answers to its snake_case spelling (--${example.replace(/-/g, '_')})${trl ? ' and to the' : '.'}`);
+  if (example && trl) lines.push('TRL / transformers name shown beside it.');
   if (specs.some((s) => s.negatable)) lines.push('A boolean flag --x has a --no-x form, to turn off the value of a config file.');
   if (specs.some((s) => s.required)) {
     const fromFile = cmd.options.some((o) => o.long === '--config');
     lines.push(fromFile ? '[required]: the command needs it, as a flag or as a key of the --config file.' : '[required]: the command needs it.');
   }
-  return `\n${lines.join('\n')}`;
+  return lines.length ? `\n${lines.join('\n')}` : '';
 }
 
 /**
@@ -180,7 +197,8 @@ function flagsNote(cmd: Command, specs: readonly OptionSpec[]): string {
  * against their bounds, naming the flag on error. Each flag also answers to its hidden aliases
  * (snake_case, TRL's names; flag-aliases.ts).
  */
-export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
+export function addOptions(cmd: Command, specs: readonly OptionSpec[], schema?: z.ZodObject): void {
+  if (schema) FLAG_SOURCES.set(cmd, { schema, specs });
   const taken = new Set([...cmd.options.map((o) => o.name()), ...specs.map(flagOf)]);
   for (const spec of inHelpOrder(specs)) {
     const name = flagOf(spec);

@@ -56,7 +56,7 @@ Examples:
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program.command('quickstart').description('DPO end to end on the shipped small model: sample, rank, train, compare, report');
-  addOptions(cmd, QUICKSTART_OPTIONS);
+  addOptions(cmd, QUICKSTART_OPTIONS, QuickstartFlagsSchema);
   cmd
     .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {

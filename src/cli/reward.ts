@@ -17,8 +17,10 @@ import { createProgress, type ProgressReporter } from '../train/progress.js';
 import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
 import { detectSftDataKind } from '../train/sft-trainer.js';
 import { printJson, type CliContext } from './context.js';
-import { RUNTIME_OPTIONS } from './dpo-options.js';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { addOptions, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
+import { optionsFromSchema } from './schema-options.js';
 import { registerTrainer } from './trainers.js';
 
 export { REWARD_TRAIN_OPTIONS } from './reward-train.js';
@@ -114,30 +116,20 @@ export async function scoreRewards(o: ScoreRewardsOptions): Promise<number> {
   return lines.length;
 }
 
-export const REWARD_SCORE_OPTIONS: readonly OptionSpec[] = [
-  { key: 'model', kind: 'string', arg: 'path', description: 'reward model: a sequence-classification folder (dpo reward train output) or hub id' },
-  { key: 'data', kind: 'string', arg: 'path', description: 'prompt/completion (or text, messages) rows, or preference rows (every completion is scored)' },
-  { key: 'output', kind: 'string', arg: 'file', description: 'JSONL output: one line per row, in input order' },
-  { key: 'format', kind: 'string', arg: 'name', choices: ['auto', ...SFT_FORMATS, ...PREFERENCE_FORMATS], defaultText: 'auto', description: 'data layout (detected by default)' },
-  { key: 'batchSize', kind: 'integer', defaultText: '8', description: 'rows per forward pass' },
-  { key: 'maxLength', kind: 'integer', defaultText: '1024', description: 'max tokens of prompt + completion (longer rows are truncated as in training)' },
-  { key: 'onBadRow', kind: 'string', arg: 'action', choices: ['error', 'skip'], defaultText: 'error', description: 'malformed rows: stop, or skip and report them' },
-  ...RUNTIME_OPTIONS,
-];
-
 const ScoreSchema = z
   .object({
-    model: z.string().min(1),
-    data: z.string().min(1),
-    output: z.string().min(1),
-    format: z.string().default('auto'),
-    batchSize: z.number().int().positive().default(8),
-    maxLength: z.number().int().positive().default(1024),
-    onBadRow: z.enum(['error', 'skip']).default('error'),
-    threads: z.number().int().positive().optional(),
-    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    model: option(z.string().min(1), 'reward model: a sequence-classification folder (dpo reward train output) or hub id', { arg: 'path' }),
+    data: option(z.string().min(1), 'prompt/completion (or text, messages) rows, or preference rows (every completion is scored)', { arg: 'path' }),
+    output: option(z.string().min(1), 'JSONL output: one line per row, in input order', { arg: 'file' }),
+    format: option(z.enum(['auto', ...SFT_FORMATS, ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected by default)', { arg: 'name' }),
+    batchSize: option(z.number().int().positive().default(8), 'rows per forward pass', { group: 'runtime' }),
+    maxLength: option(z.number().int().positive().default(1024), 'max tokens of prompt + completion (longer rows are truncated as in training)'),
+    onBadRow: option(z.enum(['error', 'skip']).default('error'), 'malformed rows: stop, or skip and report them', { arg: 'action' }),
+    ...RuntimeOptionsSchema.shape,
   })
   .strict();
+
+export const REWARD_SCORE_OPTIONS: readonly OptionSpec[] = optionsFromSchema(ScoreSchema);
 
 const SCORE_EXAMPLES = `
 Examples:
@@ -154,7 +146,7 @@ export function register(program: Command, ctx: CliContext): void {
   registerTrainer(reward, ctx, 'reward train');
 
   const score = reward.command('score').description('score rows with a reward model: one JSON line per row, in input order');
-  addOptions(score, REWARD_SCORE_OPTIONS);
+  addOptions(score, REWARD_SCORE_OPTIONS, ScoreSchema);
   score.addHelpText('after', SCORE_EXAMPLES).action(async (opts: Record<string, unknown>) => {
     const fromFlags = valuesFromFlags(opts, REWARD_SCORE_OPTIONS);
     const o = validateConfig(ScoreSchema, fromFlags, fromFlags, REWARD_SCORE_OPTIONS, undefined);

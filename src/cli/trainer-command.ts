@@ -54,7 +54,7 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
     .description(t.description)
     .option('--config <file>', `${t.configFiles} with the same keys as the flags (flags override it)`);
   cmd.option('--print-config', 'print the resolved configuration as JSON and exit');
-  addOptions(cmd, t.options);
+  addOptions(cmd, t.options, t.config.schema);
   cmd
     .addHelpText('after', t.examples)
     .action(async (opts: Record<string, unknown>) => {
