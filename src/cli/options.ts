@@ -264,10 +264,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * A config file's keys in camelCase (kebab-case and snake_case accepted, nested objects too), and
  * flat `loraR`-style keys folded into `lora`. Comma strings are accepted for list keys.
  */
-export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = []): Record<string, unknown> {
+export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = [], aliases: Readonly<Record<string, string>> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const key = camelCase(k);
+    const key = aliases[camelCase(k)] ?? camelCase(k);
     const value = isPlainObject(v) ? normalizeConfigKeys(v, listKeys.filter((l) => l.startsWith(`${key}.`)).map((l) => l.slice(key.length + 1))) : v;
     const flat = /^lora([A-Z]\w*)$/.exec(key);
     if (flat) {
@@ -286,8 +286,16 @@ export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: read
   return out;
 }
 
-/** Reads a YAML (.yaml/.yml) or JSON config file into an object with camelCase keys. */
-export async function loadConfigFile(path: string, listKeys: readonly string[] = []): Promise<Record<string, unknown>> {
+/**
+ * The TRL / transformers names of `specs`' top-level keys, camelCased, mapped to the key
+ * (perDeviceTrainBatchSize -> batchSize): a TRL config file's keys read as ours.
+ */
+export function configKeyAliases(specs: readonly OptionSpec[]): Record<string, string> {
+  return Object.fromEntries(specs.filter((s) => !s.key.includes('.')).flatMap((s) => trlNamesOf(s).map((n) => [camelCase(n), s.key])));
+}
+
+/** Reads a YAML (.yaml/.yml) or JSON config file into an object with camelCase keys (`aliases`: other names of keys). */
+export async function loadConfigFile(path: string, listKeys: readonly string[] = [], aliases: Readonly<Record<string, string>> = {}): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -302,7 +310,7 @@ export async function loadConfigFile(path: string, listKeys: readonly string[] =
   }
   if (value === null || value === undefined) return {};
   if (!isPlainObject(value)) throw new DpoError(`${path}: expected a mapping of option names to values`);
-  return normalizeConfigKeys(value, listKeys);
+  return normalizeConfigKeys(value, listKeys, aliases);
 }
 
 /** Shallow merge, except nested objects (lora) which merge one level down; `over` wins. */

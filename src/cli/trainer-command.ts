@@ -11,7 +11,7 @@ import type { ProgressReporter } from '../train/progress.js';
 import type { TrainerResult } from '../train/runner.js';
 import { printJson, type CliContext } from './context.js';
 import { stopOnSignals } from './signals.js';
-import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
+import { addOptions, configKeyAliases, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 import { listKeysOf } from './schema-options.js';
 
 /** Flags + optional config file -> a validated config of `def` (flags win over the file). */
@@ -22,7 +22,9 @@ export async function resolveTrainerConfig<S extends z.ZodObject>(
   command: string,
 ): Promise<z.output<S>> {
   const file = typeof opts.config === 'string' ? opts.config : undefined;
-  const fromFile = file ? await loadConfigFile(file, listKeysOf(specs)) : {};
+  const fromFile = file ? await loadConfigFile(file, listKeysOf(specs), configKeyAliases(specs)) : {};
+  // `lora: true` / TRL's `use_peft: true` in a file: LoRA with its defaults, as the --lora flag.
+  for (const s of specs) if (s.kind === 'enable' && typeof fromFile[s.key] === 'boolean') fromFile[s.key] = fromFile[s.key] ? {} : undefined;
   const fromFlags = valuesFromFlags(opts, specs);
   const merged = mergeConfig(fromFile, fromFlags);
   const lora = merged.lora as Record<string, unknown> | undefined;

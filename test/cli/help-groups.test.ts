@@ -2,7 +2,10 @@
  * `--help` groups flags as TRL's config docs do, marks required options, keeps --lora next to
  * --lora-r; the names users type from TRL / transformers are accepted as aliases.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../train/helpers.js';
 import { runCli } from './run-cli.js';
 
 /** Help's option sections: heading -> the flags listed under it, in order. */
@@ -104,5 +107,15 @@ describe('TRL / transformers names', () => {
     expect(typo.stderr).toMatch(/unknown option '--lerning-rate'\n\(Did you mean --learning-rate\?\)/);
     const bound = await runCli(['train', '--model', 'm', '--data', 'd', '--output', 'o', '--lr', '0']);
     expect(bound.stderr).toBe("dpo: --lr: expected a number > 0, got '0'\n");
+  });
+
+  it('reads a config file written with TRL names', async () => {
+    const yaml = join(tempDir('dpo-ts-trl-names-'), 'trl.yaml');
+    writeFileSync(yaml, ['model_name_or_path: m', 'output_dir: o', 'per_device_train_batch_size: 2', 'num_train_epochs: 1', 'learning_rate: 5.0e-7', 'lr_scheduler_type: cosine', 'use_peft: true', 'lora_r: 4', ''].join('\n'));
+    const r = await runCli(['train', '--config', yaml, '--data', 'd.jsonl', '--print-config']);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toMatchObject({ model: 'm', output: 'o', batchSize: 2, numEpochs: 1, learningRate: 5e-7, lrScheduler: 'cosine', lora: { r: 4, alpha: 16 } });
+    writeFileSync(yaml, ['model: m', 'output: o', 'lr: 1.0e-6', 'learning_rate: 2.0e-6', ''].join('\n'));
+    expect((await runCli(['train', '--config', yaml, '--data', 'd.jsonl', '--print-config'])).stderr).toBe("dpo: config key 'learning_rate' is given twice (as 'learningRate' in another spelling)\n");
   });
 });
