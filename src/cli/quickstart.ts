@@ -43,7 +43,7 @@ export const QuickstartFlagsSchema = z
 export const QUICKSTART_OPTIONS = optionsFromSchema(QuickstartFlagsSchema);
 
 const EXAMPLES = `
-What it does: samples 6 continuations for each of 40 short prompts from the model, ranks them
+What it does: samples ${D.samplesPerPrompt} continuations for each of 40 short prompts from the model, ranks them
 with the scorer (VADER sentiment by default), writes the preference pairs to
 <output>/preferences.jsonl, trains DPO with the model itself as the reference, then compares
 fresh samples on 16 held-out prompts before and after (mean reward, KL(pi||pi_ref), implicit-reward
