@@ -1,6 +1,5 @@
 /** `dpo cpo` and `dpo orpo`: reference-free preference training (CPO / SimPO / AlphaPO, ORPO). */
-import { CPOConfigSchema } from '../train/cpo-trainer.js';
-import { ORPOConfigSchema } from '../train/orpo-trainer.js';
+import { CPOConfigSchema, ORPOConfigSchema } from '../train/reference-free/config.js';
 import { optionsFromSchema } from './schema-options.js';
 import { DPO_ONLY_KEYS } from './sft.js';
 

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { option } from '../config/option.js';
 import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { SamplingOptionsSchema, withDefault } from '../config/sampling.js';
-import { DPOConfigSchema } from '../train/config.js';
+import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { listScorers } from '../eval/scorers.js';
 import { EXPERIMENT_DEFAULTS, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';

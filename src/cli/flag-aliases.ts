@@ -6,7 +6,7 @@
  * the separator. Only names with the same meaning are listed (TRL's disable_dropout is the
  * opposite of --keep-dropout, so it is not here).
  */
-import type { OptionSpec } from './options.js';
+import type { OptionSpec } from './option-spec.js';
 
 interface TrlName {
   names: readonly string[];

@@ -19,7 +19,7 @@ import type { GenerationStats } from '../generate/generator.js';
 import { bestOfN } from '../eval/best-of-n.js';
 import { openRewardSource } from '../eval/rewards.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
-import { createProgress, type ProgressReporter } from '../train/progress.js';
+import { createProgress, type ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { addOptions } from './options.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';

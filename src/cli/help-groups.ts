@@ -4,7 +4,7 @@
  * in the order of OPTION_GROUPS; within a group, in the schema's order.
  */
 import { OPTION_GROUPS, type OptionGroup } from '../config/option.js';
-import type { OptionSpec } from './options.js';
+import type { OptionSpec } from './option-spec.js';
 
 const HEADINGS: Record<OptionGroup, string> = {
   model: 'Model',

@@ -1,5 +1,5 @@
 /** `dpo kto`: Kahneman-Tversky Optimization on unpaired (or split paired) data. */
-import { KTOConfigSchema } from '../train/kto-trainer.js';
+import { KTOConfigSchema } from '../train/kto/config.js';
 import { optionsFromSchema } from './schema-options.js';
 
 export const KTO_OPTIONS = optionsFromSchema(KTOConfigSchema);

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { option } from '../config/option.js';
 import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { SamplingOptionsSchema, withDefault } from '../config/sampling.js';
-import { DPOConfigSchema } from '../train/config.js';
+import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { stopOnSignals } from './signals.js';
 import { QUICKSTART_DEFAULTS, runQuickstart, SHIPPED_MODEL, type QuickstartSummary } from '../quickstart/run.js';

@@ -1,5 +1,5 @@
 /** `dpo reward train`'s flags and help (registered by trainers.ts, under `dpo reward`). */
-import { RewardConfigSchema } from '../train/reward-trainer.js';
+import { RewardConfigSchema } from '../train/reward/config.js';
 import { optionsFromSchema } from './schema-options.js';
 import { DPO_ONLY_KEYS } from './sft.js';
 

@@ -3,7 +3,7 @@
  * completions). Flags are those of `dpo train` where they apply (no loss or reference options);
  * `--config run.yaml|json` holds the same keys, flags override it.
  */
-import { SFTConfigSchema } from '../train/sft-trainer.js';
+import { SFTConfigSchema } from '../train/sft/config.js';
 import { optionsFromSchema } from './schema-options.js';
 
 /** Shared training keys that only DPO uses (no flag elsewhere). */

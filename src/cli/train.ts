@@ -1,5 +1,5 @@
 /** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer (registered by trainers.ts). */
-import { DPO_CONFIG, type DPOConfig } from '../train/config.js';
+import { DPO_CONFIG, type DPOConfig } from '../train/dpo/config.js';
 import { TRAIN_OPTIONS } from './dpo-options.js';
 import { resolveTrainerConfig } from './trainer-command.js';
 

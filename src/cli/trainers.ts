@@ -6,17 +6,16 @@
  */
 import type { Command } from 'commander';
 import type { z } from 'zod';
-import type { ConfigDefinition } from '../train/config.js';
-import { DPO_CONFIG } from '../train/config.js';
-import { SFT_CONFIG } from '../train/sft-trainer.js';
-import { CPO_CONFIG } from '../train/cpo-trainer.js';
-import { ORPO_CONFIG } from '../train/orpo-trainer.js';
-import { KTO_CONFIG } from '../train/kto-trainer.js';
-import { REWARD_CONFIG } from '../train/reward-trainer.js';
+import type { ConfigDefinition } from '../train/core/config.js';
+import { DPO_CONFIG } from '../train/dpo/config.js';
+import { SFT_CONFIG } from '../train/sft/config.js';
+import { CPO_CONFIG, ORPO_CONFIG } from '../train/reference-free/config.js';
+import { KTO_CONFIG } from '../train/kto/config.js';
+import { REWARD_CONFIG } from '../train/reward/config.js';
 import { PPO_CONFIG } from '../train/ppo/config.js';
 import { ONLINE_DPO_CONFIG } from '../train/online/config.js';
-import type { ProgressReporter } from '../train/progress.js';
-import type { TrainerResult } from '../train/runner.js';
+import type { ProgressReporter } from '../progress.js';
+import type { TrainerResult } from '../train/core/runner.js';
 import type { CliContext, RegisterCommand } from './context.js';
 import { TRAIN_OPTIONS } from './dpo-options.js';
 import { TRAIN_EXAMPLES } from './train.js';
@@ -67,7 +66,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: TRAIN_OPTIONS,
     configFile: 'run',
     examples: TRAIN_EXAMPLES,
-    trainer: async () => (await import('../train/dpo-trainer.js')).DPOTrainer,
+    trainer: async () => (await import('../train/dpo/trainer.js')).DPOTrainer,
   }),
   row({
     command: 'sft',
@@ -76,7 +75,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: SFT_OPTIONS,
     configFile: 'sft',
     examples: SFT_EXAMPLES,
-    trainer: async () => (await import('../train/sft-trainer.js')).SFTTrainer,
+    trainer: async () => (await import('../train/sft/trainer.js')).SFTTrainer,
   }),
   row({
     command: 'cpo',
@@ -85,7 +84,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: CPO_OPTIONS,
     configFile: 'cpo',
     examples: CPO_EXAMPLES,
-    trainer: async () => (await import('../train/cpo-trainer.js')).CPOTrainer,
+    trainer: async () => (await import('../train/reference-free/cpo.js')).CPOTrainer,
   }),
   row({
     command: 'orpo',
@@ -94,7 +93,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: ORPO_OPTIONS,
     configFile: 'orpo',
     examples: ORPO_EXAMPLES,
-    trainer: async () => (await import('../train/orpo-trainer.js')).ORPOTrainer,
+    trainer: async () => (await import('../train/reference-free/orpo.js')).ORPOTrainer,
   }),
   row({
     command: 'kto',
@@ -103,7 +102,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: KTO_OPTIONS,
     configFile: 'kto',
     examples: KTO_EXAMPLES,
-    trainer: async () => (await import('../train/kto-trainer.js')).KTOTrainer,
+    trainer: async () => (await import('../train/kto/trainer.js')).KTOTrainer,
   }),
   row({
     command: 'reward train',
@@ -112,7 +111,7 @@ export const TRAINER_COMMANDS: readonly TrainerCommand<z.ZodObject>[] = [
     options: REWARD_TRAIN_OPTIONS,
     configFile: 'rm',
     examples: REWARD_TRAIN_EXAMPLES,
-    trainer: async () => (await import('../train/reward-trainer.js')).RewardTrainer,
+    trainer: async () => (await import('../train/reward/trainer.js')).RewardTrainer,
     extra: (r) => ('rewardOffset' in r && r.rewardOffset !== undefined ? { reward_offset: r.rewardOffset } : {}),
   }),
   row({
