@@ -6,13 +6,10 @@
  */
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
-import { DpoError } from '../errors.js';
-import { formatAgreementReport, judgeAgreement, llmAgreementJudge, loadHumanLabels, scorerAgreementJudge, type AgreementJudge, type AgreementReport } from '../eval/judge-agreement.js';
-import { JUDGE_TEMPLATES, VerdictCache, type JudgeTemplateName } from '../eval/judge.js';
-import { getScorer, listScorers } from '../eval/scorers.js';
+import { formatAgreementReport, judgeAgreement, loadHumanLabels, type AgreementReport } from '../eval/judge-agreement.js';
 import { option } from '../train/config.js';
-import { defaultCacheDir } from '../train/reference.js';
 import type { CliContext, CliStream } from './context.js';
+import { JUDGE_FLAGS, pairJudgeFromFlags } from './judge-flags.js';
 import { addOptions, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 import { optionsFromSchema } from './schema-options.js';
 
@@ -20,15 +17,7 @@ import { optionsFromSchema } from './schema-options.js';
 export const JudgeAgreementFlagsSchema = z
   .object({
     pairs: option(z.array(z.string().min(1)).nonempty(), 'human preference file or folder (prompt/chosen/rejected or ranking rows, e.g. dpo label output); repeat for several people', 'file'),
-    judgeUrl: option(z.string().regex(/^https?:\/\//i, 'must start with http:// or https://').optional(), 'OpenAI-compatible API base URL (…/v1) or …/chat/completions of the LLM judge', 'url'),
-    judgeModel: option(z.string().min(1).optional(), 'model name sent to the judge endpoint', 'name'),
-    judgeApiKeyEnv: option(z.string().min(1).default('OPENAI_API_KEY'), 'environment variable holding the judge API key, sent as Bearer', 'var'),
-    template: option(z.enum(JUDGE_TEMPLATES as [JudgeTemplateName, ...JudgeTemplateName[]]).default('dialogue'), "the DPO paper's comparison prompt", 'name'),
-    scorer: option(z.string().min(1).optional(), `judge offline with a built-in scorer instead of an LLM (${listScorers().map((s) => s.name).join(', ')})`, 'name'),
-    judgeConcurrency: option(z.number().int().min(1).default(4), 'judge requests in flight at once'),
-    judgeMaxAttempts: option(z.number().int().min(1).default(6), 'tries per judge request (first one included)'),
-    judgeTimeout: option(z.number().positive().default(120), 'seconds one judge request may take before it is abandoned (and retried)', 'seconds'),
-    cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached, in judge-verdicts.jsonl (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
+    ...JUDGE_FLAGS,
     onBadRow: option(z.enum(['error', 'skip']).default('error'), 'malformed preference rows: error (list them and stop) or skip (and count them)', 'mode'),
     json: option(z.boolean().default(false), 'print the report as one JSON object instead of tables'),
   })
@@ -80,40 +69,7 @@ export async function runJudgeAgreement(
 ): Promise<AgreementReport> {
   const fromFlags = { ...valuesFromFlags(opts, SPECS), ...(opts.pairs !== undefined ? { pairs: opts.pairs } : {}) };
   const o = validateConfig(JudgeAgreementFlagsSchema, fromFlags, fromFlags, SPECS, undefined);
-  if (o.scorer !== undefined && o.judgeUrl !== undefined) throw new DpoError('--scorer and --judge-url: give one judge');
-  if (o.judgeUrl !== undefined && o.judgeModel === undefined) throw new DpoError('--judge-url needs --judge-model (the model name the endpoint serves)');
-  if (o.judgeModel !== undefined && o.judgeUrl === undefined) throw new DpoError('--judge-model needs --judge-url');
-  if (o.scorer === undefined && o.judgeUrl === undefined) throw new DpoError('no judge: give --judge-url and --judge-model (an LLM), or --scorer (offline)');
-  const env = io.env ?? process.env;
-  let judge: AgreementJudge;
-  if (o.scorer !== undefined) {
-    const s = getScorer(o.scorer);
-    judge = scorerAgreementJudge(s.name, s.score);
-  } else {
-    const apiKey = env[o.judgeApiKeyEnv];
-    // An explicitly named variable must be set; the default one may be absent (local servers need no key).
-    if (!apiKey && o.judgeApiKeyEnv !== 'OPENAI_API_KEY') throw new DpoError(`--judge-api-key-env: environment variable ${o.judgeApiKeyEnv} is not set`);
-    let last = -1;
-    judge = llmAgreementJudge({
-      url: o.judgeUrl as string,
-      model: o.judgeModel as string,
-      apiKey: apiKey || undefined,
-      template: o.template,
-      concurrency: o.judgeConcurrency,
-      maxAttempts: o.judgeMaxAttempts,
-      timeoutMs: o.judgeTimeout * 1000,
-      cacheFile: VerdictCache.fileIn(o.cacheDir ?? defaultCacheDir()),
-      fetch: io.fetch,
-      sleep: io.sleep,
-      onRetry: ({ attempt, delayMs, reason }) => io.stderr.write(`judge: ${reason}; retry ${attempt} in ${(delayMs / 1000).toFixed(1)} s\n`),
-      onProgress: (done, total) => {
-        // A line per tenth of the questions: enough to see it move without flooding a log.
-        const step = Math.floor((10 * done) / Math.max(1, total));
-        if (step !== last && total > 0) io.stderr.write(`judge: ${done}/${total} questions answered\n`);
-        last = step;
-      },
-    });
-  }
+  const judge = pairJudgeFromFlags(o, io);
   const labels = [];
   for (const path of o.pairs) labels.push(await loadHumanLabels(path, { onBadRow: o.onBadRow }));
   const report = await judgeAgreement(labels, judge);

@@ -6,12 +6,9 @@
  * - Comparisons: each preference row gives one (prompt, chosen, rejected) comparison; a ranking
  *   row (`completions`, best first) gives every pair of its completions. A comparison is the same
  *   in two files when the prompt and the two completions are (in either order).
- * - The judge: an LLM behind an OpenAI-compatible endpoint ({@link judgePairs}: both orders, the
- *   paper's templates, the verdict cache) or, offline, a scorer (higher score wins, equal = tie).
- *   An LLM verdict is: the same completion in both orders (it agrees or disagrees with the human),
- *   `inconsistent` (it picked the same position twice: position bias), `tie` (it answered "tie" /
- *   "neither"... in an order, see {@link parseJudgeTie}) or `invalid` (an answer naming no choice
- *   in either order; counted, never guessed, as TRL's judges do).
+ * - The judge: a {@link PairJudge} (pair-judge.ts): an LLM asked in both orders with the verdict
+ *   cache, or a scorer offline. Its verdict agrees or disagrees with the human, or is a tie,
+ *   position-inconsistent or invalid (an answer naming no choice; counted, never guessed).
  * - Agreement = agree / (agree + disagree + ties + inconsistent): a tie or a split does not agree
  *   with a person who chose. `decisive_agreement` = agree / (agree + disagree). Invalid verdicts
  *   are left out of both. Intervals: Wilson score at 95%.
@@ -21,26 +18,8 @@
 import { DpoError } from '../errors.js';
 import { loadPreferenceData } from '../data/load.js';
 import type { BadRow, OnBadRow, RowOrigin } from '../data/types.js';
-import { JudgeClient, judgePairs, parseJudgeTie, VerdictCache, type JudgeClientOptions, type JudgeTemplateName } from './judge.js';
-import type { CompletionScorer } from './scorers.js';
-
-/** z of a two-sided 95% normal interval. */
-const Z95 = 1.959963984540054;
-
-/**
- * Wilson score interval of a proportion `successes / n` at the normal quantile `z` (default 95%):
- * (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n). Null when n = 0.
- */
-export function wilsonInterval(successes: number, n: number, z = Z95): [number, number] | null {
-  if (!(n > 0)) return null;
-  if (successes < 0 || successes > n) throw new RangeError(`wilsonInterval: ${successes} successes out of ${n}`);
-  const p = successes / n;
-  const z2 = z * z;
-  const denom = 1 + z2 / n;
-  const center = (p + z2 / (2 * n)) / denom;
-  const half = (z / denom) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return [Math.max(0, center - half), Math.min(1, center + half)];
-}
+import { wilsonInterval } from './intervals.js';
+import type { JudgeVerdict, LlmJudgeStats, PairJudge } from './pair-judge.js';
 
 /** One human judgment: of the two completions, `chosen` was preferred. */
 export interface HumanJudgment {
@@ -95,79 +74,6 @@ export async function loadHumanLabels(path: string, options: { onBadRow?: OnBadR
   }
   if (judgments.length === 0) throw new DpoError(`${path}: no labelled comparisons${data.badRows.length ? ` (${data.badRows.length} malformed rows skipped)` : ''}`);
   return humanLabels(path, judgments, data.badRows);
-}
-
-/** The judge's verdict on one comparison, relative to its first completion `x` (see the module comment). */
-export type JudgeVerdict = 'x' | 'y' | 'tie' | 'inconsistent' | 'invalid';
-
-/** Judges comparisons of (prompt, x, y); returns one verdict each, in order. */
-export interface AgreementJudge {
-  /** Shown in the report. */
-  describe: Record<string, string | number | null>;
-  judge(items: readonly { prompt: string; x: string; y: string }[]): Promise<JudgeVerdict[]>;
-  /** LLM judges: what the last run asked. */
-  stats?: LlmJudgeStats;
-}
-
-export interface LlmAgreementJudgeOptions extends JudgeClientOptions {
-  template?: JudgeTemplateName;
-  /** The verdict cache file (see judge.ts); omit to ask every time. */
-  cacheFile?: string;
-  concurrency?: number;
-  onProgress?: (done: number, total: number) => void;
-}
-
-/** What an LLM judge run did: questions asked, answered from the cache, HTTP requests, position bias. */
-export interface LlmJudgeStats {
-  asked: number;
-  cached: number;
-  requests: number;
-  /** Share of valid answers that chose position A (0.5 = no position bias). */
-  first_position_rate: number | null;
-}
-
-/** The verdict from the two orders' raw answers and parsed choices (x shown first, then second). */
-export function verdictOfOrders(first: 'A' | 'B' | undefined, second: 'A' | 'B' | undefined, answers: readonly [string | undefined, string | undefined]): JudgeVerdict {
-  const tie = answers.map((a) => (a === undefined ? false : parseJudgeTie(a)));
-  const valid = [first !== undefined || tie[0], second !== undefined || tie[1]];
-  if (!valid[0] || !valid[1]) return 'invalid';
-  if (tie[0] || tie[1]) return 'tie';
-  if (first === 'A' && second === 'B') return 'x';
-  if (first === 'B' && second === 'A') return 'y';
-  return 'inconsistent';
-}
-
-/** An LLM judge over an OpenAI-compatible endpoint, asked in both orders, with the verdict cache. */
-export function llmAgreementJudge(options: LlmAgreementJudgeOptions): AgreementJudge & { stats: LlmJudgeStats } {
-  const client = new JudgeClient(options);
-  const template = options.template ?? 'dialogue';
-  const stats: LlmJudgeStats = { asked: 0, cached: 0, requests: 0, first_position_rate: null };
-  return {
-    describe: { kind: 'llm', url: client.url, model: client.model, template, cache: options.cacheFile ?? null },
-    stats,
-    async judge(items) {
-      const cache = options.cacheFile ? await VerdictCache.open(options.cacheFile) : undefined;
-      const pairs = items.map((it) => ({ query: it.prompt, policy: it.x, baseline: it.y }));
-      const r = await judgePairs(pairs, { client, cache, template, concurrency: options.concurrency, onProgress: options.onProgress });
-      Object.assign(stats, { asked: r.asked, cached: r.cached, requests: client.requests, first_position_rate: r.first_position_rate });
-      return items.map((it, i) => (it.x.trim() === it.y.trim() ? 'tie' : verdictOfOrders(r.choices[i][0], r.choices[i][1], r.answers[i])));
-    },
-  };
-}
-
-/** A scorer as the judge (offline, no position): the completion with the higher score wins, equal = tie. */
-export function scorerAgreementJudge(name: string, score: CompletionScorer): AgreementJudge {
-  return {
-    describe: { kind: 'scorer', scorer: name },
-    async judge(items) {
-      const out: JudgeVerdict[] = [];
-      for (const it of items) {
-        const [sx, sy] = [await score(it.prompt, it.x), await score(it.prompt, it.y)];
-        out.push(!Number.isFinite(sx) || !Number.isFinite(sy) ? 'invalid' : sx > sy ? 'x' : sy > sx ? 'y' : 'tie');
-      }
-      return out;
-    },
-  };
 }
 
 /** One agreement rate with its counts and interval. */
@@ -276,7 +182,7 @@ export function humanHumanAgreement(labels: readonly HumanLabels[]): HumanHumanA
  * comparison once, and reports judge-human agreement per file (and pooled), human-human agreement
  * and the verdict counts.
  */
-export async function judgeAgreement(labels: readonly HumanLabels[], judge: AgreementJudge): Promise<AgreementReport> {
+export async function judgeAgreement(labels: readonly HumanLabels[], judge: PairJudge): Promise<AgreementReport> {
   if (labels.length === 0) throw new DpoError('judge agreement: give at least one file of human preferences');
   const humanHuman = humanHumanAgreement(labels);
   // Distinct comparisons, oriented as first met (x = the first file's chosen completion).

@@ -6,18 +6,9 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  comparisonKey,
-  humanHumanAgreement,
-  humanLabels,
-  judgeAgreement,
-  llmAgreementJudge,
-  loadHumanLabels,
-  scorerAgreementJudge,
-  verdictOfOrders,
-  wilsonInterval,
-  type HumanJudgment,
-} from '../../src/eval/judge-agreement.js';
+import { comparisonKey, humanHumanAgreement, humanLabels, judgeAgreement, loadHumanLabels, type HumanJudgment } from '../../src/eval/judge-agreement.js';
+import { wilsonInterval } from '../../src/eval/intervals.js';
+import { llmPairJudge, scorerPairJudge } from '../../src/eval/pair-judge.js';
 import { VerdictCache } from '../../src/eval/judge.js';
 import { wordCount } from '../../src/eval/scorers.js';
 import { tempDir } from '../train/helpers.js';
@@ -61,46 +52,12 @@ const bob = humanLabels('bob', [
   j('q7', 'good 7', 'poor 7'), // only bob; judge agrees
 ]);
 
-describe('wilsonInterval', () => {
-  it("matches Wilson's formula and published values", () => {
-    // Newcombe (1998), Table I: 81/263 -> 0.2553 to 0.3662.
-    const [lo, hi] = wilsonInterval(81, 263) as [number, number];
-    expect(lo).toBeCloseTo(0.2553, 4);
-    expect(hi).toBeCloseTo(0.3662, 4);
-    const z = 1.959963984540054;
-    for (const [k, n] of [[7, 10], [2, 5], [1, 3], [0, 10], [10, 10]]) {
-      const p = k / n;
-      const c = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
-      const h = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
-      const [a, b] = wilsonInterval(k, n) as [number, number];
-      expect(a).toBeCloseTo(Math.max(0, c - h), 12);
-      expect(b).toBeCloseTo(Math.min(1, c + h), 12);
-    }
-    // 0 successes: the upper bound is z² / (n + z²).
-    expect((wilsonInterval(0, 10) as number[])[1]).toBeCloseTo((z * z) / (10 + z * z), 12);
-    expect(wilsonInterval(0, 0)).toBeNull();
-    expect(() => wilsonInterval(3, 2)).toThrow(RangeError);
-  });
-});
-
-describe('verdictOfOrders', () => {
-  it('tells agreement, splits, ties and invalid answers apart', () => {
-    expect(verdictOfOrders('A', 'B', [choose('A'), choose('B')])).toBe('x');
-    expect(verdictOfOrders('B', 'A', [choose('B'), choose('A')])).toBe('y');
-    expect(verdictOfOrders('A', 'A', [choose('A'), choose('A')])).toBe('inconsistent');
-    expect(verdictOfOrders(undefined, 'B', ['More helpful: tie', choose('B')])).toBe('tie');
-    expect(verdictOfOrders(undefined, undefined, ['Preferred: "Neither"', 'More helpful: **equal**'])).toBe('tie');
-    expect(verdictOfOrders(undefined, undefined, ['More helpful: tie', 'no idea'])).toBe('invalid');
-    expect(verdictOfOrders('A', undefined, [choose('A'), 'maybe A?'])).toBe('invalid');
-  });
-});
-
 describe('judgeAgreement with an LLM judge', () => {
   it('counts agree / disagree / ties / inconsistent / invalid per person, pooled, and human-human, as counted by hand', async () => {
     const server = await fake(scripted);
     const dir = tempDir();
     const cacheFile = VerdictCache.fileIn(dir);
-    const judge = llmAgreementJudge({ url: server.url, model: 'fake-gpt', cacheFile, maxAttempts: 1 });
+    const judge = llmPairJudge({ url: server.url, model: 'fake-gpt', cacheFile, maxAttempts: 1 });
     const r = await judgeAgreement([alice, bob], judge);
     // 7 distinct comparisons (q1-q7), each asked in both orders.
     expect(r.comparisons).toBe(7);
@@ -122,7 +79,7 @@ describe('judgeAgreement with an LLM judge', () => {
     expect(r.judge).toMatchObject({ kind: 'llm', model: 'fake-gpt', cache: cacheFile });
 
     // The verdicts are cached: a second run asks nothing and reports the same figures.
-    const again = await judgeAgreement([alice, bob], llmAgreementJudge({ url: server.url, model: 'fake-gpt', cacheFile, maxAttempts: 1 }));
+    const again = await judgeAgreement([alice, bob], llmPairJudge({ url: server.url, model: 'fake-gpt', cacheFile, maxAttempts: 1 }));
     expect(server.requests).toHaveLength(14);
     expect(again.llm).toMatchObject({ asked: 0, cached: 14 });
     expect(again.judge_human).toEqual(r.judge_human);
@@ -131,7 +88,7 @@ describe('judgeAgreement with an LLM judge', () => {
 
   it('shows the orders: the human-chosen completion as A, then as B', async () => {
     const server = await fake(scripted);
-    await judgeAgreement([humanLabels('one', [j('q1', 'good 1', 'poor 1')])], llmAgreementJudge({ url: server.url, model: 'm', maxAttempts: 1 }));
+    await judgeAgreement([humanLabels('one', [j('q1', 'good 1', 'poor 1')])], llmPairJudge({ url: server.url, model: 'm', maxAttempts: 1 }));
     expect(server.requests.map((q) => [q.a, q.b])).toEqual([
       ['good 1', 'poor 1'],
       ['poor 1', 'good 1'],
@@ -140,7 +97,7 @@ describe('judgeAgreement with an LLM judge', () => {
 
   it('a judge that always answers A is position-inconsistent everywhere: agreement 0, no decisive verdict', async () => {
     const server = await fake(() => choose('A'));
-    const r = await judgeAgreement([alice], llmAgreementJudge({ url: server.url, model: 'm', maxAttempts: 1 }));
+    const r = await judgeAgreement([alice], llmPairJudge({ url: server.url, model: 'm', maxAttempts: 1 }));
     expect(r.verdicts).toEqual({ decisive: 0, tie: 0, inconsistent: 6, invalid: 0 });
     expect(r.judge_human[0].agreement).toEqual({ n: 6, agree: 0, rate: 0, interval: wilsonInterval(0, 6) });
     expect(r.judge_human[0].decisive_agreement).toEqual({ n: 0, agree: 0, rate: null, interval: null });
@@ -149,16 +106,16 @@ describe('judgeAgreement with an LLM judge', () => {
 
   it('uses the summarization template when asked', async () => {
     const server = await fake((q) => choose(q.a.includes('good') ? 'A' : 'B'));
-    const r = await judgeAgreement([humanLabels('one', [j('post', 'good', 'poor')])], llmAgreementJudge({ url: server.url, model: 'm', template: 'summarization', maxAttempts: 1 }));
+    const r = await judgeAgreement([humanLabels('one', [j('post', 'good', 'poor')])], llmPairJudge({ url: server.url, model: 'm', template: 'summarization', maxAttempts: 1 }));
     expect(server.requests[0].content).toMatch(/^Which of the following summaries/);
     expect(r.judge_human[0].agree).toBe(1);
   });
 
   it('stops with the HTTP status on an error a retry cannot fix, and after the attempts on a 500', async () => {
     const denied = await fake(() => ({ status: 401 }));
-    await expect(judgeAgreement([alice], llmAgreementJudge({ url: denied.url, model: 'm' }))).rejects.toThrow(/HTTP 401/);
+    await expect(judgeAgreement([alice], llmPairJudge({ url: denied.url, model: 'm' }))).rejects.toThrow(/HTTP 401/);
     const failing = await fake(() => ({ status: 500 }));
-    await expect(judgeAgreement([alice], llmAgreementJudge({ url: failing.url, model: 'm', maxAttempts: 2, sleep: async () => {} }))).rejects.toThrow(/no answer after 2 attempts \(last: HTTP 500/);
+    await expect(judgeAgreement([alice], llmPairJudge({ url: failing.url, model: 'm', maxAttempts: 2, sleep: async () => {} }))).rejects.toThrow(/no answer after 2 attempts \(last: HTTP 500/);
   });
 });
 
@@ -217,7 +174,7 @@ describe('human labels', () => {
 describe('judgeAgreement with a scorer (offline)', () => {
   it('the higher score wins, equal scores tie', async () => {
     const labels = humanLabels('h', [j('p', 'one two three', 'one'), j('p', 'one', 'one two'), j('p', 'x y', 'z w')]);
-    const r = await judgeAgreement([labels], scorerAgreementJudge('length', (_p, c) => wordCount(c)));
+    const r = await judgeAgreement([labels], scorerPairJudge('length', (_p, c) => wordCount(c)));
     expect(r.judge_human[0]).toMatchObject({ agree: 1, disagree: 1, ties: 1, inconsistent: 0, invalid: 0 });
     expect(r.judge_human[0].agreement.rate).toBe(1 / 3);
     expect(r.llm).toBeUndefined();
