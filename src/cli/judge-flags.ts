@@ -25,8 +25,8 @@ export const JUDGE_FLAGS = {
   cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached, in judge-verdicts.jsonl (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
 };
 
-const JudgeFlagsSchema = z.object(JUDGE_FLAGS);
-export type JudgeFlags = z.output<typeof JudgeFlagsSchema>;
+/** The parsed judge flags. */
+export type JudgeFlags = z.output<z.ZodObject<typeof JUDGE_FLAGS>>;
 
 /**
  * The judge the flags name: an LLM (--judge-url and --judge-model, the API key from
