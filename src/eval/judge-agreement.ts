@@ -61,9 +61,13 @@ export function humanLabels(name: string, judgments: readonly HumanJudgment[], b
 /**
  * Reads one file (or folder) of human preferences with the project's preference readers: any
  * prompt/chosen/rejected, chosen/rejected, Anthropic HH or ranking file (`dpo label` output
- * included). Conversational (message-list) rows need a chat template and are refused.
+ * included). Conversational (message-list) rows need a chat template and are refused. Ties a
+ * person recorded with `dpo label` (its .skipped.jsonl) are not preferences: those comparisons
+ * are simply not labelled by that person.
  */
 export async function loadHumanLabels(path: string, options: { onBadRow?: OnBadRow } = {}): Promise<HumanLabels> {
+  // Its {"prompt", "completions", "label": "tie"|"skip"} rows would read as rankings (a preference).
+  if (path.endsWith('.skipped.jsonl')) throw new DpoError(`${path}: this is dpo label's file of ties and skips, not preferences; give the preference file it sits beside`);
   const data = await loadPreferenceData(path, { onBadRow: options.onBadRow ?? 'error' });
   const judgments: HumanJudgment[] = [];
   for (const ex of data.examples) {

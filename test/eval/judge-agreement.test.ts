@@ -158,6 +158,10 @@ describe('human labels', () => {
       ['one two', 'one'],
     ]);
     expect(comparisonKey('p', 'a', 'b')).toBe(comparisonKey('p', 'b', 'a'));
+    // dpo label's sidecar of ties and skips would read as rankings: refused.
+    const sidecar = join(dir, 'prefs.skipped.jsonl');
+    writeFileSync(sidecar, '{"prompt":"p","completions":["a","b"],"label":"tie"}\n');
+    await expect(loadHumanLabels(sidecar)).rejects.toThrow("prefs.skipped.jsonl: this is dpo label's file of ties and skips, not preferences");
   });
 
   it('malformed rows fail naming file and line, or are skipped and counted', async () => {
