@@ -11,13 +11,15 @@
  *   position-inconsistent or invalid (an answer naming no choice; counted, never guessed).
  * - Agreement = agree / (agree + disagree + ties + inconsistent): a tie or a split does not agree
  *   with a person who chose. `decisive_agreement` = agree / (agree + disagree). Invalid verdicts
- *   are left out of both. Intervals: Wilson score at 95%.
+ *   are left out of both. Intervals: Wilson score at 95% (the pooled rows treat every judgment as
+ *   independent, although files share comparisons).
  * - Human-human: for every two files, on the comparisons both labelled, the share where they chose
  *   the same completion; pooled over all file pairs as the paper's single "H-H" figure.
  */
 import { DpoError } from '../errors.js';
 import { loadPreferenceData } from '../data/load.js';
-import type { BadRow, OnBadRow, RowOrigin } from '../data/types.js';
+import { listDataFiles } from '../data/read.js';
+import type { BadRow, OnBadRow, PreferenceExample, RowOrigin } from '../data/types.js';
 import { wilsonInterval } from './intervals.js';
 import type { JudgeVerdict, LlmJudgeStats, PairJudge } from './pair-judge.js';
 
@@ -68,16 +70,24 @@ export function humanLabels(name: string, judgments: readonly HumanJudgment[], b
 export async function loadHumanLabels(path: string, options: { onBadRow?: OnBadRow } = {}): Promise<HumanLabels> {
   // Its {"prompt", "completions", "label": "tie"|"skip"} rows would read as rankings (a preference).
   if (path.endsWith('.skipped.jsonl')) throw new DpoError(`${path}: this is dpo label's file of ties and skips, not preferences; give the preference file it sits beside`);
-  const data = await loadPreferenceData(path, { onBadRow: options.onBadRow ?? 'error' });
+  // In a folder, dpo label's sidecars sit beside the preference files: leave them out.
+  const files = (await listDataFiles(path)).filter((f) => !f.endsWith('.skipped.jsonl'));
+  const examples: PreferenceExample[] = [];
+  const badRows: BadRow[] = [];
+  for (const file of files) {
+    const data = await loadPreferenceData(file, { onBadRow: options.onBadRow ?? 'error' });
+    examples.push(...data.examples);
+    badRows.push(...data.badRows);
+  }
   const judgments: HumanJudgment[] = [];
-  for (const ex of data.examples) {
+  for (const ex of examples) {
     const c = ex.completions;
     for (let i = 0; i < c.length; i++) {
       for (let j = i + 1; j < c.length; j++) judgments.push({ prompt: ex.prompt, chosen: c[i], rejected: c[j], origin: ex.origin });
     }
   }
-  if (judgments.length === 0) throw new DpoError(`${path}: no labelled comparisons${data.badRows.length ? ` (${data.badRows.length} malformed rows skipped)` : ''}`);
-  return humanLabels(path, judgments, data.badRows);
+  if (judgments.length === 0) throw new DpoError(`${path}: no labelled comparisons${badRows.length ? ` (${badRows.length} malformed rows skipped)` : ''}`);
+  return humanLabels(path, judgments, badRows);
 }
 
 /** One agreement rate with its counts and interval. */

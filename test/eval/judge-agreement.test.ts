@@ -3,7 +3,7 @@
  * (a judge that prefers "good" completions, position bias, tie answers, malformed answers, error
  * statuses); every figure is checked against a hand count, the intervals against Wilson's formula.
  */
-import { writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { comparisonKey, humanHumanAgreement, humanLabels, judgeAgreement, loadHumanLabels, type HumanJudgment } from '../../src/eval/judge-agreement.js';
@@ -162,6 +162,12 @@ describe('human labels', () => {
     const sidecar = join(dir, 'prefs.skipped.jsonl');
     writeFileSync(sidecar, '{"prompt":"p","completions":["a","b"],"label":"tie"}\n');
     await expect(loadHumanLabels(sidecar)).rejects.toThrow("prefs.skipped.jsonl: this is dpo label's file of ties and skips, not preferences");
+    // In a folder it is left out; the other files are read.
+    const folder = join(dir, 'labels');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'prefs.jsonl'), '{"prompt":"p","chosen":"a","rejected":"b"}\n');
+    writeFileSync(join(folder, 'prefs.skipped.jsonl'), '{"prompt":"q","completions":["c","d"],"label":"tie"}\n');
+    expect((await loadHumanLabels(folder)).judgments.map((x) => x.prompt)).toEqual(['p']);
   });
 
   it('malformed rows fail naming file and line, or are skipped and counted', async () => {
