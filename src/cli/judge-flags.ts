@@ -9,8 +9,8 @@ import { DpoError } from '../errors.js';
 import { JUDGE_TEMPLATES, VerdictCache, type JudgeTemplateName } from '../eval/judge.js';
 import { llmPairJudge, scorerPairJudge, type PairJudge } from '../eval/pair-judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
-import { option } from '../train/config.js';
-import { defaultCacheDir } from '../train/reference.js';
+import { option } from '../train/core/config.js';
+import { defaultCacheDir } from '../scoring/reference-cache.js';
 import type { CliStream } from './context.js';
 
 export const JUDGE_FLAGS = {

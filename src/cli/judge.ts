@@ -7,7 +7,7 @@
 import { Option, type Command } from 'commander';
 import { z } from 'zod';
 import { formatAgreementReport, judgeAgreement, loadHumanLabels, type AgreementReport } from '../eval/judge-agreement.js';
-import { option } from '../train/config.js';
+import { option } from '../train/core/config.js';
 import type { CliContext, CliStream } from './context.js';
 import { JUDGE_FLAGS, pairJudgeFromFlags } from './judge-flags.js';
 import { addOptions, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
