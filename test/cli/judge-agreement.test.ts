@@ -82,7 +82,7 @@ describe('dpo judge agreement', () => {
     expect(server.requests).toHaveLength(0);
   });
 
-  it('a judge error status stops with one line naming the status', async () => {
+  it('a judge error status or a broken reply stops with one line', async () => {
     const { dir, alice } = files();
     const denied = await startFakeJudge(() => ({ status: 401 }));
     judges.push(denied);
@@ -90,6 +90,12 @@ describe('dpo judge agreement', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^dpo: judge http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions: HTTP 401/m);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    // A reply that is not JSON is retried, then stops the run with one line.
+    const broken = await startFakeJudge(() => ({ raw: '<html>gateway</html>' }));
+    judges.push(broken);
+    const b = await runCli(['judge', 'agreement', '--pairs', alice, '--judge-url', broken.url, '--judge-model', 'm', '--cache-dir', dir, '--judge-max-attempts', '1']);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/^dpo: judge .*no answer after 1 attempts \(last: HTTP 200 with a body that is not JSON: <html>gateway<\/html>\)/m);
   });
 
   it('runs offline with a scorer, and malformed rows can be skipped and counted', async () => {

@@ -1,7 +1,7 @@
 /**
  * A fake OpenAI-compatible /chat/completions server on 127.0.0.1 for judge tests: `answer` maps
- * each comparison prompt (with response A and B parsed out) to the judge's reply text, or to an
- * HTTP error status.
+ * each comparison prompt (with response A and B parsed out) to the judge's reply text, to an
+ * HTTP error status, or to a raw body.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,8 @@ export interface FakeJudgeRequest {
   content: string;
 }
 
-export type FakeJudgeReply = string | { status: number };
+/** Answer text, an HTTP error status, or a raw 200 body (e.g. not JSON). */
+export type FakeJudgeReply = string | { status: number } | { raw: string };
 
 export interface FakeJudge {
   url: string;
@@ -44,6 +45,11 @@ export async function startFakeJudge(answer: (r: FakeJudgeRequest) => FakeJudgeR
       const r = { ...parseComparison(content), content };
       requests.push(r);
       const reply = answer(r);
+      if (typeof reply !== 'string' && 'raw' in reply) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(reply.raw);
+        return;
+      }
       if (typeof reply !== 'string') {
         res.writeHead(reply.status, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: `fake error ${reply.status}` } }));
