@@ -75,7 +75,11 @@ export async function loadHumanLabels(path: string, options: { onBadRow?: OnBadR
   const examples: PreferenceExample[] = [];
   const badRows: BadRow[] = [];
   for (const file of files) {
-    const data = await loadPreferenceData(file, { onBadRow: options.onBadRow ?? 'error' });
+    const data = await loadPreferenceData(file, { onBadRow: options.onBadRow ?? 'error' }).catch((e: unknown) => {
+      // The reader asks for a tokenizer's chat template; here there is none to give.
+      if (e instanceof DpoError && e.message.startsWith(`${file}: conversational data`)) throw new DpoError(`${file}: conversational (message-list) rows; the judge reads text rows (prompt/chosen/rejected strings)`);
+      throw e;
+    });
     examples.push(...data.examples);
     badRows.push(...data.badRows);
   }

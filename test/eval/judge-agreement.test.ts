@@ -168,6 +168,9 @@ describe('human labels', () => {
     writeFileSync(join(folder, 'prefs.jsonl'), '{"prompt":"p","chosen":"a","rejected":"b"}\n');
     writeFileSync(join(folder, 'prefs.skipped.jsonl'), '{"prompt":"q","completions":["c","d"],"label":"tie"}\n');
     expect((await loadHumanLabels(folder)).judgments.map((x) => x.prompt)).toEqual(['p']);
+    const chat = join(dir, 'chat.jsonl');
+    writeFileSync(chat, '{"prompt":[{"role":"user","content":"hi"}],"chosen":[{"role":"assistant","content":"a"}],"rejected":[{"role":"assistant","content":"b"}]}\n');
+    await expect(loadHumanLabels(chat)).rejects.toThrow('chat.jsonl: conversational (message-list) rows; the judge reads text rows');
   });
 
   it('malformed rows fail naming file and line, or are skipped and counted', async () => {
