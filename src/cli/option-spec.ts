@@ -3,10 +3,11 @@ import type { OptionGroup } from '../config/option.js';
 
 /**
  * What kind of value a flag takes, and so how its argument is parsed. 'list' is one comma string,
- * 'variadic' several arguments (`--stop a b`), 'enable' a flag that turns an optional nested
+ * 'variadic' several arguments (`--stop a b`), 'repeatable' one value per use of the flag
+ * (`--pairs a --pairs b`), 'enable' a flag that turns an optional nested
  * object (lora) on with its defaults.
  */
-export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString' | 'variadic' | 'enable';
+export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString' | 'variadic' | 'repeatable' | 'enable';
 
 /** A bound of a number flag (from its zod checks). */
 export interface Bound {

@@ -119,6 +119,7 @@ function commanderOption(spec: OptionSpec, name: string, description: string): O
   if (spec.choices) option.choices(spec.choices);
   if (spec.kind === 'number' || spec.kind === 'integer') option.argParser(numberParser(spec, flag));
   if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
+  if (spec.kind === 'repeatable') option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
   if (spec.kind === 'numberList') {
     option.argParser((v: string) => {
       const xs = parseNumberList(flag, v);

@@ -113,7 +113,7 @@ function specOf(key: string, t: z.ZodType, parentGroup?: OptionMeta['group']): O
   if (!u.meta?.description) throw new Error(`config key '${key}' has no help text (config/option.ts option())`);
   const { kind: baseKind, choices } = kindOf(u.type, key);
   // A list whose placeholder ends in '...' takes several arguments (--stop a b) instead of a comma string.
-  const kind: OptionKind = baseKind === 'list' && u.meta.arg?.endsWith('...') ? 'variadic' : baseKind;
+  const kind: OptionKind = baseKind === 'list' && u.meta.repeat ? 'repeatable' : baseKind === 'list' && u.meta.arg?.endsWith('...') ? 'variadic' : baseKind;
   const listChoices = kind === 'list' ? enumValues(unwrap(defOf(u.type).element ?? u.type).type) : undefined;
   const shownDefault = defaultText(u.default) ?? (u.default === undefined ? u.meta.defaultText : undefined);
   const element = kind === 'numberList' ? unwrap(defOf(u.type).element as z.ZodType).type : undefined;

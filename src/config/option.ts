@@ -22,6 +22,8 @@ export interface OptionMeta {
   group?: OptionGroup;
   /** The default as help shows it, for a key whose default is not a zod default ('generation_config.json, else 1'). */
   defaultText?: string;
+  /** A list key whose flag is given once per value (`--pairs a.jsonl --pairs b.jsonl`). */
+  repeat?: boolean;
 }
 
 /** Attaches help text (and the value's placeholder, or more metadata) to a config key's schema. */
@@ -38,18 +40,18 @@ export function option<T extends z.ZodType>(schema: T, description: string, arg?
 const KEY_GROUPS: Record<Exclude<OptionGroup, 'loss'>, readonly string[]> = {
   model: ['model', 'keepDropout'],
   data: [
-    'data', 'evalData', 'prompts', 'evalPrompts', 'format', 'maxLength', 'maxPromptLength', 'maxCompletionLength', 'truncationMode',
+    'data', 'evalData', 'prompts', 'evalPrompts', 'pairs', 'format', 'maxLength', 'maxPromptLength', 'maxCompletionLength', 'truncationMode',
     'onBadRow', 'paddingFree', 'padToMultipleOf', 'groupByLength',
   ],
   generation: ['maxNewTokens', 'temperature', 'topK', 'topP', 'numSamples', 'stop', 'greedy', 'maxPromptTokens'],
-  reward: ['rewardModel', 'scorer', 'judgeUrl', 'judgeModel', 'judgeApiKeyEnv', 'judgeTemplate', 'judgeConcurrency', 'judgeMaxAttempts', 'judgeTimeout', 'missingEosPenalty'],
+  reward: ['rewardModel', 'scorer', 'template', 'judgeUrl', 'judgeModel', 'judgeApiKeyEnv', 'judgeTemplate', 'judgeConcurrency', 'judgeMaxAttempts', 'judgeTimeout', 'missingEosPenalty'],
   optimisation: [
     'batchSize', 'miniBatchSize', 'optimizer', 'learningRate', 'weightDecay', 'lrScheduler', 'warmupSteps', 'gradientAccumulationSteps',
     'maxGradNorm', 'maxSteps', 'numEpochs', 'ppoEpochs', 'seed',
   ],
   lora: ['lora'],
   reference: ['refModel', 'referenceFree', 'reference', 'syncRefEvery', 'syncRefAlpha', 'cacheDir'],
-  checkpoints: ['output', 'overwriteOutput', 'resume', 'saveSteps', 'saveTotalLimit', 'saveDtype', 'maxShardSize'],
+  checkpoints: ['output', 'json', 'overwriteOutput', 'resume', 'saveSteps', 'saveTotalLimit', 'saveDtype', 'maxShardSize'],
   logging: ['loggingSteps', 'evalSteps', 'evalOnStart'],
   runtime: ['threads', 'device', 'stepsPerRun', 'gradientCheckpointing'],
 };
