@@ -17,6 +17,7 @@ import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import type { ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
+import { JUDGE_FLAGS } from './judge-flags.js';
 import { addOptions } from './options.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
@@ -42,15 +43,15 @@ export const EvaluateFlagsSchema = z
     scorer: option(z.string().min(1).optional(), `built-in reward instead of a reward model: ${listScorers().map((s) => s.name).join(', ')}`, { arg: 'name' }),
     baseline: option(z.string().min(1).optional(), "a model whose samples are the win rate's baseline", { arg: 'path|hub-id', group: 'reward' }),
     baselineFile: option(z.string().min(1).optional(), 'baseline completions by prompt (instead of --baseline)', { arg: 'path', group: 'reward' }),
-    judgeUrl: option(z.string().min(1).optional(), 'OpenAI-compatible API base URL (…/v1) or …/chat/completions: judge win rates with an LLM', { arg: 'url' }),
-    judgeModel: option(z.string().min(1).optional(), 'model name sent to the judge endpoint', { arg: 'name' }),
-    // No zod default: a variable named explicitly must be set, the default one may be absent (local servers need no key).
-    judgeApiKeyEnv: option(z.string().min(1).optional(), 'environment variable holding the judge API key, sent as Bearer', { arg: 'var', defaultText: 'OPENAI_API_KEY' }),
+    // The LLM judge's keys as `dpo judge agreement` has them (cli/judge-flags.ts), described once.
+    judgeUrl: JUDGE_FLAGS.judgeUrl,
+    judgeModel: JUDGE_FLAGS.judgeModel,
+    judgeApiKeyEnv: JUDGE_FLAGS.judgeApiKeyEnv,
     // A string (checked below) rather than an enum, for its one-line error naming the templates.
     judgeTemplate: option(z.string().default('dialogue'), `comparison prompt: ${JUDGE_TEMPLATES.join(', ')}`, { arg: 'name' }),
-    judgeConcurrency: option(z.number().int().min(1).default(4), 'judge requests in flight at once'),
-    judgeMaxAttempts: option(z.number().int().min(1).default(6), 'tries per judge request (first one included)'),
-    judgeTimeout: option(z.number().positive().default(120), 'seconds one judge request may take before it is abandoned (and retried)', { arg: 'seconds' }),
+    judgeConcurrency: JUDGE_FLAGS.judgeConcurrency,
+    judgeMaxAttempts: JUDGE_FLAGS.judgeMaxAttempts,
+    judgeTimeout: JUDGE_FLAGS.judgeTimeout,
     output: option(z.string().min(1).optional(), 'also write the report (JSON) to this file', { arg: 'file' }),
     perSample: option(z.string().min(1).optional(), 'write every sample (prompt, completion, reward, log-probs, baseline, outcome) as JSONL', { arg: 'file', group: 'checkpoints' }),
     cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', { arg: 'dir', group: 'reward' }),
@@ -134,10 +135,10 @@ export async function runEvaluate(
 
   let judge: JudgeOptions | undefined;
   if (opts.judgeUrl && opts.judgeModel) {
-    const keyVar = opts.judgeApiKeyEnv ?? 'OPENAI_API_KEY';
+    const keyVar = opts.judgeApiKeyEnv;
     const apiKey = env[keyVar];
     // An explicitly named variable must be set; the default one may be absent (local servers need no key).
-    if (!apiKey && opts.judgeApiKeyEnv !== undefined && opts.judgeApiKeyEnv !== 'OPENAI_API_KEY') {
+    if (!apiKey && keyVar !== 'OPENAI_API_KEY') {
       throw new DpoError(`--judge-api-key-env: environment variable ${keyVar} is not set`);
     }
     judge = { url: opts.judgeUrl, model: opts.judgeModel, apiKey: apiKey || undefined, template: template as JudgeTemplateName, concurrency: opts.judgeConcurrency, maxAttempts: opts.judgeMaxAttempts, timeoutMs: opts.judgeTimeout * 1000, fetch: io.fetch, sleep: io.sleep };
