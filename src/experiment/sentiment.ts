@@ -395,3 +395,5 @@ function seedStreams(base: number, seed: number): { pairs: number; heldOutPairs:
   if (seed === base) return { pairs: seed, heldOutPairs: seed + 1, eval: seed + 2 };
   return { pairs: deriveSeed(seed, 1), heldOutPairs: deriveSeed(seed, 2), eval: deriveSeed(seed, 3) };
 }
+
+export { DEFAULTS as EXPERIMENT_DEFAULTS };
