@@ -65,7 +65,7 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(summary.rewardModel.heldOutAccuracy).toBeGreaterThanOrEqual(0);
     expect(JSON.parse(r.stdout).points).toBe(points.length);
     const html = readFileSync(join(output, 'report.html'), 'utf8');
-    expect(html.match(/<svg/g)?.length).toBe(4); // frontier, reward and KL by step, PPO's KL per update
+    expect(html.match(/<svg/g)?.length).toBe(5); // frontier, reward and KL by step, PPO's KL per update, win rates
     expect(html).not.toMatch(/<script[^>]+src=|https?:\/\/(?!vega\.github\.io|www\.w3\.org)/);
     for (const m of methods) expect(html).toContain(`<td>${m}</td>`);
   }, 300_000); // seven tiny training runs: about a minute alone, more under load

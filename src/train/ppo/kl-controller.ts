@@ -14,7 +14,7 @@
  * one update ahead, first reaches `engageAt` x target (no decay while the policy has not moved
  * yet, so nothing to wind up); from then on beta is corrected in log space by the ratio of the
  * extrapolated KL to the target, log beta += gain log(KL_next / target), limited to x `maxStep`
- * up and ÷ `maxDecrease` down per update, so an overshoot is answered within an update or two instead of a dozen; within
+ * up and ÷ `maxDecrease` down per update and to `maxFactor` x its initial value, so an overshoot is answered within an update or two instead of a dozen; within
  * ±`deadband` of the target beta rests.
  */
 export type KlControl = 'adaptive' | 'latched';
@@ -27,13 +27,15 @@ export interface KlControllerState {
 }
 
 /** Where 'latched' engages (fraction of the target), how hard it corrects, and its largest factor per update. */
-export const LATCHED = { engageAt: 0.5, gain: 1, maxStep: 2, maxDecrease: 1.5, deadband: 0.15 } as const;
+export const LATCHED = { engageAt: 0.5, gain: 1, maxStep: 2, maxDecrease: 1.5, deadband: 0.15, maxFactor: 10 } as const;
 
 export class KlController {
   /** The current coefficient. */
   value: number;
   private engaged = false;
   private previousKl: number | undefined;
+
+  private readonly initial: number;
 
   constructor(
     initKlCoef: number,
@@ -43,6 +45,7 @@ export class KlController {
     readonly control: KlControl = 'adaptive',
   ) {
     this.value = initKlCoef;
+    this.initial = initKlCoef;
   }
 
   get adaptive(): boolean {
@@ -70,6 +73,10 @@ export class KlController {
     // Down more slowly than up: an undershoot is cheap to correct, an overshoot is not (a run whose
     // coefficient fell 0.2 -> 0.023 while its KL rose towards 12 then ran to 17).
     this.value *= Math.exp(Math.min(Math.log(LATCHED.maxStep), Math.max(-Math.log(LATCHED.maxDecrease), LATCHED.gain * error)));
+    // At most maxFactor x the initial coefficient: past it the penalty swamps the score, the value
+    // targets blow up and the shared body diverges (a run held KL 2.4-3.7 at beta 0.8-1.3 for 9
+    // updates, then went from beta 2.5 to 40 and KL 3.3 to 19.6, value error 26 to 1e5).
+    this.value = Math.min(this.value, LATCHED.maxFactor * this.initial);
   }
 
   state(): KlControllerState {

@@ -3,14 +3,16 @@
  * run starts at KL 0; the KL moves towards c / beta a fraction a per update with momentum (Adam
  * keeps moving the way it moved), the controller sees each rollout's KL after the update that
  * produced it, and a KL that overshot comes down only a quarter as fast as it went up (what the
- * experiment's runs showed: KL 11-12 kept at a coefficient 30x larger). Ziegler's/TRL's controller
+ * experiment's runs showed: KL 11-12 kept at a coefficient 30x larger). Its equilibrium
+ * coefficient for the smallest target (c / target = 1.3) is within 'latched''s cap of 10x the start:
+ * the cap exists because real runs diverged above it, which this response does not model. Ziegler's/TRL's controller
  * decays beta while the KL is still rising from 0 and then cannot catch up; 'latched' holds beta
  * until the KL nears the target and lands within +-30% of every target by the last update.
  */
 import { describe, expect, it } from 'vitest';
 import { KlController, type KlControl } from '../../../src/train/ppo/kl-controller.js';
 
-function simulate(control: KlControl, target: number, updates = 30, c = 6, a = 0.08): { kl: number[]; beta: number[] } {
+function simulate(control: KlControl, target: number, updates = 30, c = 4, a = 0.08): { kl: number[]; beta: number[] } {
   const k = new KlController(0.2, target, 32, control);
   let kl = 0;
   let v = 0;
@@ -55,6 +57,9 @@ describe('KL controllers on a synthetic KL response', () => {
     expect(k.value).toBeCloseTo((0.2 / 1.5) * 4 / 1.5, 12);
     k.update(10.5, 32); // ahead 10: within 15% of the target, beta rests
     expect(k.value).toBeCloseTo((0.2 / 1.5) * 4 / 1.5, 12);
+    // Never above 10x the initial coefficient.
+    for (let i = 0; i < 10; i++) k.update(100, 32);
+    expect(k.value).toBeCloseTo(2, 12);
     // Engaged stays engaged (a resume restores it with the coefficient and the last KL).
     const resumed = new KlController(0.2, 10, 32, 'latched');
     resumed.restore(k.state());
