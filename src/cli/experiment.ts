@@ -76,6 +76,10 @@ export const SentimentFlagsSchema = z
 
 export const EXPERIMENT_OPTIONS = optionsFromSchema(SentimentFlagsSchema);
 
+/** `dpo experiment merge` has no flags besides its folder. */
+const MergeFlagsSchema = z.object({}).strict();
+const MERGE_OPTIONS = optionsFromSchema(MergeFlagsSchema);
+
 const EXAMPLES = `
 What it does: samples 8 continuations (top-k 50) of each of 40 short prompts, labels pairs
 with the ground-truth scorer (VADER sentiment), trains a reward model on them, then from the same
@@ -143,10 +147,12 @@ export function register(program: Command, ctx: CliContext): void {
       });
       report(ctx, summary);
     });
-  experiment
+  const merge = experiment
     .command('merge')
     .description('build frontier.jsonl, summary.json and report.html of an experiment folder from whatever runs (shards) finished; lists the missing ones')
-    .argument('<folder>', 'the shared --output of the shards')
+    .argument('<folder>', 'the shared --output of the shards');
+  addOptions(merge, MERGE_OPTIONS, MergeFlagsSchema);
+  merge
     .action(async (folder: string) => {
       const summary = await mergeExperiment(folder);
       report(ctx, summary);
