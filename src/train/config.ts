@@ -157,9 +157,13 @@ const DpoLossShape = {
     `f-DPO: the divergence of the pair logit f'(u_w) - f'(u_l), u = pi/pi_ref (used by ${F_DIVERGENCE_TYPES.join(', ')}; reverse_kl is DPO)`,
     'name',
   ),
-  fAlphaDivergenceCoef: option(z.number().positive().optional(), 'alpha of --f-divergence alpha_divergence (default 1, which is forward_kl)', 'alpha'),
-  ldAlpha: option(z.number().min(0).max(1).optional(), "LD-DPO: the policy's tokens past the pair's shorter completion count alpha times (1 = DPO)", 'alpha'),
-  useWeighting: option(z.boolean().default(false), "WPO: weight each pair's loss by its completions' probability under the policy (no gradient)"),
+  fAlphaDivergenceCoef: option(
+    z.number().optional(),
+    "alpha of --f-divergence alpha_divergence, TRL >= 0.29's: f'(u) = (u^(alpha-1) - 1)/(alpha - 1); default 0.5, 1 = reverse_kl, 0 = forward_kl (TRL <= 0.28's alpha is 1 minus this)",
+    'alpha',
+  ),
+  ldAlpha: option(z.number().min(0).max(1).optional(), "LD-DPO: the policy's tokens past the pair's shorter completion count alpha times (1 = DPO); the reference's do not, as TRL <= 0.28 (TRL >= 0.29 weights them too)", 'alpha'),
+  useWeighting: option(z.boolean().default(false), "WPO: weight each pair's loss by its completions' probability under the policy (no gradient), capped at 1 as TRL <= 0.28 (TRL >= 0.29 does not cap)"),
   rpoAlpha: option(z.number().min(0).optional(), "RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha)", 'alpha'),
 };
 
