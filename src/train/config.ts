@@ -8,10 +8,11 @@
 import { z } from 'zod';
 import { DpoError } from '../errors.js';
 import { PREFERENCE_FORMATS } from '../data/preference-format.js';
-import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType } from './losses.js';
+import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType, type LossTypeAlias } from './losses.js';
 import type { ScoringOptions } from './sequence-logps.js';
 import { SAVE_DTYPES } from '../io/save-dtype.js';
 import { parseShardSize } from '../io/shards.js';
+import type { DPOConfigDocs, EvalConfigDocs } from './config-docs.js';
 
 /** Help of one config key: what it does, and the placeholder of its value (`--model <path>`). */
 export interface OptionMeta {
@@ -131,11 +132,15 @@ export const ScoredBatchShape = {
 };
 
 /** The loss options `dpo train` and `dpo eval` share. */
+/** Every name `lossType` accepts, typed, so that a misspelt loss type does not compile. */
+const LOSS_TYPE_NAMES = [...LOSS_TYPES, ...(Object.keys(LOSS_TYPE_ALIASES) as LossTypeAlias[])] as [LossType | LossTypeAlias, ...(LossType | LossTypeAlias)[]];
+const resolveLossType = (t: LossType | LossTypeAlias): LossType => (t in LOSS_TYPE_ALIASES ? LOSS_TYPE_ALIASES[t as LossTypeAlias] : (t as LossType));
+
 const DpoLossShape = {
   beta: option(z.number().positive().default(0.1), 'DPO temperature beta (strength of the KL constraint)'),
   lossType: option(
     z
-      .array(z.enum([...LOSS_TYPES, ...(Object.keys(LOSS_TYPE_ALIASES) as [string, ...string[]])]).transform((t) => LOSS_TYPE_ALIASES[t] ?? (t as LossType)))
+      .array(z.enum(LOSS_TYPE_NAMES).transform(resolveLossType))
       .nonempty()
       .default(['sigmoid']),
     `loss type(s), comma-separated (${Object.entries(LOSS_TYPE_ALIASES).map(([a, t]) => `${a} = ${t}`).join(', ')})`,
@@ -179,7 +184,8 @@ export const DPOConfigSchema = TrainingOptionsSchema.extend({
   syncRefAlpha: option(z.number().min(0).max(1).default(0.6), 'TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref', 'alpha'),
 }).strict();
 
-export type DPOConfigInput = z.input<typeof DPOConfigSchema>;
+/** DPO config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type DPOConfigInput = z.input<typeof DPOConfigSchema> & DPOConfigDocs;
 export type DPOConfig = z.output<typeof DPOConfigSchema>;
 export type LoraOptions = z.output<typeof LoraOptionsSchema>;
 
@@ -278,7 +284,8 @@ export const EvalConfigSchema = z
   })
   .strict();
 
-export type EvalConfigInput = z.input<typeof EvalConfigSchema>;
+/** Eval config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type EvalConfigInput = z.input<typeof EvalConfigSchema> & EvalConfigDocs;
 export type EvalConfig = z.output<typeof EvalConfigSchema>;
 
 export const EVAL_CONFIG: ConfigDefinition<typeof EvalConfigSchema> = { schema: EvalConfigSchema, check: checkLossKeys };

@@ -11,6 +11,7 @@ import * as op from '../engine/ops.js';
 import { option, parseConfig, type ConfigDefinition } from './config.js';
 import { CPO_LOSS_TYPES, cpoLoss, LENGTH_NORMALISED_CPO_TYPES } from './reference-free-losses.js';
 import { ReferenceFreeOptionsSchema, ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './reference-free-trainer.js';
+import type { CPOConfigDocs } from './config-docs.js';
 
 export const CPOConfigSchema = ReferenceFreeOptionsSchema.extend({
   beta: option(z.number().positive().default(0.1), 'temperature beta of the preference term'),
@@ -21,7 +22,8 @@ export const CPOConfigSchema = ReferenceFreeOptionsSchema.extend({
   alpha: option(z.number().default(0), "AlphaPO's reward shape alpha, applied to every loss type as TRL: each side's reward is (1 - p^-alpha) / alpha of its probability p (token-mean for ipo, simpo, alphapo; 0 = log p)"),
 }).strict();
 
-export type CPOConfigInput = z.input<typeof CPOConfigSchema>;
+/** CPO config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type CPOConfigInput = z.input<typeof CPOConfigSchema> & CPOConfigDocs;
 export type CPOConfig = z.output<typeof CPOConfigSchema>;
 
 export const CPO_CONFIG: ConfigDefinition<typeof CPOConfigSchema> = { schema: CPOConfigSchema };

@@ -35,6 +35,7 @@ import type { ProgressReporter } from './progress.js';
 import { precomputeReferenceLogps } from './reference.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
+import type { KTOConfigDocs } from './config-docs.js';
 
 export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
 export type KtoLossType = (typeof KTO_LOSS_TYPES)[number];
@@ -55,7 +56,8 @@ export const KTOConfigSchema = TrainingOptionsSchema.extend({
   refModel: option(z.string().min(1).optional(), 'reference model (default: the starting policy)', 'path'),
 }).strict();
 
-export type KTOConfigInput = z.input<typeof KTOConfigSchema>;
+/** KTO config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type KTOConfigInput = z.input<typeof KTOConfigSchema> & KTOConfigDocs;
 export type KTOConfig = z.output<typeof KTOConfigSchema>;
 
 export const KTO_CONFIG: ConfigDefinition<typeof KTOConfigSchema> = { schema: KTOConfigSchema };

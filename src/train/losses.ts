@@ -29,7 +29,9 @@ export const LOSS_TYPES = [
 export type LossType = (typeof LOSS_TYPES)[number];
 
 /** Older names TRL still accepts, and the type they stand for. */
-export const LOSS_TYPE_ALIASES: Readonly<Record<string, LossType>> = { aot_pair: 'aot_unpaired' };
+export const LOSS_TYPE_ALIASES = { aot_pair: 'aot_unpaired' } as const satisfies Readonly<Record<string, LossType>>;
+/** The other names a config may give a loss type (TRL's). */
+export type LossTypeAlias = keyof typeof LOSS_TYPE_ALIASES;
 
 /** The loss types that use label smoothing (eps); the others ignore it. */
 export const LABEL_SMOOTHING_TYPES: readonly LossType[] = ['sigmoid', 'robust', 'exo_pair', 'aot', 'aot_unpaired'];

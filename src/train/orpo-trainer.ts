@@ -11,12 +11,14 @@ import { logSigmoid } from '../engine/nn.js';
 import { option, parseConfig, type ConfigDefinition } from './config.js';
 import { orpoLogOdds } from './reference-free-losses.js';
 import { ReferenceFreeOptionsSchema, ReferenceFreeTrainer, type ReferenceFreeObjective, type ReferenceFreeTrainerOptions } from './reference-free-trainer.js';
+import type { ORPOConfigDocs } from './config-docs.js';
 
 export const ORPOConfigSchema = ReferenceFreeOptionsSchema.extend({
   beta: option(z.number().positive().default(0.1), "weight lambda of the odds-ratio term (TRL's beta)"),
 }).strict();
 
-export type ORPOConfigInput = z.input<typeof ORPOConfigSchema>;
+/** ORPO config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type ORPOConfigInput = z.input<typeof ORPOConfigSchema> & ORPOConfigDocs;
 export type ORPOConfig = z.output<typeof ORPOConfigSchema>;
 
 export const ORPO_CONFIG: ConfigDefinition<typeof ORPOConfigSchema> = { schema: ORPOConfigSchema };

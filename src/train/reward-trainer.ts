@@ -48,6 +48,7 @@ import {
   saveRewardModel,
   SCORE_WEIGHT,
 } from './reward-model.js';
+import type { RewardConfigDocs } from './config-docs.js';
 
 export const RewardConfigSchema = TrainingOptionsSchema.extend({
   data: option(z.string().min(1), 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder', 'path'),
@@ -66,7 +67,8 @@ export const RewardConfigSchema = TrainingOptionsSchema.extend({
   ),
 }).strict();
 
-export type RewardConfigInput = z.input<typeof RewardConfigSchema>;
+/** Reward config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type RewardConfigInput = z.input<typeof RewardConfigSchema> & RewardConfigDocs;
 export type RewardConfig = z.output<typeof RewardConfigSchema>;
 
 export const REWARD_CONFIG: ConfigDefinition<typeof RewardConfigSchema> = { schema: RewardConfigSchema };

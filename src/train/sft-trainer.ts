@@ -39,6 +39,7 @@ import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainin
 import { describeData } from './evaluate.js';
 import type { ProgressReporter } from './progress.js';
 import { declareScoredInputs, scoredFeeds, scoredForward, scoredHead, type ScoredInputs } from './sequence-logps.js';
+import type { SFTConfigDocs } from './config-docs.js';
 
 /** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
 export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
@@ -57,7 +58,8 @@ export const SFTConfigSchema = TrainingOptionsSchema.extend({
   learningRate: option(z.number().positive().default(2e-5), 'peak learning rate', 'lr'),
 }).strict();
 
-export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
+/** SFT config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type SFTConfigInput = z.input<typeof SFTConfigSchema> & SFTConfigDocs;
 export type SFTConfig = z.output<typeof SFTConfigSchema>;
 
 export const SFT_CONFIG: ConfigDefinition<typeof SFTConfigSchema> = { schema: SFTConfigSchema };

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import { JUDGE_TEMPLATES } from '../../eval/judge.js';
 import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../config.js';
+import type { OnlineDPOConfigDocs } from '../config-docs.js';
 
 /** A prompts file/folder (`{"prompt": ...}` or `{"messages": [...]}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');
@@ -75,7 +76,8 @@ export const OnlineDPOConfigSchema = z
   })
   .strict();
 
-export type OnlineDPOConfigInput = z.input<typeof OnlineDPOConfigSchema>;
+/** OnlineDPO config as given (defaults not yet filled); each key's doc comment is its help (config-docs.ts). */
+export type OnlineDPOConfigInput = z.input<typeof OnlineDPOConfigSchema> & OnlineDPOConfigDocs;
 export type OnlineDPOConfig = z.output<typeof OnlineDPOConfigSchema>;
 
 export const ONLINE_DPO_CONFIG: ConfigDefinition<typeof OnlineDPOConfigSchema> = {
