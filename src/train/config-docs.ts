@@ -6,11 +6,11 @@
 export interface DPOConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference data: a .jsonl/.json/.parquet file or a folder of them. Required. CLI: `--data`. */
+  /** preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out preference data for eval_* metrics. CLI: `--eval-data`. */
+  /** held-out preference data for eval_* metrics (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -129,7 +129,7 @@ export interface DPOConfigDocs {
 export interface EvalConfigDocs {
   /** the policy: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference data: a .jsonl/.json/.parquet file or a folder of them. Required. CLI: `--data`. */
+  /** preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -183,11 +183,11 @@ export interface EvalConfigDocs {
 export interface CPOConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder. Required. CLI: `--data`. */
+  /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out preference pairs for eval_* metrics. CLI: `--eval-data`. */
+  /** held-out preference pairs for eval_* metrics (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -284,11 +284,11 @@ export interface CPOConfigDocs {
 export interface ORPOConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder. Required. CLI: `--data`. */
+  /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out preference pairs for eval_* metrics. CLI: `--eval-data`. */
+  /** held-out preference pairs for eval_* metrics (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -375,11 +375,11 @@ export interface ORPOConfigDocs {
 export interface KTOConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder. Required. CLI: `--data`. */
+  /** prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out data for eval_* metrics (same kinds as --data). CLI: `--eval-data`. */
+  /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -474,11 +474,11 @@ export interface KTOConfigDocs {
 export interface SFTConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder. Required. CLI: `--data`. */
+  /** SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out data for eval_* metrics (same kinds as --data). CLI: `--eval-data`. */
+  /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;
@@ -565,11 +565,11 @@ export interface SFTConfigDocs {
 export interface RewardConfigDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder. Required. CLI: `--data`. */
+  /** preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
   /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
   output?: unknown;
-  /** held-out data for eval_* metrics (same kinds as --data). CLI: `--eval-data`. */
+  /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
   /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
   format?: unknown;

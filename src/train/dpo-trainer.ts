@@ -28,6 +28,7 @@ import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainin
 import { precomputeReferenceLogps } from './reference.js';
 import { Scorer } from './scoring.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from './sequence-logps.js';
+import type { DataSource } from '../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
   /** An already loaded policy (skips loading `config.model`). */
@@ -133,7 +134,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   }
 
   /** Reads, validates and tokenizes one data path, reporting what was skipped or cut. */
-  private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<PreparedSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<PreparedSplit> {
     return { rows: await preparePreferenceSplit(path, tokenizer, this.config, this.progress, split) };
   }
 

@@ -26,7 +26,7 @@ import type { DropoutSites } from '../models/dropout.js';
 import type { ModelParams } from '../models/linear.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import { dataOption, option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import { reportPreparedData } from './evaluate.js';
 import type { EvalGraph } from './loop.js';
 import { MetricsAccumulator } from './metrics.js';
@@ -36,17 +36,16 @@ import { precomputeReferenceLogps } from './reference.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 import type { KTOConfigDocs } from './config-docs.js';
+import { dataSourceName, type DataSource } from '../data/read.js';
 
 export const KTO_LOSS_TYPES = ['kto', 'apo_zero_unpaired'] as const;
 export type KtoLossType = (typeof KTO_LOSS_TYPES)[number];
 
 export const KTOConfigSchema = TrainingOptionsSchema.extend({
-  data: option(
-    z.string().min(1),
-    'prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder',
-    'path',
+  data: dataOption(
+    'prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)',
   ),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  evalData: dataOption('held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows)').optional(),
   format: option(z.enum(['auto', ...KTO_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
   batchSize: option(z.number().int().positive().default(8), 'examples (completions) per micro-batch'),
   beta: option(z.number().positive().default(0.1), 'temperature beta (strength of the KL constraint)'),
@@ -224,7 +223,7 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     });
   }
 
-  private async prepare(path: string, tokenizer: TextTokenizer, label: string): Promise<KtoSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, label: string): Promise<KtoSplit> {
     const c = this.config;
     const loaded = await loadKtoData(path, { format: c.format as KtoFormat | 'auto', tokenizer, onBadRow: c.onBadRow });
     const { split, stats } = tokenizeKto(loaded.examples, tokenizer, {
@@ -234,7 +233,7 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
       truncationMode: c.truncationMode,
     });
     reportPreparedData(this.progress, label, { stats: { ...stats, skippedBad: loaded.badRows.length }, badRows: loaded.badRows }, c.maxLength);
-    if (split.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    if (split.rows.length === 0) throw new DpoError(`${dataSourceName(path)}: no usable rows`);
     const desirable = split.labels.reduce((s, v) => s + v, 0);
     this.progress.log(`${label}: ${desirable} desirable and ${split.rows.length - desirable} undesirable examples`);
     return split;

@@ -18,7 +18,7 @@ import type { DropoutSites } from '../models/dropout.js';
 import type { ModelParams } from '../models/linear.js';
 import type { Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import { dataOption, option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph, TrainingOptions } from './loop.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
@@ -26,11 +26,12 @@ import { preparePreferenceSplit } from './prepare-split.js';
 import type { ProgressReporter } from './progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
+import type { DataSource } from '../data/read.js';
 
 /** The options every reference-free pair trainer shares (TrainingOptions, pairs only, beta). */
 export const ReferenceFreeOptionsSchema = TrainingOptionsSchema.extend({
-  data: option(z.string().min(1), 'preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder', 'path'),
-  evalData: option(z.string().min(1).optional(), 'held-out preference pairs for eval_* metrics', 'path'),
+  data: dataOption('preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)'),
+  evalData: dataOption('held-out preference pairs for eval_* metrics (library: or an array of rows)').optional(),
   batchSize: option(z.number().int().positive().default(8), 'pairs per micro-batch'),
 });
 
@@ -96,7 +97,7 @@ function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<strin
 }
 
 /** Pairs of `path`; rankings of more than two completions are an error. */
-async function preparePairs(path: string, c: TrainingOptions, progress: ProgressReporter, label: string, tokenizer: Parameters<typeof preparePreferenceSplit>[1]): Promise<TokenizedPreference[]> {
+async function preparePairs(path: DataSource, c: TrainingOptions, progress: ProgressReporter, label: string, tokenizer: Parameters<typeof preparePreferenceSplit>[1]): Promise<TokenizedPreference[]> {
   const rows = await preparePreferenceSplit(path, tokenizer, c, progress, label);
   const ranked = rows.find((r) => r.completionIds.length !== 2);
   if (ranked) throw new DpoError(`${ranked.origin.file}:${ranked.origin.line}: a ranking of ${ranked.completionIds.length} completions; this trainer takes pairs (chosen, rejected)`);

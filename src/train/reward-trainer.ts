@@ -31,7 +31,7 @@ import { mergeLora } from '../models/lora.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
 import { fitToContext } from './context-limit.js';
 import type { CausalLM } from '../models/types.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import { dataOption, option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import { preparePreferenceSplit } from './prepare-split.js';
 import type { EvalGraph } from './loop.js';
 import { buildPolicy } from './policy.js';
@@ -49,10 +49,11 @@ import {
   SCORE_WEIGHT,
 } from './reward-model.js';
 import type { RewardConfigDocs } from './config-docs.js';
+import { dataSourceName, type DataSource } from '../data/read.js';
 
 export const RewardConfigSchema = TrainingOptionsSchema.extend({
-  data: option(z.string().min(1), 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder', 'path'),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  data: dataOption('preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)'),
+  evalData: dataOption('held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows)').optional(),
   batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL RewardConfig's default. */
   learningRate: option(z.number().positive().default(1e-4), 'peak learning rate', 'lr'),
@@ -185,7 +186,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     const evalRows = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
     const K = train[0].completionIds.length;
     if (evalRows && evalRows[0].completionIds.length !== K) {
-      throw new DpoError(`${c.evalData}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
+      throw new DpoError(`${dataSourceName(c.evalData ?? '')}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
     }
     const dropout = trainingDropout(c);
     const metrics = new RewardMetrics();
@@ -269,7 +270,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
-  private prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
+  private prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
     return preparePreferenceSplit(path, tokenizer, this.config, this.progress, split);
   }
 

@@ -18,7 +18,7 @@ import { collatePreferences, type PreferenceBatch } from '../data/collate.js';
 import { loadPreferenceData } from '../data/load.js';
 import { detectPreferenceFormat, PREFERENCE_FORMATS } from '../data/preference-format.js';
 import { prepareSftData } from '../data/prepare.js';
-import { readDataPath } from '../data/read.js';
+import { readDataPath, dataSourceName, type DataSource } from '../data/read.js';
 import { detectSftFormat, SFT_FORMATS } from '../data/sft-format.js';
 import { tokenizeSft, type TokenizedSft, type TokenizeStats } from '../data/tokenize.js';
 import type { PreferenceFormat, SftFormat } from '../data/types.js';
@@ -32,7 +32,7 @@ import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { Pretrained } from '../models/pretrained.js';
 import type { CausalLM } from '../models/types.js';
 import type { DropoutSites } from '../models/dropout.js';
-import { option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
+import { dataOption, option, parseConfig, ScoredBatchShape, TrainingOptionsSchema, type ConfigDefinition } from './config.js';
 import type { EvalGraph } from './loop.js';
 import { savePolicy } from './policy.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
@@ -46,12 +46,10 @@ export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const
 
 export const SFTConfigSchema = TrainingOptionsSchema.extend({
   ...ScoredBatchShape,
-  data: option(
-    z.string().min(1),
-    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
-    'path',
+  data: dataOption(
+    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)',
   ),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  evalData: dataOption('held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows)').optional(),
   format: option(z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
   batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL SFTConfig's default. */
@@ -96,7 +94,7 @@ export interface SftSplit {
  * Tells SFT files from preference files by the fields of the first row that fits either
  * (preference fields first: `chosen`/`rejected` or `completions`).
  */
-export async function detectSftDataKind(path: string, format = 'auto'): Promise<SftDataKind> {
+export async function detectSftDataKind(path: DataSource, format = 'auto'): Promise<SftDataKind> {
   if ((SFT_FORMATS as readonly string[]).includes(format)) return 'sft';
   if ((PREFERENCE_FORMATS as readonly string[]).includes(format)) return 'preference';
   for (const file of await readDataPath(path)) {
@@ -105,7 +103,7 @@ export async function detectSftDataKind(path: string, format = 'auto'): Promise<
       if (detectSftFormat(value)) return 'sft';
     }
   }
-  throw new DpoError(`${path}: cannot tell the data format (expected SFT rows: text, prompt/completion or messages; or preference rows: prompt/chosen/rejected, chosen/rejected or prompt/completions)`);
+  throw new DpoError(`${dataSourceName(path)}: cannot tell the data format (expected SFT rows: text, prompt/completion or messages; or preference rows: prompt/chosen/rejected, chosen/rejected or prompt/completions)`);
 }
 
 export interface SftPrepareOptions {
@@ -118,7 +116,7 @@ export interface SftPrepareOptions {
 }
 
 /** Reads, validates and tokenizes SFT data, or the chosen completions of preference data. */
-export async function prepareSftSplit(path: string, tokenizer: TextTokenizer, o: SftPrepareOptions = {}): Promise<SftSplit> {
+export async function prepareSftSplit(path: DataSource, tokenizer: TextTokenizer, o: SftPrepareOptions = {}): Promise<SftSplit> {
   const format = o.format ?? 'auto';
   const kind = await detectSftDataKind(path, format);
   const limits = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, maxCompletionLength: o.maxCompletionLength, truncationMode: o.truncationMode };
@@ -224,7 +222,7 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     });
   }
 
-  private async prepare(path: string, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {
     const c = this.config;
     const data = await prepareSftSplit(path, tokenizer, {
       format: c.format,
@@ -236,7 +234,7 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     });
     const what = data.kind === 'preference' ? ' (preference file: training on the chosen completions)' : '';
     this.progress.log(`${describeData(split, data.stats, c.maxLength)}${what}`);
-    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    if (data.rows.length === 0) throw new DpoError(`${dataSourceName(path)}: no usable rows`);
     return data;
   }
 

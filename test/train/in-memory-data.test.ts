@@ -1,0 +1,40 @@
+/**
+ * The library takes rows already in memory wherever a config takes a data path (`data`,
+ * `evalData`): the same formats and checks as a file, bad rows named `<rows>:<index>`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DPOTrainer } from '../../src/train/dpo-trainer.js';
+import { SFTTrainer } from '../../src/train/sft-trainer.js';
+import { silentProgress } from '../../src/train/progress.js';
+import { makeTinyGpt2, tempDir, writeSentimentPairs } from './helpers.js';
+
+function rowsOf(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('rows in memory as data', () => {
+  it('DPOTrainer trains on an array of rows as it does on the file holding them', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    writeSentimentPairs(join(dir, 'train.jsonl'), 16, 1);
+    const common = { model, batchSize: 4, maxSteps: 3, learningRate: 1e-3, cacheDir: join(dir, 'cache'), threads: 1 };
+    const fromFile = await new DPOTrainer({ ...common, data: join(dir, 'train.jsonl'), output: join(dir, 'file') }, { progress: silentProgress }).train();
+    const rows = rowsOf(join(dir, 'train.jsonl'));
+    const fromRows = await new DPOTrainer({ ...common, data: rows, evalData: rows.slice(0, 4), output: join(dir, 'rows') }, { progress: silentProgress }).train();
+    expect(fromRows.steps).toBe(3);
+    expect(fromRows.metrics.loss).toBeCloseTo(fromFile.metrics.loss, 6);
+    expect(fromRows.evalMetrics?.eval_loss).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('bad rows in memory are named <rows>:<index>; SFT takes rows too', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    const bad = [{ prompt: 'a', chosen: ' b', rejected: ' c' }, { prompt: 'a', chosen: ' b' }];
+    await expect(new DPOTrainer({ model, data: bad, output: join(dir, 'bad'), maxSteps: 1 }, { progress: silentProgress }).train()).rejects.toThrow(/<rows>:1/);
+    const sft = [{ prompt: 'The movie was', completion: ' great.' }, { prompt: 'The food was', completion: ' fine.' }];
+    const r = await new SFTTrainer({ model, data: sft, output: join(dir, 'sft'), maxSteps: 2, batchSize: 2, threads: 1 }, { progress: silentProgress }).train();
+    expect(r.steps).toBe(2);
+  }, 240_000);
+});
