@@ -31,7 +31,11 @@ import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoR
 import type { DataSource } from '../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
-  /** An already loaded policy (skips loading `config.model`). */
+  /**
+   * An already loaded policy (skips loading `config.model`). Trained in place: when train()
+   * resolves, `policy.weights` holds the trained weights (with LoRA, the base weights stay as they
+   * were and the adapters are saved). Pass a copy to keep the original.
+   */
   policy?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
   progress?: ProgressReporter;

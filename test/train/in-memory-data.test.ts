@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadPretrained } from '../../src/models/pretrained.js';
 import { DPOTrainer } from '../../src/train/dpo-trainer.js';
 import { SFTTrainer } from '../../src/train/sft-trainer.js';
 import { silentProgress } from '../../src/train/progress.js';
@@ -36,5 +37,24 @@ describe('rows in memory as data', () => {
     const sft = [{ prompt: 'The movie was', completion: ' great.' }, { prompt: 'The food was', completion: ' fine.' }];
     const r = await new SFTTrainer({ model, data: sft, output: join(dir, 'sft'), maxSteps: 2, batchSize: 2, threads: 1 }, { progress: silentProgress }).train();
     expect(r.steps).toBe(2);
+  }, 240_000);
+
+  it('{ policy } is trained in place (as documented); under LoRA its base weights are untouched', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    writeSentimentPairs(join(dir, 'train.jsonl'), 8, 1);
+    const common = { model, data: join(dir, 'train.jsonl'), batchSize: 4, maxSteps: 2, learningRate: 1e-2, cacheDir: join(dir, 'cache'), threads: 1 };
+    const policy = await loadPretrained(model);
+    const before = new Map([...policy.weights].map(([k, v]) => [k, Float32Array.from(v)]));
+    await new DPOTrainer({ ...common, output: join(dir, 'full') }, { policy, progress: silentProgress }).train();
+    const saved = await loadPretrained(join(dir, 'full'));
+    const changed = [...policy.weights].filter(([k, v]) => v.some((x, i) => x !== before.get(k)![i]));
+    expect(changed.length).toBeGreaterThan(0);
+    for (const [k, v] of policy.weights) expect(Array.from(v), k).toEqual(Array.from(saved.weights.get(k)!));
+
+    const base = await loadPretrained(model);
+    const original = new Map([...base.weights].map(([k, v]) => [k, Float32Array.from(v)]));
+    await new DPOTrainer({ ...common, output: join(dir, 'lora'), lora: { r: 2 } }, { policy: base, progress: silentProgress }).train();
+    for (const [k, v] of base.weights) expect(Array.from(v), k).toEqual(Array.from(original.get(k)!));
   }, 240_000);
 });
