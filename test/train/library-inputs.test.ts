@@ -1,9 +1,12 @@
 /**
- * The library takes rows already in memory wherever a config takes a data path (`data`,
- * `evalData`): the same formats and checks as a file, bad rows named `<rows>:<index>`.
+ * What the library takes: rows already in memory wherever a config takes a data path (`data`,
+ * `evalData`; the same formats and checks as a file, bad rows named `<rows>:<index>`); a loaded
+ * `{ policy }`, trained in place as documented; LoRA adapters that name their base folder by an
+ * absolute path, and say where a base path that fails came from.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { loadModelOrAdapter } from '../../src/models/load-model.js';
 import { describe, expect, it } from 'vitest';
 import { loadPretrained } from '../../src/models/pretrained.js';
 import { DPOTrainer } from '../../src/train/dpo-trainer.js';
@@ -15,7 +18,7 @@ function rowsOf(file: string): Record<string, unknown>[] {
   return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-describe('rows in memory as data', () => {
+describe('library inputs: rows in memory, a loaded policy, LoRA base paths', () => {
   it('DPOTrainer trains on an array of rows as it does on the file holding them', async () => {
     const dir = tempDir();
     const model = await makeTinyGpt2(join(dir, 'model'));
@@ -56,5 +59,26 @@ describe('rows in memory as data', () => {
     const original = new Map([...base.weights].map(([k, v]) => [k, Float32Array.from(v)]));
     await new DPOTrainer({ ...common, output: join(dir, 'lora'), lora: { r: 2 } }, { policy: base, progress: silentProgress }).train();
     for (const [k, v] of base.weights) expect(Array.from(v), k).toEqual(Array.from(original.get(k)!));
+  }, 240_000);
+
+  it('a LoRA adapter records its base folder as an absolute path, and names where a bad one came from', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    writeSentimentPairs(join(dir, 'train.jsonl'), 8, 1);
+    // The base model given relative to the current directory, as a user types it.
+    const rel = relative(process.cwd(), model);
+    await new DPOTrainer(
+      { model: rel, data: join(dir, 'train.jsonl'), output: join(dir, 'lora'), lora: { r: 2 }, batchSize: 4, maxSteps: 1, cacheDir: join(dir, 'cache'), threads: 1 },
+      { progress: silentProgress },
+    ).train();
+    const configFile = join(dir, 'lora', 'adapter_config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    expect(config.base_model_name_or_path).toBe(resolve(model));
+    expect((await loadModelOrAdapter(join(dir, 'lora'))).model.modelType).toBe('gpt2');
+
+    writeFileSync(configFile, JSON.stringify({ ...config, base_model_name_or_path: './no-such-base' }));
+    const err = await loadModelOrAdapter(join(dir, 'lora')).catch((e: Error) => e);
+    expect(String(err)).toContain(`cannot load the adapters' base model './no-such-base' (base_model_name_or_path in ${configFile}`);
+    expect(String(err)).toContain(`a relative path is read from the current directory (${process.cwd()})`);
   }, 240_000);
 });
