@@ -2,8 +2,8 @@
 // Every key is optional and `unknown`: intersected with a schema's input type, these interfaces add
 // documentation (editor hover) and change no type.
 
-/** The documented keys of DPOConfigInput. */
-export interface DPOConfigDocs {
+/** The documented keys of TrainingOptions, which the trainers' configs share. */
+export interface TrainingOptionsDocs {
   /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
   /** preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows). Required. CLI: `--data`. */
@@ -89,6 +89,10 @@ export interface DPOConfigDocs {
   saveDtype?: unknown;
   /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
   maxShardSize?: unknown;
+}
+
+/** The documented keys of DPOConfigInput. */
+export interface DPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'data' | 'output' | 'evalData' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'batchSize' | 'optimizer' | 'learningRate' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** DPO temperature beta (strength of the KL constraint). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** loss type(s), comma-separated (aot_pair = aot_unpaired). CLI: `--loss-type`. */
@@ -126,25 +130,9 @@ export interface DPOConfigDocs {
 }
 
 /** The documented keys of EvalConfigInput. */
-export interface EvalConfigDocs {
+export interface EvalConfigDocs extends Pick<TrainingOptionsDocs, 'data' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'batchSize' | 'threads' | 'device'> {
   /** the policy: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
   model?: unknown;
-  /** preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows). Required. CLI: `--data`. */
-  data?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
-  /** rows (pairs / rankings) per micro-batch. Default: `8`. CLI: `--batch-size`. */
-  batchSize?: unknown;
   /** DPO temperature beta (strength of the KL constraint). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** loss type(s), comma-separated (aot_pair = aot_unpaired). CLI: `--loss-type`. */
@@ -171,101 +159,18 @@ export interface EvalConfigDocs {
   useWeighting?: unknown;
   /** RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha). CLI: `--rpo-alpha`. */
   rpoAlpha?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
   /** No help text. Default: `false`. CLI: `--per-example`. */
   perExample?: unknown;
 }
 
 /** The documented keys of CPOConfigInput. */
-export interface CPOConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface CPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'optimizer' | 'learningRate' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** held-out preference pairs for eval_* metrics (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
-  /** peak learning rate. Default: `0.000001`. CLI: `--learning-rate`. */
-  learningRate?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md). Default: `1`. CLI: `--steps-per-run`. */
-  stepsPerRun?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
-  /** passes over the data (may be fractional). Default: `3`. CLI: `--num-epochs`. */
-  numEpochs?: unknown;
-  /** seed of shuffling and LoRA init. Default: `42`. CLI: `--seed`. */
-  seed?: unknown;
-  /** batch rows of similar length together (less padding). Default: `false`. CLI: `--group-by-length`. */
-  groupByLength?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
-  /** pad sequence length to a multiple of n. CLI: `--pad-to-multiple-of`. */
-  padToMultipleOf?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts). CLI: `--cache-dir`. */
-  cacheDir?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
   /** temperature beta of the preference term. Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** preference term (ipo, simpo and alphapo compare token-mean log-probs). Default: `"sigmoid"`. CLI: `--loss-type`. */
@@ -281,183 +186,25 @@ export interface CPOConfigDocs {
 }
 
 /** The documented keys of ORPOConfigInput. */
-export interface ORPOConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface ORPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'optimizer' | 'learningRate' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** held-out preference pairs for eval_* metrics (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
-  /** peak learning rate. Default: `0.000001`. CLI: `--learning-rate`. */
-  learningRate?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md). Default: `1`. CLI: `--steps-per-run`. */
-  stepsPerRun?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
-  /** passes over the data (may be fractional). Default: `3`. CLI: `--num-epochs`. */
-  numEpochs?: unknown;
-  /** seed of shuffling and LoRA init. Default: `42`. CLI: `--seed`. */
-  seed?: unknown;
-  /** batch rows of similar length together (less padding). Default: `false`. CLI: `--group-by-length`. */
-  groupByLength?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
-  /** pad sequence length to a multiple of n. CLI: `--pad-to-multiple-of`. */
-  padToMultipleOf?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts). CLI: `--cache-dir`. */
-  cacheDir?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
   /** weight lambda of the odds-ratio term (TRL's beta). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
 }
 
 /** The documented keys of KTOConfigInput. */
-export interface KTOConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface KTOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'optimizer' | 'learningRate' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** prompt/completion/label rows (label true = desirable), or preference pairs (split into chosen: true, rejected: false): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
   /** examples (completions) per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
-  /** peak learning rate. Default: `0.000001`. CLI: `--learning-rate`. */
-  learningRate?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md). Default: `1`. CLI: `--steps-per-run`. */
-  stepsPerRun?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
-  /** passes over the data (may be fractional). Default: `3`. CLI: `--num-epochs`. */
-  numEpochs?: unknown;
-  /** seed of shuffling and LoRA init. Default: `42`. CLI: `--seed`. */
-  seed?: unknown;
-  /** batch rows of similar length together (less padding). Default: `false`. CLI: `--group-by-length`. */
-  groupByLength?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
-  /** pad sequence length to a multiple of n. CLI: `--pad-to-multiple-of`. */
-  padToMultipleOf?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts). CLI: `--cache-dir`. */
-  cacheDir?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
   /** temperature beta (strength of the KL constraint). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** kto, or apo_zero_unpaired (no KL term). Default: `"kto"`. CLI: `--loss-type`. */
@@ -471,189 +218,35 @@ export interface KTOConfigDocs {
 }
 
 /** The documented keys of SFTConfigInput. */
-export interface SFTConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface SFTConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'optimizer' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
   /** rows per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
   /** peak learning rate. Default: `0.00002`. CLI: `--learning-rate`. */
   learningRate?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md). Default: `1`. CLI: `--steps-per-run`. */
-  stepsPerRun?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
-  /** passes over the data (may be fractional). Default: `3`. CLI: `--num-epochs`. */
-  numEpochs?: unknown;
-  /** seed of shuffling and LoRA init. Default: `42`. CLI: `--seed`. */
-  seed?: unknown;
-  /** batch rows of similar length together (less padding). Default: `false`. CLI: `--group-by-length`. */
-  groupByLength?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
-  /** pad sequence length to a multiple of n. CLI: `--pad-to-multiple-of`. */
-  padToMultipleOf?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts). CLI: `--cache-dir`. */
-  cacheDir?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
   /** pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute. Default: `false`. CLI: `--padding-free`. */
   paddingFree?: unknown;
 }
 
 /** The documented keys of RewardConfigInput. */
-export interface RewardConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface RewardConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'format' | 'maxLength' | 'maxPromptLength' | 'maxCompletionLength' | 'truncationMode' | 'onBadRow' | 'optimizer' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'gradientAccumulationSteps' | 'stepsPerRun' | 'maxGradNorm' | 'maxSteps' | 'numEpochs' | 'seed' | 'groupByLength' | 'keepDropout' | 'gradientCheckpointing' | 'padToMultipleOf' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'cacheDir' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder (library: or an array of rows). Required. CLI: `--data`. */
   data?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows). CLI: `--eval-data`. */
   evalData?: unknown;
-  /** data layout (detected per file by default). Default: `"auto"`. CLI: `--format`. */
-  format?: unknown;
-  /** max tokens of prompt + completion (capped at the model's max_position_embeddings). Default: `1024`. CLI: `--max-length`. */
-  maxLength?: unknown;
-  /** max prompt tokens. CLI: `--max-prompt-length`. */
-  maxPromptLength?: unknown;
-  /** max completion tokens. CLI: `--max-completion-length`. */
-  maxCompletionLength?: unknown;
-  /** which end of a too-long prompt to keep. Default: `"keep_end"`. CLI: `--truncation-mode`. */
-  truncationMode?: unknown;
-  /** malformed rows: stop before training, or skip and report them. Default: `"error"`. CLI: `--on-bad-row`. */
-  onBadRow?: unknown;
   /** rows per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
   /** peak learning rate. Default: `0.0001`. CLI: `--learning-rate`. */
   learningRate?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps per ONNX Runtime run (same results; weights and optimizer state are copied out once per run; longer compile, more memory; see BENCHMARKS.md). Default: `1`. CLI: `--steps-per-run`. */
-  stepsPerRun?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
-  /** passes over the data (may be fractional). Default: `3`. CLI: `--num-epochs`. */
-  numEpochs?: unknown;
-  /** seed of shuffling and LoRA init. Default: `42`. CLI: `--seed`. */
-  seed?: unknown;
-  /** batch rows of similar length together (less padding). Default: `false`. CLI: `--group-by-length`. */
-  groupByLength?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
-  /** pad sequence length to a multiple of n. CLI: `--pad-to-multiple-of`. */
-  padToMultipleOf?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts). CLI: `--cache-dir`. */
-  cacheDir?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
   /** TRL's center_rewards_coefficient: + c * mean((r_w + r_l)^2) (recommended 0.01). CLI: `--center-rewards-coefficient`. */
   centerRewardsCoefficient?: unknown;
 }
 
 /** The documented keys of PPOConfigInput. */
-export interface PPOConfigDocs {
+export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'gradientCheckpointing' | 'saveTotalLimit' | 'resume' | 'overwriteOutput' | 'threads' | 'device'> {
   /** starting policy: a Hugging Face model folder or hub id (a PPO output continues with its value head). Required. CLI: `--model`. */
   model?: unknown;
   /** prompts to roll out from: {"prompt": ...} rows in .jsonl/.json/.parquet, or a folder of them. Required. CLI: `--prompts`. */
@@ -704,18 +297,10 @@ export interface PPOConfigDocs {
   vfCoef?: unknown;
   /** whiten the per-token rewards (scale only) before GAE; advantages are always whitened. Default: `false`. CLI: `--whiten-rewards`. */
   whitenRewards?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
   /** learning-rate schedule over the updates, after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
   lrScheduler?: unknown;
   /** linear warm-up updates. Default: `0`. CLI: `--warmup-steps`. */
   warmupSteps?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
   /** seed of the prompt order, the samples and the minibatch order. Default: `42`. CLI: `--seed`. */
   seed?: unknown;
   /** write metrics every n updates. Default: `1`. CLI: `--logging-steps`. */
@@ -724,26 +309,12 @@ export interface PPOConfigDocs {
   evalSteps?: unknown;
   /** save a checkpoint every n updates. CLI: `--save-steps`. */
   saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
 }
 
 /** The documented keys of OnlineDPOConfigInput. */
-export interface OnlineDPOConfigDocs {
-  /** policy model: a Hugging Face model folder or hub id (org/name[@revision]). Required. CLI: `--model`. */
-  model?: unknown;
+export interface OnlineDPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'output' | 'gradientAccumulationSteps' | 'maxSteps' | 'optimizer' | 'weightDecay' | 'lrScheduler' | 'warmupSteps' | 'maxGradNorm' | 'gradientCheckpointing' | 'keepDropout' | 'loggingSteps' | 'evalSteps' | 'saveSteps' | 'saveTotalLimit' | 'overwriteOutput' | 'resume' | 'lora' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** prompts to sample from: {"prompt": text or messages} or {"messages": [...]} rows in .jsonl/.json/.parquet, or a folder of them (default: the quickstart's Brown-corpus openings). CLI: `--prompts`. */
   prompts?: unknown;
-  /** output folder: final model, metrics.jsonl, checkpoints. Required. CLI: `--output`. */
-  output?: unknown;
   /** rank the two samples with this reward model folder (`dpo reward train` output). CLI: `--reward-model`. */
   rewardModel?: unknown;
   /** rank the two samples with a built-in scorer ('sentiment', 'length', ...). CLI: `--scorer`. */
@@ -788,57 +359,8 @@ export interface OnlineDPOConfigDocs {
   batchSize?: unknown;
   /** peak learning rate (TRL OnlineDPOConfig). Default: `5e-7`. CLI: `--learning-rate`. */
   learningRate?: unknown;
-  /** micro-batches per optimizer step. Default: `1`. CLI: `--gradient-accumulation-steps`. */
-  gradientAccumulationSteps?: unknown;
-  /** optimizer steps (overrides --num-epochs). CLI: `--max-steps`. */
-  maxSteps?: unknown;
   /** passes over the prompts (may be fractional). Default: `3`. CLI: `--num-epochs`. */
   numEpochs?: unknown;
-  /** optimizer. Default: `"adamw"`. CLI: `--optimizer`. */
-  optimizer?: unknown;
-  /** decoupled weight decay. Default: `0`. CLI: `--weight-decay`. */
-  weightDecay?: unknown;
-  /** learning-rate schedule after warm-up. Default: `"linear"`. CLI: `--lr-scheduler`. */
-  lrScheduler?: unknown;
-  /** linear warm-up steps. Default: `0`. CLI: `--warmup-steps`. */
-  warmupSteps?: unknown;
-  /** clip the global gradient norm (0 disables). Default: `1`. CLI: `--max-grad-norm`. */
-  maxGradNorm?: unknown;
-  /** recompute each decoder layer's forward in the backward instead of keeping its activations: far less memory, about one more forward's time. Default: `false`. CLI: `--gradient-checkpointing`. */
-  gradientCheckpointing?: unknown;
   /** seed of the prompt order, the samples and LoRA init. Default: `42`. CLI: `--seed`. */
   seed?: unknown;
-  /** keep the model's dropout (config.json probabilities) in training; off by default, as TRL. Default: `false`. CLI: `--keep-dropout`. */
-  keepDropout?: unknown;
-  /** write metrics every n steps. Default: `10`. CLI: `--logging-steps`. */
-  loggingSteps?: unknown;
-  /** evaluate on --eval-data every n steps (and always at the end). CLI: `--eval-steps`. */
-  evalSteps?: unknown;
-  /** save a checkpoint every n steps (and at the last step). CLI: `--save-steps`. */
-  saveSteps?: unknown;
-  /** keep only the newest n checkpoints (older ones are deleted). CLI: `--save-total-limit`. */
-  saveTotalLimit?: unknown;
-  /** write into a non-empty --output that is not a run of this command. Default: `false`. CLI: `--overwrite-output`. */
-  overwriteOutput?: unknown;
-  /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
-  resume?: unknown;
-  /** No help text. CLI: `--lora`. */
-  lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
-    r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
-    alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
-    dropout?: unknown;
-    /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
-    targetModules?: unknown;
-  };
-  /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
-  threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
-  device?: unknown;
-  /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
-  saveDtype?: unknown;
-  /** largest weight file of the saved model; bigger models are sharded as transformers' save_pretrained does. Default: `"2GB"`. CLI: `--max-shard-size`. */
-  maxShardSize?: unknown;
 }
