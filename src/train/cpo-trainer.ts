@@ -41,6 +41,8 @@ export const CPO_OBJECTIVE: ReferenceFreeObjective<CPOConfig> = {
     return { loss: nllWeight ? op.add(preference, op.mul(nll, nllWeight)) : preference };
   },
   resumeKeys: ['lossType', 'cpoAlpha', 'simpoGamma', 'alpha'],
+  // TRL logs beta x the AlphaPO-shaped rewards when alpha != 0.
+  reward: (c) => (c.alpha === 0 ? undefined : (l) => (1 - Math.exp(-c.alpha * l)) / c.alpha),
 };
 
 /** The NLL term's weight: cpoAlpha, but 0 for alphapo (TRL's CPOConfig: alphapo = simpo with cpo_alpha 0). */

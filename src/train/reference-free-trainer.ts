@@ -48,6 +48,8 @@ export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: numb
   loss(c: C, chosen: Tensor, rejected: Tensor, nll: Tensor): { loss: Tensor; metrics?: Record<string, Tensor> };
   /** Config keys (besides the shared ones) a resumed run must share. */
   resumeKeys: readonly (keyof C & string)[];
+  /** The reward of a log-prob when it is not the log-prob itself (rewards/* = beta x it, as TRL). */
+  reward?(c: C): ((logp: number) => number) | undefined;
 }
 
 const SHARED_RESUME_KEYS = ['model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'beta'] as const;
@@ -83,10 +85,11 @@ function batchFeeds(batch: PreferenceBatch): Record<string, HostTensor> {
 }
 
 /** Adds one batch's step outputs to TRL's metrics. */
-function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<string, HostTensor>, beta: number): void {
+function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<string, HostTensor>, beta: number, reward?: (logp: number) => number): void {
   const B = batch.batchSize;
+  const policyLogps = o.policy_logps.data as Float32Array;
   acc.addBatch(
-    { rows: B, completions: 2, policyLogps: o.policy_logps.data as Float32Array, logitSums: o.logit_sums.data as Float32Array, lengths: batch.completionLengths },
+    { rows: B, completions: 2, policyLogps, logitSums: o.logit_sums.data as Float32Array, lengths: batch.completionLengths, ...(reward ? { rewards: Array.from(policyLogps, reward) } : {}) },
     beta,
   );
   acc.add('nll_loss', Number(o.nll_loss.data[0]), B);
@@ -129,6 +132,7 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
   const evalRows = c.evalData ? await preparePairs(c.evalData, c, progress, 'eval', tokenizer) : undefined;
   const dropout = trainingDropout(c);
   const acc = new MetricsAccumulator();
+  const reward = objective.reward?.(c);
   return runTrainer({
     config: c,
     progress,
@@ -140,9 +144,9 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
     stopRequested,
     hooks: ({ evalGraph }) => ({
       feeds: (batches) => batches.map(batchFeeds),
-      record: (batch, o) => record(acc, batch, o, c.beta),
+      record: (batch, o) => record(acc, batch, o, c.beta, reward),
       flush: () => acc.flush(),
-      evaluate: evalRows ? async (params) => evaluatePairs(await evalGraph(), evalRows, params, c, tokenizer.padTokenId, progress) : undefined,
+      evaluate: evalRows ? async (params) => evaluatePairs(await evalGraph(), evalRows, params, c, tokenizer.padTokenId, progress, reward) : undefined,
       saveFinal: async (params) => {
         await savePolicy(c.output, c.model, pretrained, policy, params);
         progress.log(`saved the model to ${c.output}`);
@@ -160,6 +164,7 @@ async function evaluatePairs(
   c: TrainingOptions & { beta: number },
   padTokenId: number,
   progress: ProgressReporter,
+  reward?: (logp: number) => number,
 ): Promise<Record<string, number>> {
   const acc = new MetricsAccumulator();
   progress.start('eval', rows.length);
@@ -167,7 +172,7 @@ async function evaluatePairs(
     const batch = collatePreferences(rows.slice(s, s + c.batchSize), { padTokenId, padToMultipleOf: c.padToMultipleOf });
     const out = await graph.run(batchFeeds(batch), params);
     acc.add('loss', Number(out.loss.data[0]), batch.batchSize);
-    record(acc, batch, out, c.beta);
+    record(acc, batch, out, c.beta, reward);
     progress.update(Math.min(s + c.batchSize, rows.length));
   }
   progress.stop();

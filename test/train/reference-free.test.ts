@@ -119,6 +119,20 @@ describe('reference-free losses', () => {
 });
 
 describe('CPO and ORPO trainers', () => {
+  it('with alpha, rewards/* are beta x the AlphaPO-shaped log-probs, as TRL logs them', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    writeSentimentPairs(join(dir, 'train.jsonl'), 4, 1);
+    await new CPOTrainer(
+      { model, data: join(dir, 'train.jsonl'), output: join(dir, 'out'), lossType: 'sigmoid', alpha: 0.5, beta: 0.2, batchSize: 1, maxSteps: 1, loggingSteps: 1, threads: 1 },
+      { progress: silentProgress },
+    ).train();
+    const [m] = readFileSync(join(dir, 'out', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const shaped = (l: number): number => (1 - Math.exp(-0.5 * l)) / 0.5;
+    expect(m['rewards/chosen']).toBeCloseTo(0.2 * shaped(m['logps/chosen']), 5);
+    expect(m['rewards/rejected']).toBeCloseTo(0.2 * shaped(m['logps/rejected']), 5);
+  });
+
   it('SimPO (dpo cpo --loss-type simpo --cpo-alpha 0) raises held-out reward accuracy and margin', async () => {
     const dir = tempDir();
     const model = await makeTinyGpt2(join(dir, 'model'));
