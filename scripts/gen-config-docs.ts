@@ -1,5 +1,5 @@
 /**
- * Writes src/train/config-docs.ts: one interface per trainer config whose keys carry the help
+ * Writes src/train/core/config-docs.ts: one interface per trainer config whose keys carry the help
  * text, default and CLI flag of the config schema's key as a doc comment. Each `*ConfigInput` type
  * is the schema's input type intersected with its interface (whose keys are all `unknown` and
  * optional, so they add documentation and change no type), so an editor's hover over a config key
@@ -11,16 +11,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { DPOConfigSchema, EvalConfigSchema, TrainingOptionsSchema } from '../src/train/config.js';
-import { CPOConfigSchema } from '../src/train/cpo-trainer.js';
-import { KTOConfigSchema } from '../src/train/kto-trainer.js';
+import { TrainingOptionsSchema } from '../src/train/core/config.js';
+import { DPOConfigSchema, EvalConfigSchema } from '../src/train/dpo/config.js';
+import { KTOConfigSchema } from '../src/train/kto/config.js';
 import { OnlineDPOConfigSchema } from '../src/train/online/config.js';
-import { ORPOConfigSchema } from '../src/train/orpo-trainer.js';
 import { PPOConfigSchema } from '../src/train/ppo/config.js';
-import { RewardConfigSchema } from '../src/train/reward-trainer.js';
-import { SFTConfigSchema } from '../src/train/sft-trainer.js';
+import { CPOConfigSchema, ORPOConfigSchema } from '../src/train/reference-free/config.js';
+import { RewardConfigSchema } from '../src/train/reward/config.js';
+import { SFTConfigSchema } from '../src/train/sft/config.js';
 
-export const CONFIG_DOCS_FILE = join(import.meta.dirname, '..', 'src', 'train', 'config-docs.ts');
+export const CONFIG_DOCS_FILE = join(import.meta.dirname, '..', 'src', 'train', 'core', 'config-docs.ts');
 
 /** Interface name -> the schema whose keys it documents (the trainer's `*ConfigInput`). */
 const SCHEMAS: Record<string, z.ZodObject> = {
