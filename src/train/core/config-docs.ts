@@ -68,7 +68,7 @@ export interface TrainingOptionsDocs {
   overwriteOutput?: unknown;
   /** continue from the newest checkpoint in --output, or from the given one. Default: `false`. CLI: `--resume`. */
   resume?: unknown;
-  /** No help text. CLI: `--lora`. */
+  /** train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag). CLI: `--lora`. */
   lora?: {
     /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
     r?: unknown;
