@@ -285,7 +285,7 @@ export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | '
   targetKl?: unknown;
   /** adaptive controller horizon: beta *= 1 + clip(KL/target - 1, ±0.2) * episodes / horizon. Default: `10000`. CLI: `--kl-horizon`. */
   klHorizon?: unknown;
-  /** how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first nears the target, then corrected by up to x2 per update towards the KL extrapolated one update ahead; reaches the target in short runs). Default: `"adaptive"`. CLI: `--kl-control`. */
+  /** how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update, resting within 15% of the target, at most 10x its initial value). Default: `"adaptive"`. CLI: `--kl-control`. */
   klControl?: unknown;
   /** discount factor. Default: `1`. CLI: `--gamma`. */
   gamma?: unknown;

@@ -34,7 +34,7 @@ export const PPOConfigSchema = z
     klHorizon: option(z.number().positive().default(10000), 'adaptive controller horizon: beta *= 1 + clip(KL/target - 1, ±0.2) * episodes / horizon', 'episodes'),
     klControl: option(
       z.enum(['adaptive', 'latched']).default('adaptive'),
-      "how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first nears the target, then corrected by up to x2 per update towards the KL extrapolated one update ahead; reaches the target in short runs)",
+      "how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update, resting within 15% of the target, at most 10x its initial value)",
       'name',
     ),
     gamma: option(z.number().min(0).max(1).default(1), 'discount factor'),
