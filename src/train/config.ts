@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DpoError } from '../errors.js';
+import { DEVICE_REQUESTS } from '../engine/device.js';
 import { PREFERENCE_FORMATS } from '../data/preference-format.js';
 import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType } from './losses.js';
 import type { ScoringOptions } from './sequence-logps.js';
@@ -99,7 +100,7 @@ export const TrainingOptionsSchema = z.object({
   /** Where reference log-probs are cached (default $DPO_TS_CACHE or ~/.cache/dpo-ts). */
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
   threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
-  device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
+  device: option(z.enum(DEVICE_REQUESTS).default('cpu'), 'where graphs run: cpu, webgpu, cuda, or auto (a usable GPU, else cpu)', 'name'),
   saveDtype: option(
     z.enum(SAVE_DTYPES).default('auto'),
     "dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT)",

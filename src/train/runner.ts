@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { Graph, Tensor } from '../engine/graph.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
+import { resolveDevice } from '../engine/device.js';
 import { TrainStep, type LossBuild, type ParamSpec } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
@@ -198,6 +199,7 @@ export interface TrainerRun<B = PreferenceBatch> {
 export async function runTrainer<B = PreferenceBatch>(run: TrainerRun<B>): Promise<TrainerResult> {
   const c = run.config;
   const runtime = runtimeOf(c);
+  if (c.device === 'auto') run.progress.log(`device: ${await resolveDevice('auto')} (--device auto)`);
   const { specs, transform } = run.params;
   const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });
