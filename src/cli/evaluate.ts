@@ -3,6 +3,7 @@
  * sequence-level KL(π‖π_ref) and the win rate against a baseline, as one JSON object on stdout
  * (and in --output) plus a short table on stderr.
  */
+import { DEVICE_FLAG, DEVICE_HELP, parseDevice } from './device-option.js';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
@@ -127,7 +128,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--cache-dir <dir>', 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)')
     .option('--on-bad-row <mode>', "malformed prompt / baseline rows: 'error' (list them and stop) or 'skip'", 'error')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
-    .option('--device <name>', "execution provider: 'cpu' or 'cuda'", 'cpu')
+    .option(DEVICE_FLAG, DEVICE_HELP, 'cpu')
     .addHelpText('after', EXAMPLES)
     .action(async (opts: EvaluateCommandOptions) => {
       await runEvaluate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
@@ -167,8 +168,7 @@ export async function runEvaluate(
   const threads = integer(opts.threads, '--threads', 1);
   const onBadRow = opts.onBadRow ?? 'error';
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
-  const device = opts.device ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda') throw new DpoError(`--device must be 'cpu' or 'cuda', got '${device}'`);
+  const device = parseDevice(opts.device);
   await mustExist(opts.prompts, '--prompts');
   await mustExist(opts.baselineFile, '--baseline-file');
 

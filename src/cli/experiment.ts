@@ -3,6 +3,7 @@
  * the shipped small model: every method from the same reference, evaluated by ground-truth reward
  * and KL on held-out prompts, with frontier.jsonl, summary.json and an HTML report.
  */
+import { DEVICE_FLAG, DEVICE_HELP, parseDevice } from './device-option.js';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { loadPrompts } from '../generate/prompts.js';
@@ -37,6 +38,7 @@ interface SentimentFlags {
   maxNewTokens?: string;
   seed: string;
   threads?: string;
+  device?: string;
 }
 
 const EXAMPLES = `
@@ -104,6 +106,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-new-tokens <n>', 'tokens per sampled continuation', '24')
     .option('--seed <s>', 'random seed', '0')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+    .option(DEVICE_FLAG, DEVICE_HELP, 'cpu')
     .addHelpText('after', EXAMPLES)
     .action(async (f: SentimentFlags) => {
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
@@ -137,6 +140,7 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
         seed: parseInteger('--seed', f.seed),
         threads: positive('--threads', f.threads),
+        device: parseDevice(f.device),
         progress: ctx.progress(),
       });
       ctx.io.stderr.write(formatFrontier(summary));

@@ -2,6 +2,7 @@
  * `dpo generate`: sample completions for a file of prompts with a KV-cache decoder, one output
  * line per prompt, in input order.
  */
+import { DEVICE_FLAG, DEVICE_HELP, parseDevice } from './device-option.js';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
@@ -35,6 +36,7 @@ export interface GenerateCommandOptions {
   maxPromptTokens?: string;
   batchSize?: string;
   threads?: string;
+  device?: string;
   onBadRow?: string;
   bestOf?: string;
   scorer?: string;
@@ -94,6 +96,7 @@ export function register(program: Command, ctx?: CliContext): void {
     .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
     .option('--batch-size <n>', 'sequences decoded together', '8')
     .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
+    .option(DEVICE_FLAG, DEVICE_HELP, 'cpu')
     .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
     .option('--best-of <n>', 'Best-of-N: sample n candidates per kept completion, keep the highest-reward one')
     .option('--scorer <name>', `Best-of-N reward: a built-in scorer (${listScorers().map((x) => x.name).join(', ')})`)
@@ -120,6 +123,7 @@ export async function runGenerate(
   const maxPromptTokens = integer(opts.maxPromptTokens, '--max-prompt-tokens', 1);
   const stop = opts.stop?.map(unescapeStop);
   const threads = integer(opts.threads, '--threads', 1);
+  const device = parseDevice(opts.device);
   const onBadRow = opts.onBadRow ?? 'error';
   if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
   const doSample = !opts.greedy && temperature !== 0;
@@ -137,8 +141,8 @@ export async function runGenerate(
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 
   const progress = io.progress ?? createProgress(process.stderr);
-  const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime: { threads }, progress }) : undefined;
-  const generator = await Generator.create(model, { runtime: { threads } });
+  const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime: { threads, executionProvider: device }, progress }) : undefined;
+  const generator = await Generator.create(model, { runtime: { threads, executionProvider: device } });
   let result: TextGenerationResult & { rewards?: number[][]; candidateRewards?: number[][] };
   try {
     progress.start('generate', prompts.length * numSamples * (bestOf ?? 1));

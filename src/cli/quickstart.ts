@@ -3,6 +3,7 @@
  * paper's controlled-sentiment experiment in miniature), with a before/after table and an HTML
  * report.
  */
+import { DEVICE_FLAG, DEVICE_HELP, parseDevice } from './device-option.js';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { loadPrompts } from '../generate/prompts.js';
@@ -27,6 +28,7 @@ interface QuickstartFlags {
   maxNewTokens: string;
   seed: string;
   threads?: string;
+  device?: string;
 }
 
 const EXAMPLES = `
@@ -65,6 +67,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--max-new-tokens <n>', 'tokens per sampled continuation', '24')
     .option('--seed <s>', 'random seed', '0')
     .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+    .option(DEVICE_FLAG, DEVICE_HELP, 'cpu')
     .addHelpText('after', EXAMPLES)
     .action(async (f: QuickstartFlags) => {
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
@@ -87,6 +90,7 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
         seed: parseInteger('--seed', f.seed),
         threads: f.threads ? positive('--threads', f.threads) : undefined,
+        device: parseDevice(f.device),
         progress,
       };
       // SIGINT/SIGTERM stop the training after its step; the report covers the steps done.

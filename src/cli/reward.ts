@@ -3,6 +3,7 @@
  * `dpo reward score`: rewards of prompt/completion rows (or of every completion of preference
  * rows) under a reward model, one JSON line per row in input order.
  */
+import { DEVICE_REQUESTS, type DeviceRequest } from '../engine/device.js';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -36,7 +37,7 @@ export interface ScoreRewardsOptions {
   maxLength?: number;
   onBadRow?: OnBadRow;
   threads?: number;
-  device?: 'cpu' | 'cuda';
+  device?: DeviceRequest;
   progress?: ProgressReporter;
 }
 
@@ -138,7 +139,7 @@ const ScoreSchema = z
     maxLength: z.number().int().positive().default(1024),
     onBadRow: z.enum(['error', 'skip']).default('error'),
     threads: z.number().int().positive().optional(),
-    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    device: z.enum(DEVICE_REQUESTS).default('cpu'),
   })
   .strict();
 

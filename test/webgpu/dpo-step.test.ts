@@ -115,7 +115,9 @@ describeWebgpu('a DPO step on WebGPU equals the CPU step', () => {
       expect(moved.diff).toBeGreaterThan(1e-2);
       expect(Math.abs(gpu.loss - cpu.loss)).toBeLessThan(TOL);
       expect(Math.abs(gpu.gradNorm - cpu.gradNorm)).toBeLessThan(TOL);
-      expect(maxAbsDiff(gpu.logps, cpu.logps)).toBeLessThan(TOL);
+      // Sums of a few token log-probs (about -5 each): relative. RoPE's Sin/Cos on SwiftShader
+      // put these about 3e-5 apart (relative) for the llama-like families, 1e-7 for gpt2.
+      cpu.logps.forEach((v, i) => expect(Math.abs(gpu.logps[i] - v)).toBeLessThan(TOL * Math.max(1, Math.abs(v))));
       expect(grads.diff).toBeLessThan(TOL);
 
       const nodes = placedNodes(dir);
@@ -125,6 +127,8 @@ describeWebgpu('a DPO step on WebGPU equals the CPU step', () => {
       expect(off.map((n) => `${n.op} (${n.node}) on ${n.provider}`)).toEqual([]);
       expect(floatCopies(nodes).map((n) => `${n.op} (${n.node}) ${JSON.stringify(n.outputs)}`)).toEqual([]);
 
+      if (family !== 'gpt2') return;
+      // (One family: a second pair of sessions per family costs CI half a minute each on SwiftShader.)
       // AdamW: its first step is about lr x sign(gradient), so a gradient that is zero up to
       // rounding (a key bias: softmax ignores a constant shift) may move either way on either
       // provider. Weights with a real gradient (above 1e-5) must agree.
