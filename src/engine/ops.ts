@@ -7,6 +7,7 @@
 import { dropoutMask } from './checkpoint.js';
 import { allocate, isFloat, type AnyTypedArray, type DType } from './dtype.js';
 import { Graph, Tensor, type Attrs } from './graph.js';
+import type { OpName } from './op-names.js';
 import {
   addDims,
   broadcastShapes,
@@ -29,7 +30,7 @@ export class ShapeError extends Error {
 
 export type TensorLike = Tensor | number;
 
-function node1(g: Graph, op: string, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Dim[]): Tensor {
+function node1(g: Graph, op: OpName, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Dim[]): Tensor {
   return g.addNode(op, inputs, attrs, [{ dtype, shape }])[0];
 }
 
@@ -72,7 +73,7 @@ function lift(x: TensorLike, like: Tensor): Tensor {
 
 // ---------------------------------------------------------------- elementwise
 
-function binary(op: string, a: TensorLike, b: TensorLike, outDtype?: DType): Tensor {
+function binary(op: OpName, a: TensorLike, b: TensorLike, outDtype?: DType): Tensor {
   const g = graphOf(op, [a, b]);
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = lift(b, ta);
@@ -102,7 +103,7 @@ export const and = (a: Tensor, b: Tensor): Tensor => binary('And', a, b, 'bool')
 /** a or b, as not(not a and not b): WebGPU has And and Not kernels but no Or (it would run on the CPU). */
 export const or = (a: Tensor, b: Tensor): Tensor => not(and(not(a), not(b)));
 
-function unary(op: string, x: Tensor, float = true): Tensor {
+function unary(op: OpName, x: Tensor, float = true): Tensor {
   if (float) requireFloat(op, x);
   return node1(x.graph, op, [x], {}, x.dtype, [...x.shape]);
 }
@@ -149,7 +150,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 // ---------------------------------------------------------------- reductions
 
-function reduce(op: string, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean): Tensor {
+function reduce(op: OpName, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean): Tensor {
   const list = axes === undefined ? x.shape.map((_, i) => i) : typeof axes === 'number' ? [axes] : axes;
   const norm = [...new Set(list.map((a) => normalizeAxis(a, x.rank)))].sort((a, b) => a - b);
   const shape: Dim[] = [];

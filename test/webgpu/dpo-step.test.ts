@@ -14,8 +14,8 @@ import type { OptimizerConfig } from '../../src/engine/optim.js';
 import type { RuntimeOptions } from '../../src/engine/runtime.js';
 import { TrainStep, type ParamSpec } from '../../src/engine/train-step.js';
 import type { CausalLM } from '../../src/models/types.js';
-import { preferenceLoss } from '../../src/train/losses.js';
-import { declareScoredInputs, sequenceLogps } from '../../src/train/sequence-logps.js';
+import { preferenceLoss } from '../../src/train/dpo/losses.js';
+import { declareScoredInputs, sequenceLogps } from '../../src/scoring/sequence-logps.js';
 import { describeWebgpu, fallbacks, floatCopies, loadFixture, maxAbsDiff, placedNodes, type Feeds } from './helpers.js';
 
 const BETA = 0.1;
