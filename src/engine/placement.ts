@@ -53,14 +53,16 @@ const VIEW_OPS = new Set(['Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identit
  * Nodes that ran on the CPU provider and are not shape arithmetic, in a session whose provider
  * is `provider`. ORT places shape computations on the CPU on purpose (they feed Reshape, Expand,
  * Slice and Range inputs): a few integers, or such an integer cast to a float scalar (a count
- * dividing a sum). Views of integer inputs (token ids) stay with their input too. Anything else
+ * dividing a sum). Views and integer casts of integer inputs (token ids) stay with their input too. Anything else
  * on the CPU is a fallback: its inputs and outputs cross between the devices on every run.
  */
 export function fallbacks(nodes: readonly PlacedNode[], provider = 'WebGpuExecutionProvider', maxShapeElements = 8): PlacedNode[] {
   return nodes.filter((n) => {
     if (n.provider === provider || /^Memcpy/.test(n.op)) return false;
     const { elements, integral } = outputSize(n);
-    if (integral && (elements <= maxShapeElements || VIEW_OPS.has(n.op))) return false;
+    // Integer casts stay too: WebGPU kernels read no int64, so an int64 input (token ids,
+    // positions) is narrowed to int32 where it arrives, on the host.
+    if (integral && (elements <= maxShapeElements || VIEW_OPS.has(n.op) || n.op === 'Cast')) return false;
     return !(n.op === 'Cast' && elements <= maxShapeElements);
   });
 }

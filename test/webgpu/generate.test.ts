@@ -36,6 +36,6 @@ describeWebgpu('greedy KV-cached generation on WebGPU', () => {
       expect(ops.has('MatMul') || ops.has('FusedMatMul')).toBe(true);
       expect(fallbacks(nodes).map((n) => `${n.op} (${n.node}) ${JSON.stringify(n.outputs)}`)).toEqual([]);
       expect(floatCopies(nodes).map((n) => `${n.op} (${n.node}) ${JSON.stringify(n.outputs)}`)).toEqual([]);
-    });
+    }, 600_000);
   }
 });
