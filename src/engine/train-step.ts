@@ -346,9 +346,14 @@ export class TrainStep {
       microOutputs.push(this.pickExtras(out));
     }
     const applied = await applyGraph.run({ ...paramFeeds, ...accFeeds, ...stepFeeds }, updateInto);
+    return this.accumulated(lossSum, applied, microOutputs);
+  }
+
+  /** The result of an accumulated step (counted): mean loss, and the apply graph's outputs. */
+  private accumulated(lossSum: number, applied: Record<string, HostTensor>, microOutputs: Record<string, HostTensor>[]): StepResult {
     this.stepCount++;
     return {
-      loss: lossSum / micro.length,
+      loss: lossSum / microOutputs.length,
       gradNorm: Number(applied.grad_norm.data[0]),
       paramsFinite: Number(applied[PARAMS_CHECK].data[0]) === 0,
       outputs: microOutputs[microOutputs.length - 1],
@@ -396,14 +401,7 @@ export class TrainStep {
     const { host: applied, device } = await applyGraph.runOnDevice({ ...hostFeeds, ...params, ...acc });
     for (const t of Object.values(acc)) t.dispose();
     resident.adopt(device);
-    this.stepCount++;
-    return {
-      loss: lossSum / micro.length,
-      gradNorm: Number(applied.grad_norm.data[0]),
-      paramsFinite: Number(applied[PARAMS_CHECK].data[0]) === 0,
-      outputs: microOutputs[microOutputs.length - 1],
-      microOutputs,
-    };
+    return this.accumulated(lossSum, applied, microOutputs);
   }
 
   /**
