@@ -48,6 +48,6 @@ describe('devices', () => {
   it('refuses an unknown --device', async () => {
     const r = await runCli(['generate', '--model', 'x', '--prompts', 'y', '--output', 'z', '--device', 'tpu']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("--device must be one of cpu, webgpu, cuda, auto, got 'tpu'");
+    expect(r.stderr).toContain("option '--device <name>' argument 'tpu' is invalid. Allowed choices are cpu, webgpu, cuda, auto.");
   });
 });
