@@ -6,7 +6,7 @@
 # bench/gpu/results-<host>-<date>.jsonl. About 5-10 minutes on a datacenter GPU.
 #
 # Before (with network): npm ci with ONNXRUNTIME_NODE_INSTALL=cuda12 so that onnxruntime-node's
-# CUDA provider is installed (the repo's .npmrc skips it by default); the host needs the NVIDIA
+# CUDA provider is installed (a plain install of this repo skips it); the host needs the NVIDIA
 # driver, CUDA 12 and cuDNN 9 for CUDA, and a Vulkan driver (libvulkan1 + the NVIDIA ICD) for
 # WebGPU. A provider that cannot start is reported on its line and the others still run.
 #
