@@ -18,7 +18,8 @@ import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
 import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../engine/train-step.js';
 import { DpoError } from '../errors.js';
-import { findResumableCheckpoint, pruneCheckpoints, removePartialCheckpoints, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { findResumableCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { saveCheckpointKeeping, tidyCheckpoints } from './run-history.js';
 import type { z } from 'zod';
 import type { TrainingOptionsSchema } from './config.js';
 import { appendMetrics } from './metrics.js';
@@ -133,7 +134,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
-  for (const stale of await removePartialCheckpoints(c.output)) log(`removed ${stale}, a checkpoint an earlier run did not finish writing`);
+  await tidyCheckpoints(c.output, undefined, log);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -142,6 +143,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
+    await tidyCheckpoints(c.output, done, log);
     const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
     log(`resumed from ${dir} at step ${done}${budget}`);
     if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);
@@ -161,12 +163,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
-    const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
-    lastSaved = dir;
-    log(`saved ${dir}`);
-    if (c.saveTotalLimit !== undefined) {
-      for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
-    }
+    lastSaved = await saveCheckpointKeeping(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
   };
   try {
     if (hooks.evaluate && setup.evalOnStart && done === 0) {

@@ -29,7 +29,8 @@ import { saveCheckpoint } from '../../io/hf-folder.js';
 import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../checkpoint.js';
+import { findResumableCheckpoint, type TrainerState } from '../checkpoint.js';
+import { saveCheckpointKeeping, tidyCheckpoints } from '../run-history.js';
 import { guardedRun, resumeDigest, resumeOptions, TrainerBase, type StopOptions } from '../runner.js';
 import { appendMetrics, MetricsAccumulator } from '../metrics.js';
 import type { ProgressReporter } from '../progress.js';
@@ -152,6 +153,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
+      await tidyCheckpoints(c.output, undefined, log);
       if (c.resume) {
         const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
@@ -162,17 +164,14 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         kl.restore({ value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
+        await tidyCheckpoints(c.output, done, log);
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
       }
       const saveCheckpoint = async (): Promise<void> => {
         const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value };
-        const dir = await saveTrainingCheckpoint(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state });
-        log(`saved ${dir}`);
-        if (c.saveTotalLimit !== undefined) {
-          for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
-        }
+        await saveCheckpointKeeping(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
       };
 
       const evaluate = async (): Promise<Record<string, number>> => {
