@@ -32,7 +32,7 @@ import type { EvalGraph } from './loop.js';
 import { MetricsAccumulator } from './metrics.js';
 import { savePolicy } from './policy.js';
 import type { ProgressReporter } from './progress.js';
-import { precomputeReferenceLogps } from './reference.js';
+import { precomputeReferenceLogps, stoppedBeforeTraining } from './reference.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from './runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from './sequence-logps.js';
 
@@ -190,8 +190,9 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     const logps = await precomputeReferenceLogps(
       ref,
       splits.map((s) => s.rows),
-      { runtime: runtimeOf(c), batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress },
+      { runtime: runtimeOf(c), batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, stopRequested: () => this.stop.stopped },
     );
+    if (!logps) return stoppedBeforeTraining(c.output);
     splits.forEach((s, i) => (s.reference = logps[i]));
     const lossOptions: KtoLossOptions = { lossType: c.lossType, beta: c.beta, desirableWeight: c.desirableWeight, undesirableWeight: c.undesirableWeight };
     const dropout = trainingDropout(c);
