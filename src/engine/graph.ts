@@ -1,4 +1,5 @@
 import type { AnyTypedArray, DType } from './dtype.js';
+import type { OpName } from './op-names.js';
 import { formatShape, type Dim, type Shape } from './shape.js';
 
 export type AttrValue = number | string | readonly number[] | readonly string[];
@@ -7,7 +8,7 @@ export type Attrs = Readonly<Record<string, AttrValue>>;
 /** One operation: its kind (an engine op name), inputs, attributes and outputs. */
 export interface Node {
   readonly id: number;
-  readonly op: string;
+  readonly op: OpName;
   readonly inputs: readonly Tensor[];
   readonly attrs: Attrs;
   outputs: Tensor[];
@@ -107,7 +108,7 @@ export class Graph {
   }
 
   /** Adds a node whose output types were already inferred. Used by the op registry only. */
-  addNode(op: string, inputs: readonly Tensor[], attrs: Attrs, outputTypes: { dtype: DType; shape: Dim[] }[]): Tensor[] {
+  addNode(op: OpName, inputs: readonly Tensor[], attrs: Attrs, outputTypes: { dtype: DType; shape: Dim[] }[]): Tensor[] {
     for (const x of inputs) {
       if (x.graph !== this) throw new Error(`${op}: input ${x} belongs to another graph`);
     }

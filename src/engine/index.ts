@@ -1,6 +1,7 @@
 export * from './dtype.js';
 export * from './shape.js';
 export { Graph, Tensor, type Node, type Attrs, type AttrValue } from './graph.js';
+export { OP_NAMES, NON_DIFFERENTIABLE_OPS, type OpName, type DifferentiableOp, type NonDifferentiableOp } from './op-names.js';
 export * as op from './ops.js';
 export * as nn from './nn.js';
 export { ShapeError, type TensorLike } from './ops.js';

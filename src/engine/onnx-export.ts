@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { ONNX_DTYPE, type AnyTypedArray, type DType } from './dtype.js';
 import type { AttrValue, Node, Tensor } from './graph.js';
+import type { OpName } from './op-names.js';
 
 const { onnx } = onnxProto;
 
@@ -113,7 +114,6 @@ class Emitter {
   }
 }
 
-const REDUCE_OPS = new Set(['ReduceSum', 'ReduceSumSquare', 'ReduceMax', 'ReduceMean', 'ReduceProd', 'ReduceLogSumExp']);
 const INT64_MAX = '9223372036854775807';
 
 /**
@@ -266,58 +266,93 @@ function staticDims(t: Tensor): number[] {
   });
 }
 
+/** Emits the ONNX nodes computing engine node `n` (input names `ins`) into `outs`. */
+export type Lowering = (e: Emitter, n: Node, ins: string[], outs: string[]) => void;
+
+/** The ONNX op of the same name, the node's attributes as its attributes. */
+const asIs: Lowering = (e, n, ins, outs) => {
+  e.node(n.op, ins, Object.entries(n.attrs).map(([k, v]) => attribute(k, v)), outs);
+};
+
+/** Reductions: ONNX (opset 18) takes the axes as an input. */
+const reduction: Lowering = (e, n, ins, outs) => {
+  e.node(n.op, [ins[0], e.int64s(n.attrs.axes as number[])], [attribute('keepdims', n.attrs.keepdims as number)], outs);
+};
+
+/** Squeeze / Unsqueeze: the axes as an input. */
+const axesInput: Lowering = (e, n, ins, outs) => {
+  e.node(n.op, [ins[0], e.int64s(n.attrs.axes as number[])], [], outs);
+};
+
+/**
+ * How each engine op becomes ONNX, typed by the op list: an op without a lowering, or a lowering
+ * under a name that is no op, does not compile.
+ */
+export type Lowerings = Record<OpName, Lowering>;
+
+const LOWERINGS: Lowerings = {
+  Add: asIs, Sub: asIs, Mul: asIs, Div: asIs, Pow: asIs, Max: asIs, Min: asIs,
+  Less: asIs, LessOrEqual: asIs, Greater: asIs, GreaterOrEqual: asIs, Equal: asIs, And: asIs, Or: asIs, Not: asIs,
+  Neg: asIs, Exp: asIs, Log: asIs, Tanh: asIs, Sigmoid: asIs, Sqrt: asIs, Reciprocal: asIs, Abs: asIs, Relu: asIs,
+  Sin: asIs, Cos: asIs, Identity: asIs, Where: asIs,
+  Erf: (e, n, ins, outs) => {
+    if (n.inputs[0].dtype === 'float64') emitErfFloat64(e, ins[0], outs[0]);
+    else asIs(e, n, ins, outs);
+  },
+  StopGradient: (e, _n, ins, outs) => {
+    e.node('Identity', ins, [], outs);
+  },
+  Cast: (e, n, ins, outs) => {
+    e.node('Cast', ins, [attribute('to', ONNX_DTYPE[n.attrs.to as DType])], outs);
+  },
+
+  ReduceSum: reduction, ReduceSumSquare: reduction, ReduceMax: reduction, ReduceProd: reduction, ReduceMean: reduction,
+  ReduceLogSumExp: (e, n, ins, outs) => {
+    emitLogSumExp(e, ins[0], n.attrs.axes as number[], n.attrs.keepdims === 1, outs[0]);
+  },
+
+  MatMul: asIs, Gemm: asIs, Softmax: asIs, Dropout: asIs,
+
+  Shape: asIs, Range: asIs,
+  ConstantOfShape: (e, n, ins, outs) => {
+    const a = n.attrs;
+    const dtype = a.dtype as DType;
+    const one = dtype === 'int64' ? BigInt64Array.of(BigInt(a.value as number)) : dtype === 'float64' ? Float64Array.of(a.value as number) : dtype === 'int32' ? Int32Array.of(a.value as number) : dtype === 'bool' ? Uint8Array.of(a.value as number) : Float32Array.of(a.value as number);
+    e.node('ConstantOfShape', ins, [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensorProto('value', dtype, [1], one) }], outs);
+  },
+
+  Reshape: (e, n, ins, outs) => {
+    // Shapes computed at run time hold real sizes, 0 included (an empty chunk of rows): ONNX's
+    // default would read a 0 as "copy this dim from the input".
+    e.node('Reshape', ins, n.inputs[1].kind === 'constant' ? [] : [attribute('allowzero', 1)], outs);
+  },
+  Slice: (e, n, ins, outs) => {
+    const a = n.attrs;
+    const end = a.end as number;
+    const endName = end >= Number.MAX_SAFE_INTEGER ? int64MaxConst(e) : e.int64s([end]);
+    e.node('Slice', [ins[0], e.int64s([a.start as number]), endName, e.int64s([a.axis as number])], [], outs);
+  },
+  Unsqueeze: axesInput, Squeeze: axesInput,
+  Transpose: asIs, Concat: asIs, Split: asIs, Expand: asIs, Pad: asIs,
+
+  Gather: asIs, GatherElements: asIs, ScatterElements: asIs, ScatterND: asIs, GatherND: asIs,
+
+  Checkpoint: (e, _n, ins, outs) => {
+    // The wrapped results pass through; the other inputs matter to the gradient rule only.
+    outs.forEach((o, i) => e.node('Identity', [ins[i]], [], [o]));
+  },
+};
+
+/** The ops that have a lowering, as the table holds them at run time (for the coverage test). */
+export function loweredOps(): string[] {
+  return Object.keys(LOWERINGS);
+}
+
 function emitNode(e: Emitter, n: Node, ins: string[], outs: string[]): void {
-  const a = n.attrs;
-  if (n.op === 'ReduceLogSumExp') {
-    emitLogSumExp(e, ins[0], a.axes as number[], a.keepdims === 1, outs[0]);
-    return;
-  }
-  if (REDUCE_OPS.has(n.op)) {
-    e.node(n.op, [ins[0], e.int64s(a.axes as number[])], [attribute('keepdims', a.keepdims as number)], outs);
-    return;
-  }
-  switch (n.op) {
-    case 'StopGradient':
-      e.node('Identity', ins, [], outs);
-      return;
-    case 'Checkpoint':
-      // The wrapped results pass through; the other inputs matter to the gradient rule only.
-      outs.forEach((o, i) => e.node('Identity', [ins[i]], [], [o]));
-      return;
-    case 'Slice': {
-      const end = a.end as number;
-      const endName = end >= Number.MAX_SAFE_INTEGER ? int64MaxConst(e) : e.int64s([end]);
-      e.node('Slice', [ins[0], e.int64s([a.start as number]), endName, e.int64s([a.axis as number])], [], outs);
-      return;
-    }
-    case 'Unsqueeze':
-    case 'Squeeze':
-      e.node(n.op, [ins[0], e.int64s(a.axes as number[])], [], outs);
-      return;
-    case 'Cast':
-      e.node('Cast', ins, [attribute('to', ONNX_DTYPE[a.to as DType])], outs);
-      return;
-    case 'ConstantOfShape': {
-      const dtype = a.dtype as DType;
-      const one = dtype === 'int64' ? BigInt64Array.of(BigInt(a.value as number)) : dtype === 'float64' ? Float64Array.of(a.value as number) : dtype === 'int32' ? Int32Array.of(a.value as number) : dtype === 'bool' ? Uint8Array.of(a.value as number) : Float32Array.of(a.value as number);
-      e.node('ConstantOfShape', ins, [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensorProto('value', dtype, [1], one) }], outs);
-      return;
-    }
-    case 'Reshape':
-      // Shapes computed at run time hold real sizes, 0 included (an empty chunk of rows): ONNX's
-      // default would read a 0 as "copy this dim from the input".
-      e.node('Reshape', ins, n.inputs[1].kind === 'constant' ? [] : [attribute('allowzero', 1)], outs);
-      return;
-    case 'Erf':
-      if (n.inputs[0].dtype === 'float64') {
-        emitErfFloat64(e, ins[0], outs[0]);
-        return;
-      }
-      break;
-    default:
-      break;
-  }
-  e.node(n.op, ins, Object.entries(a).map(([k, v]) => attribute(k, v)), outs);
+  // A node whose op name was forced past the types (a cast) goes to ONNX Runtime as it is, which
+  // names the op it does not know.
+  const lower = Object.hasOwn(LOWERINGS, n.op) ? LOWERINGS[n.op] : asIs;
+  lower(e, n, ins, outs);
 }
 
 function int64MaxConst(e: Emitter): string {

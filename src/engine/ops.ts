@@ -7,6 +7,7 @@
 import { dropoutMask } from './checkpoint.js';
 import { allocate, isFloat, type AnyTypedArray, type DType } from './dtype.js';
 import { Graph, Tensor, type Attrs } from './graph.js';
+import type { OpName } from './op-names.js';
 import {
   addDims,
   broadcastShapes,
@@ -29,7 +30,7 @@ export class ShapeError extends Error {
 
 export type TensorLike = Tensor | number;
 
-function node1(g: Graph, op: string, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Dim[]): Tensor {
+function node1(g: Graph, op: OpName, inputs: Tensor[], attrs: Attrs, dtype: DType, shape: Dim[]): Tensor {
   return g.addNode(op, inputs, attrs, [{ dtype, shape }])[0];
 }
 
@@ -72,7 +73,7 @@ function lift(x: TensorLike, like: Tensor): Tensor {
 
 // ---------------------------------------------------------------- elementwise
 
-function binary(op: string, a: TensorLike, b: TensorLike, outDtype?: DType): Tensor {
+function binary(op: OpName, a: TensorLike, b: TensorLike, outDtype?: DType): Tensor {
   const g = graphOf(op, [a, b]);
   const ta = a instanceof Tensor ? a : lift(a, b as Tensor);
   const tb = lift(b, ta);
@@ -101,7 +102,7 @@ export const equal = (a: TensorLike, b: TensorLike): Tensor => binary('Equal', a
 export const and = (a: Tensor, b: Tensor): Tensor => binary('And', a, b, 'bool');
 export const or = (a: Tensor, b: Tensor): Tensor => binary('Or', a, b, 'bool');
 
-function unary(op: string, x: Tensor, float = true): Tensor {
+function unary(op: OpName, x: Tensor, float = true): Tensor {
   if (float) requireFloat(op, x);
   return node1(x.graph, op, [x], {}, x.dtype, [...x.shape]);
 }
@@ -148,7 +149,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 // ---------------------------------------------------------------- reductions
 
-function reduce(op: string, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean): Tensor {
+function reduce(op: OpName, x: Tensor, axes: number | readonly number[] | undefined, keepDims: boolean): Tensor {
   const list = axes === undefined ? x.shape.map((_, i) => i) : typeof axes === 'number' ? [axes] : axes;
   const norm = [...new Set(list.map((a) => normalizeAxis(a, x.rank)))].sort((a, b) => a - b);
   const shape: Dim[] = [];
