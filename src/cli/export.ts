@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { exportOnnx, type ExternalDataMode } from '../export/onnx-folder.js';
 import { printJson, type CliContext } from './context.js';
+import { stopOnSignals } from './signals.js';
 
 interface ExportOnnxFlags {
   model: string;
@@ -40,7 +41,18 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (flags: ExportOnnxFlags) => {
       const mode = flags.externalData as ExternalDataMode;
       if (!MODES.includes(mode)) throw new DpoError(`--external-data: expected one of ${MODES.join(', ')}, got '${flags.externalData}'`);
-      const result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode });
+      const signals = stopOnSignals((m) => ctx.io.stderr.write(`${m}\n`), undefined, 'stopping the export and removing what it wrote so far');
+      let result;
+      try {
+        result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode, signal: signals.signal });
+      } catch (e) {
+        if (!signals.received) throw e;
+        ctx.io.stderr.write(`dpo: ${(e as Error).message}\n`);
+        ctx.exitCode = signals.exitCode();
+        return;
+      } finally {
+        signals.dispose();
+      }
       for (const name of result.missing) ctx.io.stderr.write(`dpo: warning: the model folder has no ${name}; copy one into ${flags.output} to load the tokenizer with transformers.js\n`);
       ctx.io.stderr.write(`exported ${result.modelType} (${result.parameters} parameters, ${(result.bytes / 2 ** 20).toFixed(1)} MiB) -> ${flags.output}\n`);
       printJson(ctx, result);

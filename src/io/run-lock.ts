@@ -30,7 +30,8 @@ export interface RunLock {
 /** A lock file younger than this with no readable record may be one being written right now. */
 const FRESH_MS = 10_000;
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid runs on this host (a pid of another user's process counts). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
