@@ -168,7 +168,9 @@ export interface CheckpointExpectation {
 export async function loadTrainingCheckpoint(dir: string, expect?: CheckpointExpectation): Promise<CheckpointContents> {
   const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
   if (typeof state.step !== 'number' || !state.batcher) throw new Error(`${join(dir, STATE_FILE)} is incomplete`);
-  if (state.files) await verifyFiles(dir, state.files);
+  // Without the list nothing can be verified (a hand-made or foreign checkpoint): not used.
+  if (!state.files || typeof state.files !== 'object') throw new Error(`${STATE_FILE} has no "files" list, so its files cannot be verified`);
+  await verifyFiles(dir, state.files);
   const w = await readSafetensors(join(dir, WEIGHTS_FILE));
   const weights = new Map<string, Float32Array>();
   const shapes = new Map<string, readonly number[]>();

@@ -9,9 +9,10 @@
  *   no step is logged twice;
  * - a save killed between pruning and its rename is completed, other partial saves are removed.
  */
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { refuseClearingInputs, type NamedInput } from '../io/input-guard.js';
+import { isRunning } from '../io/run-lock.js';
 import { listCheckpoints, saveTrainingCheckpoint, settlePartialCheckpoints, type CheckpointContents } from './checkpoint.js';
 
 /** The folder inside a run's output that keeps what earlier runs left there. */
@@ -56,10 +57,27 @@ export async function setAsideEarlierRun(output: string, remove: boolean, inputs
 }
 
 /**
+ * Removes the temporary files (`.<name>.tmp-<pid>-<hex>`, io/atomic.ts) that a killed process left
+ * in `output` (its pid no longer running): a model-sized `.model.safetensors.tmp-*` from a kill
+ * during the final save would otherwise stay for good. Resolves to the removed paths.
+ */
+export async function removeStaleTempFiles(output: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(output).catch(() => [] as string[])) {
+    const m = /^\..+\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!m || isRunning(Number(m[1]))) continue;
+    await rm(join(output, name), { force: true });
+    removed.push(join(output, name));
+  }
+  return removed;
+}
+
+/**
  * At the start of the loop (the run lock held): completes or removes partial saves, and on a
  * resume from `resumedStep` moves newer checkpoints aside and drops metrics lines after it.
  */
 export async function tidyCheckpoints(output: string, resumedStep: number | undefined, log: (m: string) => void): Promise<void> {
+  for (const file of await removeStaleTempFiles(output)) log(`removed ${file}, a temporary file a stopped run left`);
   const { removed, completed } = await settlePartialCheckpoints(output);
   for (const dir of removed) log(`removed ${dir}, a checkpoint an earlier run did not finish writing`);
   for (const dir of completed) log(`completed ${dir}, a checkpoint an earlier run wrote whole but was stopped before putting in place`);

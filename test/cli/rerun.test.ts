@@ -4,7 +4,8 @@
  * see this run's only; a resume from an older checkpoint moves the newer ones aside and logs no
  * step twice; a save killed between pruning and its rename is completed on the next start.
  */
-import { cpSync, existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../train/helpers.js';
@@ -45,6 +46,21 @@ describe('a fresh run into an earlier run folder', () => {
     expect(more.code).toBe(0);
     expect(more.stderr).toMatch(/resumed from .*checkpoint-2 at step 2/);
     expect(loggedSteps(out)).toEqual([1, 2, 3]);
+  });
+
+  it('removes the temporary files a killed run left (a model-sized .model.safetensors.tmp-*), not a live one', async () => {
+    const out = join(dir, 'tmpfiles');
+    expect((await train(out, '--max-steps', '1')).code).toBe(0);
+    const dead = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+    const stale = `.model.safetensors.tmp-${dead}-0badc0de`;
+    const live = `.model.safetensors.tmp-${process.pid}-0000beef`;
+    writeFileSync(join(out, stale), 'half a model');
+    writeFileSync(join(out, live), 'being written');
+    const r = await train(out, '--max-steps', '1');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`removed .*${stale.replace(/\./g, '\\.')}, a temporary file a stopped run left`));
+    expect(existsSync(join(out, stale))).toBe(false);
+    expect(existsSync(join(out, live))).toBe(true);
   });
 
   it('--overwrite-output deletes the earlier checkpoints instead', async () => {
