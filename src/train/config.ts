@@ -255,10 +255,9 @@ export function parseDpoConfig(input: unknown, source = 'config'): DPOConfig {
 }
 
 export function formatZodError(error: z.ZodError, source: string): string {
-  const issue = error.issues[0];
-  const key = issue.path.join('.') || '(root)';
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : '';
-  return `${source}: '${key}': ${issue.message}${more}`;
+  // Every problem, not the first and a count: fixing one at a time costs a run each.
+  const told = error.issues.map((issue) => `'${issue.path.join('.') || '(root)'}': ${issue.message}`);
+  return told.length > 1 ? `${source}: ${told.length} problems: ${told.join('; ')}` : `${source}: ${told[0]}`;
 }
 
 /** The options of {@link evaluateDpo}: the data and loss keys of DPOConfig, plus `model`. */
