@@ -49,13 +49,13 @@ import type { HostTensor, RuntimeOptions } from '../src/engine/runtime.js';
 import { TrainStep } from '../src/engine/train-step.js';
 import { createModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/types.js';
-import type { CombinedLossOptions } from '../src/train/losses.js';
-import { buildDpoLoss } from '../src/train/dpo-trainer.js';
-import { buildPolicy } from '../src/train/policy.js';
+import type { CombinedLossOptions } from '../src/train/dpo/losses.js';
+import { buildDpoLoss } from '../src/train/dpo/trainer.js';
+import { buildPolicy } from '../src/train/core/policy.js';
 import type { Graph, Tensor } from '../src/engine/graph.js';
 import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
-import { scoredFeeds } from '../src/train/sequence-logps.js';
+import { scoredFeeds } from '../src/scoring/sequence-logps.js';
 import { prepareGemm } from './engine.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -23,9 +23,9 @@ import type { HostTensor } from '../src/engine/runtime.js';
 import type { Tensor } from '../src/engine/graph.js';
 import { TrainStep } from '../src/engine/train-step.js';
 import { createModel } from '../src/models/registry.js';
-import { buildDpoLoss } from '../src/train/dpo-trainer.js';
-import { buildPolicy } from '../src/train/policy.js';
-import { scoredFeeds } from '../src/train/sequence-logps.js';
+import { buildDpoLoss } from '../src/train/dpo/trainer.js';
+import { buildPolicy } from '../src/train/core/policy.js';
+import { scoredFeeds } from '../src/scoring/sequence-logps.js';
 import { join } from 'node:path';
 import { LORA, LOSS, LR, OPTIMIZER, flag, median, modelConfig, parseVariant, randomWeights, round, summariseProfiles } from './dpo.js';
 

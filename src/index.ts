@@ -6,7 +6,7 @@
  *
  * The low-level engine (graphs, autodiff, ONNX Runtime, optimizers) is the `engine` namespace.
  */
-import { DPOConfigSchema, type DPOConfig as ParsedDPOConfig } from './train/config.js';
+import { DPOConfigSchema, type DPOConfig as ParsedDPOConfig } from './train/dpo/config.js';
 
 export { DpoError } from './errors.js';
 
@@ -14,20 +14,20 @@ export { DpoError } from './errors.js';
 /** The DPO configuration: as a type, the parsed config (camelCase keys, defaults filled); as a value, its zod schema. */
 export const DPOConfig = DPOConfigSchema;
 export type DPOConfig = ParsedDPOConfig;
+export { DPOConfigSchema, parseDpoConfig, type DPOConfigInput } from './train/dpo/config.js';
 export {
-  DPOConfigSchema,
   LoraOptionsSchema,
   TrainingOptionsSchema,
-  parseDpoConfig,
   parseConfig,
+  defineConfig,
   checkedConfig,
   option,
   formatZodError,
   type ConfigDefinition,
   type OptionMeta,
-  type DPOConfigInput,
+  type DefinedConfig,
   type LoraOptions,
-} from './train/config.js';
+} from './train/core/config.js';
 export {
   runTrainer,
   loadPolicy,
@@ -41,9 +41,9 @@ export {
   type TrainerResult,
   type RunTools,
   type LoadedPolicy,
-} from './train/runner.js';
-export { runTrainingLoop, EvalGraph, type LoopHooks, type LoopResult, type TrainingOptions } from './train/loop.js';
-export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo-trainer.js';
+} from './train/core/runner.js';
+export { runTrainingLoop, EvalGraph, type LoopHooks, type LoopResult, type TrainingOptions } from './train/core/loop.js';
+export { DPOTrainer, type DPOTrainerOptions, type TrainResult } from './train/dpo/trainer.js';
 export {
   evaluateDpo,
   evaluateRows,
@@ -57,7 +57,7 @@ export {
   type EvaluateRowsOptions,
   type EvaluateRowsResult,
   type PerExampleResult,
-} from './train/evaluate.js';
+} from './train/dpo/evaluate.js';
 export { loadModelOrAdapter } from './models/load-model.js';
 export { modelFolderKind, type ModelFolderKind } from './io/model-folder-kind.js';
 export {
@@ -79,14 +79,14 @@ export {
   type LossOptions,
   type CombinedLossOptions,
   type SequenceLogps,
-} from './train/losses.js';
-export { compileRowLoss, type RowLossGraph } from './train/row-loss.js';
-export { sequenceLogps, declareScoredInputs, scoredFeeds, ldTokenWeights, type ScoredInputs, type SequenceScores, type ScoringOptions } from './train/sequence-logps.js';
-export { Scorer, type BatchScores, type ParamTransform } from './train/scoring.js';
-export { computeReferenceLogps, defaultCacheDir, weightsDigest, rowsDigest, type ReferenceOptions, type ReferenceResult } from './train/reference.js';
-export { MetricsAccumulator, appendMetrics, type BatchSequenceStats } from './train/metrics.js';
-export { createProgress, silentProgress, type ProgressReporter } from './train/progress.js';
-export { learningRateAt, type LrScheduler } from './train/schedule.js';
+} from './train/dpo/losses.js';
+export { compileRowLoss, type RowLossGraph } from './train/dpo/row-loss.js';
+export { sequenceLogps, declareScoredInputs, scoredFeeds, ldTokenWeights, type ScoredInputs, type SequenceScores, type ScoringOptions } from './scoring/sequence-logps.js';
+export { Scorer, type BatchScores, type ParamTransform } from './scoring/scorer.js';
+export { computeReferenceLogps, defaultCacheDir, weightsDigest, rowsDigest, type ReferenceOptions, type ReferenceResult } from './scoring/reference-cache.js';
+export { MetricsAccumulator, appendMetrics, type BatchSequenceStats } from './train/core/metrics.js';
+export { createProgress, silentProgress, type ProgressReporter } from './progress.js';
+export { learningRateAt, type LrScheduler } from './train/core/schedule.js';
 export {
   saveTrainingCheckpoint,
   loadTrainingCheckpoint,
@@ -98,11 +98,11 @@ export {
   type CheckpointContents,
   type CheckpointExpectation,
   type TrainerState,
-} from './train/checkpoint.js';
-export { buildPolicy, type Policy } from './train/policy.js';
-export { guardOutput, RUN_MARKER_FILE, type GuardedOutput, type OutputGuardOptions } from './train/output-guard.js';
+} from './train/core/checkpoint.js';
+export { buildPolicy, type Policy } from './train/core/policy.js';
+export { guardOutput, RUN_MARKER_FILE, type GuardedOutput, type OutputGuardOptions } from './train/core/output-guard.js';
 export { acquireRunLock, RUN_LOCK_FILE, type RunLock } from './io/run-lock.js';
-export { fitToContext } from './train/context-limit.js';
+export { fitToContext } from './models/context-limit.js';
 export {
   SFTTrainer,
   SFTConfigSchema,
@@ -113,7 +113,7 @@ export {
   type SFTConfig,
   type SFTConfigInput,
   type SFTTrainerOptions,
-} from './train/sft-trainer.js';
+} from './train/sft/index.js';
 export {
   RewardTrainer,
   RewardConfigSchema,
@@ -122,8 +122,8 @@ export {
   rankingPairs,
   type RewardConfig,
   type RewardConfigInput,
-} from './train/reward-trainer.js';
-export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './train/reward-model.js';
+} from './train/reward/index.js';
+export { loadRewardModel, saveRewardModel, RewardScorer, SCORE_WEIGHT } from './scoring/reward-model.js';
 export {
   KTOTrainer,
   KTOConfigSchema,
@@ -137,10 +137,10 @@ export {
   type KTOTrainerOptions,
   type KtoLossOptions,
   type KtoLossType,
-} from './train/kto-trainer.js';
-export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/cpo-trainer.js';
-export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/orpo-trainer.js';
-export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free-losses.js';
+} from './train/kto/index.js';
+export { CPOTrainer, CPOConfigSchema, parseCpoConfig, type CPOConfig, type CPOConfigInput, type CPOTrainerOptions } from './train/reference-free/index.js';
+export { ORPOTrainer, ORPOConfigSchema, parseOrpoConfig, type ORPOConfig, type ORPOConfigInput, type ORPOTrainerOptions } from './train/reference-free/index.js';
+export { CPO_LOSS_TYPES, cpoLoss, orpoLoss, orpoLogOdds, alphaReward, type CpoLossType, type CpoLossOptions } from './train/reference-free/losses.js';
 export * from './train/ppo/index.js';
 export * from './train/online/index.js';
 
@@ -148,7 +148,7 @@ export * from './train/online/index.js';
 export * from './generate/index.js';
 export * from './eval/index.js';
 export { runQuickstart, preferencePairs, SHIPPED_MODEL, type QuickstartOptions, type QuickstartSummary } from './quickstart/run.js';
-export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './quickstart/prompts.js';
+export { TRAIN_PROMPTS, HELD_OUT_PROMPTS } from './data/builtin-prompts.js';
 export { renderSvg } from './quickstart/report.js';
 export {
   runSentimentExperiment,

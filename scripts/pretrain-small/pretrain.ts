@@ -18,7 +18,7 @@ import { TrainStep } from '../../src/engine/train-step.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { createModel } from '../../src/models/registry.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
-import { learningRateAt } from '../../src/train/schedule.js';
+import { learningRateAt } from '../../src/train/core/schedule.js';
 import { brownParagraphs } from './brown.js';
 
 const { values: args } = parseArgs({

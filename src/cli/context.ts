@@ -4,7 +4,7 @@
  * listed once in `commands.ts`.
  */
 import type { Command } from 'commander';
-import { createProgress, type ProgressReporter } from '../train/progress.js';
+import { createProgress, type ProgressReporter } from '../progress.js';
 
 /** The streams a command writes to: results (JSON) on stdout, progress and messages on stderr. */
 export interface CliStream {

@@ -1,7 +1,7 @@
 /** `dpo cpo` and `dpo orpo`: reference-free preference training (CPO / SimPO / AlphaPO, ORPO). */
 import type { Command } from 'commander';
-import { CPO_CONFIG, CPOConfigSchema } from '../train/cpo-trainer.js';
-import { ORPO_CONFIG, ORPOConfigSchema } from '../train/orpo-trainer.js';
+import { CPO_CONFIG, CPOConfigSchema } from '../train/reference-free/config.js';
+import { ORPO_CONFIG, ORPOConfigSchema } from '../train/reference-free/config.js';
 import type { CliContext } from './context.js';
 import { optionsFromSchema } from './schema-options.js';
 import { DPO_ONLY_KEYS } from './sft.js';
@@ -46,7 +46,7 @@ export function register(program: Command, ctx: CliContext): void {
     configFiles: 'cpo.yaml or cpo.json',
     examples: CPO_EXAMPLES,
     run: async (config, progress, signal) => {
-      const { CPOTrainer } = await import('../train/cpo-trainer.js');
+      const { CPOTrainer } = await import('../train/reference-free/cpo.js');
       return new CPOTrainer(config, { progress, signal }).train();
     },
   });
@@ -59,7 +59,7 @@ export function register(program: Command, ctx: CliContext): void {
     configFiles: 'orpo.yaml or orpo.json',
     examples: ORPO_EXAMPLES,
     run: async (config, progress, signal) => {
-      const { ORPOTrainer } = await import('../train/orpo-trainer.js');
+      const { ORPOTrainer } = await import('../train/reference-free/orpo.js');
       return new ORPOTrainer(config, { progress, signal }).train();
     },
   });

@@ -2,7 +2,8 @@
  * The flags of `dpo train` / `dpo eval`: one per key of DPOConfigSchema / EvalConfigSchema,
  * derived from the schema (kebab-case of the camelCase key; `lora.r` is `--lora-r`).
  */
-import { DPOConfigSchema, EvalConfigSchema, TrainingOptionsSchema } from '../train/config.js';
+import { TrainingOptionsSchema } from '../train/core/config.js';
+import { DPOConfigSchema, EvalConfigSchema } from '../train/dpo/config.js';
 import { listKeysOf, optionsFromSchema } from './schema-options.js';
 
 export const TRAIN_OPTIONS = optionsFromSchema(DPOConfigSchema);

@@ -1,7 +1,8 @@
 /** `dpo eval`: eval_* metrics of a model on preference data as one JSON object. */
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { checkedConfig, EVAL_CONFIG } from '../train/config.js';
+import { checkedConfig } from '../train/core/config.js';
+import { EVAL_CONFIG } from '../train/dpo/config.js';
 import { printJson, type CliContext } from './context.js';
 import { EVAL_OPTIONS } from './dpo-options.js';
 import { addOptions, validateConfig, valuesFromFlags } from './options.js';
@@ -37,7 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
       const perExampleFile = typeof opts.perExample === 'string' ? opts.perExample : undefined;
       const input = { ...fromFlags, perExample: perExampleFile !== undefined };
       const config = checkedConfig(EVAL_CONFIG, validateConfig(EVAL_CONFIG.schema, input, fromFlags, EVAL_OPTIONS, undefined), 'eval');
-      const { evaluateDpo } = await import('../train/evaluate.js');
+      const { evaluateDpo } = await import('../train/dpo/evaluate.js');
       const r = await evaluateDpo(config, { progress: ctx.progress() });
       if (perExampleFile && r.perExample) {
         await writeFile(perExampleFile, r.perExample.map((row) => `${JSON.stringify(row)}\n`).join(''));

@@ -11,7 +11,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { evaluatePolicy, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
 import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
-import type { ProgressReporter } from '../train/progress.js';
+import type { ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { parseInteger, parseNumber } from './options.js';
 

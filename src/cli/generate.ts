@@ -15,7 +15,7 @@ import type { GenerationStats } from '../generate/generator.js';
 import { bestOfN } from '../eval/best-of-n.js';
 import { openRewardSource } from '../eval/rewards.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
-import { createProgress, type ProgressReporter } from '../train/progress.js';
+import { createProgress, type ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { optionalInteger as integer, optionalNumber as float } from './options.js';
 import { formatBadRow } from '../data/bad-rows.js';

@@ -1,6 +1,6 @@
 /** `dpo kto`: Kahneman-Tversky Optimization on unpaired (or split paired) data. */
 import type { Command } from 'commander';
-import { KTO_CONFIG, KTOConfigSchema } from '../train/kto-trainer.js';
+import { KTO_CONFIG, KTOConfigSchema } from '../train/kto/config.js';
 import type { CliContext } from './context.js';
 import { optionsFromSchema } from './schema-options.js';
 import { registerTrainerCommand } from './trainer-command.js';
@@ -32,7 +32,7 @@ export function register(program: Command, ctx: CliContext): void {
     configFiles: 'kto.yaml or kto.json',
     examples: EXAMPLES,
     run: async (config, progress, signal) => {
-      const { KTOTrainer } = await import('../train/kto-trainer.js');
+      const { KTOTrainer } = await import('../train/kto/trainer.js');
       return new KTOTrainer(config, { progress, signal }).train();
     },
   });

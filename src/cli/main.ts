@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { z } from 'zod';
 import { printable } from '../errors.js';
-import { formatZodError } from '../train/config.js';
+import { formatZodError } from '../train/core/config.js';
 import { COMMANDS } from './commands.js';
 import { createContext, type CliContext, type CliIO } from './context.js';
 

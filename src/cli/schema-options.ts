@@ -5,7 +5,7 @@
  * choice or a description is written once, in the library's schema.
  */
 import type { z } from 'zod';
-import type { OptionMeta } from '../train/config.js';
+import type { OptionMeta } from '../train/core/config.js';
 import type { OptionKind, OptionSpec } from './options.js';
 
 /** The parts of a zod type's definition read here. */

@@ -4,7 +4,7 @@
  * `--config run.yaml|json` holds the same keys, flags override it.
  */
 import type { Command } from 'commander';
-import { SFT_CONFIG, SFTConfigSchema } from '../train/sft-trainer.js';
+import { SFT_CONFIG, SFTConfigSchema } from '../train/sft/config.js';
 import type { CliContext } from './context.js';
 import { optionsFromSchema } from './schema-options.js';
 import { registerTrainerCommand } from './trainer-command.js';
@@ -41,7 +41,7 @@ export function register(program: Command, ctx: CliContext): void {
     configFiles: 'sft.yaml or sft.json',
     examples: EXAMPLES,
     run: async (config, progress, signal) => {
-      const { SFTTrainer } = await import('../train/sft-trainer.js');
+      const { SFTTrainer } = await import('../train/sft/trainer.js');
       return new SFTTrainer(config, { progress, signal }).train();
     },
   });

@@ -1,6 +1,6 @@
 /** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer. */
 import type { Command } from 'commander';
-import { DPO_CONFIG, type DPOConfig } from '../train/config.js';
+import { DPO_CONFIG, type DPOConfig } from '../train/dpo/config.js';
 import type { CliContext } from './context.js';
 import { TRAIN_OPTIONS } from './dpo-options.js';
 import { registerTrainerCommand, resolveTrainerConfig } from './trainer-command.js';
@@ -45,7 +45,7 @@ export function register(program: Command, ctx: CliContext): void {
     examples: EXAMPLES,
     run: async (config, progress, signal) => {
       // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
-      const { DPOTrainer } = await import('../train/dpo-trainer.js');
+      const { DPOTrainer } = await import('../train/dpo/trainer.js');
       return new DPOTrainer(config, { progress, signal }).train();
     },
   });

@@ -6,9 +6,9 @@
  */
 import type { Command } from 'commander';
 import type { z } from 'zod';
-import { checkedConfig, type ConfigDefinition } from '../train/config.js';
-import type { ProgressReporter } from '../train/progress.js';
-import type { TrainerResult } from '../train/runner.js';
+import { checkedConfig, type ConfigDefinition } from '../train/core/config.js';
+import type { ProgressReporter } from '../progress.js';
+import type { TrainerResult } from '../train/core/runner.js';
 import { printJson, type CliContext } from './context.js';
 import { stopOnSignals } from './signals.js';
 import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';

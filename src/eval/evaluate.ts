@@ -19,8 +19,8 @@ import { loadPrompts, promptQueryText, type PromptRow } from '../generate/prompt
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
 import { formatBadRow } from '../data/bad-rows.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
-import { silentProgress, type ProgressReporter } from '../train/progress.js';
-import { defaultCacheDir } from '../train/reference.js';
+import { silentProgress, type ProgressReporter } from '../progress.js';
+import { defaultCacheDir } from '../scoring/reference-cache.js';
 import { loadBaselineFile, matchBaselines } from './baseline.js';
 import { JudgeClient, judgePairs, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
 import { completionLogps, estimateKl, sampleStats, type SampleStats } from './kl.js';

@@ -9,7 +9,7 @@ import type { TokenizedPreference } from '../data/tokenize.js';
 import { DpoError } from '../errors.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import type { CausalLM } from '../models/types.js';
-import { Scorer } from '../train/scoring.js';
+import { Scorer } from '../scoring/scorer.js';
 
 /** A prompt and one completion, as token ids (the model reads prompt ++ completion). */
 export interface TokenSequence {

@@ -7,8 +7,8 @@ import { collatePreferences } from '../data/collate.js';
 import { tokenizePreferences, type TokenizedPreference } from '../data/tokenize.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import { DpoError } from '../errors.js';
-import { silentProgress, type ProgressReporter } from '../train/progress.js';
-import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../train/reward-model.js';
+import { silentProgress, type ProgressReporter } from '../progress.js';
+import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../scoring/reward-model.js';
 import { getScorer, type CompletionScorer } from './scorers.js';
 
 /** Rewards of (prompt, completion) texts, one per pair; `label` names them in messages. */

@@ -13,7 +13,7 @@ import { Generator } from '../generate/generator.js';
 import { resolveEosTokenIds, type TextGenerationResult } from '../generate/text.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { Pretrained } from '../models/pretrained.js';
-import type { ProgressReporter } from '../train/progress.js';
+import type { ProgressReporter } from '../progress.js';
 
 /** One evaluated policy (or Best-of-N setting) on the frontier. */
 export interface FrontierPoint {

@@ -5,11 +5,11 @@
  */
 import type { RewardFn } from '../eval/rewards.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
-import { checkpointModelWeights, listCheckpoints } from '../train/checkpoint.js';
-import { DPOTrainer } from '../train/dpo-trainer.js';
-import type { ProgressReporter } from '../train/progress.js';
+import { checkpointModelWeights, listCheckpoints } from '../train/core/checkpoint.js';
+import { DPOTrainer } from '../train/dpo/trainer.js';
+import type { ProgressReporter } from '../progress.js';
 import { PPOTrainer } from '../train/ppo/trainer.js';
-import { SFTTrainer } from '../train/sft-trainer.js';
+import { SFTTrainer } from '../train/sft/trainer.js';
 import type { FrontierEvaluator, FrontierPoint } from './frontier.js';
 
 /** What every run gets: the data, the reference, the rewards and the shared training settings. */

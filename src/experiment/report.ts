@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { escapeHtml, renderSvg } from '../quickstart/report.js';
 import type { FrontierPoint } from './frontier.js';
-import type { SentimentExperimentSummary } from './sentiment.js';
+import type { SentimentExperimentSummary } from './summary.js';
 
 const label = (p: Pick<FrontierPoint, 'method' | 'setting'>): string => (p.setting ? `${p.method} ${p.setting}` : p.method);
 

@@ -16,14 +16,17 @@ import { refuseClearingInputs, type NamedInput } from '../io/input-guard.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
 import { loadPretrained } from '../models/pretrained.js';
-import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../quickstart/prompts.js';
+import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../data/builtin-prompts.js';
 import { preferencePairs, SHIPPED_MODEL } from '../quickstart/run.js';
-import { createProgress, type ProgressReporter } from '../train/progress.js';
-import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/output-guard.js';
-import { RewardTrainer } from '../train/reward-trainer.js';
+import { createProgress, type ProgressReporter } from '../progress.js';
+import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/core/output-guard.js';
+import { RewardTrainer } from '../train/reward/trainer.js';
 import { FrontierEvaluator, type FrontierPoint } from './frontier.js';
 import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
 import { writeExperimentReport } from './report.js';
+import type { ExperimentSettings, RunRecord, SentimentExperimentSummary } from './summary.js';
+
+export type { ExperimentSettings, RunRecord, SentimentExperimentSummary } from './summary.js';
 
 export interface SentimentExperimentOptions {
   /** Reference and starting policy (default: the shipped model). */
@@ -66,49 +69,6 @@ export interface SentimentExperimentOptions {
   seed?: number;
   threads?: number;
   progress?: ProgressReporter;
-}
-
-export interface ExperimentSettings {
-  model: string;
-  scorer: string;
-  quick: boolean;
-  trainPrompts: number;
-  heldOutPrompts: number;
-  samplesPerPrompt: number;
-  pairTopK: number;
-  evalSamplesPerPrompt: number;
-  maxNewTokens: number;
-  steps: number;
-  checkpoints: number;
-  batchSize: number;
-  learningRate: number;
-  rewardModelSteps: number;
-  rewardLearningRate: number;
-  betas: number[];
-  targetKls: number[];
-  bestOfN: number[];
-  unlikelihoodAlpha: number;
-  seed: number;
-}
-
-export interface RunRecord {
-  method: string;
-  setting: string;
-  seconds: number;
-  /** Why the run failed (its points are then missing); absent when it finished. */
-  error?: string;
-}
-
-export interface SentimentExperimentSummary {
-  output: string;
-  report: string;
-  frontierFile: string;
-  pairs: number;
-  rewardModel: { dir: string; heldOutAccuracy: number; heldOutPairs: number };
-  points: FrontierPoint[];
-  runs: RunRecord[];
-  settings: ExperimentSettings;
-  seconds: number;
 }
 
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;

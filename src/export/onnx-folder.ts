@@ -20,7 +20,7 @@ import { isRunning } from '../io/run-lock.js';
 import type { JsonObject } from '../io/json-file.js';
 import { CONFIG_FILE, GENERATION_CONFIG_FILE, TOKENIZER_FILES } from '../io/model-files.js';
 import type { Pretrained } from '../models/pretrained.js';
-import { loadModelOrAdapter } from '../train/evaluate.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { buildOptimumDecoderGraph } from './decoder-graph.js';
 
 export const ONNX_SUBFOLDER = 'onnx';

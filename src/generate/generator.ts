@@ -22,53 +22,9 @@ import { DecodeGraphs, keyName, type ParamTransform, type WeightInput } from './
 import { Sampler, type SamplingOptions } from './sampling.js';
 import { generateText, type TextGenerationOptions, type TextGenerationResult } from './text.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
+import type { GeneratedSequence, GenerateIdsOptions, GenerationStats, IdGenerator, StopStrings } from './types.js';
 
-export type FinishReason = 'eos' | 'stop' | 'length';
-
-export interface GeneratedSequence {
-  /** The new tokens, including the EOS token when generation ended on one. */
-  tokenIds: number[];
-  finishReason: FinishReason;
-  /** With stop strings: the decoded completion before the first stop string. */
-  stopText?: string;
-}
-
-export interface StopStrings {
-  strings: readonly string[];
-  /** Text of generated ids (the completion so far), where the stop strings are looked for. */
-  decode(ids: readonly number[]): string;
-}
-
-export interface GenerateIdsOptions extends Partial<SamplingOptions> {
-  /** New tokens per sequence at most (>= 1). */
-  maxNewTokens: number;
-  /** Samples per prompt (default 1). */
-  numSamples?: number;
-  /** Seed of the per-sequence random streams (default 0). */
-  seed?: number;
-  /** Generation of a row ends after it emits one of these (default: none). */
-  eosTokenIds?: readonly number[];
-  /** Id placed at padded prompt slots and fed for finished rows (never attended to). Default 0. */
-  padTokenId?: number;
-  /** Sequences decoded together (default 8). */
-  batchSize?: number;
-  stop?: StopStrings;
-  /** Called after each batch with sequences done so far. */
-  onProgress?: (done: number, total: number, stats: GenerationStats) => void;
-}
-
-export interface GenerationStats {
-  /** New tokens generated (EOS included, padding of finished rows not). */
-  tokens: number;
-  seconds: number;
-  tokensPerSecond: number;
-  /** Time in prefill runs, in step runs, and on the host (sampling, stop checks, cache moves). */
-  prefillSeconds: number;
-  stepSeconds: number;
-  hostSeconds: number;
-  /** Step-graph runs. */
-  steps: number;
-}
+export type { FinishReason, GeneratedSequence, GenerateIdsOptions, GenerationStats, StopStrings } from './types.js';
 
 export interface GeneratorOptions {
   /** Weight inputs; default the model's parameters (add LoRA adapters here with a transform). */
@@ -85,7 +41,7 @@ interface Sequence {
 
 const now = (): number => performance.now() / 1000;
 
-export class Generator {
+export class Generator implements IdGenerator {
   private constructor(
     readonly model: CausalLM,
     readonly graphs: DecodeGraphs,

@@ -13,6 +13,7 @@ export {
   type GeneratorOptions,
   type StopStrings,
 } from './generator.js';
+export type { IdGenerator } from './types.js';
 export {
   buildPrefillGraph,
   buildStepGraph,

@@ -5,7 +5,7 @@
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { CausalLM } from '../models/types.js';
-import type { FinishReason, GenerateIdsOptions, GenerationStats, Generator } from './generator.js';
+import type { FinishReason, GenerateIdsOptions, GenerationStats, IdGenerator } from './types.js';
 
 type JsonLike = Readonly<Record<string, unknown>>;
 
@@ -116,7 +116,7 @@ export function truncatePromptIds(ids: readonly number[], max: number, bos: numb
 
 /** Runs a compiled Generator on text prompts (see {@link TextGenerationOptions} for defaults). */
 export async function generateText(
-  generator: Generator,
+  generator: IdGenerator,
   weights: ReadonlyMap<string, Float32Array>,
   tokenizer: TextTokenizer,
   prompts: readonly string[],

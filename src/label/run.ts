@@ -10,7 +10,7 @@ import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling } from '../generate/text.js';
 import type { BadRow } from '../data/types.js';
-import { loadModelOrAdapter } from '../train/evaluate.js';
+import { loadModelOrAdapter } from '../models/load-model.js';
 import { startLabelServer } from './server.js';
 import { LabelSession } from './session.js';
 import { LabelStore, skippedPath } from './store.js';

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliRun } from './run-cli.js';
 import { TRAIN_OPTIONS } from '../../src/cli/dpo-options.js';
 import { flagOf } from '../../src/cli/options.js';
-import { DPOConfigSchema } from '../../src/train/config.js';
+import { DPOConfigSchema } from '../../src/train/dpo/config.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../train/helpers.js';
 
 const dpo = (...argv: string[]): Promise<CliRun> => runCli(argv);

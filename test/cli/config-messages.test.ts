@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseDpoConfig } from '../../src/train/config.js';
+import { parseDpoConfig } from '../../src/train/dpo/config.js';
 import { tempDir } from '../train/helpers.js';
 import { runCli } from './run-cli.js';
 

@@ -5,9 +5,10 @@ import { REWARD_TRAIN_OPTIONS } from '../../src/cli/reward.js';
 import { optionsFromSchema } from '../../src/cli/schema-options.js';
 import { SFT_OPTIONS } from '../../src/cli/sft.js';
 import { resolveTrainerConfig } from '../../src/cli/trainer-command.js';
-import { DPO_CONFIG, option, parseDpoConfig } from '../../src/train/config.js';
-import { parseSftConfig, SFTConfigSchema } from '../../src/train/sft-trainer.js';
-import { RewardConfigSchema } from '../../src/train/reward-trainer.js';
+import { option } from '../../src/train/core/config.js';
+import { DPO_CONFIG, parseDpoConfig } from '../../src/train/dpo/config.js';
+import { parseSftConfig, SFTConfigSchema } from '../../src/train/sft/config.js';
+import { RewardConfigSchema } from '../../src/train/reward/config.js';
 
 const spec = (specs: typeof TRAIN_OPTIONS, key: string) => specs.find((s) => s.key === key);
 

@@ -13,7 +13,7 @@ import { readDataFile } from '../../src/data/read.js';
 import { DpoError } from '../../src/errors.js';
 import { parseSafetensorsHeader } from '../../src/io/safetensors.js';
 import { createModel, supportedModelTypes } from '../../src/models/registry.js';
-import { parseDpoConfig } from '../../src/train/config.js';
+import { parseDpoConfig } from '../../src/train/dpo/config.js';
 import { tempDir } from '../train/helpers.js';
 import { FakeTokenizer } from './helpers.js';
 

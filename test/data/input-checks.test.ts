@@ -9,7 +9,7 @@ import { readDataFile } from '../../src/data/read.js';
 import { formatBadRow } from '../../src/data/bad-rows.js';
 import { tokenizePreferences } from '../../src/data/index.js';
 import { printable } from '../../src/errors.js';
-import { describeData } from '../../src/train/evaluate.js';
+import { describeData } from '../../src/train/core/data-report.js';
 import { main } from '../../src/cli/main.js';
 import { tempDir } from '../train/helpers.js';
 import { FakeTokenizer } from './helpers.js';

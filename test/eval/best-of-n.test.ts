@@ -13,7 +13,7 @@ import { wordCount } from '../../src/eval/scorers.js';
 import { Generator } from '../../src/generate/generator.js';
 import { loadPretrained, type Pretrained } from '../../src/models/pretrained.js';
 import type { TextTokenizer } from '../../src/io/tokenizer-types.js';
-import { bodyParameterNames, initScoreHead, saveRewardModel, SCORE_WEIGHT } from '../../src/train/reward-model.js';
+import { bodyParameterNames, initScoreHead, saveRewardModel, SCORE_WEIGHT } from '../../src/scoring/reward-model.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
 
 const PROMPTS = ['The movie was', 'Our trip'];

@@ -13,7 +13,7 @@ import { runCli } from '../cli/run-cli.js';
 import { evaluatePolicy, type EvaluationReport } from '../../src/eval/evaluate.js';
 import { getScorer, listScorers, registerScorer, sentimentScore, wordCount } from '../../src/eval/scorers.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
-import { initScoreHead, saveRewardModel, SCORE_WEIGHT, bodyParameterNames } from '../../src/train/reward-model.js';
+import { initScoreHead, saveRewardModel, SCORE_WEIGHT, bodyParameterNames } from '../../src/scoring/reward-model.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
 
 const run = runCli;

@@ -7,7 +7,7 @@ import { resolveSaveDtype } from '../../src/io/save-dtype.js';
 import { SafetensorsFile, readSafetensors, readSafetensorsHeader } from '../../src/io/safetensors.js';
 import { writeSafetensors } from '../../src/io/safetensors-write.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
-import { buildPolicy, savePolicy } from '../../src/train/policy.js';
+import { buildPolicy, savePolicy } from '../../src/train/core/policy.js';
 import { FIXTURES } from './fixture-harness.js';
 
 const GPT2 = join(FIXTURES, 'gpt2');

@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runQuickstart, SHIPPED_MODEL } from '../../src/quickstart/run.js';
-import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../../src/quickstart/prompts.js';
-import { silentProgress } from '../../src/train/progress.js';
+import { HELD_OUT_PROMPTS, TRAIN_PROMPTS } from '../../src/data/builtin-prompts.js';
+import { silentProgress } from '../../src/progress.js';
 import { loadPretrained } from '../../src/models/pretrained.js';
 import { tempDir } from '../train/helpers.js';
 

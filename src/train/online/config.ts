@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import { JUDGE_TEMPLATES } from '../../eval/judge.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../config.js';
+import { defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
 
 /** A prompts file/folder (`{"prompt": ...}` or `{"messages": [...]}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');
@@ -50,36 +50,19 @@ export const OnlineDPOConfigSchema = z
     maxLength: option(z.number().int().positive().default(512), "prompt + completion tokens at most: prompts keep their last maxLength - maxNewTokens tokens (capped at the model's context)"),
     batchSize: option(z.number().int().positive().default(8), 'prompts per micro-batch (two samples each)'),
     learningRate: option(z.number().positive().default(5e-7), 'peak learning rate (TRL OnlineDPOConfig)', 'lr'),
-    gradientAccumulationSteps: shared.gradientAccumulationSteps,
-    maxSteps: shared.maxSteps,
+    ...TrainingOptionsSchema.pick({ gradientAccumulationSteps: true, maxSteps: true }).shape,
     numEpochs: option(z.number().positive().default(3), 'passes over the prompts (may be fractional)'),
-    optimizer: shared.optimizer,
-    weightDecay: shared.weightDecay,
-    lrScheduler: shared.lrScheduler,
-    warmupSteps: shared.warmupSteps,
-    maxGradNorm: shared.maxGradNorm,
-    gradientCheckpointing: shared.gradientCheckpointing,
+    ...TrainingOptionsSchema.pick({ optimizer: true, weightDecay: true, lrScheduler: true, warmupSteps: true, maxGradNorm: true, gradientCheckpointing: true }).shape,
     seed: option(z.number().int().default(42), 'seed of the prompt order, the samples and LoRA init'),
-    keepDropout: shared.keepDropout,
-    loggingSteps: shared.loggingSteps,
-    evalSteps: shared.evalSteps,
-    saveSteps: shared.saveSteps,
-    saveTotalLimit: shared.saveTotalLimit,
-    overwriteOutput: shared.overwriteOutput,
-    resume: shared.resume,
-    lora: shared.lora,
-    threads: shared.threads,
-    device: shared.device,
-    saveDtype: shared.saveDtype,
-    maxShardSize: shared.maxShardSize,
+    ...TrainingOptionsSchema.pick({ keepDropout: true, loggingSteps: true, evalSteps: true, saveSteps: true, saveTotalLimit: true, overwriteOutput: true, resume: true, lora: true, threads: true, device: true, saveDtype: true, maxShardSize: true }).shape,
   })
   .strict();
 
 export type OnlineDPOConfigInput = z.input<typeof OnlineDPOConfigSchema>;
 export type OnlineDPOConfig = z.output<typeof OnlineDPOConfigSchema>;
 
-export const ONLINE_DPO_CONFIG: ConfigDefinition<typeof OnlineDPOConfigSchema> = {
-  schema: OnlineDPOConfigSchema,
+export const ONLINE_DPO_CONFIG = defineConfig(OnlineDPOConfigSchema, {
+  source: 'online',
   check(c, source) {
     const rankers = [c.rewardModel, c.scorer, c.judgeUrl].filter((v) => v !== undefined).length;
     if (rankers !== 1) throw new DpoError(`${source}: give exactly one of rewardModel, scorer and judgeUrl (what ranks the two samples of a prompt)`);
@@ -88,12 +71,10 @@ export const ONLINE_DPO_CONFIG: ConfigDefinition<typeof OnlineDPOConfigSchema> =
     if (c.judgeUrl && c.missingEosPenalty !== undefined) throw new DpoError(`${source}: missingEosPenalty applies to rewards (rewardModel or scorer), not to a judge's verdicts`);
     if (c.maxNewTokens >= c.maxLength) throw new DpoError(`${source}: maxNewTokens (${c.maxNewTokens}) leaves no room for the prompt in maxLength (${c.maxLength})`);
   },
-};
+});
 
 /** Validates and fills defaults; a problem becomes one DpoError naming the key. */
-export function parseOnlineDpoConfig(input: unknown, source = 'online'): OnlineDPOConfig {
-  return parseConfig(ONLINE_DPO_CONFIG, input, source);
-}
+export const parseOnlineDpoConfig: (input: unknown, source?: string) => OnlineDPOConfig = ONLINE_DPO_CONFIG.parse;
 
 /** TRL's beta of an epoch: the epoch's entry of the list, the last one past its end. */
 export function betaForEpoch(betas: readonly number[], epoch: number): number {

@@ -12,7 +12,7 @@ import type { LossBuild } from '../../engine/train-step.js';
 import type { DropoutSites } from '../../models/dropout.js';
 import type { ModelParams } from '../../models/linear.js';
 import type { CausalLM } from '../../models/types.js';
-import { declareScoredInputs, sequenceLogps } from '../sequence-logps.js';
+import { declareScoredInputs, sequenceLogps } from '../../scoring/sequence-logps.js';
 import type { OnlineLossType } from './config.js';
 
 /** Per-pair losses [B] from [2, B] policy and reference log-prob sums (chosen row 0) and beta [1]. */

@@ -5,12 +5,10 @@
  */
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
-import { option, parseConfig, TrainingOptionsSchema, type ConfigDefinition } from '../config.js';
+import { defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
 
 /** A prompts file/folder (`{"prompt": ...}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');
-
-const shared = TrainingOptionsSchema.shape;
 
 export const PPOConfigSchema = z
   .object({
@@ -39,38 +37,30 @@ export const PPOConfigSchema = z
     cliprangeValue: option(z.number().positive().default(0.2), 'clip range of the value predictions around the rollout values', 'eps'),
     vfCoef: option(z.number().min(0).default(0.1), 'weight of the value loss', 'c'),
     whitenRewards: option(z.boolean().default(false), 'whiten the per-token rewards (scale only) before GAE; advantages are always whitened'),
-    optimizer: shared.optimizer,
-    weightDecay: shared.weightDecay,
+    ...TrainingOptionsSchema.pick({ optimizer: true, weightDecay: true }).shape,
     lrScheduler: option(z.enum(['constant', 'linear', 'cosine']).default('linear'), 'learning-rate schedule over the updates, after warm-up', 'name'),
     warmupSteps: option(z.number().int().min(0).default(0), 'linear warm-up updates'),
-    maxGradNorm: shared.maxGradNorm,
-    gradientCheckpointing: shared.gradientCheckpointing,
+    ...TrainingOptionsSchema.pick({ maxGradNorm: true, gradientCheckpointing: true }).shape,
     seed: option(z.number().int().default(42), 'seed of the prompt order, the samples and the minibatch order'),
     loggingSteps: option(z.number().int().positive().default(1), 'write metrics every n updates'),
     evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-prompts every n updates (and always at the end)'),
     saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n updates'),
-    saveTotalLimit: shared.saveTotalLimit,
-    resume: shared.resume,
-    overwriteOutput: shared.overwriteOutput,
-    threads: shared.threads,
-    device: shared.device,
+    ...TrainingOptionsSchema.pick({ saveTotalLimit: true, resume: true, overwriteOutput: true, threads: true, device: true }).shape,
   })
   .strict();
 
 export type PPOConfigInput = z.input<typeof PPOConfigSchema>;
 export type PPOConfig = z.output<typeof PPOConfigSchema>;
 
-export const PPO_CONFIG: ConfigDefinition<typeof PPOConfigSchema> = {
-  schema: PPOConfigSchema,
+export const PPO_CONFIG = defineConfig(PPOConfigSchema, {
+  source: 'ppo',
   check(c, source) {
     if (!c.rewardModel === !c.scorer) throw new DpoError(`${source}: give exactly one of rewardModel (a reward model folder) and scorer (e.g. 'sentiment')`);
     if (c.miniBatchSize !== undefined && c.miniBatchSize > c.batchSize) {
       throw new DpoError(`${source}: miniBatchSize (${c.miniBatchSize}) is larger than batchSize (${c.batchSize})`);
     }
   },
-};
+});
 
 /** Validates and fills defaults; a problem becomes one DpoError naming the key. */
-export function parsePpoConfig(input: unknown, source = 'ppo'): PPOConfig {
-  return parseConfig(PPO_CONFIG, input, source);
-}
+export const parsePpoConfig: (input: unknown, source?: string) => PPOConfig = PPO_CONFIG.parse;

@@ -11,7 +11,7 @@ import * as op from '../../engine/ops.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../../engine/runtime.js';
 import type { LossBuild } from '../../engine/train-step.js';
 import type { CausalLM } from '../../models/types.js';
-import { declareScoredInputs, scoredHead, type ScoredInputs } from '../sequence-logps.js';
+import { declareScoredInputs, scoredHead, type ScoredInputs } from '../../scoring/sequence-logps.js';
 import { clippedPolicyLoss, clippedValueLoss } from './losses.js';
 import { valuesAt } from './value-head.js';
 

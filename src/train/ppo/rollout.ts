@@ -8,7 +8,7 @@ import { collatePreferences } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { HostTensor } from '../../engine/runtime.js';
 import type { FinishReason } from '../../generate/generator.js';
-import { scoredFeeds } from '../sequence-logps.js';
+import { scoredFeeds } from '../../scoring/sequence-logps.js';
 import type { TokenScorer } from './graphs.js';
 
 export interface Rollout {

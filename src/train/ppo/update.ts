@@ -8,8 +8,8 @@ import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { HostTensor } from '../../engine/runtime.js';
 import type { TrainStep } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
-import { divergence } from '../loop.js';
-import type { MetricsAccumulator } from '../metrics.js';
+import { divergence } from '../core/loop.js';
+import type { MetricsAccumulator } from '../core/metrics.js';
 import type { PpoTokenInput } from './graphs.js';
 import { gatherTokens, sequenceFeeds } from './rollout.js';
 

@@ -1,0 +1,4 @@
+/** KTO (`dpo kto`): config, loss, trainer. */
+export * from './config.js';
+export * from './loss.js';
+export * from './trainer.js';

@@ -1,0 +1,30 @@
+/** SFTConfig: every option of `dpo sft`, with TRL SFTConfig's names and defaults. */
+import { z } from 'zod';
+import { PREFERENCE_FORMATS } from '../../data/preference-format.js';
+import { SFT_FORMATS } from '../../data/sft-format.js';
+import { defineConfig, option, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
+
+/** Formats `dpo sft` accepts: SFT layouts and every preference layout (chosen completions). */
+export const SFT_DATA_FORMATS = [...SFT_FORMATS, ...PREFERENCE_FORMATS] as const;
+
+export const SFTConfigSchema = TrainingOptionsSchema.extend({
+  ...ScoredBatchShape,
+  data: option(
+    z.string().min(1),
+    'SFT data (text, prompt/completion or messages rows) or preference data (trains on the chosen completions): a .jsonl/.json/.parquet file or a folder',
+    'path',
+  ),
+  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  format: option(z.enum(['auto', ...SFT_DATA_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
+  batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
+  /** TRL SFTConfig's default. */
+  learningRate: option(z.number().positive().default(2e-5), 'peak learning rate', 'lr'),
+}).strict();
+
+export type SFTConfigInput = z.input<typeof SFTConfigSchema>;
+export type SFTConfig = z.output<typeof SFTConfigSchema>;
+
+export const SFT_CONFIG = defineConfig(SFTConfigSchema);
+
+/** Validates and fills defaults; a problem becomes one DpoError naming the key. */
+export const parseSftConfig: (input: unknown, source?: string) => SFTConfig = SFT_CONFIG.parse;
