@@ -36,3 +36,17 @@ describe('config messages', () => {
     expect(() => parseDpoConfig({ model: 'm', data: 'd', output: 'o', beta: 'high', maxSteps: -1 })).toThrow(/^config: 2 problems: '(beta|maxSteps)': .*; '(beta|maxSteps)': /);
   });
 });
+
+describe('checks found before any work', () => {
+  it('--steps-per-run with --gradient-accumulation-steps > 1 is refused before the data is read', async () => {
+    const r = await runCli(['train', '--model', 'nowhere', '--data', 'nothing.jsonl', '--output', join(dir, 'spr'), '--steps-per-run', '2', '--gradient-accumulation-steps', '2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('dpo: train: stepsPerRun 2 does not combine with gradientAccumulationSteps 2: use one of them (or a larger batchSize)\n');
+  });
+
+  it('dpo eval --per-example <folder> is refused up front in one line, not a raw EISDIR after the evaluation', async () => {
+    const r = await runCli(['eval', '--model', 'nowhere', '--data', 'nothing.jsonl', '--per-example', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`dpo: --per-example ${dir}: is a folder; give the path of a file to write\n`);
+  });
+});

@@ -174,6 +174,12 @@ export function parseConfig<S extends z.ZodObject>(def: ConfigDefinition<S>, inp
 
 /** Runs a definition's cross-key checks on schema-valid values and marks them validated. */
 export function checkedConfig<S extends z.ZodObject>(def: ConfigDefinition<S>, c: z.output<S>, source: string): z.output<S> {
+  // Conflicts between the shared training options, for every trainer: found before any work
+  // (not after the reference pass, where the runner would find them).
+  const t = c as Partial<Record<'stepsPerRun' | 'gradientAccumulationSteps', number>>;
+  if (t.stepsPerRun !== undefined && t.stepsPerRun > 1 && t.gradientAccumulationSteps !== undefined && t.gradientAccumulationSteps > 1) {
+    throw new DpoError(`${source}: stepsPerRun ${t.stepsPerRun} does not combine with gradientAccumulationSteps ${t.gradientAccumulationSteps}: use one of them (or a larger batchSize)`);
+  }
   def.check?.(c, source);
   parsed.set(c as object, def as ConfigDefinition);
   return c;
