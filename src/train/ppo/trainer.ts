@@ -26,6 +26,8 @@ import { withGradientCheckpointing } from '../../models/linear.js';
 import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
 import { saveCheckpoint } from '../../io/hf-folder.js';
+import { resolveSaveDtype, withStoredDtype, type ModelSaveOptions } from '../../io/save-dtype.js';
+import { parseShardSize } from '../../io/shards.js';
 import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
@@ -268,7 +270,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             evalMetrics = await evaluate();
             await appendMetrics(metricsFile, { step: done, ...evalMetrics });
           }
-          await savePolicyWithValueHead(c.output, pretrained, params);
+          await savePolicyWithValueHead(c.output, pretrained, params, c);
           log(`saved the policy and its value head to ${c.output}`);
         }
         return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
@@ -309,11 +311,14 @@ function meanSquaredError(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * The policy in Hugging Face layout with the value head's two tensors in the same
  * model.safetensors, under TRL's names (see value-head.ts).
  */
-export async function savePolicyWithValueHead(output: string, pretrained: Pretrained, params: ReadonlyMap<string, Float32Array>): Promise<void> {
+export async function savePolicyWithValueHead(output: string, pretrained: Pretrained, params: ReadonlyMap<string, Float32Array>, save: ModelSaveOptions = {}): Promise<void> {
   const { model } = pretrained;
   const modelWeights = new Map(model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
   const tensors: Map<string, Float32Tensor> = checkpointTensors(model, modelWeights);
   for (const [name, shape] of valueHeadShapes(model.config.hiddenSize)) tensors.set(name, { data: params.get(name) as Float32Array, shape: [...shape] });
-  const config: JsonObject = { ...(model.config.raw as JsonObject), torch_dtype: 'float32' };
-  await saveCheckpoint(output, { config, tensors, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
+  // --save-dtype as every other command: auto keeps the dtype the model was loaded in.
+  const dtype = resolveSaveDtype(save.saveDtype, pretrained.dtype);
+  const config = withStoredDtype(model.config.raw as JsonObject, dtype);
+  const maxShardSize = save.maxShardSize === undefined ? undefined : parseShardSize(save.maxShardSize);
+  await saveCheckpoint(output, { config, tensors, dtype, maxShardSize, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
 }
