@@ -159,6 +159,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   let lastMetrics: Record<string, number> = {};
   let evalMetrics: Record<string, number> | undefined;
   let lastSaved: string | undefined;
+  const lossWatch = new LossWatch();
   const saveCheckpoint = async (): Promise<void> => {
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     const params = step.parameters();
@@ -210,6 +211,8 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
           );
         }
         r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
+        const rising = lossWatch.check(done, r.loss);
+        if (rising) log(`${rising}: training is probably diverging; lower --learning-rate (now ${shortNumber(c.learningRate)})`);
         lossSum += r.loss;
         gradNormSum += r.gradNorm;
         stepsInWindow++;
@@ -251,6 +254,26 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
     progress.stop();
+  }
+}
+
+/**
+ * Warns (once) when a step's loss is orders of magnitude above the run's first: a learning rate
+ * far too high can leave every value finite (the divergence check passes) and the model useless.
+ */
+export class LossWatch {
+  private first: number | undefined;
+  private warned = false;
+  /** The warning for step `step`'s loss, or undefined. */
+  check(step: number, loss: number): string | undefined {
+    if (this.first === undefined) {
+      this.first = Math.abs(loss);
+      return undefined;
+    }
+    if (this.warned || !(Math.abs(loss) > 100 * Math.max(this.first, 0.01))) return undefined;
+    this.warned = true;
+    const short = (x: number): string => shortNumber(Number(x.toPrecision(3)));
+    return `warning: step ${step}: loss ${short(loss)} is ${short(Math.abs(loss) / Math.max(this.first, 0.01))}x the first step's ${short(this.first)}`;
   }
 }
 
