@@ -149,6 +149,12 @@ export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: read
       out.lora = lora;
       continue;
     }
+    // `lora: true` turns LoRA on with its defaults (as `--lora-r 8` would); `lora: false` leaves it off.
+    if (key === 'lora' && typeof value === 'boolean') {
+      if (value) out.lora = isPlainObject(out.lora) ? out.lora : {};
+      spellings[key] = k;
+      continue;
+    }
     // Own keys only: 'constructor' or 'toString' are not "given twice" because every object inherits them.
     if (Object.hasOwn(out, key)) throw new DpoError(`config key '${k}' is given twice (as '${key}' in another spelling)`);
     Object.defineProperty(out, key, { value: listKeys.includes(key) && typeof value === 'string' ? parseList(value) : value, enumerable: true, writable: true, configurable: true });

@@ -50,3 +50,14 @@ describe('checks found before any work', () => {
     expect(r.stderr).toBe(`dpo: --per-example ${dir}: is a folder; give the path of a file to write\n`);
   });
 });
+
+describe('lora in a config file', () => {
+  it('lora: true turns LoRA on with its defaults; lora: false leaves it off', async () => {
+    for (const [lora, expected] of [[true, { r: 8, alpha: 16, dropout: 0 }], [false, undefined]] as const) {
+      const cfg = file(`lora-${lora}.json`, { model: 'm', data: 'd.jsonl', output: 'o', lora });
+      const r = await runCli(['train', '--config', cfg, '--print-config']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).lora).toEqual(expected);
+    }
+  });
+});
