@@ -233,7 +233,8 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
           windowStart = Date.now();
         }
         // Evaluation and checkpoints fall on a run's last step (see `boundary`).
-        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
+        // Not when a stop was requested during the step: a whole eval pass would delay the checkpoint.
+        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) {
           evalMetrics = await hooks.evaluate(step.parameters());
           await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
         }
