@@ -70,3 +70,18 @@ describe('SIGTERM during the reference pass', () => {
     expect(readFileSync(join(cache, 'reference', file)).equals(readFileSync(join(fresh, 'reference', file)))).toBe(true);
   });
 });
+
+describe('SIGTERM during a step with --eval-steps', () => {
+  it('skips that step\'s evaluation pass and saves the checkpoint at once', async () => {
+    const out = join(dir, 'eval-steps');
+    const r = await runSignalled(
+      ['train', '--model', model, '--data', pairs, '--eval-data', pairs, '--eval-steps', '1', '--output', out, '--cache-dir', join(dir, 'cache'), '--threads', '1', '--batch-size', '4', '--max-steps', '6', '--logging-steps', '1'],
+      /train 0\/6/,
+      'SIGTERM',
+    );
+    expect(r.code).toBe(143);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => 'eval_loss' in l)).toEqual([]);
+    expect(readdirSync(out).filter((n) => n.startsWith('checkpoint-')).length).toBe(1);
+  });
+});
