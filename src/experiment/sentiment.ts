@@ -309,3 +309,4 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
     await learned?.release();
   }
 }
+export { DEFAULTS as EXPERIMENT_DEFAULTS };

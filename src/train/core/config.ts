@@ -12,17 +12,10 @@ import { DpoError } from '../../errors.js';
 import { PREFERENCE_FORMATS } from '../../data/preference-format.js';
 import { SAVE_DTYPES } from '../../io/save-dtype.js';
 import { parseShardSize } from '../../io/shards.js';
+import { option } from '../../config/option.js';
+import { RuntimeOptionsSchema } from '../../config/runtime.js';
 
-/** Help of one config key: what it does, and the placeholder of its value (`--model <path>`). */
-export interface OptionMeta {
-  description: string;
-  arg?: string;
-}
-
-/** Attaches help text (and the value's placeholder) to a config key's schema. */
-export function option<T extends z.ZodType>(schema: T, description: string, arg?: string): T {
-  return schema.meta(arg ? { description, arg } : { description });
-}
+export { option, type OptionMeta } from '../../config/option.js';
 
 export const LoraOptionsSchema = z
   .object({
@@ -37,11 +30,19 @@ export const LoraOptionsSchema = z
   })
   .strict();
 
+/**
+ * A data key: a .jsonl/.json/.parquet file or a folder of them, or (library only) the rows
+ * themselves, an array of row objects in any of the file formats.
+ */
+export function dataOption(description: string): z.ZodUnion<[z.ZodString, z.ZodArray<z.ZodCustom<object, object>>]> {
+  return option(z.union([z.string().min(1), z.array(z.custom<object>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'expected a row object')).min(1)]), description, 'path');
+}
+
 export const TrainingOptionsSchema = z.object({
   model: option(z.string().min(1), 'policy model: a Hugging Face model folder or hub id (org/name[@revision])', 'path'),
-  data: option(z.string().min(1), 'preference data: a .jsonl/.json/.parquet file or a folder of them', 'path'),
+  data: dataOption('preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows)'),
   output: option(z.string().min(1), 'output folder: final model, metrics.jsonl, checkpoints', 'dir'),
-  evalData: option(z.string().min(1).optional(), 'held-out preference data for eval_* metrics', 'path'),
+  evalData: dataOption('held-out preference data for eval_* metrics (library: or an array of rows)').optional(),
   format: option(z.enum(['auto', ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
   maxLength: option(z.number().int().positive().default(1024), "max tokens of prompt + completion (capped at the model's max_position_embeddings)"),
   maxPromptLength: option(z.number().int().positive().optional(), 'max prompt tokens'),
@@ -95,11 +96,10 @@ export const TrainingOptionsSchema = z.object({
   overwriteOutput: option(z.boolean().default(false), 'write into a non-empty --output that is not a run of this command'),
   /** true: continue from the newest checkpoint in `output`; a path: from that checkpoint. */
   resume: option(z.union([z.boolean(), z.string().min(1)]).default(false), 'continue from the newest checkpoint in --output, or from the given one', 'checkpoint'),
-  lora: LoraOptionsSchema.optional(),
+  lora: option(LoraOptionsSchema.optional(), 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)'),
   /** Where reference log-probs are cached (default $DPO_TS_CACHE or ~/.cache/dpo-ts). */
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
-  threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
-  device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
+  ...RuntimeOptionsSchema.shape,
   saveDtype: option(
     z.enum(SAVE_DTYPES).default('auto'),
     "dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT)",
