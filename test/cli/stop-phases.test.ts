@@ -52,7 +52,12 @@ describe('SIGTERM during the reference pass', () => {
     const r = await runSignalled(args(out, cache), /reference log-probs 4\/48/, 'SIGTERM');
     expect(r.sent).toBe(true);
     expect(r.code).toBe(143);
-    expect(r.stderr).toMatch(/stopped the reference pass after (4|8) of 48 rows; kept them in .*\.partial\.f64; the next run continues from there/);
+    // Within a batch or two of the signal (how far the pass got meanwhile depends on the load).
+    const kept = /stopped the reference pass after (\d+) of 48 rows; kept them in .*\.partial\.f64; the next run continues from there/.exec(r.stderr);
+    expect(kept, r.stderr).not.toBeNull();
+    const rows = Number(kept![1]);
+    expect(rows).toBeGreaterThanOrEqual(4);
+    expect(rows).toBeLessThan(48);
     expect(JSON.parse(r.stdout)).toMatchObject({ interrupted: true, steps: 0 });
     expect(r.stderr).not.toMatch(/^train \d/m);
     expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
@@ -60,7 +65,7 @@ describe('SIGTERM during the reference pass', () => {
 
     const again = await runCli(args(out, cache));
     expect(again.code).toBe(0);
-    expect(again.stderr).toMatch(/reference log-probs: continued from row (4|8) of 48/);
+    expect(again.stderr).toContain(`reference log-probs: continued from row ${rows} of 48`);
     const [file] = cacheFiles(cache);
     expect(file).toMatch(/^[0-9a-f]{64}\.f64$/);
 
