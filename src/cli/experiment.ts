@@ -71,6 +71,7 @@ export const SentimentFlagsSchema = z
     judgeModel: JUDGE_FLAGS.judgeModel,
     judgeApiKeyEnv: JUDGE_FLAGS.judgeApiKeyEnv,
     threads: RuntimeOptionsSchema.shape.threads,
+    device: RuntimeOptionsSchema.shape.device,
   })
   .strict();
 
@@ -122,6 +123,7 @@ export function register(program: Command, ctx: CliContext): void {
         model: f.model,
         output: f.output,
         overwriteOutput: f.overwriteOutput,
+        inputFiles: [{ flag: '--prompts', path: f.prompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }],
         trainPrompts: await readPrompts(f.prompts),
         heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,
@@ -143,6 +145,7 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: f.maxNewTokens,
         seed: f.seed,
         threads: f.threads,
+        device: f.device,
         progress: ctx.progress(),
       });
       report(ctx, summary);

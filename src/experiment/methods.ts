@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { DeviceRequest } from '../engine/device.js';
 import type { RewardFn } from '../eval/rewards.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { checkpointModelWeights, listCheckpoints } from '../train/core/checkpoint.js';
@@ -37,6 +38,8 @@ export interface MethodContext {
   maxNewTokens: number;
   seed: number;
   threads?: number;
+  /** Where graphs run (--device); default cpu. */
+  device?: DeviceRequest;
   /** Where run `name` writes its model, metrics and checkpoints. */
   runDir(name: string): string;
   cacheDir: string;
@@ -116,6 +119,7 @@ function common(ctx: MethodContext, output: string) {
     saveSteps: Math.max(1, Math.floor(ctx.steps / ctx.checkpoints)),
     seed: ctx.seed,
     threads: ctx.threads,
+    device: ctx.device,
     cacheDir: ctx.cacheDir,
   };
 }
@@ -225,6 +229,7 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           saveSteps: Math.max(1, Math.floor(updates / ctx.checkpoints)),
           seed: ctx.seed,
           threads: ctx.threads,
+          device: ctx.device,
         },
         { progress: ctx.progress },
       ).train();

@@ -9,12 +9,14 @@
  *
  * Writes <output>/frontier.jsonl (a line per point, as they come), summary.json and report.html.
  */
+import type { DeviceRequest } from '../engine/device.js';
 import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { deriveSeed } from '../data/rng.js';
 import { hostInfo } from '../engine/host.js';
 import { DpoError } from '../errors.js';
 import { JudgeClient, VerdictCache } from '../eval/judge.js';
+import { refuseClearingInputs, type NamedInput } from '../io/input-guard.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
 import { loadPretrained } from '../models/pretrained.js';
@@ -38,6 +40,8 @@ export interface SentimentExperimentOptions {
   output?: string;
   /** Write into a non-empty folder that is not an earlier run of the experiment. */
   overwriteOutput?: boolean;
+  /** Files the caller read the prompts from, by flag: replacing an earlier run's results never deletes them. */
+  inputFiles?: readonly NamedInput[];
   trainPrompts?: readonly string[];
   heldOutPrompts?: readonly string[];
   /** Ground-truth reward, a registered scorer name (default 'sentiment'). */
@@ -78,6 +82,8 @@ export interface SentimentExperimentOptions {
   judge?: { url: string; model: string; apiKey?: string };
   /** Run only this shard of the sweep (shard.ts); its results go into the shared output folder for `mergeExperiment`. */
   shard?: Shard;
+  /** Where graphs run (--device); default cpu. */
+  device?: DeviceRequest;
   progress?: ProgressReporter;
 }
 
@@ -161,6 +167,11 @@ async function guardExperimentOutput(output: string, o: SentimentExperimentOptio
   const marker = await readFile(join(output, RUN_MARKER_FILE), 'utf8').then((t) => (JSON.parse(t) as { command?: unknown }).command, () => undefined);
   const guard = await guardOutput({ output, model, command: EXPERIMENT_COMMAND, overwriteOutput: o.overwriteOutput, digest: '', log: (m) => progress.log(m) });
   if (marker === EXPERIMENT_COMMAND) {
+    const inputs = [{ flag: '--model', path: model }, ...(o.inputFiles ?? [])];
+    await refuseClearingInputs(RUN_OUTPUTS.map((n) => join(output, n)), inputs, `replacing the results of the earlier experiment run in ${output}`).catch(async (e: unknown) => {
+      await guard.release(true);
+      throw e;
+    });
     progress.log(`${output}: replacing the results of an earlier experiment run`);
     for (const name of RUN_OUTPUTS) await rm(join(output, name), { recursive: true, force: true });
     for (const name of await readdir(output)) if (/^seed-\d+$/.test(name)) await rm(join(output, name), { recursive: true, force: true });
@@ -261,7 +272,7 @@ async function runSeed(
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
   const groundTruth = getScorer(settings.scorer);
-  const runtime = { threads };
+  const runtime = { threads, executionProvider: o.device };
   if (settings.seeds > 1) progress.log(`== seed ${seed}`);
 
   progress.log(`model: ${settings.model}; ground truth: ${groundTruth.name}${settings.quick ? ' (quick settings)' : ''}`);
@@ -326,6 +337,7 @@ async function runSeed(
         loggingSteps: Math.max(1, Math.floor(settings.rewardModelSteps / 10)),
         seed,
         threads,
+        device: o.device,
       },
       { progress },
     ).train();
@@ -350,6 +362,7 @@ async function runSeed(
       maxNewTokens: settings.maxNewTokens,
       seed,
       threads,
+      device: o.device,
       runDir: (name) => join(work, 'runs', name),
       cacheDir: join(output, 'cache'),
       evaluator,

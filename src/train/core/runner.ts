@@ -17,6 +17,7 @@ import { withGradientCheckpointing, type ModelParams } from '../../models/linear
 import { loadModelOrAdapter } from '../../models/load-model.js';
 import type { Pretrained } from '../../models/pretrained.js';
 import { fitToContext } from '../../models/context-limit.js';
+import { resolveDevice } from '../../engine/device.js';
 import { guardOutput } from './output-guard.js';
 import type { PreferenceBatch } from '../../data/collate.js';
 import { checkStepsPerRun, EvalGraph, optionsDigest, preferenceTokens, runTrainingLoop, trainingBatcher, type BatchSource, type LoopHooks, type LoopOptions, type LoopResult, type TrainingOptions } from './loop.js';
@@ -146,8 +147,9 @@ export async function guardedRun<T>(
   body: (digest: string) => Promise<T>,
 ): Promise<T> {
   const digest = optionsDigest(resume);
+  const files = (['data', 'evalData'] as const).map((k) => ({ flag: k === 'data' ? '--data' : '--eval-data', path: (c as { data?: unknown; evalData?: unknown })[k] })).filter((f): f is { flag: string; path: string } => typeof f.path === 'string');
   const lock = await guardOutput({
-    output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
+    output: c.output, model: c.model, inputs, files, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
   });
   let failed = true;
   try {
@@ -198,6 +200,7 @@ export interface TrainerRun<B = PreferenceBatch> {
 export async function runTrainer<B = PreferenceBatch>(run: TrainerRun<B>): Promise<TrainerResult> {
   const c = run.config;
   const runtime = runtimeOf(c);
+  if (c.device === 'auto') run.progress.log(`device: ${await resolveDevice('auto')} (--device auto)`);
   const { specs, transform } = run.params;
   const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });
