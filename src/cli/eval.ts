@@ -38,8 +38,8 @@ export function register(program: Command, ctx: CliContext): void {
       const perExampleFile = typeof opts.perExample === 'string' ? opts.perExample : undefined;
       const input = { ...fromFlags, perExample: perExampleFile !== undefined };
       const config = checkedConfig(EVAL_CONFIG, validateConfig(EVAL_CONFIG.schema, input, fromFlags, EVAL_OPTIONS, undefined), 'eval');
-      const { evaluateDpo } = await import('../train/dpo/evaluate.js');
-      const r = await evaluateDpo(config, { progress: ctx.progress() });
+      const { evaluatePreferences } = await import('../train/dpo/evaluate.js');
+      const r = await evaluatePreferences(config, { progress: ctx.progress() });
       if (perExampleFile && r.perExample) {
         await writeFile(perExampleFile, r.perExample.map((row) => `${JSON.stringify(row)}\n`).join(''));
       }

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { evaluatePolicy, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
+import { evaluateGenerations, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
 import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import type { ProgressReporter } from '../progress.js';
@@ -184,7 +184,7 @@ export async function runEvaluate(
   }
 
   const progress = io.progress;
-  const report = await evaluatePolicy({
+  const report = await evaluateGenerations({
     model: opts.model as string,
     refModel: opts.refModel,
     prompts: opts.prompts as string,
