@@ -18,6 +18,7 @@ import { register as experiment } from './experiment.js';
 import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
 import { register as label } from './label.js';
+import { register as judge } from './judge.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
   train,
@@ -34,5 +35,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   exportModel,
   models,
   label,
+  judge,
   experiment,
 ];

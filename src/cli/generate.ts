@@ -56,7 +56,8 @@ export interface GenerateSummary {
 const EXAMPLES = `
 Prompt rows: {"prompt": "..."}, or conversational {"prompt": [{"role": "user", "content": "..."}]}
 or {"messages": [...]}, rendered with the tokenizer's chat template and its generation prompt.
-Output rows: {"prompt": ..., "completions": ["...", ...]}, one per prompt, in input order.
+Output rows: {"prompt": ..., "completions": ["...", ...], "finish_reasons": ["eos"|"stop"|"length",
+...]}, one per prompt, in input order (dpo label --completions labels them).
 
 With --best-of N, N candidates are sampled for each kept completion and the one with the highest
 reward (--scorer NAME or --reward-model DIR) is kept; rows then carry "rewards" too.
@@ -164,7 +165,8 @@ export async function runGenerate(
   }
 
   const rewards = result.rewards;
-  const lines = prompts.map((p, i) => `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i], ...(rewards ? { rewards: rewards[i] } : {}) })}\n`);
+  // finish_reasons: why each completion ended ('eos', 'stop' string, 'length' limit), as dpo label --completions shows it.
+  const lines = prompts.map((p, i) => `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i], finish_reasons: result.finishReasons[i], ...(rewards ? { rewards: rewards[i] } : {}) })}\n`);
   await mkdir(dirname(opts.output), { recursive: true });
   await writeFileAtomic(opts.output, async (handle) => {
     await handle.writeFile(lines.join(''));

@@ -28,6 +28,7 @@ export {
   JudgeClient,
   judgePairs,
   parseJudgeAnswer,
+  parseJudgeTie,
   parseRetryAfter,
   renderJudgePrompt,
   VerdictCache,
@@ -42,3 +43,31 @@ export {
   type WinRateCounts,
 } from './judge.js';
 export { loadBaselineFile, matchBaselines, promptKey, toBaselineRow, type BaselineFile } from './baseline.js';
+export { wilsonInterval } from './intervals.js';
+export {
+  judgeWinRate,
+  llmPairJudge,
+  scorerPairJudge,
+  verdictOfOrders,
+  winRateOf,
+  type JudgeVerdict,
+  type LlmJudgeStats,
+  type LlmPairJudgeOptions,
+  type PairItem,
+  type PairJudge,
+  type WinRateWithInterval,
+} from './pair-judge.js';
+export {
+  comparisonKey,
+  formatAgreementReport,
+  humanHumanAgreement,
+  humanLabels,
+  judgeAgreement,
+  loadHumanLabels,
+  type AgreementRate,
+  type AgreementReport,
+  type HumanHumanAgreement,
+  type HumanJudgment,
+  type HumanLabels,
+  type JudgeHumanAgreement,
+} from './judge-agreement.js';

@@ -76,13 +76,27 @@ export function renderJudgePrompt(template: JudgeTemplateName, query: string, a:
 
 const LABEL = /^[\s*_#>-]*(more\s+helpful|preferred|preference|choice|answer|verdict)[\s*_]*:(.*)$/i;
 
-function bareChoice(s: string): 'A' | 'B' | undefined {
-  const v = s
+/** `s` without surrounding whitespace, quotes, brackets and markdown emphasis. */
+function unquote(s: string): string {
+  return s
     .trim()
     .replace(/^[\s*_"'`“”‘’<([]+/u, '')
-    .replace(/[\s*_"'`“”‘’>)\].]+$/u, '')
-    .replace(/^(response|summary|option)\s+/i, '');
+    .replace(/[\s*_"'`“”‘’>)\].]+$/u, '');
+}
+
+function bareChoice(s: string): 'A' | 'B' | undefined {
+  const v = unquote(s).replace(/^(response|summary|option)\s+/i, '');
   return v === 'A' || v === 'B' ? v : undefined;
+}
+
+/** The value of the answer's last "More helpful:" / "Preferred:" line, else its last line (undefined when empty). */
+function decisiveText(text: string): string | undefined {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = LABEL.exec(lines[i]);
+    if (m) return m[2];
+  }
+  return lines.length > 0 ? lines[lines.length - 1] : undefined;
 }
 
 /**
@@ -91,13 +105,22 @@ function bareChoice(s: string): 'A' | 'B' | undefined {
  * A or B, quotes and markdown aside); without such a line, a last line that is only A or B.
  */
 export function parseJudgeAnswer(text: string): 'A' | 'B' | undefined {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const m = LABEL.exec(lines[i]);
-    if (m) return bareChoice(m[2]);
-  }
-  return lines.length > 0 ? bareChoice(lines[lines.length - 1]) : undefined;
+  const v = decisiveText(text);
+  return v === undefined ? undefined : bareChoice(v);
 }
+
+/**
+ * True when the answer's decisive line declares a tie ("More helpful: Tie", "Preferred: neither",
+ * "equal", "both", "same") instead of A or B. The paper's prompts ask for A or B only, so
+ * {@link parseJudgeAnswer} counts such an answer as malformed; studies of the judge itself (judge
+ * agreement) report it as a tie.
+ */
+export function parseJudgeTie(text: string): boolean {
+  const v = decisiveText(text);
+  return v !== undefined && TIE.test(unquote(v));
+}
+
+const TIE = /^(tie|a tie|it'?s a tie|equal|equally (good|helpful)|neither|both|same|none)$/i;
 
 /** What one judge request decided, as cached. */
 export interface JudgeAnswer {
@@ -375,6 +398,8 @@ export interface JudgePairsResult {
   outcomes: Outcome[];
   /** Per pair: the choice with the policy as A, and with the policy as B (undefined = malformed). */
   choices: ['A' | 'B' | undefined, 'A' | 'B' | undefined][];
+  /** Per pair: the judge's raw answer text in each order (undefined where nothing was asked). */
+  answers: [string | undefined, string | undefined][];
   counts: WinRateCounts;
   /** Questions answered from the cache. */
   cached: number;
@@ -436,7 +461,11 @@ export async function judgePairs(pairs: readonly JudgePair[], options: JudgePair
   if (failed !== undefined) throw failed;
 
   const choices: JudgePairsResult['choices'] = pairs.map(() => [undefined, undefined]);
-  for (const q of questions) choices[q.pair][q.order] = answers.get(q.key)?.choice;
+  const texts: JudgePairsResult['answers'] = pairs.map(() => [undefined, undefined]);
+  for (const q of questions) {
+    choices[q.pair][q.order] = answers.get(q.key)?.choice;
+    texts[q.pair][q.order] = answers.get(q.key)?.answer;
+  }
   const asked = new Set(questions.map((q) => q.pair));
   const outcomes = pairs.map((_, i): Outcome => (asked.has(i) ? combineOrders(choices[i][0], choices[i][1]) : 'tie'));
   let valid = 0;
@@ -448,5 +477,5 @@ export async function judgePairs(pairs: readonly JudgePair[], options: JudgePair
       if (c === 'A') firstPos++;
     }
   }
-  return { outcomes, choices, counts: countOutcomes(outcomes), cached, asked: todo.length, first_position_rate: valid > 0 ? firstPos / valid : null };
+  return { outcomes, choices, answers: texts, counts: countOutcomes(outcomes), cached, asked: todo.length, first_position_rate: valid > 0 ? firstPos / valid : null };
 }

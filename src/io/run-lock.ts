@@ -51,10 +51,10 @@ async function readRecord(file: string): Promise<LockRecord | undefined> {
 
 /**
  * Takes the lock of `dir` (which must exist) for `command`. `onStale` hears about a stale lock
- * that was taken over.
+ * that was taken over. `file` locks something else than a folder (`dir` then names it in messages,
+ * e.g. `dpo label`'s output file).
  */
-export async function acquireRunLock(dir: string, command: string, onStale?: (message: string) => void): Promise<RunLock> {
-  const file = join(dir, RUN_LOCK_FILE);
+export async function acquireRunLock(dir: string, command: string, onStale?: (message: string) => void, file = join(dir, RUN_LOCK_FILE)): Promise<RunLock> {
   const record: LockRecord = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command, token: randomBytes(8).toString('hex') };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

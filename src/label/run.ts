@@ -1,6 +1,7 @@
 /**
- * `runLabel`: load a model and a prompt file, open (or resume) the output, and serve the
- * labelling page. The caller stops it with `close()` (the CLI on Ctrl-C).
+ * `runLabel`: open (or resume) the output, then either load a model and a prompt file (the
+ * completions are sampled) or read a file of existing completions, and serve the labelling page.
+ * The caller stops it with `close()` (the CLI on Ctrl-C).
  */
 import { mkdir, realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
@@ -11,18 +12,24 @@ import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling } from '../generate/text.js';
 import type { BadRow } from '../data/types.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
-import { startLabelServer } from './server.js';
-import { LabelSession } from './session.js';
+import { loadCompletions } from './completions.js';
+import { startLabelServer, type LabelServer } from './server.js';
+import { LabelSession, type LabelSessionOptions } from './session.js';
 import { LabelStore, skippedPath } from './store.js';
 
 export interface LabelOptions {
-  /** Model folder, hub id or LoRA adapter folder that samples the completions. */
-  model: string;
-  /** Prompt file or folder ({"prompt": ...} or conversational rows). */
-  prompts: string;
+  /** Model folder, hub id or LoRA adapter folder that samples the completions (with `prompts`). */
+  model?: string;
+  /** Prompt file or folder ({"prompt": ...} or conversational rows), with `model`. */
+  prompts?: string;
+  /**
+   * Existing completions to label instead of sampling: rows {"prompt", "completions": [...]}
+   * (what `dpo generate` writes), optional "finish_reasons". Excludes `model` and `prompts`.
+   */
+  completions?: string;
   /** Preference JSONL to write (appended to, when it exists: resume). */
   output: string;
-  /** Completions per prompt (default 2; > 2 gives rankings). */
+  /** Completions per prompt (default 2; > 2 gives rankings). With `completions`: the file's K. */
   numCompletions?: number;
   /** Port on 127.0.0.1 (default 8765; 0: any free port). */
   port?: number;
@@ -35,6 +42,8 @@ export interface LabelOptions {
   seed?: number;
   threads?: number;
   onBadRow?: OnBadRow;
+  /** Hears what the page cannot show: a stale lock taken over, a failed write (default: ignored). */
+  log?: (message: string) => void;
 }
 
 export interface RunningLabel {
@@ -47,25 +56,26 @@ export interface RunningLabel {
 
 export const DEFAULT_LABEL_PORT = 8765;
 
-export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
-  const numCompletions = options.numCompletions ?? 2;
-  if (!Number.isInteger(numCompletions) || numCompletions < 2 || numCompletions > 9) {
-    throw new DpoError(`--num-completions: expected an integer from 2 to 9 (one key each), got ${numCompletions}`);
-  }
-  // The output is checked (and resumed) before the model is loaded: a bad file fails fast.
-  const promptsPath = await realpath(options.prompts).catch(() => resolve(options.prompts));
-  for (const written of [options.output, skippedPath(options.output)]) {
-    if ((await realpath(written).catch(() => resolve(written))) === promptsPath) {
-      throw new DpoError(`--output: ${written} is the prompts file; choose another output file`);
-    }
-  }
-  await mkdir(dirname(options.output), { recursive: true });
-  const store = await LabelStore.open(options.output);
-  const p = await loadModelOrAdapter(options.model);
+/** Options that only sampling uses, with their flags: refused with `completions`. */
+const SAMPLING_FLAGS = {
+  model: '--model',
+  prompts: '--prompts',
+  maxNewTokens: '--max-new-tokens',
+  temperature: '--temperature',
+  topK: '--top-k',
+  topP: '--top-p',
+  maxPromptTokens: '--max-prompt-tokens',
+  threads: '--threads',
+} as const satisfies Partial<Record<keyof LabelOptions, string>>;
+
+type Source = Pick<LabelSessionOptions, 'prompts' | 'sample' | 'completions' | 'tokenizer' | 'numCompletions'> & { skipped: BadRow[]; release(): Promise<void> };
+
+async function sampledSource(options: LabelOptions, model: string, promptsPath: string, numCompletions: number): Promise<Source> {
+  const p = await loadModelOrAdapter(model);
   const tokenizer = p.tokenizer;
   if (!tokenizer) throw new DpoError(`${p.dir}: no tokenizer.json; dpo label needs the model's tokenizer`);
-  const { prompts, skipped } = await loadPrompts(options.prompts, tokenizer, { onBadRow: options.onBadRow });
-  if (prompts.length === 0) throw new DpoError(`${options.prompts}: no prompts to label`);
+  const { prompts, skipped } = await loadPrompts(promptsPath, tokenizer, { onBadRow: options.onBadRow });
+  if (prompts.length === 0) throw new DpoError(`${promptsPath}: no prompts to label`);
   const sampling = resolveSampling({
     maxNewTokens: options.maxNewTokens,
     doSample: true,
@@ -75,12 +85,11 @@ export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
     generationConfig: p.generationConfig,
   });
   const generator = await Generator.create(p.model, { runtime: { threads: options.threads } });
-  const session = new LabelSession({
+  return {
     prompts,
-    numCompletions,
-    store,
+    skipped,
     tokenizer,
-    seed: options.seed,
+    numCompletions,
     sample: async (text, k, seed) => {
       const r = await generator.generateText(p.weights, tokenizer, [text], {
         ...sampling,
@@ -89,23 +98,68 @@ export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
         maxPromptTokens: options.maxPromptTokens,
         generationConfig: p.generationConfig,
       });
-      return r.completions[0];
+      return { texts: r.completions[0], finishReasons: r.finishReasons[0] };
     },
-  });
-  let server;
+    release: () => generator.release(),
+  };
+}
+
+async function givenSource(options: LabelOptions, path: string): Promise<Source> {
+  const loaded = await loadCompletions(path, { onBadRow: options.onBadRow });
+  if (options.numCompletions !== undefined && options.numCompletions !== loaded.numCompletions) {
+    throw new DpoError(`--num-completions ${options.numCompletions}: ${path} has ${loaded.numCompletions} completions per row`);
+  }
+  return { prompts: loaded.prompts, completions: loaded.completions, numCompletions: loaded.numCompletions, skipped: loaded.skipped, release: async () => undefined };
+}
+
+export async function runLabel(options: LabelOptions): Promise<RunningLabel> {
+  const given = options.completions;
+  if (given !== undefined) {
+    const sampling = Object.entries(SAMPLING_FLAGS).find(([key]) => options[key as keyof typeof SAMPLING_FLAGS] !== undefined);
+    if (sampling) throw new DpoError(`${sampling[1]}: --completions labels existing completions; sampling options do not apply`);
+  } else if (options.model === undefined || options.prompts === undefined) {
+    throw new DpoError("give --model and --prompts (sample the completions), or --completions FILE (label existing ones); see 'dpo label --help'");
+  }
+  const numCompletions = options.numCompletions ?? 2;
+  if (!Number.isInteger(numCompletions) || numCompletions < 2 || numCompletions > 9) {
+    throw new DpoError(`--num-completions: expected an integer from 2 to 9 (one key each), got ${numCompletions}`);
+  }
+  // The output is checked (and resumed) before the model is loaded: a bad file fails fast.
+  const input = (given ?? options.prompts) as string;
+  const inputPath = await realpath(input).catch(() => resolve(input));
+  for (const written of [options.output, skippedPath(options.output)]) {
+    if ((await realpath(written).catch(() => resolve(written))) === inputPath) {
+      throw new DpoError(`--output: ${written} is the ${given !== undefined ? 'completions' : 'prompts'} file; choose another output file`);
+    }
+  }
+  await mkdir(dirname(options.output), { recursive: true });
+  const store = await LabelStore.open(options.output, { onStaleLock: options.log });
+  let source: Source | undefined;
+  let server: LabelServer;
+  let session: LabelSession;
   try {
-    server = await startLabelServer(session, { port: options.port ?? DEFAULT_LABEL_PORT, title: `dpo label: ${options.output}` });
+    source = given !== undefined ? await givenSource(options, given) : await sampledSource(options, options.model as string, options.prompts as string, numCompletions);
+    session = new LabelSession({ ...source, store, seed: options.seed });
+    server = await startLabelServer(session, {
+      port: options.port ?? DEFAULT_LABEL_PORT,
+      title: `dpo label: ${options.output}`,
+      onError: (e) => options.log?.(`dpo label: ${e.message}`),
+    });
   } catch (e) {
-    await generator.release();
+    await source?.release();
+    await store.close();
     throw e;
   }
+  const release = source.release;
   return {
     url: server.url,
     session,
-    skippedRows: skipped,
+    skippedRows: source.skipped,
     close: async () => {
       await server.close();
-      await generator.release();
+      await session.settled();
+      await release();
+      await store.close();
     },
   };
 }

@@ -75,7 +75,7 @@ describe('text generation and dpo generate', () => {
     const r = await run(['generate', '--model', modelDir, '--prompts', prompts, '--output', out, '--num-samples', '2', '--max-new-tokens', '5', '--seed', '7', '--batch-size', '3', '--threads', '1']);
     expect(r.stderr).toMatch(/tokens\/s/);
     expect(r.code).toBe(0);
-    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completions: string[] });
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; completions: string[]; finish_reasons: string[] });
     expect(rows.map((x) => x.prompt)).toEqual(PROMPTS);
     expect(rows.every((x) => x.completions.length === 2)).toBe(true);
     const summary = JSON.parse(r.stdout) as { prompts: number; tokens: number; tokensPerSecond: number };
@@ -83,6 +83,7 @@ describe('text generation and dpo generate', () => {
     expect(summary.tokens).toBeGreaterThan(0);
     const lib = await gen.generateText(pre.weights, tokenizer, PROMPTS, { maxNewTokens: 5, numSamples: 2, seed: 7, doSample: true, temperature: 1, topK: 50, topP: 1 });
     expect(rows.map((x) => x.completions)).toEqual(lib.completions);
+    expect(rows.map((x) => x.finish_reasons)).toEqual(lib.finishReasons); // what dpo label --completions shows
     expect(lib.completions[0][0]).not.toBe(lib.completions[0][1]);
 
     // Greedy with a stop string, through the flags.
