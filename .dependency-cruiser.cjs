@@ -16,6 +16,7 @@ const LAYERS = [
   ['eval', 'export', 'label'],
   ['train/core'],
   ['train/dpo', 'train/kto', 'train/reference-free', 'train/sft', 'train/reward', 'train/ppo', 'train/online'],
+  ['train/index'],
   ['quickstart'],
   ['experiment'],
   ['cli'],
