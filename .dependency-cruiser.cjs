@@ -6,7 +6,7 @@
  * import itself and any folder of a lower level, never a peer or anything above.
  */
 const LAYERS = [
-  ['errors', 'progress'],
+  ['errors', 'progress', 'config'],
   ['engine'],
   ['io'],
   ['data'],

@@ -1,16 +1,12 @@
 /**
  * Every `dpo` subcommand. To add one, write `src/cli/<name>.ts` exporting
  * `register(program, ctx)` (see context.ts) and list it here; order = order in `dpo --help`.
+ * Training commands are rows of the table in trainers.ts, listed here by name.
  */
 import type { RegisterCommand } from './context.js';
-import { register as train } from './train.js';
+import { trainerCommand } from './trainers.js';
 import { register as evaluate } from './eval.js';
-import { register as sft } from './sft.js';
-import { register as referenceFree } from './cpo.js';
-import { register as kto } from './kto.js';
 import { register as reward } from './reward.js';
-import { register as ppo } from './ppo.js';
-import { register as online } from './online.js';
 import { register as generate } from './generate.js';
 import { register as evaluatePolicy } from './evaluate.js';
 import { register as quickstart } from './quickstart.js';
@@ -21,14 +17,15 @@ import { register as label } from './label.js';
 import { register as judge } from './judge.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
-  train,
+  trainerCommand('train'),
   evaluate,
-  sft,
-  referenceFree,
-  kto,
+  trainerCommand('sft'),
+  trainerCommand('cpo'),
+  trainerCommand('orpo'),
+  trainerCommand('kto'),
   reward,
-  ppo,
-  online,
+  trainerCommand('ppo'),
+  trainerCommand('online'),
   generate,
   evaluatePolicy,
   quickstart,

@@ -1,16 +1,12 @@
 /** `dpo cpo` and `dpo orpo`: reference-free preference training (CPO / SimPO / AlphaPO, ORPO). */
-import type { Command } from 'commander';
-import { CPO_CONFIG, CPOConfigSchema } from '../train/reference-free/config.js';
-import { ORPO_CONFIG, ORPOConfigSchema } from '../train/reference-free/config.js';
-import type { CliContext } from './context.js';
+import { CPOConfigSchema, ORPOConfigSchema } from '../train/reference-free/config.js';
 import { optionsFromSchema } from './schema-options.js';
 import { DPO_ONLY_KEYS } from './sft.js';
-import { registerTrainerCommand } from './trainer-command.js';
 
 export const CPO_OPTIONS = optionsFromSchema(CPOConfigSchema, DPO_ONLY_KEYS);
 export const ORPO_OPTIONS = optionsFromSchema(ORPOConfigSchema, DPO_ONLY_KEYS);
 
-const CPO_EXAMPLES = `
+export const CPO_EXAMPLES = `
 Examples:
   # CPO: sigmoid preference term + the chosen completions' NLL
   $ dpo cpo --model ./gpt2 --data prefs.jsonl --output runs/gpt2-cpo --learning-rate 5e-6
@@ -26,7 +22,7 @@ No reference model: loss = mean over pairs of the --loss-type term on the policy
 Metrics (TRL's names) in <output>/metrics.jsonl: loss, rewards/{chosen,rejected,accuracies,margins}
 (beta x the policy's log-probs), logps/*, logits/*, nll_loss, grad_norm, learning_rate, eval_*.`;
 
-const ORPO_EXAMPLES = `
+export const ORPO_EXAMPLES = `
 Examples:
   $ dpo orpo --model ./gpt2 --data prefs.jsonl --output runs/gpt2-orpo --learning-rate 8e-6 --beta 0.1
   $ dpo orpo --config orpo.yaml --lora-r 16 --resume
@@ -35,32 +31,3 @@ No reference model and no SFT stage: loss = the chosen completions' token-mean N
 - beta x mean over pairs of log sigmoid(log odds(y_w) - log odds(y_l)), odds = p / (1 - p) of the
 token-mean probability p. Metrics (TRL's names): loss, rewards/* (beta x token-mean log-probs),
 logps/*, logits/*, nll_loss, log_odds_ratio, log_odds_chosen, grad_norm, learning_rate, eval_*.`;
-
-export function register(program: Command, ctx: CliContext): void {
-  registerTrainerCommand(program, ctx, {
-    name: 'cpo',
-    label: 'cpo',
-    description: 'reference-free preference training: CPO, SimPO (--loss-type simpo --cpo-alpha 0), AlphaPO',
-    config: CPO_CONFIG,
-    options: CPO_OPTIONS,
-    configFiles: 'cpo.yaml or cpo.json',
-    examples: CPO_EXAMPLES,
-    run: async (config, progress, signal) => {
-      const { CPOTrainer } = await import('../train/reference-free/cpo.js');
-      return new CPOTrainer(config, { progress, signal }).train();
-    },
-  });
-  registerTrainerCommand(program, ctx, {
-    name: 'orpo',
-    label: 'orpo',
-    description: 'ORPO: SFT and preference alignment in one reference-free loss (NLL + odds-ratio term)',
-    config: ORPO_CONFIG,
-    options: ORPO_OPTIONS,
-    configFiles: 'orpo.yaml or orpo.json',
-    examples: ORPO_EXAMPLES,
-    run: async (config, progress, signal) => {
-      const { ORPOTrainer } = await import('../train/reference-free/orpo.js');
-      return new ORPOTrainer(config, { progress, signal }).train();
-    },
-  });
-}

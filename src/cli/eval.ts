@@ -29,7 +29,7 @@ reference_chosen_logps, reference_rejected_logps, chosen_reward, rejected_reward
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program.command('eval').description('evaluate a model as a DPO policy on preference data (metrics as one JSON object)');
-  addOptions(cmd, EVAL_OPTIONS);
+  addOptions(cmd, EVAL_OPTIONS, EVAL_CONFIG.schema);
   cmd
     .option('--per-example <file>', 'also write one JSON line per row (input order) to <file>')
     .addHelpText('after', EXAMPLES)

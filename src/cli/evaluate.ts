@@ -6,6 +6,10 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
+import { PromptSourceSchema, SamplingOptionsSchema, withDefault } from '../config/sampling.js';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { evaluateGenerations, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
@@ -13,37 +17,52 @@ import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import type { ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
-import { parseInteger, parseNumber } from './options.js';
+import { JUDGE_FLAGS } from './judge-flags.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
-export interface EvaluateCommandOptions {
-  model?: string;
-  refModel?: string;
-  prompts?: string;
-  rewardModel?: string;
-  scorer?: string;
-  baseline?: string;
-  baselineFile?: string;
-  judgeUrl?: string;
-  judgeModel?: string;
-  judgeApiKeyEnv?: string;
-  judgeTemplate?: string;
-  judgeConcurrency?: string;
-  judgeMaxAttempts?: string;
-  judgeTimeout?: string;
-  numSamples?: string;
-  temperature?: string;
-  topK?: string;
-  topP?: string;
-  maxNewTokens?: string;
-  seed?: string;
-  batchSize?: string;
-  output?: string;
-  perSample?: string;
-  cacheDir?: string;
-  onBadRow?: string;
-  threads?: string;
-  device?: string;
-}
+const sampling = SamplingOptionsSchema.shape;
+
+/**
+ * The flags of `dpo evaluate`: the shared prompt, sampling and runtime options (sampling purely
+ * by default: temperature 1, no top-k / top-p, for an unbiased KL), the reward / judge, outputs.
+ */
+export const EvaluateFlagsSchema = z
+  .object({
+    model: option(z.string().min(1), 'the policy to sample from', { arg: 'path|hub-id', group: 'model' }),
+    refModel: option(z.string().min(1), 'the reference model of the KL', { arg: 'path|hub-id', group: 'reference' }),
+    prompts: PromptSourceSchema.shape.prompts,
+    onBadRow: option(z.enum(['error', 'skip']).default('error'), 'malformed prompt / baseline rows: error (list them and stop) or skip (report them)', { arg: 'action' }),
+    numSamples: sampling.numSamples,
+    temperature: withDefault(sampling.temperature, 1),
+    topK: withDefault(sampling.topK, 0),
+    topP: withDefault(sampling.topP, 1),
+    maxNewTokens: sampling.maxNewTokens,
+    seed: sampling.seed,
+    rewardModel: option(z.string().min(1).optional(), 'reward model (dpo reward train output, sequence-classification layout)', { arg: 'path' }),
+    scorer: option(z.string().min(1).optional(), `built-in reward instead of a reward model: ${listScorers().map((s) => s.name).join(', ')}`, { arg: 'name' }),
+    baseline: option(z.string().min(1).optional(), "a model whose samples are the win rate's baseline", { arg: 'path|hub-id', group: 'reward' }),
+    baselineFile: option(z.string().min(1).optional(), 'baseline completions by prompt (instead of --baseline)', { arg: 'path', group: 'reward' }),
+    // The LLM judge's keys as `dpo judge agreement` has them (cli/judge-flags.ts), described once.
+    judgeUrl: JUDGE_FLAGS.judgeUrl,
+    judgeModel: JUDGE_FLAGS.judgeModel,
+    judgeApiKeyEnv: JUDGE_FLAGS.judgeApiKeyEnv,
+    // A string (checked below) rather than an enum, for its one-line error naming the templates.
+    judgeTemplate: option(z.string().default('dialogue'), `comparison prompt: ${JUDGE_TEMPLATES.join(', ')}`, { arg: 'name' }),
+    judgeConcurrency: JUDGE_FLAGS.judgeConcurrency,
+    judgeMaxAttempts: JUDGE_FLAGS.judgeMaxAttempts,
+    judgeTimeout: JUDGE_FLAGS.judgeTimeout,
+    output: option(z.string().min(1).optional(), 'also write the report (JSON) to this file', { arg: 'file' }),
+    perSample: option(z.string().min(1).optional(), 'write every sample (prompt, completion, reward, log-probs, baseline, outcome) as JSONL', { arg: 'file', group: 'checkpoints' }),
+    cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', { arg: 'dir', group: 'reward' }),
+    batchSize: sampling.batchSize,
+    ...RuntimeOptionsSchema.shape,
+  })
+  .strict();
+
+export type EvaluateCommandOptions = z.output<typeof EvaluateFlagsSchema>;
+
+export const EVALUATE_OPTIONS = optionsFromSchema(EvaluateFlagsSchema);
 
 const EXAMPLES = `
 Reports, as one JSON object on stdout (also written to --output):
@@ -73,20 +92,6 @@ Examples:
   $ OPENAI_API_KEY=... dpo evaluate --model runs/dpo --ref-model runs/sft --prompts p.jsonl \\
       --baseline-file test-chosen.jsonl --judge-url https://api.openai.com/v1 --judge-model gpt-4o`;
 
-function integer(value: string | undefined, flag: string, min: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parseInteger(flag, value);
-  if (n < min) throw new DpoError(`${flag}: expected an integer >= ${min}, got '${value}'`);
-  return n;
-}
-
-function float(value: string | undefined, flag: string, ok: (n: number) => boolean, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parseNumber(flag, value);
-  if (!ok(n)) throw new DpoError(`${flag}: expected ${what}, got '${value}'`);
-  return n;
-}
-
 async function mustExist(path: string | undefined, flag: string): Promise<void> {
   if (path === undefined) return;
   try {
@@ -98,40 +103,12 @@ async function mustExist(path: string | undefined, flag: string): Promise<void> 
 
 /** Adds `dpo evaluate` to `program`. */
 export function register(program: Command, ctx?: CliContext): void {
-  program
-    .command('evaluate')
-    .description("sample from a policy: mean reward, KL(pi || ref) and win rate vs a baseline (reward or LLM judge)")
-    .option('--model <path|hub-id>', 'the policy to sample from (required)')
-    .option('--ref-model <path|hub-id>', 'the reference model of the KL (required)')
-    .option('--prompts <path>', 'prompts file or folder (.jsonl, .json, .parquet), rows as dpo generate reads them (required)')
-    .option('--reward-model <path>', 'reward model (dpo reward train output, sequence-classification layout)')
-    .option('--scorer <name>', `built-in reward instead of a reward model: ${listScorers().map((s) => s.name).join(', ')}`)
-    .option('--baseline <path|hub-id>', "a model whose samples are the win rate's baseline")
-    .option('--baseline-file <path>', 'baseline completions by prompt (instead of --baseline)')
-    .option('--judge-url <url>', 'OpenAI-compatible API base URL (…/v1) or …/chat/completions: judge win rates with an LLM')
-    .option('--judge-model <name>', 'model name sent to the judge endpoint')
-    .option('--judge-api-key-env <var>', 'environment variable holding the judge API key, sent as Bearer', 'OPENAI_API_KEY')
-    .option('--judge-template <name>', `comparison prompt: ${JUDGE_TEMPLATES.join(', ')}`, 'dialogue')
-    .option('--judge-concurrency <n>', 'judge requests in flight at once', '4')
-    .option('--judge-max-attempts <n>', 'tries per judge request (first one included)', '6')
-    .option('--judge-timeout <seconds>', 'seconds one judge request may take before it is abandoned (and retried)', '120')
-    .option('--num-samples <k>', 'samples per prompt', '1')
-    .option('--temperature <t>', 'sampling temperature; 0 decodes greedily', '1')
-    .option('--top-k <k>', 'keep the k most likely tokens; 0 disables', '0')
-    .option('--top-p <p>', 'nucleus sampling threshold; 1 disables', '1')
-    .option('--max-new-tokens <n>', 'new tokens per sample at most (default: generation_config.json max_new_tokens, else 64)')
-    .option('--seed <s>', 'random seed of the samples', '0')
-    .option('--batch-size <n>', 'sequences per generation / scoring batch', '8')
-    .option('--output <file>', 'also write the report (JSON) to this file')
-    .option('--per-sample <file>', 'write every sample (prompt, completion, reward, log-probs, baseline, outcome) as JSONL')
-    .option('--cache-dir <dir>', 'where judge verdicts are cached (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)')
-    .option('--on-bad-row <mode>', "malformed prompt / baseline rows: 'error' (list them and stop) or 'skip'", 'error')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
-    .option('--device <name>', "execution provider: 'cpu' or 'cuda'", 'cpu')
-    .addHelpText('after', EXAMPLES)
-    .action(async (opts: EvaluateCommandOptions) => {
-      await runEvaluate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
-    });
+  const cmd = program.command('evaluate').description('sample from a policy: mean reward, KL(pi || ref) and win rate vs a baseline (reward or LLM judge)');
+  addOptions(cmd, EVALUATE_OPTIONS, EvaluateFlagsSchema);
+  cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
+    const opts = configFromFlags(EvaluateFlagsSchema, EVALUATE_OPTIONS, flags);
+    await runEvaluate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
+  });
 }
 
 /** The command's work, callable without commander (tests, scripts). */
@@ -141,8 +118,6 @@ export async function runEvaluate(
 ): Promise<EvaluationReport> {
   const stderr = io.stderr ?? process.stderr;
   const env = io.env ?? process.env;
-  const missing = (['model', 'refModel', 'prompts'] as const).filter((k) => !opts[k]).map((k) => `--${k === 'refModel' ? 'ref-model' : k}`);
-  if (missing.length) throw new DpoError(`missing required option${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`);
   if (opts.rewardModel && opts.scorer) throw new DpoError('--reward-model and --scorer: give one of them');
   if (opts.baseline && opts.baselineFile) throw new DpoError('--baseline and --baseline-file: give one of them');
   if (opts.scorer !== undefined) getScorer(opts.scorer);
@@ -152,42 +127,28 @@ export async function runEvaluate(
   if ((opts.baseline || opts.baselineFile) && !opts.rewardModel && !opts.scorer && !opts.judgeUrl) {
     throw new DpoError('a win rate needs a judge: --reward-model, --scorer or --judge-url');
   }
-  const template = opts.judgeTemplate ?? 'dialogue';
+  const template = opts.judgeTemplate;
   if (!(JUDGE_TEMPLATES as readonly string[]).includes(template)) throw new DpoError(`--judge-template must be one of ${JUDGE_TEMPLATES.join(', ')}, got '${template}'`);
-  const numSamples = integer(opts.numSamples ?? '1', '--num-samples', 1);
-  const temperature = float(opts.temperature ?? '1', '--temperature', (n) => n >= 0, 'a number >= 0');
-  const topK = integer(opts.topK ?? '0', '--top-k', 0);
-  const topP = float(opts.topP ?? '1', '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
-  const maxNewTokens = integer(opts.maxNewTokens, '--max-new-tokens', 1);
-  const seed = integer(opts.seed ?? '0', '--seed', 0);
-  const batchSize = integer(opts.batchSize ?? '8', '--batch-size', 1);
-  const concurrency = integer(opts.judgeConcurrency ?? '4', '--judge-concurrency', 1);
-  const maxAttempts = integer(opts.judgeMaxAttempts ?? '6', '--judge-max-attempts', 1);
-  const judgeTimeout = float(opts.judgeTimeout ?? '120', '--judge-timeout', (n) => n > 0, 'a number of seconds > 0');
-  const threads = integer(opts.threads, '--threads', 1);
-  const onBadRow = opts.onBadRow ?? 'error';
-  if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
-  const device = opts.device ?? 'cpu';
-  if (device !== 'cpu' && device !== 'cuda') throw new DpoError(`--device must be 'cpu' or 'cuda', got '${device}'`);
+  const { numSamples, temperature, topK, topP, maxNewTokens, seed, batchSize, threads, onBadRow, device } = opts;
   await mustExist(opts.prompts, '--prompts');
   await mustExist(opts.baselineFile, '--baseline-file');
 
   let judge: JudgeOptions | undefined;
   if (opts.judgeUrl && opts.judgeModel) {
-    const keyVar = opts.judgeApiKeyEnv ?? 'OPENAI_API_KEY';
+    const keyVar = opts.judgeApiKeyEnv;
     const apiKey = env[keyVar];
     // An explicitly named variable must be set; the default one may be absent (local servers need no key).
-    if (!apiKey && opts.judgeApiKeyEnv !== undefined && opts.judgeApiKeyEnv !== 'OPENAI_API_KEY') {
+    if (!apiKey && keyVar !== 'OPENAI_API_KEY') {
       throw new DpoError(`--judge-api-key-env: environment variable ${keyVar} is not set`);
     }
-    judge = { url: opts.judgeUrl, model: opts.judgeModel, apiKey: apiKey || undefined, template: template as JudgeTemplateName, concurrency, maxAttempts, timeoutMs: (judgeTimeout ?? 120) * 1000, fetch: io.fetch, sleep: io.sleep };
+    judge = { url: opts.judgeUrl, model: opts.judgeModel, apiKey: apiKey || undefined, template: template as JudgeTemplateName, concurrency: opts.judgeConcurrency, maxAttempts: opts.judgeMaxAttempts, timeoutMs: opts.judgeTimeout * 1000, fetch: io.fetch, sleep: io.sleep };
   }
 
   const progress = io.progress;
   const report = await evaluateGenerations({
-    model: opts.model as string,
+    model: opts.model,
     refModel: opts.refModel,
-    prompts: opts.prompts as string,
+    prompts: opts.prompts,
     rewardModel: opts.rewardModel,
     scorer: opts.scorer,
     baseline: opts.baseline,

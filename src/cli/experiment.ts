@@ -3,41 +3,68 @@
  * the shipped small model: every method from the same reference, evaluated by ground-truth reward
  * and KL on held-out prompts, with frontier.jsonl, summary.json and an HTML report.
  */
+import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { DpoError } from '../errors.js';
+import { z } from 'zod';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
+import { SamplingOptionsSchema, withDefault } from '../config/sampling.js';
+import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { listScorers } from '../eval/scorers.js';
-import { METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { EXPERIMENT_DEFAULTS, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
 import { SHIPPED_MODEL } from '../quickstart/run.js';
 import { printJson, type CliContext } from './context.js';
-import { parseInteger, parseList, parseNumber, parseNumberList } from './options.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
-interface SentimentFlags {
-  model?: string;
-  output: string;
-  overwriteOutput?: boolean;
-  prompts?: string;
-  heldOutPrompts?: string;
-  scorer: string;
-  quick?: boolean;
-  samples?: string;
-  pairTopK?: string;
-  evalSamples?: string;
-  steps?: string;
-  checkpoints?: string;
-  batchSize?: string;
-  learningRate?: string;
-  rewardSteps?: string;
-  rewardLearningRate?: string;
-  betas?: string;
-  targetKls?: string;
-  bestOf?: string;
-  unlikelihoodAlpha?: string;
-  methods?: string;
-  maxNewTokens?: string;
-  seed: string;
-  threads?: string;
-}
+const { full, quick } = EXPERIMENT_DEFAULTS;
+/** A default that --quick changes, as help shows it. */
+const byQuick = (key: keyof typeof full): string => {
+  const num = (v: number): string => (v !== 0 && Math.abs(v) < 1e-3 ? v.toExponential() : String(v));
+  const text = (v: number | readonly number[]): string => (Array.isArray(v) ? v.map(num).join(',') : num(v as number));
+  return text(full[key]) === text(quick[key]) ? text(full[key]) : `${text(full[key])}; --quick ${text(quick[key])}`;
+};
+/** A comma list of numbers > 0 (integers >= 1), whose default --quick changes. */
+const positives = (description: string, key: keyof typeof full, integers = false) =>
+  option((integers ? z.array(z.number().int().min(1)) : z.array(z.number().positive())).nonempty().optional(), description, {
+    arg: 'list',
+    group: 'loss',
+    defaultText: byQuick(key),
+  });
+
+/** The flags of `dpo experiment sentiment`; unset keys take the library's defaults (EXPERIMENT_DEFAULTS, by --quick). */
+export const SentimentFlagsSchema = z
+  .object({
+    model: option(z.string().min(1).optional(), 'reference and starting policy', { arg: 'path|hub-id', group: 'model', defaultText: `the shipped ${basename(SHIPPED_MODEL)}` }),
+    output: option(z.string().min(1).default('dpo-experiment-sentiment'), 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', { arg: 'dir', group: 'checkpoints' }),
+    overwriteOutput: option(z.boolean().optional(), 'write into a non-empty folder that is not an earlier run of the experiment', { group: 'checkpoints' }),
+    prompts: option(z.string().min(1).optional(), 'training prompts ({"prompt": ...} rows)', { arg: 'file', group: 'data', defaultText: '40 built-in openings' }),
+    heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts', { arg: 'file', group: 'data', defaultText: '16 built-in openings' }),
+    scorer: option(z.string().min(1).default('sentiment'), `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, { arg: 'name', group: 'reward' }),
+    quick: option(z.boolean().default(false), 'small settings: about 5 minutes on 2 cores', { group: 'loss' }),
+    methods: option(z.array(z.string().min(1)).nonempty().optional(), `only these methods, comma-separated (${METHODS.join(', ')})`, { arg: 'list', group: 'loss' }),
+    samples: option(z.number().int().min(1).optional(), 'reference samples per training prompt', { arg: 'k', group: 'generation', defaultText: byQuick('samplesPerPrompt') }),
+    // No bound here: the library's message names the setting.
+    pairTopK: option(z.number().int().default(50), 'top-k of the samples that make the pairs (0: pure sampling; frontier points are always pure)', { arg: 'k', group: 'generation' }),
+    evalSamples: option(z.number().int().min(1).optional(), 'fresh samples per held-out prompt for each point', { arg: 'k', group: 'generation', defaultText: byQuick('evalSamplesPerPrompt') }),
+    maxNewTokens: withDefault(SamplingOptionsSchema.shape.maxNewTokens, 24),
+    steps: option(z.number().int().min(1).optional(), 'optimizer steps of every trained run', { group: 'optimisation', defaultText: byQuick('steps') }),
+    checkpoints: option(z.number().int().min(1).optional(), 'frontier points along each trained run', { group: 'logging', defaultText: byQuick('checkpoints') }),
+    batchSize: option(z.number().int().min(1).optional(), 'pairs (or prompts) per step', { group: 'optimisation', defaultText: '16' }),
+    learningRate: option(z.number().positive().optional(), 'AdamW learning rate of every offline run', { arg: 'lr', group: 'optimisation', defaultText: byQuick('learningRate') }),
+    rewardSteps: option(z.number().int().min(1).optional(), 'reward model steps', { group: 'optimisation', defaultText: byQuick('rewardModelSteps') }),
+    rewardLearningRate: option(z.number().positive().optional(), 'reward model learning rate', { arg: 'lr', group: 'optimisation', defaultText: '1e-3' }),
+    betas: positives('DPO betas, comma-separated', 'betas'),
+    targetKls: positives('PPO KL targets, comma-separated', 'targetKls'),
+    bestOf: positives('Best-of-N values of N, comma-separated', 'bestOfN', true),
+    unlikelihoodAlpha: withDefault(DPOConfigSchema.shape.unlikelihoodAlpha, 1),
+    seed: option(z.number().int().default(0), 'random seed', { arg: 's', group: 'optimisation' }),
+    threads: RuntimeOptionsSchema.shape.threads,
+  })
+  .strict();
+
+export const EXPERIMENT_OPTIONS = optionsFromSchema(SentimentFlagsSchema);
 
 const EXAMPLES = `
 What it does: samples 8 continuations (top-k 50) of each of 40 short prompts, labels pairs
@@ -54,64 +81,18 @@ Examples:
   $ dpo experiment sentiment --output runs/frontier --betas 0.1,0.5 --methods DPO,Best-of-N
   $ dpo experiment sentiment --model ./my-gpt2 --prompts p.jsonl --held-out-prompts h.jsonl`;
 
-function positive(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = parseInteger(flag, v);
-  if (n < 1) throw new DpoError(`${flag}: expected a positive integer, got '${v}'`);
-  return n;
-}
-
-function positiveNumber(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = parseNumber(flag, v);
-  if (!(n > 0)) throw new DpoError(`${flag}: expected a number > 0, got '${v}'`);
-  return n;
-}
-
-function numbers(flag: string, v: string | undefined): number[] | undefined {
-  if (v === undefined) return undefined;
-  const xs = parseNumberList(flag, v);
-  if (xs.some((x) => !(x > 0))) throw new DpoError(`${flag}: expected numbers > 0, got '${v}'`);
-  return xs;
-}
-
 export function register(program: Command, ctx: CliContext): void {
   const experiment = program.command('experiment').description("the DPO paper's experiments in miniature (sentiment: the reward-KL frontier of every method)");
-  experiment
+  const sentiment = experiment
     .command('sentiment')
-    .description('reward-KL frontier of DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT and Best-of-N on controlled sentiment')
-    .option('--model <path|hub-id>', `reference and starting policy (default: the shipped ${SHIPPED_MODEL.split('/').pop()})`)
-    .option('--output <dir>', 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', 'dpo-experiment-sentiment')
-    .option('--overwrite-output', 'write into a non-empty folder that is not an earlier run of the experiment')
-    .option('--prompts <file>', 'training prompts ({"prompt": ...} rows; default: 40 built-in openings)')
-    .option('--held-out-prompts <file>', 'evaluation prompts (default: 16 built-in openings)')
-    .option('--scorer <name>', `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, 'sentiment')
-    .option('--quick', 'small settings: about 5 minutes on 2 cores')
-    .option('--samples <k>', 'reference samples per training prompt (default 8)')
-    .option('--pair-top-k <k>', 'top-k of the samples that make the pairs (0: pure sampling; frontier points are always pure)', '50')
-    .option('--eval-samples <k>', 'fresh samples per held-out prompt for each point (default 12; quick 8)')
-    .option('--steps <n>', 'optimizer steps of every trained run (default 120; quick 40)')
-    .option('--checkpoints <n>', 'frontier points along each trained run (default 3; quick 2)')
-    .option('--batch-size <n>', 'pairs (or prompts) per step', '16')
-    .option('--learning-rate <lr>', 'AdamW learning rate of every offline run (default 2e-4; quick 5e-4)')
-    .option('--reward-steps <n>', 'reward model steps (default 150; quick 60)')
-    .option('--reward-learning-rate <lr>', 'reward model learning rate', '1e-3')
-    .option('--betas <list>', 'DPO betas, comma-separated (default 0.05,0.1,1,5; quick 0.1,1)')
-    .option('--target-kls <list>', 'PPO KL targets, comma-separated (default 3,6,9,12; quick 6)')
-    .option('--best-of <list>', 'Best-of-N values of N, comma-separated (default 2,4,8,16; quick 4)')
-    .option('--unlikelihood-alpha <a>', 'Unlikelihood alpha', '1')
-    .option('--methods <list>', `only these methods, comma-separated (${METHODS.join(', ')})`)
-    .option('--max-new-tokens <n>', 'tokens per sampled continuation', '24')
-    .option('--seed <s>', 'random seed', '0')
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+    .description('reward-KL frontier of DPO, PPO, PPO-GT, Unlikelihood, Preferred-FT and Best-of-N on controlled sentiment');
+  addOptions(sentiment, EXPERIMENT_OPTIONS, SentimentFlagsSchema);
+  sentiment
     .addHelpText('after', EXAMPLES)
-    .action(async (f: SentimentFlags) => {
+    .action(async (flags: Record<string, unknown>) => {
+      const f = configFromFlags(SentimentFlagsSchema, EXPERIMENT_OPTIONS, flags);
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
         path ? (await loadPrompts(path, undefined)).prompts.map((p) => p.text) : undefined;
-      const bestOf = f.bestOf === undefined ? undefined : parseNumberList('--best-of', f.bestOf);
-      if (bestOf?.some((n) => !Number.isInteger(n) || n < 1)) throw new DpoError(`--best-of: expected integers >= 1, got '${f.bestOf}'`);
-      const alpha = parseNumber('--unlikelihood-alpha', f.unlikelihoodAlpha ?? '1');
-      if (alpha < 0) throw new DpoError(`--unlikelihood-alpha: expected a number >= 0, got '${f.unlikelihoodAlpha}'`);
       const summary = await runSentimentExperiment({
         model: f.model,
         output: f.output,
@@ -119,24 +100,24 @@ export function register(program: Command, ctx: CliContext): void {
         trainPrompts: await readPrompts(f.prompts),
         heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,
-        quick: f.quick ?? false,
-        samplesPerPrompt: positive('--samples', f.samples),
-        pairTopK: parseInteger('--pair-top-k', f.pairTopK ?? '50'),
-        evalSamplesPerPrompt: positive('--eval-samples', f.evalSamples),
-        steps: positive('--steps', f.steps),
-        checkpoints: positive('--checkpoints', f.checkpoints),
-        batchSize: positive('--batch-size', f.batchSize),
-        learningRate: positiveNumber('--learning-rate', f.learningRate),
-        rewardModelSteps: positive('--reward-steps', f.rewardSteps),
-        rewardLearningRate: positiveNumber('--reward-learning-rate', f.rewardLearningRate),
-        betas: numbers('--betas', f.betas),
-        targetKls: numbers('--target-kls', f.targetKls),
-        bestOfN: bestOf,
-        unlikelihoodAlpha: alpha,
-        methods: f.methods === undefined ? undefined : parseList(f.methods),
-        maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
-        seed: parseInteger('--seed', f.seed),
-        threads: positive('--threads', f.threads),
+        quick: f.quick,
+        samplesPerPrompt: f.samples,
+        pairTopK: f.pairTopK,
+        evalSamplesPerPrompt: f.evalSamples,
+        steps: f.steps,
+        checkpoints: f.checkpoints,
+        batchSize: f.batchSize,
+        learningRate: f.learningRate,
+        rewardModelSteps: f.rewardSteps,
+        rewardLearningRate: f.rewardLearningRate,
+        betas: f.betas,
+        targetKls: f.targetKls,
+        bestOfN: f.bestOf,
+        unlikelihoodAlpha: f.unlikelihoodAlpha,
+        methods: f.methods,
+        maxNewTokens: f.maxNewTokens,
+        seed: f.seed,
+        threads: f.threads,
         progress: ctx.progress(),
       });
       ctx.io.stderr.write(formatFrontier(summary));

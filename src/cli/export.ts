@@ -3,15 +3,13 @@
  * a Node app) loads with `pipeline('text-generation', ...)`.
  */
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { option } from '../config/option.js';
 import { DpoError } from '../errors.js';
 import { exportOnnx, type ExternalDataMode } from '../export/onnx-folder.js';
 import { printJson, type CliContext } from './context.js';
-
-interface ExportOnnxFlags {
-  model: string;
-  output: string;
-  externalData: string;
-}
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
 const EXAMPLES = `
 Writes Hugging Face Optimum's layout for transformers.js: DIR/onnx/model.onnx (fp32, the decoder
@@ -28,16 +26,26 @@ Then, in Node or a browser (npm install @huggingface/transformers):
 
 const MODES: readonly ExternalDataMode[] = ['auto', 'always', 'never'];
 
+/** The flags of `dpo export onnx`. */
+const ExportOnnxSchema = z
+  .object({
+    model: option(z.string().min(1), 'model folder, hub id ("org/name[@revision]") or LoRA adapter folder', { arg: 'path|hub-id' }),
+    output: option(z.string().min(1), 'folder to write (new, empty, or an earlier export)', { arg: 'dir' }),
+    // A string checked below (not an enum), for its one-line error naming the modes.
+    externalData: option(z.string().default('auto'), `weights in onnx/model.onnx_data: ${MODES.join(', ')} (auto: above 1.5 GiB, protobuf's limit is 2 GiB)`, { arg: 'mode', group: 'checkpoints' }),
+  })
+  .strict();
+
+const EXPORT_ONNX_OPTIONS = optionsFromSchema(ExportOnnxSchema);
+
 export function register(program: Command, ctx: CliContext): void {
   const exportCommand = program.command('export').description('export a model for other runtimes (onnx: transformers.js)');
-  exportCommand
-    .command('onnx')
-    .description('the model as an ONNX folder with KV cache, laid out as Optimum exports it for transformers.js')
-    .requiredOption('--model <path|hub-id>', 'model folder, hub id ("org/name[@revision]") or LoRA adapter folder')
-    .requiredOption('--output <dir>', 'folder to write (new, empty, or an earlier export)')
-    .option('--external-data <mode>', `weights in onnx/model.onnx_data: ${MODES.join(', ')} (auto: above 1.5 GiB, protobuf's limit is 2 GiB)`, 'auto')
+  const onnx = exportCommand.command('onnx').description('the model as an ONNX folder with KV cache, laid out as Optimum exports it for transformers.js');
+  addOptions(onnx, EXPORT_ONNX_OPTIONS, ExportOnnxSchema);
+  onnx
     .addHelpText('after', EXAMPLES)
-    .action(async (flags: ExportOnnxFlags) => {
+    .action(async (opts: Record<string, unknown>) => {
+      const flags = configFromFlags(ExportOnnxSchema, EXPORT_ONNX_OPTIONS, opts);
       const mode = flags.externalData as ExternalDataMode;
       if (!MODES.includes(mode)) throw new DpoError(`--external-data: expected one of ${MODES.join(', ')}, got '${flags.externalData}'`);
       const result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode });

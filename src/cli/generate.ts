@@ -5,6 +5,10 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
+import { PromptSourceSchema, SamplingOptionsSchema } from '../config/sampling.js';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModelOrAdapter } from '../models/load-model.js';
@@ -17,29 +21,27 @@ import { openRewardSource } from '../eval/rewards.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
-import { optionalInteger as integer, optionalNumber as float } from './options.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 import { formatBadRow } from '../data/bad-rows.js';
 
-export interface GenerateCommandOptions {
-  model: string;
-  prompts: string;
-  output: string;
-  numSamples?: string;
-  maxNewTokens?: string;
-  temperature?: string;
-  topK?: string;
-  topP?: string;
-  greedy?: boolean;
-  seed?: string;
-  stop?: string[];
-  maxPromptTokens?: string;
-  batchSize?: string;
-  threads?: string;
-  onBadRow?: string;
-  bestOf?: string;
-  scorer?: string;
-  rewardModel?: string;
-}
+/** The flags of `dpo generate`: the shared prompt, sampling and runtime options, plus its own. */
+export const GenerateFlagsSchema = z
+  .object({
+    ...PromptSourceSchema.pick({ model: true, prompts: true }).shape,
+    output: option(z.string().min(1), 'output JSONL file (written atomically)', { arg: 'file', group: 'checkpoints' }),
+    ...SamplingOptionsSchema.pick({ numSamples: true, maxNewTokens: true, temperature: true, topK: true, topP: true, greedy: true, seed: true, stop: true, maxPromptTokens: true, batchSize: true }).shape,
+    ...RuntimeOptionsSchema.shape,
+    onBadRow: PromptSourceSchema.shape.onBadRow,
+    bestOf: option(z.number().int().min(1).optional(), 'Best-of-N: sample n candidates per kept completion, keep the highest-reward one', { group: 'reward' }),
+    scorer: option(z.string().min(1).optional(), `Best-of-N reward: a built-in scorer (${listScorers().map((x) => x.name).join(', ')})`, { arg: 'name', group: 'reward' }),
+    rewardModel: option(z.string().min(1).optional(), 'Best-of-N reward: a reward model folder (dpo reward train output)', { arg: 'dir', group: 'reward' }),
+  })
+  .strict();
+
+export type GenerateCommandOptions = z.output<typeof GenerateFlagsSchema>;
+
+export const GENERATE_OPTIONS = optionsFromSchema(GenerateFlagsSchema);
 
 export interface GenerateSummary {
   output: string;
@@ -78,31 +80,12 @@ export function unescapeStop(value: string): string {
 
 /** Adds `dpo generate` to `program` (results summary as JSON on stdout, progress on stderr). */
 export function register(program: Command, ctx?: CliContext): void {
-  program
-    .command('generate')
-    .description('sample completions for a file of prompts (KV-cache decoding), with tokens per second')
-    .requiredOption('--model <path|hub-id>', 'model folder or Hugging Face hub id ("org/name[@revision]")')
-    .requiredOption('--prompts <path>', 'prompts file or folder (.jsonl, .json, .parquet)')
-    .requiredOption('--output <file>', 'output JSONL file (written atomically)')
-    .option('--num-samples <k>', 'completions per prompt', '1')
-    .option('--max-new-tokens <n>', 'new tokens per completion at most (default: generation_config.json max_new_tokens, else 64)')
-    .option('--temperature <t>', 'sampling temperature; 0 means greedy (default: generation_config.json, else 1)')
-    .option('--top-k <k>', 'keep the k most likely tokens; 0 disables (default: generation_config.json, else 50)')
-    .option('--top-p <p>', 'nucleus sampling: keep the smallest set with probability >= p (default: generation_config.json, else 1)')
-    .option('--greedy', 'greedy decoding (argmax) instead of sampling')
-    .option('--seed <s>', 'random seed (samples do not depend on batch size or order)', '0')
-    .option('--stop <strings...>', 'stop a completion at any of these strings (excluded from the output); \\n, \\t and \\\\ are unescaped')
-    .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens (BOS stays), as TRL truncates prompts')
-    .option('--batch-size <n>', 'sequences decoded together', '8')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)')
-    .option('--on-bad-row <mode>', "malformed prompt rows: 'error' (list them and stop) or 'skip'", 'error')
-    .option('--best-of <n>', 'Best-of-N: sample n candidates per kept completion, keep the highest-reward one')
-    .option('--scorer <name>', `Best-of-N reward: a built-in scorer (${listScorers().map((x) => x.name).join(', ')})`)
-    .option('--reward-model <dir>', 'Best-of-N reward: a reward model folder (dpo reward train output)')
-    .addHelpText('after', EXAMPLES)
-    .action(async (opts: GenerateCommandOptions) => {
-      await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
-    });
+  const cmd = program.command('generate').description('sample completions for a file of prompts (KV-cache decoding), with tokens per second');
+  addOptions(cmd, GENERATE_OPTIONS, GenerateFlagsSchema);
+  cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
+    const opts = configFromFlags(GenerateFlagsSchema, GENERATE_OPTIONS, flags);
+    await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
+  });
 }
 
 /** The command's work, callable without commander (tests, scripts). */
@@ -111,20 +94,10 @@ export async function runGenerate(
   io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter } = {},
 ): Promise<GenerateSummary> {
   const stderr = io.stderr ?? process.stderr;
-  const numSamples = integer(opts.numSamples ?? '1', '--num-samples', 1) as number;
-  const maxNewTokens = integer(opts.maxNewTokens, '--max-new-tokens', 1);
-  const temperature = float(opts.temperature, '--temperature', (n) => n >= 0, 'a number >= 0');
-  const topK = integer(opts.topK, '--top-k', 0);
-  const topP = float(opts.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]');
-  const seed = integer(opts.seed ?? '0', '--seed', 0) as number;
-  const batchSize = integer(opts.batchSize ?? '8', '--batch-size', 1) as number;
-  const maxPromptTokens = integer(opts.maxPromptTokens, '--max-prompt-tokens', 1);
+  const { numSamples, maxNewTokens, temperature, topK, topP, seed, batchSize, maxPromptTokens, threads, onBadRow, bestOf } = opts;
   const stop = opts.stop?.map(unescapeStop);
-  const threads = integer(opts.threads, '--threads', 1);
-  const onBadRow = opts.onBadRow ?? 'error';
-  if (onBadRow !== 'error' && onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${onBadRow}'`);
   const doSample = !opts.greedy && temperature !== 0;
-  const bestOf = integer(opts.bestOf, '--best-of', 1);
+  const runtime = { threads, executionProvider: opts.device };
   if (bestOf !== undefined && !opts.scorer === !opts.rewardModel) throw new DpoError('--best-of needs a reward: --scorer NAME or --reward-model DIR (one of them)');
   if (bestOf === undefined && (opts.scorer || opts.rewardModel)) throw new DpoError(`${opts.scorer ? '--scorer' : '--reward-model'} ranks Best-of-N candidates: give --best-of N too`);
   if (opts.scorer) getScorer(opts.scorer);
@@ -138,8 +111,8 @@ export async function runGenerate(
   const sampling = resolveSampling({ maxNewTokens, temperature: doSample ? temperature : undefined, topK, topP, generationConfig });
 
   const progress = io.progress ?? createProgress(process.stderr);
-  const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime: { threads }, progress }) : undefined;
-  const generator = await Generator.create(model, { runtime: { threads } });
+  const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime, progress }) : undefined;
+  const generator = await Generator.create(model, { runtime });
   let result: TextGenerationResult & { rewards?: number[][]; candidateRewards?: number[][] };
   try {
     progress.start('generate', prompts.length * numSamples * (bestOf ?? 1));

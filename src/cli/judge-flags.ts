@@ -22,7 +22,7 @@ export const JUDGE_FLAGS = {
   judgeConcurrency: option(z.number().int().min(1).default(4), 'judge requests in flight at once'),
   judgeMaxAttempts: option(z.number().int().min(1).default(6), 'tries per judge request (first one included)'),
   judgeTimeout: option(z.number().positive().default(120), 'seconds one judge request may take before it is abandoned (and retried)', 'seconds'),
-  cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached, in judge-verdicts.jsonl (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
+  cacheDir: option(z.string().min(1).optional(), 'where judge verdicts are cached, in judge-verdicts.jsonl (default: $DPO_TS_CACHE or ~/.cache/dpo-ts)', { arg: 'dir', group: 'reward' }),
 };
 
 /** The parsed judge flags. */

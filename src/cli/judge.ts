@@ -4,7 +4,7 @@
  * with each other, as in the DPO paper's human study. A thin layer over eval/judge-agreement.ts;
  * its flags are read off {@link JudgeAgreementFlagsSchema}.
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { z } from 'zod';
 import { formatAgreementReport, judgeAgreement, loadHumanLabels, type AgreementReport } from '../eval/judge-agreement.js';
 import { option } from '../train/core/config.js';
@@ -16,7 +16,10 @@ import { optionsFromSchema } from './schema-options.js';
 /** The command's options; the flags, their help and defaults are derived from this schema. */
 export const JudgeAgreementFlagsSchema = z
   .object({
-    pairs: option(z.array(z.string().min(1)).nonempty(), 'human preference file or folder (prompt/chosen/rejected or ranking rows, e.g. dpo label output); repeat for several people', 'file'),
+    pairs: option(z.array(z.string().min(1)).nonempty(), 'human preference file or folder (prompt/chosen/rejected or ranking rows, e.g. dpo label output); repeat for several people', {
+      arg: 'file',
+      repeat: true,
+    }),
     ...JUDGE_FLAGS,
     onBadRow: option(z.enum(['error', 'skip']).default('error'), 'malformed preference rows: error (list them and stop) or skip (and count them)', 'mode'),
     json: option(z.boolean().default(false), 'print the report as one JSON object instead of tables'),
@@ -25,10 +28,7 @@ export const JudgeAgreementFlagsSchema = z
 
 export type JudgeAgreementFlags = z.output<typeof JudgeAgreementFlagsSchema>;
 
-const ALL_SPECS = optionsFromSchema(JudgeAgreementFlagsSchema);
-/** --pairs is repeatable (commander keeps every value), so it is added by hand from its spec. */
-const PAIRS_SPEC = ALL_SPECS.find((s) => s.key === 'pairs') as OptionSpec;
-const SPECS = ALL_SPECS.filter((s) => s !== PAIRS_SPEC).map((s) => (s.key === 'json' ? { ...s, negatable: false } : s));
+const SPECS: readonly OptionSpec[] = optionsFromSchema(JudgeAgreementFlagsSchema).map((s) => (s.key === 'json' ? { ...s, negatable: false } : s));
 
 const EXAMPLES = `
 For every comparison in the files (a preference row, or every pair of a ranking row), the judge
@@ -55,8 +55,7 @@ export function register(program: Command, ctx: CliContext): void {
   const cmd = judge
     .command('agreement')
     .description('judge-human and human-human agreement on human-labelled preference pairs, with 95% intervals');
-  cmd.addOption(new Option(`--pairs <${PAIRS_SPEC.arg}>`, PAIRS_SPEC.description).argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]));
-  addOptions(cmd, SPECS);
+  addOptions(cmd, SPECS, JudgeAgreementFlagsSchema);
   cmd.addHelpText('after', EXAMPLES).action(async (opts: Record<string, unknown>) => {
     await runJudgeAgreement(opts, { stdout: ctx.io.stdout, stderr: ctx.io.stderr });
   });
@@ -67,7 +66,7 @@ export async function runJudgeAgreement(
   opts: Record<string, unknown>,
   io: { stdout: CliStream; stderr: CliStream; env?: NodeJS.ProcessEnv; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void> },
 ): Promise<AgreementReport> {
-  const fromFlags = { ...valuesFromFlags(opts, SPECS), ...(opts.pairs !== undefined ? { pairs: opts.pairs } : {}) };
+  const fromFlags = valuesFromFlags(opts, SPECS);
   const o = validateConfig(JudgeAgreementFlagsSchema, fromFlags, fromFlags, SPECS, undefined);
   const judge = pairJudgeFromFlags(o, io);
   const labels = [];

@@ -4,28 +4,59 @@
  * choices to a preference JSONL that `dpo train` reads. Runs until Ctrl-C, then prints a summary.
  */
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { option, type OptionMeta } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
+import { PromptSourceSchema, SamplingOptionsSchema } from '../config/sampling.js';
 import { DpoError } from '../errors.js';
 import { DEFAULT_LABEL_PORT, runLabel, type RunningLabel } from '../label/run.js';
 import { skippedPath } from '../label/store.js';
 import { printJson, type CliContext } from './context.js';
-import { optionalInteger, optionalNumber } from './options.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
-interface LabelFlags {
-  model?: string;
-  prompts?: string;
-  completions?: string;
-  output: string;
-  numCompletions: string;
-  port: string;
-  maxNewTokens?: string;
-  temperature?: string;
-  topK?: string;
-  topP?: string;
-  maxPromptTokens?: string;
-  seed: string;
-  threads?: string;
-  onBadRow: string;
-}
+const sampling = SamplingOptionsSchema.shape;
+const temperature = sampling.temperature.unwrap();
+
+/**
+ * The flags of `dpo label`: the shared prompt, sampling and runtime options (with --model and
+ * --prompts), or --completions FILE; runLabel says which combination is wrong.
+ */
+export const LabelFlagsSchema = z
+  .object({
+    model: option(PromptSourceSchema.shape.model.optional(), 'the model that samples the completions (folder, hub id or LoRA adapter folder); with --prompts', {
+      arg: 'path|hub-id',
+      group: 'model',
+    }),
+    prompts: option(PromptSourceSchema.shape.prompts.optional(), 'prompts file or folder ({"prompt": ...} or conversational rows); with --model', { arg: 'path', group: 'data' }),
+    completions: option(z.string().min(1).optional(), 'label existing completions instead: {"prompt", "completions": [...]} rows, e.g. dpo generate output', {
+      arg: 'path',
+      group: 'data',
+    }),
+    output: option(z.string().min(1), 'preference JSONL to append to (resumed when it exists)', { arg: 'file', group: 'checkpoints' }),
+    // No zod default: with --completions, K is the file's.
+    numCompletions: option(z.number().int().min(2).optional(), 'completions per prompt, 2 to 9 (K > 2 writes rankings)', {
+      arg: 'k',
+      group: 'generation',
+      defaultText: "2; with --completions, the file's K",
+    }),
+    port: option(z.number().int().min(0).default(DEFAULT_LABEL_PORT), 'port on 127.0.0.1 (0: any free port)', { group: 'runtime' }),
+    maxNewTokens: sampling.maxNewTokens,
+    // Above 0: greedy decoding would show K identical completions.
+    temperature: option(temperature.gt(0), 'sampling temperature', temperature.meta() as OptionMeta).optional(),
+    topK: sampling.topK,
+    topP: sampling.topP,
+    maxPromptTokens: sampling.maxPromptTokens,
+    seed: sampling.seed,
+    threads: RuntimeOptionsSchema.shape.threads,
+    onBadRow: option(PromptSourceSchema.shape.onBadRow.unwrap().default('error'), 'malformed prompt (or --completions) rows: error (list them and stop) or skip (report them)', {
+      arg: 'action',
+      group: 'data',
+    }),
+  })
+  .strict();
+
+export const LABEL_OPTIONS = optionsFromSchema(LabelFlagsSchema);
 
 const EXAMPLES = `
 Open the printed address in a browser. Keys: 1/2 pick the better completion (with
@@ -66,55 +97,26 @@ function untilInterrupted(): Promise<void> {
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  program
+  const cmd = program
     .command('label')
-    .description('label preferences by hand in a local web page: K completions per prompt (sampled, or from a file), keyboard choices')
-    .option('--model <path|hub-id>', 'model that samples the completions (folder, hub id or LoRA adapter folder); with --prompts')
-    .option('--prompts <path>', 'prompts file or folder ({"prompt": ...} or conversational rows); with --model')
-    .option('--completions <path>', 'label existing completions instead: {"prompt", "completions": [...]} rows, e.g. dpo generate output')
-    .requiredOption('--output <file>', 'preference JSONL to append to (resumed when it exists)')
-    .option('--num-completions <k>', "completions per prompt, 2 to 9 (K > 2 writes rankings); with --completions, the file's K", '2')
-    .option('--port <n>', 'port on 127.0.0.1 (0: any free port)', String(DEFAULT_LABEL_PORT))
-    .option('--max-new-tokens <n>', 'new tokens per completion at most (default: generation_config.json, else 64)')
-    .option('--temperature <t>', 'sampling temperature (default: generation_config.json, else 1)')
-    .option('--top-k <k>', 'keep the k most likely tokens; 0 disables (default: generation_config.json, else 50)')
-    .option('--top-p <p>', 'nucleus sampling (default: generation_config.json, else 1)')
-    .option('--max-prompt-tokens <n>', 'keep only the last n prompt tokens')
-    .option('--seed <s>', 'random seed of the completions', '0')
-    .option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)')
-    .option('--on-bad-row <mode>', "malformed prompt (or --completions) rows: 'error' or 'skip'", 'error')
+    .description('label preferences by hand in a local web page: K completions per prompt (sampled, or from a file), keyboard choices');
+  addOptions(cmd, LABEL_OPTIONS, LabelFlagsSchema);
+  cmd
     .addHelpText('after', EXAMPLES)
-    .action(async (flags: LabelFlags, command: Command) => {
-      if (flags.onBadRow !== 'error' && flags.onBadRow !== 'skip') throw new DpoError(`--on-bad-row must be 'error' or 'skip', got '${flags.onBadRow}'`);
-      const options = {
-        model: flags.model,
-        prompts: flags.prompts,
-        completions: flags.completions,
-        output: flags.output,
-        numCompletions: flags.completions !== undefined && command.getOptionValueSource('numCompletions') !== 'cli' ? undefined : optionalInteger(flags.numCompletions, '--num-completions', 2),
-        port: optionalInteger(flags.port, '--port', 0),
-        maxNewTokens: optionalInteger(flags.maxNewTokens, '--max-new-tokens', 1),
-        temperature: optionalNumber(flags.temperature, '--temperature', (n) => n > 0, 'a number > 0'),
-        topK: optionalInteger(flags.topK, '--top-k', 0),
-        topP: optionalNumber(flags.topP, '--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]'),
-        maxPromptTokens: optionalInteger(flags.maxPromptTokens, '--max-prompt-tokens', 1),
-        seed: optionalInteger(flags.seed, '--seed', 0),
-        threads: optionalInteger(flags.threads, '--threads', 1),
-        onBadRow: flags.onBadRow as 'error' | 'skip',
-        log: (message: string) => ctx.io.stderr.write(`${message}\n`),
-      };
-      if (options.port !== undefined && options.port > 65535) throw new DpoError(`--port: expected a port number up to 65535, got '${flags.port}'`);
+    .action(async (flags: Record<string, unknown>) => {
+      const options = { ...configFromFlags(LabelFlagsSchema, LABEL_OPTIONS, flags), log: (message: string) => ctx.io.stderr.write(`${message}\n`) };
+      if (options.port > 65535) throw new DpoError(`--port: expected a port number up to 65535, got '${options.port}'`);
       const running: RunningLabel = await runLabel(options);
       const interrupted = untilInterrupted();
       for (const bad of running.skippedRows) ctx.io.stderr.write(`skipped ${bad.file}:${bad.line}: ${bad.reason}\n`);
       const start = running.session.snapshot();
       ctx.io.stderr.write(
-        `dpo label: ${start.done} of ${start.total} prompts already decided in ${flags.output}${start.counts.skips > 0 ? ` (${start.counts.skips} skipped before, offered again)` : ''}; open ${running.url} in a browser (Ctrl-C to stop)\n`,
+        `dpo label: ${start.done} of ${start.total} prompts already decided in ${options.output}${start.counts.skips > 0 ? ` (${start.counts.skips} skipped before, offered again)` : ''}; open ${running.url} in a browser (Ctrl-C to stop)\n`,
       );
       await interrupted;
       const end = await running.session.snapshot();
       await running.close();
       ctx.io.stderr.write(`dpo label: stopped; ${end.done} of ${end.total} prompts decided\n`);
-      printJson(ctx, { output: flags.output, skipped: skippedPath(flags.output), total: end.total, done: end.done, ...end.counts });
+      printJson(ctx, { output: options.output, skipped: skippedPath(options.output), total: end.total, done: end.done, ...end.counts });
     });
 }

@@ -1,7 +1,11 @@
 /** `dpo models`: the supported model types and what each supports, read from the model registry. */
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { option } from '../config/option.js';
 import { modelTypes, type ModelTypeInfo } from '../models/registry.js';
 import { printJson, type CliContext } from './context.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
 const EXAMPLES = `
 Examples:
@@ -51,15 +55,17 @@ export function formatModelTable(rows: readonly ModelTypeRow[]): string {
   return [line(header), ...cells.map(line)].join('\n') + '\n';
 }
 
+/** The flags of `dpo models`. */
+const ModelsFlagsSchema = z.object({ json: option(z.boolean().default(false), 'print one JSON array instead of a table', { group: 'checkpoints' }) }).strict();
+const MODELS_OPTIONS = optionsFromSchema(ModelsFlagsSchema);
+
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('models')
-    .description('list the supported model types (config.json model_type) and what each supports')
-    .option('--json', 'print one JSON array instead of a table')
-    .addHelpText('after', EXAMPLES)
-    .action((opts: { json?: boolean }) => {
-      const rows = modelTypeRows();
-      if (opts.json) printJson(ctx, rows);
-      else ctx.io.stdout.write(formatModelTable(rows));
-    });
+  const cmd = program.command('models').description('list the supported model types (config.json model_type) and what each supports');
+  addOptions(cmd, MODELS_OPTIONS, ModelsFlagsSchema);
+  cmd.addHelpText('after', EXAMPLES).action((flags: Record<string, unknown>) => {
+    const opts = configFromFlags(ModelsFlagsSchema, MODELS_OPTIONS, flags);
+    const rows = modelTypeRows();
+    if (opts.json) printJson(ctx, rows);
+    else ctx.io.stdout.write(formatModelTable(rows));
+  });
 }

@@ -2,20 +2,17 @@
  * `dpo online`: online DPO (TRL's OnlineDPOTrainer): flags and/or a config file ->
  * OnlineDPOConfig -> OnlineDPOTrainer. `--config run.yaml|json` holds the same keys, flags override it.
  */
-import type { Command } from 'commander';
 import { listScorers } from '../eval/scorers.js';
-import { ONLINE_DPO_CONFIG, OnlineDPOConfigSchema } from '../train/online/config.js';
-import type { CliContext } from './context.js';
+import { OnlineDPOConfigSchema } from '../train/online/config.js';
 import type { OptionSpec } from './options.js';
 import { optionsFromSchema } from './schema-options.js';
-import { registerTrainerCommand } from './trainer-command.js';
 
 /** The flags of OnlineDPOConfigSchema; prompts are files on the command line (string lists are for the library). */
 export const ONLINE_OPTIONS: readonly OptionSpec[] = optionsFromSchema(OnlineDPOConfigSchema).map((s) =>
   s.key === 'prompts' || s.key === 'evalPrompts' ? { ...s, kind: 'string' } : s.key === 'scorer' ? { ...s, description: `${s.description.replace(/ \(.*\)$/, '')} (${listScorers().map((e) => e.name).join(', ')})` } : s,
 );
 
-const EXAMPLES = `
+export const ONLINE_EXAMPLES = `
 Examples:
   # Rank the two samples of every prompt with the ground-truth sentiment scorer
   $ dpo online --model ./sft-model --prompts prompts.jsonl --scorer sentiment --output runs/online \\
@@ -44,20 +41,3 @@ objective/non_score_reward, objective/rlhf_reward, objective/scores, objective/s
 val/contain_eos_token, beta, grad_norm, learning_rate; with --eval-prompts eval_objective/kl and
 eval_objective/scores. Checkpoints hold the step and prompt position, which fix every later
 sample: --resume continues exactly as the uninterrupted run would have.`;
-
-export function register(program: Command, ctx: CliContext): void {
-  registerTrainerCommand(program, ctx, {
-    name: 'online',
-    label: 'online',
-    description: 'online DPO: sample two completions per prompt, rank them (reward model, scorer or LLM judge), DPO step',
-    config: ONLINE_DPO_CONFIG,
-    options: ONLINE_OPTIONS,
-    configFiles: 'online.yaml or online.json',
-    examples: EXAMPLES,
-    run: async (config, progress, signal) => {
-      // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
-      const { OnlineDPOTrainer } = await import('../train/online/trainer.js');
-      return new OnlineDPOTrainer(config, { progress, signal }).train();
-    },
-  });
-}

@@ -9,6 +9,11 @@ import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { DpoError } from '../errors.js';
+import { flagAliases, trlNamesOf } from './flag-aliases.js';
+import { groupHeading, inHelpOrder } from './help-groups.js';
+import type { OptionSpec } from './option-spec.js';
+
+export type { Bound, OptionKind, OptionSpec } from './option-spec.js';
 
 const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -60,59 +65,147 @@ export function kebabCase(key: string): string {
   return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** What kind of value a flag takes, and so how its argument is parsed. */
-export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list' | 'numberList' | 'optionalString';
+/** 'an integer >= 1', 'a number in (0, 1]', 'integers >= 1' (a list)... */
+function expected(spec: OptionSpec): string {
+  const list = spec.kind === 'numberList';
+  const what = spec.kind === 'integer' ? 'an integer' : list ? (spec.integers ? 'integers' : 'numbers') : 'a number';
+  const { min, max } = spec;
+  if (min && max) return `${what} in ${min.inclusive ? '[' : '('}${min.value}, ${max.value}${max.inclusive ? ']' : ')'}`;
+  if (min) return `${what} ${min.inclusive ? '>=' : '>'} ${min.value}`;
+  if (max) return `${what} ${max.inclusive ? '<=' : '<'} ${max.value}`;
+  return what;
+}
 
-/** One flag of a subcommand, bound to a config key (dotted for nested keys: `lora.r`). */
-export interface OptionSpec {
-  /** Config key, camelCase; `lora.r` for a nested one. */
-  key: string;
-  /** Long flag without dashes (default: the key in kebab-case, dots as dashes). */
-  flag?: string;
-  /** Argument name shown in help (default by kind). */
-  arg?: string;
-  kind: OptionKind;
-  description: string;
-  choices?: readonly string[];
-  /** Also add `--no-<flag>` (booleans a config file may have set). */
-  negatable?: boolean;
-  /** Shown as "(default: ...)" in help; the library applies the real default. */
-  defaultText?: string;
+function inBounds(spec: OptionSpec, n: number): boolean {
+  const { min, max } = spec;
+  if (min && (min.inclusive ? n < min.value : n <= min.value)) return false;
+  if (max && (max.inclusive ? n > max.value : n >= max.value)) return false;
+  return true;
+}
+
+/** A number flag's parser: strict syntax, then the spec's bounds, naming `flag` and the value on error. */
+function numberParser(spec: OptionSpec, flag: string): (v: string) => number {
+  return (v: string) => {
+    const n = spec.kind === 'integer' ? parseInteger(flag, v) : parseNumber(flag, v);
+    if (!inBounds(spec, n)) throw new DpoError(`${flag}: expected ${expected(spec)}, got '${v}'`);
+    return n;
+  };
 }
 
 export function flagOf(spec: OptionSpec): string {
   return spec.flag ?? kebabCase(spec.key.replace(/\./g, '-'));
 }
 
-/** Adds the flags of `specs` to `cmd`; numbers are parsed strictly, naming the flag on error. */
-export function addOptions(cmd: Command, specs: readonly OptionSpec[]): void {
-  for (const spec of specs) {
-    const flag = `--${flagOf(spec)}`;
-    const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
-    const flags = spec.kind === 'boolean' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : `${flag} <${arg}>`;
-    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
-    const option = new Option(flags, spec.defaultText !== undefined ? `${spec.description} (default: ${spec.defaultText})` : spec.description);
-    if (spec.choices) option.choices(spec.choices);
-    if (spec.kind === 'number') option.argParser((v: string) => parseNumber(flag, v));
-    if (spec.kind === 'integer') option.argParser((v: string) => parseInteger(flag, v));
-    if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
-    if (spec.kind === 'numberList') option.argParser((v: string) => parseNumberList(flag, v));
-    cmd.addOption(option);
-    if (spec.negatable) cmd.addOption(new Option(`--no-${flagOf(spec)}`, `turn --${flagOf(spec)} off (e.g. over a config file)`));
-  }
+/** The schema (and its flags) each command's flags were made from, for the test that every flag has one. */
+const FLAG_SOURCES = new WeakMap<Command, { schema: z.ZodObject; specs: readonly OptionSpec[] }>();
+
+/** The schema `cmd`'s flags come from (undefined: a command without schema flags). */
+export function flagSourceOf(cmd: Command): { schema: z.ZodObject; specs: readonly OptionSpec[] } | undefined {
+  return FLAG_SOURCES.get(cmd);
 }
 
-/** The attribute commander stores a flag's value under. */
-function attributeOf(spec: OptionSpec): string {
-  return camelCase(flagOf(spec));
+/** Every name a spec's flag answers to (without dashes): the flag, its aliases and --no- form. */
+export function flagNamesOf(spec: OptionSpec): string[] {
+  return [...namesOf(spec).map((n) => n.name), ...(spec.negatable ? [`no-${flagOf(spec)}`] : [])];
+}
+
+/** One commander option for `spec` under the name `name` (the flag or one of its aliases). */
+function commanderOption(spec: OptionSpec, name: string, description: string): Option {
+  const flag = `--${name}`;
+  const arg = spec.arg ?? (spec.kind === 'number' || spec.kind === 'integer' ? 'n' : spec.kind === 'list' || spec.kind === 'numberList' ? 'list' : 'value');
+  const flags =
+    spec.kind === 'boolean' || spec.kind === 'enable' ? flag : spec.kind === 'optionalString' ? `${flag} [${arg}]` : spec.kind === 'variadic' ? `${flag} <${arg}...>` : `${flag} <${arg}>`;
+  const option = new Option(flags, description);
+  if (spec.choices) option.choices(spec.choices);
+  if (spec.kind === 'number' || spec.kind === 'integer') option.argParser(numberParser(spec, flag));
+  if (spec.kind === 'list') option.argParser((v: string) => parseList(v));
+  if (spec.kind === 'repeatable') option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+  if (spec.kind === 'numberList') {
+    option.argParser((v: string) => {
+      const xs = parseNumberList(flag, v);
+      if (xs.some((n) => !inBounds(spec, n) || (spec.integers && !Number.isInteger(n)))) throw new DpoError(`${flag}: expected ${expected(spec)}, got '${v}'`);
+      return xs;
+    });
+  }
+  return option;
+}
+
+/** A flag's help line: the description, then the TRL name, the default and whether it is required. */
+function helpText(spec: OptionSpec): string {
+  const trl = trlNamesOf(spec);
+  return [
+    spec.required ? '[required] ' : '',
+    spec.description,
+    trl.length ? ` (TRL: ${trl.map((n) => `--${n}`).join(', ')})` : '',
+    spec.defaultText !== undefined ? ` (default: ${spec.defaultText})` : '',
+  ].join('');
+}
+
+/** The help note under a command's flags: what help does not list one by one. */
+function flagsNote(cmd: Command, specs: readonly OptionSpec[]): string {
+  const example = specs.map(flagOf).find((f) => f.includes('-'));
+  const lines: string[] = [];
+  const trl = specs.some((s) => trlNamesOf(s).length > 0);
+  if (example) lines.push(`Each flag also answers to its snake_case spelling (--${example.replace(/-/g, '_')})${trl ? ' and to the' : '.'}`);
+  if (example && trl) lines.push('TRL / transformers name shown beside it.');
+  if (specs.some((s) => s.negatable)) lines.push('A boolean flag --x has a --no-x form, to turn off the value of a config file.');
+  if (specs.some((s) => s.required)) {
+    const fromFile = cmd.options.some((o) => o.long === '--config');
+    lines.push(fromFile ? '[required]: the command needs it, as a flag or as a key of the --config file.' : '[required]: the command needs it.');
+  }
+  return lines.length ? `\n${lines.join('\n')}` : '';
+}
+
+/**
+ * Adds the flags of `specs` to `cmd`, grouped for help; numbers are parsed strictly and checked
+ * against their bounds, naming the flag on error. Each flag also answers to its hidden aliases
+ * (snake_case, TRL's names; flag-aliases.ts).
+ */
+export function addOptions(cmd: Command, specs: readonly OptionSpec[], schema?: z.ZodObject): void {
+  if (schema) FLAG_SOURCES.set(cmd, { schema, specs });
+  const taken = new Set([...cmd.options.map((o) => o.name()), ...specs.map(flagOf)]);
+  for (const spec of inHelpOrder(specs)) {
+    const name = flagOf(spec);
+    // The library fills defaults; the flag itself has none, so that a config file's value is not overridden.
+    const option = commanderOption(spec, name, helpText(spec));
+    if (spec.group) option.helpGroup(groupHeading(spec.group, specs));
+    cmd.addOption(option);
+    // Listed once, in the note under the flags, rather than once per boolean.
+    if (spec.negatable) {
+      const off = new Option(`--no-${name}`, `turn --${name} off (e.g. over a config file)`).hideHelp();
+      if (spec.group) off.helpGroup(groupHeading(spec.group, specs));
+      cmd.addOption(off);
+    }
+    for (const alias of flagAliases(name, spec, taken)) {
+      taken.add(alias);
+      const hidden = commanderOption(spec, alias, `alias of --${name}`).hideHelp();
+      // Grouped as its flag, so that hidden options do not decide where the general group sits.
+      if (spec.group) hidden.helpGroup(groupHeading(spec.group, specs));
+      cmd.addOption(hidden);
+    }
+  }
+  cmd.addHelpText('after', flagsNote(cmd, specs));
+}
+
+/** The names a flag answers to (its own first) with the attribute commander stores each under. */
+function namesOf(spec: OptionSpec): { name: string; attribute: string }[] {
+  const name = flagOf(spec);
+  // Commander camel-cases dashes only: --learning_rate is stored as 'learning_rate'.
+  return [name, ...flagAliases(name, spec)].map((n) => ({ name: n, attribute: n.replace(/-([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase()) }));
 }
 
 /** The config values given as flags (only those on the command line), as a nested object. */
 export function valuesFromFlags(opts: Record<string, unknown>, specs: readonly OptionSpec[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const spec of specs) {
-    const v = opts[attributeOf(spec)];
-    if (v !== undefined) setPath(out, spec.key, v);
+    const given = namesOf(spec).filter((n) => opts[n.attribute] !== undefined);
+    if (given.length > 1) throw new DpoError(`--${given.map((n) => n.name).join(' and --')} are the same option; give it once`);
+    if (given.length === 0) continue;
+    const v = opts[given[0].attribute];
+    if (spec.kind === 'enable') {
+      // --lora: the object with its defaults, unless a nested flag (--lora-r) fills it too.
+      if (v === true && out[spec.key] === undefined) setPath(out, spec.key, {});
+    } else setPath(out, spec.key, v);
   }
   return out;
 }
@@ -135,10 +228,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  * A config file's keys in camelCase (kebab-case and snake_case accepted, nested objects too), and
  * flat `loraR`-style keys folded into `lora`. Comma strings are accepted for list keys.
  */
-export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = []): Record<string, unknown> {
+export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = [], aliases: Readonly<Record<string, string>> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    const key = camelCase(k);
+    const key = aliases[camelCase(k)] ?? camelCase(k);
     const value = isPlainObject(v) ? normalizeConfigKeys(v, listKeys.filter((l) => l.startsWith(`${key}.`)).map((l) => l.slice(key.length + 1))) : v;
     const flat = /^lora([A-Z]\w*)$/.exec(key);
     if (flat) {
@@ -157,8 +250,16 @@ export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: read
   return out;
 }
 
-/** Reads a YAML (.yaml/.yml) or JSON config file into an object with camelCase keys. */
-export async function loadConfigFile(path: string, listKeys: readonly string[] = []): Promise<Record<string, unknown>> {
+/**
+ * The TRL / transformers names of `specs`' top-level keys, camelCased, mapped to the key
+ * (perDeviceTrainBatchSize -> batchSize): a TRL config file's keys read as ours.
+ */
+export function configKeyAliases(specs: readonly OptionSpec[]): Record<string, string> {
+  return Object.fromEntries(specs.filter((s) => !s.key.includes('.')).flatMap((s) => trlNamesOf(s).map((n) => [camelCase(n), s.key])));
+}
+
+/** Reads a YAML (.yaml/.yml) or JSON config file into an object with camelCase keys (`aliases`: other names of keys). */
+export async function loadConfigFile(path: string, listKeys: readonly string[] = [], aliases: Readonly<Record<string, string>> = {}): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -173,7 +274,7 @@ export async function loadConfigFile(path: string, listKeys: readonly string[] =
   }
   if (value === null || value === undefined) return {};
   if (!isPlainObject(value)) throw new DpoError(`${path}: expected a mapping of option names to values`);
-  return normalizeConfigKeys(value, listKeys);
+  return normalizeConfigKeys(value, listKeys, aliases);
 }
 
 /** Shallow merge, except nested objects (lora) which merge one level down; `over` wins. */

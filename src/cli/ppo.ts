@@ -2,20 +2,17 @@
  * `dpo ppo`: RLHF with PPO (the DPO paper's baseline): flags and/or a config file -> PPOConfig ->
  * PPOTrainer. `--config run.yaml|json` holds the same keys, flags override it.
  */
-import type { Command } from 'commander';
 import { listScorers } from '../eval/scorers.js';
-import { PPO_CONFIG, PPOConfigSchema } from '../train/ppo/config.js';
-import type { CliContext } from './context.js';
+import { PPOConfigSchema } from '../train/ppo/config.js';
 import type { OptionSpec } from './options.js';
 import { optionsFromSchema } from './schema-options.js';
-import { registerTrainerCommand } from './trainer-command.js';
 
 /** The flags of PPOConfigSchema; prompts are files on the command line (string lists are for the library). */
 export const PPO_OPTIONS: readonly OptionSpec[] = optionsFromSchema(PPOConfigSchema).map((s) =>
   s.key === 'prompts' || s.key === 'evalPrompts' ? { ...s, kind: 'string' } : s.key === 'scorer' ? { ...s, description: `${s.description.replace(/ \(.*\)$/, '')} (${listScorers().map((e) => e.name).join(', ')}; 'sentiment' is the DPO paper's PPO-GT)` } : s,
 );
 
-const EXAMPLES = `
+export const PPO_EXAMPLES = `
 Examples:
   # PPO-GT: the ground-truth sentiment scorer as the reward (the DPO paper's PPO-GT)
   $ dpo ppo --model ./sft-model --prompts prompts.jsonl --scorer sentiment --output runs/ppo-gt \\
@@ -35,20 +32,3 @@ head is saved inside the output's model.safetensors as v_head.summary.weight/bia
 AutoModelForCausalLMWithValueHead layout; transformers ignores the two keys). Metrics go to
 <output>/metrics.jsonl with TRL's names (objective/kl, objective/scores, objective/rlhf_reward,
 policy/clipfrac_avg, policy/approxkl_avg, loss/policy_avg, loss/value_avg, val/clipfrac_avg, ...).`;
-
-export function register(program: Command, ctx: CliContext): void {
-  registerTrainerCommand(program, ctx, {
-    name: 'ppo',
-    label: 'ppo',
-    description: 'RLHF with PPO: sample from the policy, reward, KL penalty, GAE, clipped updates (the DPO paper baseline)',
-    config: PPO_CONFIG,
-    options: PPO_OPTIONS,
-    configFiles: 'ppo.yaml or ppo.json',
-    examples: EXAMPLES,
-    run: async (config, progress, signal) => {
-      // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
-      const { PPOTrainer } = await import('../train/ppo/trainer.js');
-      return new PPOTrainer(config, { progress, signal }).train();
-    },
-  });
-}

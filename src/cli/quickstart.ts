@@ -3,34 +3,47 @@
  * paper's controlled-sentiment experiment in miniature), with a before/after table and an HTML
  * report.
  */
+import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { DpoError } from '../errors.js';
+import { z } from 'zod';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
+import { SamplingOptionsSchema, withDefault } from '../config/sampling.js';
+import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { stopOnSignals } from './signals.js';
-import { runQuickstart, SHIPPED_MODEL, type QuickstartSummary } from '../quickstart/run.js';
+import { QUICKSTART_DEFAULTS, runQuickstart, SHIPPED_MODEL, type QuickstartSummary } from '../quickstart/run.js';
 import { listScorers } from '../eval/scorers.js';
 import type { CliContext } from './context.js';
-import { parseInteger, parseNumber } from './options.js';
+import { addOptions } from './options.js';
+import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
-interface QuickstartFlags {
-  model?: string;
-  output: string;
-  prompts?: string;
-  heldOutPrompts?: string;
-  scorer: string;
-  samples: string;
-  evalSamples: string;
-  steps: string;
-  beta: string;
-  learningRate: string;
-  batchSize: string;
-  maxNewTokens: string;
-  seed: string;
-  threads?: string;
-}
+const D = QUICKSTART_DEFAULTS;
+
+/** The flags of `dpo quickstart`, defaults from the library's QUICKSTART_DEFAULTS. */
+export const QuickstartFlagsSchema = z
+  .object({
+    model: option(z.string().min(1).optional(), 'policy and reference model', { arg: 'path|hub-id', group: 'model', defaultText: `the shipped ${basename(SHIPPED_MODEL)}` }),
+    output: option(z.string().min(1).default(D.output), 'output folder', { arg: 'dir', group: 'checkpoints' }),
+    prompts: option(z.string().min(1).optional(), 'training prompts ({"prompt": ...} rows)', { arg: 'file', group: 'data', defaultText: '40 built-in openings' }),
+    heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts', { arg: 'file', group: 'data', defaultText: '16 built-in openings' }),
+    scorer: option(z.string().min(1).default(D.scorer), `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, { arg: 'name', group: 'reward' }),
+    samples: option(z.number().int().min(1).default(D.samplesPerPrompt), 'samples per training prompt (pairs = all pairs with different rewards)', { arg: 'k', group: 'generation' }),
+    evalSamples: option(z.number().int().min(1).default(D.evalSamplesPerPrompt), 'samples per held-out prompt for the before/after comparison', { arg: 'k', group: 'generation' }),
+    maxNewTokens: withDefault(SamplingOptionsSchema.shape.maxNewTokens, D.maxNewTokens),
+    steps: option(z.number().int().min(1).default(D.steps), 'DPO optimizer steps', { group: 'optimisation' }),
+    beta: withDefault(DPOConfigSchema.shape.beta, D.beta),
+    learningRate: withDefault(DPOConfigSchema.shape.learningRate, D.learningRate),
+    batchSize: option(z.number().int().min(1).default(D.batchSize), 'pairs per step', { group: 'optimisation' }),
+    seed: option(z.number().int().default(D.seed), 'random seed of the samples and of training', { arg: 's', group: 'optimisation' }),
+    threads: RuntimeOptionsSchema.shape.threads,
+  })
+  .strict();
+
+export const QUICKSTART_OPTIONS = optionsFromSchema(QuickstartFlagsSchema);
 
 const EXAMPLES = `
-What it does: samples 6 continuations for each of 40 short prompts from the model, ranks them
+What it does: samples ${D.samplesPerPrompt} continuations for each of 40 short prompts from the model, ranks them
 with the scorer (VADER sentiment by default), writes the preference pairs to
 <output>/preferences.jsonl, trains DPO with the model itself as the reference, then compares
 fresh samples on 16 held-out prompts before and after (mean reward, KL(pi||pi_ref), implicit-reward
@@ -41,52 +54,31 @@ Examples:
   $ dpo quickstart --steps 100 --beta 0.05 --output runs/qs
   $ dpo quickstart --model ./my-gpt2 --prompts my-prompts.jsonl --scorer length`;
 
-function positive(flag: string, v: string): number {
-  const n = parseInteger(flag, v);
-  if (n < 1) throw new DpoError(`${flag}: expected a positive integer, got '${v}'`);
-  return n;
-}
-
 export function register(program: Command, ctx: CliContext): void {
-  program
-    .command('quickstart')
-    .description('DPO end to end on the shipped small model: sample, rank, train, compare, report')
-    .option('--model <path|hub-id>', `policy and reference model (default: the shipped ${SHIPPED_MODEL.split('/').pop()})`)
-    .option('--output <dir>', 'output folder', 'dpo-quickstart')
-    .option('--prompts <file>', 'training prompts ({"prompt": ...} rows; default: 40 built-in openings)')
-    .option('--held-out-prompts <file>', 'evaluation prompts (default: 16 built-in openings)')
-    .option('--scorer <name>', `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, 'sentiment')
-    .option('--samples <k>', 'samples per training prompt (pairs = all pairs with different rewards)', '6')
-    .option('--eval-samples <k>', 'samples per held-out prompt for the before/after comparison', '8')
-    .option('--steps <n>', 'DPO optimizer steps', '120')
-    .option('--beta <b>', 'DPO beta', '0.1')
-    .option('--learning-rate <lr>', 'AdamW learning rate', '1e-4')
-    .option('--batch-size <n>', 'pairs per step', '16')
-    .option('--max-new-tokens <n>', 'tokens per sampled continuation', '24')
-    .option('--seed <s>', 'random seed', '0')
-    .option('--threads <n>', 'ONNX Runtime threads (default: all cores)')
+  const cmd = program.command('quickstart').description('DPO end to end on the shipped small model: sample, rank, train, compare, report');
+  addOptions(cmd, QUICKSTART_OPTIONS, QuickstartFlagsSchema);
+  cmd
     .addHelpText('after', EXAMPLES)
-    .action(async (f: QuickstartFlags) => {
+    .action(async (flags: Record<string, unknown>) => {
+      const f = configFromFlags(QuickstartFlagsSchema, QUICKSTART_OPTIONS, flags);
       const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
         path ? (await loadPrompts(path, undefined)).prompts.map((p) => p.text) : undefined;
-      const trainPrompts = await readPrompts(f.prompts);
-      const heldOutPrompts = await readPrompts(f.heldOutPrompts);
       const progress = ctx.progress();
       const options = {
         model: f.model,
         output: f.output,
-        trainPrompts,
-        heldOutPrompts,
+        trainPrompts: await readPrompts(f.prompts),
+        heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,
-        samplesPerPrompt: positive('--samples', f.samples),
-        evalSamplesPerPrompt: positive('--eval-samples', f.evalSamples),
-        steps: positive('--steps', f.steps),
-        beta: parseNumber('--beta', f.beta),
-        learningRate: parseNumber('--learning-rate', f.learningRate),
-        batchSize: positive('--batch-size', f.batchSize),
-        maxNewTokens: positive('--max-new-tokens', f.maxNewTokens),
-        seed: parseInteger('--seed', f.seed),
-        threads: f.threads ? positive('--threads', f.threads) : undefined,
+        samplesPerPrompt: f.samples,
+        evalSamplesPerPrompt: f.evalSamples,
+        steps: f.steps,
+        beta: f.beta,
+        learningRate: f.learningRate,
+        batchSize: f.batchSize,
+        maxNewTokens: f.maxNewTokens,
+        seed: f.seed,
+        threads: f.threads,
         progress,
       };
       // SIGINT/SIGTERM stop the training after its step; the report covers the steps done.

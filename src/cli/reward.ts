@@ -15,15 +15,15 @@ import type { OnBadRow, PreferenceFormat, RowOrigin, SftFormat } from '../data/t
 import { DpoError } from '../errors.js';
 import { createProgress, type ProgressReporter } from '../progress.js';
 import { loadRewardModel, rewardParameterShapes, RewardScorer } from '../scoring/reward-model.js';
-import { REWARD_CONFIG, RewardConfigSchema } from '../train/reward/config.js';
-import { RewardTrainer } from '../train/reward/trainer.js';
 import { detectSftDataKind } from '../train/sft/trainer.js';
 import { printJson, type CliContext } from './context.js';
-import { RUNTIME_OPTIONS } from './dpo-options.js';
+import { option } from '../config/option.js';
+import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { addOptions, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 import { optionsFromSchema } from './schema-options.js';
-import { DPO_ONLY_KEYS } from './sft.js';
-import { registerTrainerCommand } from './trainer-command.js';
+import { registerTrainer } from './trainers.js';
+
+export { REWARD_TRAIN_OPTIONS } from './reward-train.js';
 
 export interface ScoreRewardsOptions {
   /** A reward model folder or hub id (sequence-classification layout). */
@@ -116,48 +116,20 @@ export async function scoreRewards(o: ScoreRewardsOptions): Promise<number> {
   return lines.length;
 }
 
-export const REWARD_TRAIN_OPTIONS = optionsFromSchema(RewardConfigSchema, DPO_ONLY_KEYS);
-
-export const REWARD_SCORE_OPTIONS: readonly OptionSpec[] = [
-  { key: 'model', kind: 'string', arg: 'path', description: 'reward model: a sequence-classification folder (dpo reward train output) or hub id' },
-  { key: 'data', kind: 'string', arg: 'path', description: 'prompt/completion (or text, messages) rows, or preference rows (every completion is scored)' },
-  { key: 'output', kind: 'string', arg: 'file', description: 'JSONL output: one line per row, in input order' },
-  { key: 'format', kind: 'string', arg: 'name', choices: ['auto', ...SFT_FORMATS, ...PREFERENCE_FORMATS], defaultText: 'auto', description: 'data layout (detected by default)' },
-  { key: 'batchSize', kind: 'integer', defaultText: '8', description: 'rows per forward pass' },
-  { key: 'maxLength', kind: 'integer', defaultText: '1024', description: 'max tokens of prompt + completion (longer rows are truncated as in training)' },
-  { key: 'onBadRow', kind: 'string', arg: 'action', choices: ['error', 'skip'], defaultText: 'error', description: 'malformed rows: stop, or skip and report them' },
-  ...RUNTIME_OPTIONS,
-];
-
 const ScoreSchema = z
   .object({
-    model: z.string().min(1),
-    data: z.string().min(1),
-    output: z.string().min(1),
-    format: z.string().default('auto'),
-    batchSize: z.number().int().positive().default(8),
-    maxLength: z.number().int().positive().default(1024),
-    onBadRow: z.enum(['error', 'skip']).default('error'),
-    threads: z.number().int().positive().optional(),
-    device: z.enum(['cpu', 'cuda']).default('cpu'),
+    model: option(z.string().min(1), 'reward model: a sequence-classification folder (dpo reward train output) or hub id', { arg: 'path' }),
+    data: option(z.string().min(1), 'prompt/completion (or text, messages) rows, or preference rows (every completion is scored)', { arg: 'path' }),
+    output: option(z.string().min(1), 'JSONL output: one line per row, in input order', { arg: 'file' }),
+    format: option(z.enum(['auto', ...SFT_FORMATS, ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected by default)', { arg: 'name' }),
+    batchSize: option(z.number().int().positive().default(8), 'rows per forward pass', { group: 'runtime' }),
+    maxLength: option(z.number().int().positive().default(1024), 'max tokens of prompt + completion (longer rows are truncated as in training)'),
+    onBadRow: option(z.enum(['error', 'skip']).default('error'), 'malformed rows: stop, or skip and report them', { arg: 'action' }),
+    ...RuntimeOptionsSchema.shape,
   })
   .strict();
 
-const TRAIN_EXAMPLES = `
-Examples:
-  # A reward model from an SFT model, with held-out accuracy
-  $ dpo reward train --model runs/gpt2-sft --data prefs.jsonl --eval-data heldout.jsonl --output runs/rm
-
-  # LoRA on the body (the head is always trained; the saved model has the adapters merged)
-  $ dpo reward train --model ./gpt2 --data prefs.jsonl --output runs/rm-lora --lora-r 16
-
-The model is a scalar head score.weight [1, hidden] (no bias) on the last non-padding token,
-trained with -log sigmoid(r(x,y_w) - r(x,y_l)). Rankings (prompt + completions, best first) are
-trained on all ordered pairs of each row. Saved in the Hugging Face layout of a
-*ForSequenceClassification model (num_labels 1). Rewards are shifted to mean 0 over the
-training completions: score.weight has no bias, so the shift is stored in config.json as
-reward_offset (normalised reward = raw score - reward_offset), which 'dpo reward score' applies.
-Metrics: loss, accuracy, margin, mean_reward (+ eval_*) in <output>/metrics.jsonl.`;
+export const REWARD_SCORE_OPTIONS: readonly OptionSpec[] = optionsFromSchema(ScoreSchema);
 
 const SCORE_EXAMPLES = `
 Examples:
@@ -171,22 +143,10 @@ prompt/completion rows, "rewards" (best first) for preference rows. Rewards are 
 export function register(program: Command, ctx: CliContext): void {
   const reward = program.command('reward').description('reward models: train one on preference data (Bradley-Terry), score completions with one');
 
-  registerTrainerCommand(reward, ctx, {
-    name: 'train',
-    label: 'reward train',
-    description: 'train a reward model (scalar head on the last token, Bradley-Terry loss) on preference data',
-    config: REWARD_CONFIG,
-    options: REWARD_TRAIN_OPTIONS,
-    configFiles: 'rm.yaml or rm.json',
-    examples: TRAIN_EXAMPLES,
-    run: async (config, progress, signal) => {
-      const r = await new RewardTrainer(config, { progress, signal }).train();
-      return { ...r, extra: r.rewardOffset !== undefined ? { reward_offset: r.rewardOffset } : {} };
-    },
-  });
+  registerTrainer(reward, ctx, 'reward train');
 
   const score = reward.command('score').description('score rows with a reward model: one JSON line per row, in input order');
-  addOptions(score, REWARD_SCORE_OPTIONS);
+  addOptions(score, REWARD_SCORE_OPTIONS, ScoreSchema);
   score.addHelpText('after', SCORE_EXAMPLES).action(async (opts: Record<string, unknown>) => {
     const fromFlags = valuesFromFlags(opts, REWARD_SCORE_OPTIONS);
     const o = validateConfig(ScoreSchema, fromFlags, fromFlags, REWARD_SCORE_OPTIONS, undefined);

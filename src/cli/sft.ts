@@ -3,18 +3,15 @@
  * completions). Flags are those of `dpo train` where they apply (no loss or reference options);
  * `--config run.yaml|json` holds the same keys, flags override it.
  */
-import type { Command } from 'commander';
-import { SFT_CONFIG, SFTConfigSchema } from '../train/sft/config.js';
-import type { CliContext } from './context.js';
+import { SFTConfigSchema } from '../train/sft/config.js';
 import { optionsFromSchema } from './schema-options.js';
-import { registerTrainerCommand } from './trainer-command.js';
 
 /** Shared training keys that only DPO uses (no flag elsewhere). */
 export const DPO_ONLY_KEYS = ['cacheDir'] as const;
 
 export const SFT_OPTIONS = optionsFromSchema(SFTConfigSchema, DPO_ONLY_KEYS);
 
-const EXAMPLES = `
+export const SFT_EXAMPLES = `
 Examples:
   # Prompt/completion rows: loss on the completions only
   $ dpo sft --model ./gpt2 --data sft.jsonl --output runs/gpt2-sft --num-epochs 1
@@ -30,19 +27,3 @@ SFT data (text and messages rows train on every token), chosen/rejected or compl
 preference data. Loss is the mean token NLL over all completion tokens of a step. Metrics go to
 <output>/metrics.jsonl (loss, mean_token_accuracy, grad_norm, learning_rate, epoch,
 tokens_per_second, eval_*); a JSON summary is printed on stdout.`;
-
-export function register(program: Command, ctx: CliContext): void {
-  registerTrainerCommand(program, ctx, {
-    name: 'sft',
-    label: 'sft',
-    description: 'supervised fine-tuning (maximum likelihood on completions), or Preferred-FT on a preference file',
-    config: SFT_CONFIG,
-    options: SFT_OPTIONS,
-    configFiles: 'sft.yaml or sft.json',
-    examples: EXAMPLES,
-    run: async (config, progress, signal) => {
-      const { SFTTrainer } = await import('../train/sft/trainer.js');
-      return new SFTTrainer(config, { progress, signal }).train();
-    },
-  });
-}

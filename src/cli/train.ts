@@ -1,11 +1,9 @@
-/** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer. */
-import type { Command } from 'commander';
+/** `dpo train`: flags and/or a config file -> DPOConfig -> DPOTrainer (registered by trainers.ts). */
 import { DPO_CONFIG, type DPOConfig } from '../train/dpo/config.js';
-import type { CliContext } from './context.js';
 import { TRAIN_OPTIONS } from './dpo-options.js';
-import { registerTrainerCommand, resolveTrainerConfig } from './trainer-command.js';
+import { resolveTrainerConfig } from './trainer-command.js';
 
-const EXAMPLES = `
+export const TRAIN_EXAMPLES = `
 Examples:
   # Full fine-tuning of a local model on prompt/chosen/rejected JSONL
   $ dpo train --model ./gpt2 --data prefs.jsonl --output runs/gpt2-dpo \\
@@ -32,21 +30,4 @@ metrics to <output>/metrics.jsonl; a JSON summary of the run is printed on stdou
 /** Flags + optional config file -> a validated DPOConfig (flags win over the file). */
 export function resolveTrainConfig(opts: Record<string, unknown>): Promise<DPOConfig> {
   return resolveTrainerConfig(opts, DPO_CONFIG, TRAIN_OPTIONS, 'train');
-}
-
-export function register(program: Command, ctx: CliContext): void {
-  registerTrainerCommand(program, ctx, {
-    name: 'train',
-    label: 'train',
-    description: 'fine-tune a causal LM on preference data with DPO (or a loss of its family)',
-    config: DPO_CONFIG,
-    options: TRAIN_OPTIONS,
-    configFiles: 'run.yaml or run.json',
-    examples: EXAMPLES,
-    run: async (config, progress, signal) => {
-      // Loaded on use, so that --help and option errors answer without loading ONNX Runtime.
-      const { DPOTrainer } = await import('../train/dpo/trainer.js');
-      return new DPOTrainer(config, { progress, signal }).train();
-    },
-  });
 }

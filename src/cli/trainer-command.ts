@@ -11,7 +11,7 @@ import type { ProgressReporter } from '../progress.js';
 import type { TrainerResult } from '../train/core/runner.js';
 import { printJson, type CliContext } from './context.js';
 import { stopOnSignals } from './signals.js';
-import { addOptions, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
+import { addOptions, configKeyAliases, loadConfigFile, mergeConfig, validateConfig, valuesFromFlags, type OptionSpec } from './options.js';
 import { listKeysOf } from './schema-options.js';
 
 /** Flags + optional config file -> a validated config of `def` (flags win over the file). */
@@ -22,9 +22,10 @@ export async function resolveTrainerConfig<S extends z.ZodObject>(
   command: string,
 ): Promise<z.output<S>> {
   const file = typeof opts.config === 'string' ? opts.config : undefined;
-  const fromFile = file ? await loadConfigFile(file, listKeysOf(specs)) : {};
+  const fromFile = file ? await loadConfigFile(file, listKeysOf(specs), configKeyAliases(specs)) : {};
+  // `lora: true` / TRL's `use_peft: true` in a file: LoRA with its defaults, as the --lora flag.
+  for (const s of specs) if (s.kind === 'enable' && typeof fromFile[s.key] === 'boolean') fromFile[s.key] = fromFile[s.key] ? {} : undefined;
   const fromFlags = valuesFromFlags(opts, specs);
-  if (opts.lora === true && fromFlags.lora === undefined) fromFlags.lora = {};
   const merged = mergeConfig(fromFile, fromFlags);
   const lora = merged.lora as Record<string, unknown> | undefined;
   if (lora && Array.isArray(lora.targetModules) && lora.targetModules.length === 1 && lora.targetModules[0] === 'all-linear') {
@@ -54,10 +55,9 @@ export function registerTrainerCommand<S extends z.ZodObject>(parent: Command, c
     .command(t.name)
     .description(t.description)
     .option('--config <file>', `${t.configFiles} with the same keys as the flags (flags override it)`);
-  addOptions(cmd, t.options);
-  if ('lora' in t.config.schema.shape) cmd.option('--lora', 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)');
+  cmd.option('--print-config', 'print the resolved configuration as JSON and exit');
+  addOptions(cmd, t.options, t.config.schema);
   cmd
-    .option('--print-config', 'print the resolved configuration as JSON and exit')
     .addHelpText('after', t.examples)
     .action(async (opts: Record<string, unknown>) => {
       const config = await resolveTrainerConfig(opts, t.config, t.options, t.label);

@@ -301,3 +301,4 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
     await learned?.release();
   }
 }
+export { DEFAULTS as EXPERIMENT_DEFAULTS };

@@ -24,6 +24,20 @@ import { writeReport, type FrontierPoint, type SampleRow } from './report.js';
 export const SHIPPED_MODEL = fileURLToPath(new URL('../../assets/brown-gpt2', import.meta.url));
 
 
+/** The quickstart's defaults (written once: `dpo quickstart --help` shows these). */
+export const QUICKSTART_DEFAULTS = {
+  output: 'dpo-quickstart',
+  scorer: 'sentiment',
+  samplesPerPrompt: 6,
+  evalSamplesPerPrompt: 8,
+  maxNewTokens: 24,
+  steps: 120,
+  batchSize: 16,
+  beta: 0.1,
+  learningRate: 1e-4,
+  seed: 0,
+} as const;
+
 export interface QuickstartOptions {
   /** Policy and reference model (default: the shipped model). */
   model?: string;
@@ -73,16 +87,16 @@ interface Sampled {
 export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSummary> {
   const started = Date.now();
   const progress = o.progress ?? createProgress();
-  const output = resolve(o.output ?? 'dpo-quickstart');
+  const output = resolve(o.output ?? QUICKSTART_DEFAULTS.output);
   const modelRef = o.model ?? SHIPPED_MODEL;
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
-  const k = o.samplesPerPrompt ?? 6;
-  const evalK = o.evalSamplesPerPrompt ?? 8;
-  const steps = o.steps ?? 120;
-  const seed = o.seed ?? 0;
+  const k = o.samplesPerPrompt ?? QUICKSTART_DEFAULTS.samplesPerPrompt;
+  const evalK = o.evalSamplesPerPrompt ?? QUICKSTART_DEFAULTS.evalSamplesPerPrompt;
+  const steps = o.steps ?? QUICKSTART_DEFAULTS.steps;
+  const seed = o.seed ?? QUICKSTART_DEFAULTS.seed;
   const runtime = { threads: o.threads };
-  const scorerName = o.scorer ?? 'sentiment';
+  const scorerName = o.scorer ?? QUICKSTART_DEFAULTS.scorer;
   const score = getScorer(scorerName).score;
   if (k < 2) throw new DpoError('quickstart: samples per prompt must be at least 2 to make pairs');
   await mkdir(output, { recursive: true });
@@ -95,7 +109,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
   const eos = resolveEosTokenIds(reference.model, tokenizer, reference.generationConfig);
   // Pairs are sampled with the user's temperature / top-k; evaluation samples are pure (temperature 1,
   // no top-k), the only way the mean of log pi - log pi_ref over them is an unbiased KL(pi || pi_ref).
-  const pairSampling = { maxNewTokens: o.maxNewTokens ?? 24, temperature: o.temperature ?? 1, topK: o.topK ?? 50 };
+  const pairSampling = { maxNewTokens: o.maxNewTokens ?? QUICKSTART_DEFAULTS.maxNewTokens, temperature: o.temperature ?? 1, topK: o.topK ?? 50 };
   const evalSampling = { ...pairSampling, temperature: 1, topK: 0 };
 
   const sample = async (weights: ReadonlyMap<string, Float32Array>, prompts: readonly string[], n: number, s: number, label: string, sampling = pairSampling): Promise<Sampled[][]> => {
@@ -159,9 +173,9 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
         evalData: heldOutPairs.length ? heldOutFile : undefined,
         output: join(output, 'model'),
         maxSteps: steps,
-        batchSize: o.batchSize ?? 16,
-        beta: o.beta ?? 0.1,
-        learningRate: o.learningRate ?? 1e-4,
+        batchSize: o.batchSize ?? QUICKSTART_DEFAULTS.batchSize,
+        beta: o.beta ?? QUICKSTART_DEFAULTS.beta,
+        learningRate: o.learningRate ?? QUICKSTART_DEFAULTS.learningRate,
         lrScheduler: 'constant',
         warmupSteps: Math.min(5, steps - 1),
         loggingSteps: 2,
@@ -211,7 +225,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
       scorerName,
       metricsFile: join(output, 'model', 'metrics.jsonl'),
       summary,
-      settings: { steps, beta: o.beta ?? 0.1, learningRate: o.learningRate ?? 1e-4, samplesPerPrompt: k, trainPrompts: trainPrompts.length, heldOutPrompts: heldOut.length },
+      settings: { steps, beta: o.beta ?? QUICKSTART_DEFAULTS.beta, learningRate: o.learningRate ?? QUICKSTART_DEFAULTS.learningRate, samplesPerPrompt: k, trainPrompts: trainPrompts.length, heldOutPrompts: heldOut.length },
     });
     await writeFile(join(output, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
     return summary;

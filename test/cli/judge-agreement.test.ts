@@ -69,7 +69,7 @@ describe('dpo judge agreement', () => {
       [['--pairs', alice, '--scorer', 'length', ...base], /--scorer and --judge-url: give one judge/],
       [['--pairs', alice, '--scorer', 'nope'], /unknown scorer 'nope'/],
       [['--pairs', join(dir, 'missing.jsonl'), '--scorer', 'length'], /data path not found/],
-      [['--pairs', alice, ...base, '--judge-concurrency', '0'], /--judge-concurrency: .*>=1/],
+      [['--pairs', alice, ...base, '--judge-concurrency', '0'], /--judge-concurrency: expected an integer >= 1, got '0'/],
       [['--pairs', alice, '--judge-url', 'ftp://x', '--judge-model', 'm'], /--judge-url: must start with http/],
       [[...base], /missing required option --pairs/],
     ];

@@ -25,14 +25,14 @@ describe('flags from the config schema', () => {
       nested: z.object({ r: option(z.number().int().default(4), 'rank') }).optional(),
     });
     expect(optionsFromSchema(schema)).toEqual([
-      { key: 'steps', kind: 'integer', description: 'steps', defaultText: '8' },
-      { key: 'lr', kind: 'number', description: 'rate', arg: 'lr', defaultText: '2e-5' },
-      { key: 'mode', kind: 'string', description: 'mode', choices: ['a', 'b'], defaultText: 'b' },
-      { key: 'names', kind: 'list', description: 'names: x, y', defaultText: 'x' },
-      { key: 'weights', kind: 'numberList', description: 'weights' },
-      { key: 'on', kind: 'boolean', description: 'on', negatable: true },
-      { key: 'resume', kind: 'optionalString', description: 'resume' },
-      { key: 'nested.r', kind: 'integer', description: 'rank', defaultText: '4' },
+      { key: 'steps', kind: 'integer', description: 'steps', defaultText: '8', min: { value: 1, inclusive: true }, group: 'loss' },
+      { key: 'lr', kind: 'number', description: 'rate', arg: 'lr', defaultText: '2e-5', min: { value: 0, inclusive: false }, group: 'loss' },
+      { key: 'mode', kind: 'string', description: 'mode', choices: ['a', 'b'], defaultText: 'b', group: 'loss' },
+      { key: 'names', kind: 'list', description: 'names: x, y', defaultText: 'x', group: 'loss' },
+      { key: 'weights', kind: 'numberList', description: 'weights', group: 'loss' },
+      { key: 'on', kind: 'boolean', description: 'on', negatable: true, group: 'loss' },
+      { key: 'resume', kind: 'optionalString', description: 'resume', group: 'checkpoints' },
+      { key: 'nested.r', kind: 'integer', description: 'rank', defaultText: '4', group: 'loss' },
     ]);
     expect(() => optionsFromSchema(z.object({ bare: z.number() }))).toThrow(/'bare' has no help text/);
   });

@@ -13,17 +13,10 @@ import { PREFERENCE_FORMATS } from '../../data/preference-format.js';
 import { SAVE_DTYPES } from '../../io/save-dtype.js';
 import { parseShardSize } from '../../io/shards.js';
 import { LORA_DEFAULTS, loraNumbersProblem } from '../../models/lora.js';
+import { option } from '../../config/option.js';
+import { RuntimeOptionsSchema } from '../../config/runtime.js';
 
-/** Help of one config key: what it does, and the placeholder of its value (`--model <path>`). */
-export interface OptionMeta {
-  description: string;
-  arg?: string;
-}
-
-/** Attaches help text (and the value's placeholder) to a config key's schema. */
-export function option<T extends z.ZodType>(schema: T, description: string, arg?: string): T {
-  return schema.meta(arg ? { description, arg } : { description });
-}
+export { option, type OptionMeta } from '../../config/option.js';
 
 /** LoRA's keys: defaults are PEFT's ({@link LORA_DEFAULTS}), ranges are checked by models/lora.ts's one check. */
 export const LoraOptionsSchema = z
@@ -101,11 +94,10 @@ export const TrainingOptionsSchema = z.object({
   overwriteOutput: option(z.boolean().default(false), 'write into a non-empty --output that is not a run of this command'),
   /** true: continue from the newest checkpoint in `output`; a path: from that checkpoint. */
   resume: option(z.union([z.boolean(), z.string().min(1)]).default(false), 'continue from the newest checkpoint in --output, or from the given one', 'checkpoint'),
-  lora: LoraOptionsSchema.optional(),
+  lora: option(LoraOptionsSchema.optional(), 'train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag)'),
   /** Where reference log-probs are cached (default $DPO_TS_CACHE or ~/.cache/dpo-ts). */
   cacheDir: option(z.string().min(1).optional(), 'reference log-prob cache (default $DPO_TS_CACHE or ~/.cache/dpo-ts)', 'dir'),
-  threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)'),
-  device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', 'name'),
+  ...RuntimeOptionsSchema.shape,
   saveDtype: option(
     z.enum(SAVE_DTYPES).default('auto'),
     "dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT)",

@@ -1,0 +1,15 @@
+/**
+ * The runtime options every command that runs a model shares (ONNX Runtime threads and
+ * execution provider): one schema, so each is described and defaulted once. Trainer configs
+ * take them from here; `dpo generate`, `dpo evaluate`, `dpo label`... pick the ones their
+ * library function supports.
+ */
+import { z } from 'zod';
+import { option } from './option.js';
+
+export const RuntimeOptionsSchema = z.object({
+  threads: option(z.number().int().positive().optional(), 'ONNX Runtime intra-op threads (default: all cores; capped at the core count)', { group: 'runtime' }),
+  device: option(z.enum(['cpu', 'cuda']).default('cpu'), 'execution provider', { arg: 'name', group: 'runtime' }),
+});
+
+export type RuntimeOptionsInput = z.input<typeof RuntimeOptionsSchema>;
