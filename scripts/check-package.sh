@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# The published package works: npm pack, install the tarball into an empty folder (as a user
-# would, from the registry or the local npm cache), then run the installed `dpo`: --help, a
-# tiny quickstart (sample, rank, train DPO, compare, report) and an ONNX export.
-# Usage: scripts/check-package.sh   (about 2-3 minutes on a 2-core machine)
+# The package as a user gets it: npm pack, then install the tarball into an empty project the way
+# the README's install section says (no lockfile of ours: the versions the registry gives today),
+# add the registry's @huggingface/transformers in a second install, and check
+#  - that nothing is downloaded from outside the registry (onnxruntime-node's CUDA fetch skipped),
+#  - that npm prints no warning naming dpo-ts,
+#  - that the project holds ONE onnxruntime-node version (two native copies cannot share a process),
+#  - in ONE Node process: import dpo-ts and transformers.js, train DPO 2 steps, export ONNX, and
+#    generate with transformers.js the same greedy text as dpo-ts (scripts/check-package/interop.mjs),
+#  - require('dpo-ts') from CommonJS, and the installed `dpo --help` and `dpo export onnx`.
+# Usage: scripts/check-package.sh   (needs the npm registry, nothing else; 2-3 minutes on 2 cores)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+fail() { echo "check-package: $*" >&2; exit 1; }
 
 cd "$root"
 tarball="$(npm pack --silent --pack-destination "$work" | tail -n 1)"
@@ -15,12 +22,26 @@ echo "check-package: packed $tarball"
 mkdir "$work/app"
 cd "$work/app"
 npm init -y >/dev/null
-# onnxruntime-node's CPU binaries are inside its npm package; skip its CUDA download (see .npmrc).
-npm_config_onnxruntime_node_install=skip npm install --prefer-offline --no-audit --no-fund "$work/$tarball"
+# The README's install command, as written (the variable skips onnxruntime-node's CUDA download).
+ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund "$work/$tarball" 2>&1 | tee "$work/install.log"
+ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund @huggingface/transformers 2>&1 | tee -a "$work/install.log"
+if grep -i 'warn' "$work/install.log" | grep -q 'dpo-ts'; then fail "npm warned about dpo-ts (above)"; fi
+if [ -n "$(find node_modules -name 'libonnxruntime_providers_cuda*' -print -quit)" ]; then
+  fail "onnxruntime-node downloaded its CUDA binaries"
+fi
+versions="$(npm ls onnxruntime-node --all --parseable --long | sed -n 's/.*:onnxruntime-node@\([^:]*\).*/\1/p' | sort -u)"
+[ "$(printf '%s\n' "$versions" | grep -c .)" -eq 1 ] || fail "more than one onnxruntime-node version: $versions"
+echo "check-package: one onnxruntime-node ($versions), no CUDA download, no warning naming dpo-ts"
+
+cp "$root/scripts/check-package/interop.mjs" . && node interop.mjs "$work/interop"
+
+cat >require.cjs <<'CJS'
+const dpo = require('dpo-ts');
+if (typeof dpo.DPOTrainer !== 'function') throw new Error('require("dpo-ts") has no DPOTrainer');
+CJS
+node require.cjs
 
 npx dpo --help >/dev/null
-npx dpo quickstart --output qs --samples 2 --eval-samples 1 --steps 2 --max-new-tokens 8 >qs.json
-test -s qs/preferences.jsonl && test -s qs/report.html
 npx dpo export onnx --model node_modules/dpo-ts/assets/brown-gpt2 --output web/brown >/dev/null
 test -s web/brown/onnx/model.onnx
-echo "check-package: the installed package runs dpo --help, quickstart and export onnx"
+echo "check-package: the installed package runs in one process with transformers.js, loads with require(), and runs dpo --help and export onnx"

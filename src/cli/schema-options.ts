@@ -87,6 +87,8 @@ function kindOf(t: z.ZodType, key: string): { kind: OptionKind; choices?: readon
     case 'union': {
       const types = (d.options ?? []).map((o) => defOf(o).type);
       if (types.includes('boolean') && types.includes('string')) return { kind: 'optionalString' };
+      // A data key (a path, or rows in memory in the library): a path on the command line.
+      if (types.includes('string')) return { kind: 'string' };
       if (types.includes('array')) return { kind: 'list' };
       break;
     }

@@ -13,7 +13,7 @@ export type {
   SftExample,
   SftFormat,
 } from './types.js';
-export { listDataFiles, readDataFile, readDataPath, type FileRows } from './read.js';
+export { dataSourceName, inMemoryRows, listDataFiles, readDataFile, readDataPath, type DataSource, type FileRows } from './read.js';
 export { readParquetRows } from './parquet.js';
 export { detectPreferenceFormat, PREFERENCE_FORMATS, toPreferenceExample } from './preference-format.js';
 export { detectSftFormat, SFT_FORMATS, toSftExample } from './sft-format.js';

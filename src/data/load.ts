@@ -3,7 +3,7 @@ import { DpoError } from '../errors.js';
 import { badRowsError } from './bad-rows.js';
 import { looksLikeMessages } from './fields.js';
 import { detectPreferenceFormat, PREFERENCE_FORMATS, toPreferenceExample } from './preference-format.js';
-import { readDataPath, type FileRows } from './read.js';
+import { inMemoryRows, readDataPath, type DataSource, type FileRows } from './read.js';
 import { RowProblem } from './row-problem.js';
 import { detectSftFormat, SFT_FORMATS, toSftExample } from './sft-format.js';
 import { detectKtoFormat, KTO_FORMATS, toKtoExamples, type KtoExample, type KtoFormat } from './kto-format.js';
@@ -40,14 +40,14 @@ export interface LoadedData<E, F extends string> {
  * onBadRow 'error') for malformed rows.
  */
 export async function loadPreferenceData(
-  path: string,
+  path: DataSource,
   options: LoadOptions<PreferenceFormat> = {},
 ): Promise<LoadedData<PreferenceExample, PreferenceFormat>> {
   return load(await readDataPath(path), options, PREFERENCE_KIND);
 }
 
 /** Reads SFT data (`text`, `prompt`+`completion`, or `messages` rows); see {@link loadPreferenceData}. */
-export async function loadSftData(path: string, options: LoadOptions<SftFormat> = {}): Promise<LoadedData<SftExample, SftFormat>> {
+export async function loadSftData(path: DataSource, options: LoadOptions<SftFormat> = {}): Promise<LoadedData<SftExample, SftFormat>> {
   return load(await readDataPath(path), options, SFT_KIND);
 }
 
@@ -55,7 +55,7 @@ export async function loadSftData(path: string, options: LoadOptions<SftFormat> 
  * Reads KTO data: unpaired prompt/completion/label rows, or preference rows split into a
  * desirable (chosen) and undesirable (rejected) example each; see {@link loadPreferenceData}.
  */
-export async function loadKtoData(path: string, options: LoadOptions<KtoFormat> = {}): Promise<LoadedData<KtoExample, KtoFormat>> {
+export async function loadKtoData(path: DataSource, options: LoadOptions<KtoFormat> = {}): Promise<LoadedData<KtoExample, KtoFormat>> {
   const loaded = load(await readDataPath(path), options, KTO_KIND);
   return { ...loaded, examples: loaded.examples.flat() };
 }
@@ -65,7 +65,7 @@ export function preferenceExamplesFromRows(
   rows: readonly unknown[],
   options: LoadOptions<PreferenceFormat> & { source?: string } = {},
 ): LoadedData<PreferenceExample, PreferenceFormat> {
-  return load([inMemory(rows, options.source)], options, PREFERENCE_KIND);
+  return load([inMemoryRows(rows, options.source)], options, PREFERENCE_KIND);
 }
 
 /** Converts SFT rows already in memory; see {@link preferenceExamplesFromRows}. */
@@ -73,7 +73,7 @@ export function sftExamplesFromRows(
   rows: readonly unknown[],
   options: LoadOptions<SftFormat> & { source?: string } = {},
 ): LoadedData<SftExample, SftFormat> {
-  return load([inMemory(rows, options.source)], options, SFT_KIND);
+  return load([inMemoryRows(rows, options.source)], options, SFT_KIND);
 }
 
 interface Kind<E, F extends string> {
@@ -112,9 +112,6 @@ const KTO_KIND: Kind<KtoExample[], KtoFormat> = {
   conversationalFields: ['prompt', 'completion', 'chosen', 'rejected', 'completions'],
 };
 
-function inMemory(rows: readonly unknown[], source = '<rows>'): FileRows {
-  return { file: source, rows: rows.map((value, index) => ({ value, origin: { file: source, line: index } })), bad: [] };
-}
 
 function load<E, F extends string>(files: FileRows[], options: LoadOptions<F>, kind: Kind<E, F>): LoadedData<E, F> {
   const forced = options.format === undefined || options.format === 'auto' ? undefined : options.format;

@@ -2,6 +2,7 @@ import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { loadPreferenceData, loadSftData, type LoadedFile, type LoadOptions } from './load.js';
 import { tokenizePreferences, tokenizeSft, type TokenizedData, type TokenizeOptions } from './tokenize.js';
 import type { BadRow, PreferenceFormat, SftFormat } from './types.js';
+import type { DataSource } from './read.js';
 
 /** Options of {@link preparePreferenceData}: loading plus tokenization. */
 export type PrepareOptions<F extends string> = Omit<LoadOptions<F>, 'tokenizer'> & TokenizeOptions;
@@ -14,7 +15,7 @@ export interface PreparedData<F extends string> extends TokenizedData {
 
 /** File(s) -> validated examples -> token ids: everything a trainer needs before batching. */
 export async function preparePreferenceData(
-  path: string,
+  path: DataSource,
   tokenizer: TextTokenizer,
   options: PrepareOptions<PreferenceFormat> = {},
 ): Promise<PreparedData<PreferenceFormat>> {
@@ -25,7 +26,7 @@ export async function preparePreferenceData(
 
 /** SFT version of {@link preparePreferenceData}. */
 export async function prepareSftData(
-  path: string,
+  path: DataSource,
   tokenizer: TextTokenizer,
   options: PrepareOptions<SftFormat> = {},
 ): Promise<PreparedData<SftFormat>> {

@@ -62,8 +62,25 @@ export async function readDataFile(file: string): Promise<FileRows> {
   throw new DpoError(`${file}: unsupported data file (expected ${EXTENSIONS.join(', ')})`);
 }
 
-/** Reads every data file under `path` (see {@link listDataFiles}), one entry per file. */
-export async function readDataPath(path: string): Promise<FileRows[]> {
+/**
+ * Data for a loader or trainer: a file or folder path, or rows already in memory (an array of row
+ * objects, library only; bad rows are reported as `<rows>:<index>`).
+ */
+export type DataSource = string | readonly object[];
+
+/** How messages name a data source: its path, or `<rows>` for rows in memory. */
+export function dataSourceName(source: DataSource): string {
+  return typeof source === 'string' ? source : '<rows>';
+}
+
+/** Rows already in memory as one pseudo-file, `<rows>` (or `source`), line = index. */
+export function inMemoryRows(rows: readonly unknown[], source = '<rows>'): FileRows {
+  return { file: source, rows: rows.map((value, index) => ({ value, origin: { file: source, line: index } })), bad: [] };
+}
+
+/** Reads every data file under `path` (see {@link listDataFiles}), one entry per file; rows in memory as they are. */
+export async function readDataPath(path: DataSource): Promise<FileRows[]> {
+  if (typeof path !== 'string') return [inMemoryRows(path)];
   const files = await listDataFiles(path);
   const out: FileRows[] = [];
   for (const file of files) out.push(await readDataFile(file));

@@ -3,7 +3,7 @@
  * (local folder or hub id), or a PEFT LoRA adapter folder (what `dpo train --lora-*` writes),
  * whose base model (`base_model_name_or_path`) is loaded and the adapters merged into it.
  */
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { DpoError } from '../errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { modelFolderKind } from '../io/model-folder-kind.js';
@@ -16,7 +16,15 @@ export async function loadModelOrAdapter(ref: string, options: LoadPretrainedOpt
   const adapterConfig = join(ref, ADAPTER_CONFIG_FILE);
   const base = (await readJsonObject(adapterConfig)).base_model_name_or_path;
   if (typeof base !== 'string' || base.length === 0) throw new DpoError(`${adapterConfig}: no base_model_name_or_path; cannot tell which model the adapters belong to`);
-  const p = await loadPretrained(base, options);
+  let p: Pretrained;
+  try {
+    p = await loadPretrained(base, options);
+  } catch (e) {
+    if (!(e instanceof DpoError)) throw e;
+    // A relative path is read from the current directory, not the adapter's: say so, and where to fix it.
+    const relative = isAbsolute(base) ? '' : `; a relative path is read from the current directory (${process.cwd()}), or else as a hub id`;
+    throw new DpoError(`${ref}: cannot load the adapters' base model '${base}' (base_model_name_or_path in ${adapterConfig}${relative}; set it to the base model's folder or hub id): ${e.message}`);
+  }
   const adapter = await loadLoraAdapter(ref, p.model);
   mergeLora(p.model, p.weights, adapter.adapters, adapter.config, { inPlace: true });
   return p;

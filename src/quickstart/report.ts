@@ -3,8 +3,6 @@
  * Plots are Vega-Lite specs rendered to inline SVG in Node (no browser, no network at view time).
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 
 export interface FrontierPoint {
@@ -38,6 +36,9 @@ export interface ReportInput {
 
 /** A Vega-Lite spec rendered to an SVG string. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded on first use: vega pulls in vega-canvas, whose top-level await would make the whole
+  // package unloadable by require() (Node >= 20.19 requires ES modules only without one).
+  const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
   const compiled = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   const svg = await view.toSVG();

@@ -55,14 +55,14 @@ describe('the package root', () => {
 });
 
 describe('the subpaths', () => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; import: string }> };
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, { types: string; default: string }> };
 
   it('map dpo-ts/<name> to dist/<folder>/index.js and its .d.ts, each built from a src/ entry point', () => {
     const subpaths = Object.keys(pkg.exports).sort();
     expect(subpaths).toEqual(['.', './cli', './data', './engine', './eval', './export', './generate', './io', './models', './scoring', './train'].sort());
     for (const [path, target] of Object.entries(pkg.exports)) {
       const base = path === '.' ? 'index' : `${path.slice(2)}/index`;
-      expect(target).toEqual({ types: `./dist/${base}.d.ts`, import: `./dist/${base}.js` });
+      expect(target).toEqual({ types: `./dist/${base}.d.ts`, default: `./dist/${base}.js` });
       expect(() => readFileSync(join(ROOT, 'src', `${base}.ts`)), `src/${base}.ts`).not.toThrow();
     }
   });

@@ -36,11 +36,19 @@ export const LoraOptionsSchema = z
     if (problem) ctx.addIssue({ code: 'custom', path: [problem.key], message: problem.message });
   });
 
+/**
+ * A data key: a .jsonl/.json/.parquet file or a folder of them, or (library only) the rows
+ * themselves, an array of row objects in any of the file formats.
+ */
+export function dataOption(description: string): z.ZodUnion<[z.ZodString, z.ZodArray<z.ZodCustom<object, object>>]> {
+  return option(z.union([z.string().min(1), z.array(z.custom<object>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'expected a row object')).min(1)]), description, 'path');
+}
+
 export const TrainingOptionsSchema = z.object({
   model: option(z.string().min(1), 'policy model: a Hugging Face model folder or hub id (org/name[@revision])', 'path'),
-  data: option(z.string().min(1), 'preference data: a .jsonl/.json/.parquet file or a folder of them', 'path'),
+  data: dataOption('preference data: a .jsonl/.json/.parquet file or a folder of them (library: or an array of rows)'),
   output: option(z.string().min(1), 'output folder: final model, metrics.jsonl, checkpoints', 'dir'),
-  evalData: option(z.string().min(1).optional(), 'held-out preference data for eval_* metrics', 'path'),
+  evalData: dataOption('held-out preference data for eval_* metrics (library: or an array of rows)').optional(),
   format: option(z.enum(['auto', ...PREFERENCE_FORMATS] as [string, ...string[]]).default('auto'), 'data layout (detected per file by default)', 'name'),
   maxLength: option(z.number().int().positive().default(1024), "max tokens of prompt + completion (capped at the model's max_position_embeddings)"),
   maxPromptLength: option(z.number().int().positive().optional(), 'max prompt tokens'),

@@ -4,6 +4,7 @@
  * metrics, the learning-rate schedule and data preparation.
  */
 export * from './config.js';
+export type * from './config-docs.js';
 export * from './runner.js';
 export * from './loop.js';
 export * from './policy.js';

@@ -13,6 +13,8 @@ export interface BatchSequenceStats {
   referenceLogps?: ArrayLike<number>;
   logitSums: ArrayLike<number>;
   lengths: ArrayLike<number>;
+  /** Per-sequence rewards before beta, when not the log-ratio policy - reference (CPO's AlphaPO shape). */
+  rewards?: ArrayLike<number>;
 }
 
 /** Sums that average into TRL's metrics over any number of batches. */
@@ -33,7 +35,7 @@ export class MetricsAccumulator {
     let chosenLogitSum = 0;
     let rejectedLogitSum = 0;
     for (let i = 0; i < B; i++) {
-      const ratio = (n: number): number => s.policyLogps[n] - (s.referenceLogps ? s.referenceLogps[n] : 0);
+      const ratio = (n: number): number => (s.rewards ? s.rewards[n] : s.policyLogps[n] - (s.referenceLogps ? s.referenceLogps[n] : 0));
       const chosenReward = beta * ratio(i);
       let rejectedReward = 0;
       let rejectedLogps = 0;

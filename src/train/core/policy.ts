@@ -12,6 +12,8 @@ import type { CausalLM } from '../../models/types.js';
 import { DropoutSites } from '../../models/dropout.js';
 import type { ParamTransform } from '../../scoring/scorer.js';
 import type { LoraOptions } from './config.js';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 
 export interface Policy {
   model: CausalLM;
@@ -54,6 +56,15 @@ export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float3
 }
 
 /**
+ * What an adapter records as its base model: a local folder as an absolute path (so the adapter
+ * loads from any working directory), anything else (a hub id) as given.
+ */
+export async function baseModelRecord(baseModel: string): Promise<string> {
+  const st = await stat(baseModel).catch(() => undefined);
+  return st?.isDirectory() ? resolve(baseModel) : baseModel;
+}
+
+/**
  * Writes a trained policy to `output`: the full model in Hugging Face layout (with the base
  * folder's tokenizer files), stored in `save.saveDtype` (default auto: the dtype the base model
  * was loaded in) and sharded past `save.maxShardSize`; or, with LoRA, PEFT adapter files naming
@@ -71,7 +82,7 @@ export async function savePolicy(
     const adapters = new Map(policy.trainable.map((n) => [n, params.get(n) as Float32Array]));
     // PEFT keeps adapters in float32 whatever the base's dtype, so 'auto' means float32 here.
     const dtype = resolveSaveDtype(save.saveDtype, 'F32');
-    await saveLoraAdapter(output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: baseModel, dtype });
+    await saveLoraAdapter(output, { model: policy.model, adapters, config: policy.lora, baseModelNameOrPath: await baseModelRecord(baseModel), dtype });
     return;
   }
   const weights = new Map(policy.model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));

@@ -6,6 +6,7 @@ import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { reportPreparedData } from './data-report.js';
 import type { ProgressReporter } from '../../progress.js';
+import { dataSourceName, type DataSource } from '../../data/read.js';
 
 /** The data options every trainer config shares. */
 export interface DataOptions {
@@ -19,7 +20,7 @@ export interface DataOptions {
 
 /** Tokenized rows of `path`; what was skipped or cut is reported; no usable row is an error. */
 export async function preparePreferenceSplit(
-  path: string,
+  path: DataSource,
   tokenizer: TextTokenizer,
   c: DataOptions,
   progress: ProgressReporter,
@@ -34,6 +35,6 @@ export async function preparePreferenceSplit(
     truncationMode: c.truncationMode,
   });
   reportPreparedData(progress, label, data, c.maxLength);
-  if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+  if (data.rows.length === 0) throw new DpoError(`${dataSourceName(path)}: no usable rows`);
   return data.rows;
 }

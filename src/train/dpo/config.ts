@@ -7,14 +7,19 @@ import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import type { ScoringOptions } from '../../scoring/sequence-logps.js';
 import { defineConfig, option, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
-import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType } from './losses.js';
+import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType, type LossTypeAlias } from './losses.js';
+import type { DPOConfigDocs, EvalConfigDocs } from '../core/config-docs.js';
+
+/** Every name `lossType` accepts, typed, so that a misspelt loss type does not compile. */
+const LOSS_TYPE_NAMES = [...LOSS_TYPES, ...(Object.keys(LOSS_TYPE_ALIASES) as LossTypeAlias[])] as [LossType | LossTypeAlias, ...(LossType | LossTypeAlias)[]];
+const resolveLossType = (t: LossType | LossTypeAlias): LossType => (t in LOSS_TYPE_ALIASES ? LOSS_TYPE_ALIASES[t as LossTypeAlias] : (t as LossType));
 
 /** The loss options `dpo train` and `dpo eval` share. */
 const DpoLossShape = {
   beta: option(z.number().positive().default(0.1), 'DPO temperature beta (strength of the KL constraint)'),
   lossType: option(
     z
-      .array(z.enum([...LOSS_TYPES, ...(Object.keys(LOSS_TYPE_ALIASES) as [string, ...string[]])]).transform((t) => LOSS_TYPE_ALIASES[t] ?? (t as LossType)))
+      .array(z.enum(LOSS_TYPE_NAMES).transform(resolveLossType))
       .nonempty()
       .default(['sigmoid']),
     `loss type(s), comma-separated (${Object.entries(LOSS_TYPE_ALIASES).map(([a, t]) => `${a} = ${t}`).join(', ')})`,
@@ -36,9 +41,13 @@ const DpoLossShape = {
     `f-DPO: the divergence of the pair logit f'(u_w) - f'(u_l), u = pi/pi_ref (used by ${F_DIVERGENCE_TYPES.join(', ')}; reverse_kl is DPO)`,
     'name',
   ),
-  fAlphaDivergenceCoef: option(z.number().positive().optional(), 'alpha of --f-divergence alpha_divergence (default 1, which is forward_kl)', 'alpha'),
-  ldAlpha: option(z.number().min(0).max(1).optional(), "LD-DPO: the policy's tokens past the pair's shorter completion count alpha times (1 = DPO)", 'alpha'),
-  useWeighting: option(z.boolean().default(false), "WPO: weight each pair's loss by its completions' probability under the policy (no gradient)"),
+  fAlphaDivergenceCoef: option(
+    z.number().optional(),
+    "alpha of --f-divergence alpha_divergence, TRL >= 0.29's: f'(u) = (u^(alpha-1) - 1)/(alpha - 1); default 0.5, 1 = reverse_kl, 0 = forward_kl (TRL <= 0.28's alpha is 1 minus this)",
+    'alpha',
+  ),
+  ldAlpha: option(z.number().min(0).max(1).optional(), "LD-DPO: the policy's tokens past the pair's shorter completion count alpha times (1 = DPO); the reference's do not, as TRL <= 0.28 (TRL >= 0.29 weights them too)", 'alpha'),
+  useWeighting: option(z.boolean().default(false), "WPO: weight each pair's loss by its completions' probability under the policy (no gradient), capped at 1 as TRL <= 0.28 (TRL >= 0.29 does not cap)"),
   rpoAlpha: option(z.number().min(0).optional(), "RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha)", 'alpha'),
 };
 
@@ -54,7 +63,8 @@ export const DPOConfigSchema = TrainingOptionsSchema.extend({
   syncRefAlpha: option(z.number().min(0).max(1).default(0.6), 'TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref', 'alpha'),
 }).strict();
 
-export type DPOConfigInput = z.input<typeof DPOConfigSchema>;
+/** DPO config as given (defaults not yet filled); each key's doc comment is its help (core/config-docs.ts). */
+export type DPOConfigInput = z.input<typeof DPOConfigSchema> & DPOConfigDocs;
 export type DPOConfig = z.output<typeof DPOConfigSchema>;
 
 /** The loss keys of DPOConfig and EvalConfig. */
@@ -117,7 +127,8 @@ export const EvalConfigSchema = z
   })
   .strict();
 
-export type EvalConfigInput = z.input<typeof EvalConfigSchema>;
+/** Eval config as given (defaults not yet filled); each key's doc comment is its help (core/config-docs.ts). */
+export type EvalConfigInput = z.input<typeof EvalConfigSchema> & EvalConfigDocs;
 export type EvalConfig = z.output<typeof EvalConfigSchema>;
 
 export const EVAL_CONFIG = defineConfig(EvalConfigSchema, { source: 'eval', check: checkLossKeys });

@@ -21,6 +21,7 @@ import { createProgress, type ProgressReporter } from '../../progress.js';
 import { compileRowLoss } from './row-loss.js';
 import { Scorer, type BatchScores } from '../../scoring/scorer.js';
 import { wpoRowWeightsOf, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import { dataSourceName } from '../../data/read.js';
 
 export { EvalConfigSchema, parseEvalConfig, type EvalConfig, type EvalConfigInput } from './config.js';
 
@@ -165,7 +166,7 @@ export async function evaluatePreferences(config: EvalConfigInput | EvalConfig, 
     truncationMode: c.truncationMode,
   });
   reportPreparedData(progress, 'eval', data, maxLength);
-  if (data.rows.length === 0) throw new DpoError(`${c.data}: no usable rows`);
+  if (data.rows.length === 0) throw new DpoError(`${dataSourceName(c.data)}: no usable rows`);
   const K = data.rows[0].completionIds.length;
   if (data.rows.some((r) => r.completionIds.length !== K)) {
     const odd = data.rows.find((r) => r.completionIds.length !== K) as TokenizedPreference;

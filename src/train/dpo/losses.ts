@@ -6,7 +6,7 @@
  */
 import type { Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
-import { logSigmoid, logSumExp, softplus } from '../../engine/nn.js';
+import { logSigmoid, logSumExp } from '../../engine/nn.js';
 import { smoothedSigmoid } from '../core/loss-terms.js';
 
 export const LOSS_TYPES = [
@@ -30,15 +30,19 @@ export const LOSS_TYPES = [
 export type LossType = (typeof LOSS_TYPES)[number];
 
 /** Older names TRL still accepts, and the type they stand for. */
-export const LOSS_TYPE_ALIASES: Readonly<Record<string, LossType>> = { aot_pair: 'aot_unpaired' };
+export const LOSS_TYPE_ALIASES = { aot_pair: 'aot_unpaired' } as const satisfies Readonly<Record<string, LossType>>;
+/** The other names a config may give a loss type (TRL's). */
+export type LossTypeAlias = keyof typeof LOSS_TYPE_ALIASES;
 
 /** The loss types that use label smoothing (eps); the others ignore it. */
 export const LABEL_SMOOTHING_TYPES: readonly LossType[] = ['sigmoid', 'robust', 'exo_pair', 'aot', 'aot_unpaired'];
 
 /**
  * f-divergences of f-DPO (Wang et al. 2023, "Beyond Reverse KL"), TRL's f_divergence_type: the
- * pair's logit is f'(u_w) - f'(u_l) with u = pi/pi_ref. reverse_kl is DPO; forward_kl is the
- * alpha-divergence with alpha = 1.
+ * pair's logit is f'(u_w) - f'(u_l) with u = pi/pi_ref. reverse_kl is DPO. alpha_divergence is
+ * TRL's since 0.29 (the DPO refactor): f'(u) = (u^(alpha-1) - 1)/(alpha - 1), alpha default 0.5,
+ * alpha 1 = reverse_kl, alpha 0 = forward_kl (TRL <= 0.28 and the f-DPO paper wrote
+ * (1 - u^-alpha)/alpha, default 1: that alpha is 1 minus this one).
  */
 export const F_DIVERGENCES = ['reverse_kl', 'forward_kl', 'js_divergence', 'alpha_divergence'] as const;
 export type FDivergence = (typeof F_DIVERGENCES)[number];
@@ -78,7 +82,7 @@ export interface LossOptions {
   discopopTau?: number;
   /** The f-divergence of the pair logit (default reverse_kl, i.e. DPO). */
   fDivergence?: FDivergence;
-  /** alpha of alpha_divergence (TRL's f_alpha_divergence_coef, default 1). */
+  /** alpha of alpha_divergence (TRL's f_alpha_divergence_coef, default 0.5; 1 = reverse_kl, 0 = forward_kl). */
   fAlphaDivergenceCoef?: number;
 }
 
@@ -86,20 +90,35 @@ export interface LossOptions {
 const LOG_FLOAT32_MAX = Math.log(3.4028234663852886e38);
 const capExp = (x: Tensor): Tensor => op.exp(op.minimum(x, LOG_FLOAT32_MAX));
 
-/** The pair logit f'(u_w) - f'(u_l) from the log-ratios rc = log u_w and rr = log u_l. */
-export function fDivergenceLogits(rc: Tensor, rr: Tensor, options: LossOptions): Tensor {
-  const alphaLogits = (a: number): Tensor => op.div(op.sub(capExp(op.mul(rr, -a)), capExp(op.mul(rc, -a))), a);
+/** TRL's default f_alpha_divergence_coef (since 0.29). */
+export const DEFAULT_F_ALPHA_DIVERGENCE_COEF = 0.5;
+
+/**
+ * TRL's score of one side, f'(u) up to a constant that cancels in the pair, from its log-ratio
+ * r = log u: r (reverse_kl), -e^-r (forward_kl), log sigmoid(r) (js_divergence, log 2 dropped),
+ * e^((alpha-1) r)/(alpha-1) (alpha_divergence; r itself at alpha 1). The alpha exponent is capped
+ * at 80 as TRL caps it in float32.
+ */
+export function fDivergenceScore(r: Tensor, options: LossOptions): Tensor {
   switch (options.fDivergence ?? 'reverse_kl') {
     case 'reverse_kl':
-      return op.sub(rc, rr);
+      return r;
     case 'js_divergence':
-      // f'(u) = log(2u / (1 + u)) = log 2 + log u - softplus(log u).
-      return op.sub(op.sub(rc, rr), op.sub(softplus(rc), softplus(rr)));
+      return logSigmoid(r);
     case 'forward_kl':
-      return alphaLogits(1);
-    case 'alpha_divergence':
-      return alphaLogits(options.fAlphaDivergenceCoef ?? 1);
+      return op.neg(capExp(op.neg(r)));
+    case 'alpha_divergence': {
+      const a = options.fAlphaDivergenceCoef ?? DEFAULT_F_ALPHA_DIVERGENCE_COEF;
+      if (Math.abs(a - 1) < 1e-6) return r;
+      return op.div(op.exp(op.minimum(op.mul(r, a - 1), 80)), a - 1);
+    }
   }
+}
+
+/** The pair logit f'(u_w) - f'(u_l) from the log-ratios rc = log u_w and rr = log u_l. */
+export function fDivergenceLogits(rc: Tensor, rr: Tensor, options: LossOptions): Tensor {
+  if ((options.fDivergence ?? 'reverse_kl') === 'reverse_kl') return op.sub(rc, rr);
+  return op.sub(fDivergenceScore(rc, options), fDivergenceScore(rr, options));
 }
 
 /**
@@ -144,7 +163,8 @@ export function pairLoss(type: Exclude<LossType, 'sft'>, lp: SequenceLogps, opti
     case 'ipo': {
       const lc = row(lp.lengths, 0);
       const lr = row(lp.lengths, 1);
-      const diff = op.sub(fDivergenceLogits(op.div(rc, lc), op.div(rr, lr), options), 1 / (2 * beta));
+      // TRL: each side's f-divergence score divided by its completion length.
+      const diff = op.sub(op.sub(op.div(fDivergenceScore(rc, options), lc), op.div(fDivergenceScore(rr, options), lr)), 1 / (2 * beta));
       return op.mul(diff, diff);
     }
     case 'robust':

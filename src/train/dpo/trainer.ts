@@ -28,9 +28,14 @@ import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainin
 import { precomputeReferenceLogps } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import type { DataSource } from '../../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
-  /** An already loaded policy (skips loading `config.model`). */
+  /**
+   * An already loaded policy (skips loading `config.model`). Trained in place: when train()
+   * resolves, `policy.weights` holds the trained weights (with LoRA, the base weights stay as they
+   * were and the adapters are saved). Pass a copy to keep the original.
+   */
   policy?: Pretrained;
   /** Progress and messages (default: a bar on a terminal, plain lines otherwise, on stderr). */
   progress?: ProgressReporter;
@@ -133,7 +138,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   }
 
   /** Reads, validates and tokenizes one data path, reporting what was skipped or cut. */
-  private async prepare(path: string, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<PreparedSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<PreparedSplit> {
     return { rows: await preparePreferenceSplit(path, tokenizer, { ...this.config, maxLength }, this.progress, split) };
   }
 

@@ -35,6 +35,7 @@ import type { ProgressReporter } from '../../progress.js';
 import { precomputeReferenceLogps } from '../../scoring/reference-cache.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
+import { dataSourceName, type DataSource } from '../../data/read.js';
 
 const KTO_RESUME_KEYS = [
   'model', 'data', 'format', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'beta', 'lossType', 'desirableWeight', 'undesirableWeight',
@@ -171,7 +172,7 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     });
   }
 
-  private async prepare(path: string, tokenizer: TextTokenizer, label: string, maxLength: number): Promise<KtoSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, label: string, maxLength: number): Promise<KtoSplit> {
     const c = { ...this.config, maxLength };
     const loaded = await loadKtoData(path, { format: c.format as KtoFormat | 'auto', tokenizer, onBadRow: c.onBadRow });
     const { split, stats } = tokenizeKto(loaded.examples, tokenizer, {
@@ -181,7 +182,7 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
       truncationMode: c.truncationMode,
     });
     reportPreparedData(this.progress, label, { stats: { ...stats, skippedBad: loaded.badRows.length }, badRows: loaded.badRows }, c.maxLength);
-    if (split.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    if (split.rows.length === 0) throw new DpoError(`${dataSourceName(path)}: no usable rows`);
     const desirable = split.labels.reduce((s, v) => s + v, 0);
     this.progress.log(`${label}: ${desirable} desirable and ${split.rows.length - desirable} undesirable examples`);
     return split;

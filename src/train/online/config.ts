@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import { JUDGE_TEMPLATES } from '../../eval/judge.js';
 import { defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
+import type { OnlineDPOConfigDocs } from '../core/config-docs.js';
 
 /** A prompts file/folder (`{"prompt": ...}` or `{"messages": [...]}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');
@@ -58,7 +59,8 @@ export const OnlineDPOConfigSchema = z
   })
   .strict();
 
-export type OnlineDPOConfigInput = z.input<typeof OnlineDPOConfigSchema>;
+/** OnlineDPO config as given (defaults not yet filled); each key's doc comment is its help (core/config-docs.ts). */
+export type OnlineDPOConfigInput = z.input<typeof OnlineDPOConfigSchema> & OnlineDPOConfigDocs;
 export type OnlineDPOConfig = z.output<typeof OnlineDPOConfigSchema>;
 
 export const ONLINE_DPO_CONFIG = defineConfig(OnlineDPOConfigSchema, {

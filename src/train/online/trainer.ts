@@ -57,7 +57,11 @@ export interface OnlinePair {
 }
 
 export interface OnlineDPOTrainerOptions extends StopOptions {
-  /** An already loaded starting policy (skips loading `config.model`). */
+  /**
+   * An already loaded starting policy (skips loading `config.model`). Trained in place: when train()
+   * resolves, `policy.weights` holds the trained weights (with LoRA, the base weights stay as they
+   * were and the adapters are saved). Pass a copy to keep the original.
+   */
   policy?: Pretrained;
   progress?: ProgressReporter;
   /** Called with every micro-batch's pairs before its step (`step`: steps done before it). */

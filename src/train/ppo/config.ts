@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import { defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
+import type { PPOConfigDocs } from '../core/config-docs.js';
 
 /** A prompts file/folder (`{"prompt": ...}` rows, as `dpo generate` reads) or, in the library, the prompts themselves. */
 const prompts = (description: string) => option(z.union([z.string().min(1), z.array(z.string()).nonempty()]), description, 'path');
@@ -49,7 +50,8 @@ export const PPOConfigSchema = z
   })
   .strict();
 
-export type PPOConfigInput = z.input<typeof PPOConfigSchema>;
+/** PPO config as given (defaults not yet filled); each key's doc comment is its help (core/config-docs.ts). */
+export type PPOConfigInput = z.input<typeof PPOConfigSchema> & PPOConfigDocs;
 export type PPOConfig = z.output<typeof PPOConfigSchema>;
 
 export const PPO_CONFIG = defineConfig(PPOConfigSchema, {

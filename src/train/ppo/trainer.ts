@@ -44,7 +44,11 @@ import { optimizeOnRollout } from './update.js';
 import { initValueHead, readValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from './value-head.js';
 
 export interface PPOTrainerOptions extends StopOptions {
-  /** An already loaded starting policy (skips loading `config.model`). */
+  /**
+   * An already loaded starting policy (skips loading `config.model`). Trained in place: when train()
+   * resolves, `policy.weights` holds the trained weights (with LoRA, the base weights stay as they
+   * were and the adapters are saved). Pass a copy to keep the original.
+   */
   policy?: Pretrained;
   progress?: ProgressReporter;
 }

@@ -22,7 +22,11 @@ export interface CpoLossOptions {
   labelSmoothing?: number;
   /** SimPO's (and AlphaPO's) target reward margin gamma (TRL's simpo_gamma, default 0.5). */
   simpoGamma?: number;
-  /** AlphaPO's alpha: the reward (1 - p^-alpha) / alpha of the token-mean probability p (0: log p, SimPO). */
+  /**
+   * AlphaPO's reward shape, applied to every loss type as TRL's cpo_loss does: each side's reward
+   * is (1 - p^-alpha) / alpha of its probability p = exp(log-prob) (token-mean or summed, as the
+   * loss type compares), and log p itself at alpha 0.
+   */
   alpha?: number;
 }
 
@@ -35,7 +39,8 @@ export function alphaReward(logp: Tensor, alpha: number): Tensor {
 export function cpoLoss(chosen: Tensor, rejected: Tensor, o: CpoLossOptions): Tensor {
   const eps = o.labelSmoothing ?? 0;
   const gamma = o.simpoGamma ?? 0.5;
-  const logits = op.sub(chosen, rejected);
+  const a = o.alpha ?? 0;
+  const logits = op.sub(alphaReward(chosen, a), alphaReward(rejected, a));
   switch (o.lossType) {
     case 'sigmoid':
       return smoothedSigmoid(op.mul(logits, o.beta), eps);
@@ -45,13 +50,11 @@ export function cpoLoss(chosen: Tensor, rejected: Tensor, o: CpoLossOptions): Te
       const d = op.sub(logits, 1 / (2 * o.beta));
       return op.mul(d, d);
     }
+    // TRL's CPOConfig turns alphapo into simpo (with cpo_alpha 0: see CPO_OBJECTIVE).
     case 'simpo':
-      // -log sigmoid(beta (l_w - l_l) - gamma): TRL's logits - gamma / beta, times beta.
+    case 'alphapo':
+      // -log sigmoid(beta (r_w - r_l) - gamma): TRL's logits - gamma / beta, times beta.
       return smoothedSigmoid(op.sub(op.mul(logits, o.beta), gamma), eps);
-    case 'alphapo': {
-      const a = o.alpha ?? 0;
-      return smoothedSigmoid(op.sub(op.mul(op.sub(alphaReward(chosen, a), alphaReward(rejected, a)), o.beta), gamma), eps);
-    }
   }
 }
 
@@ -60,8 +63,32 @@ export function cpoLoss(chosen: Tensor, rejected: Tensor, o: CpoLossOptions): Te
  * token-mean probability p = exp(l).
  */
 export function orpoLogOdds(chosen: Tensor, rejected: Tensor): Tensor {
-  const log1mExp = (l: Tensor): Tensor => op.log(op.sub(1, op.exp(l)));
-  return op.sub(op.sub(chosen, rejected), op.sub(log1mExp(chosen), log1mExp(rejected)));
+  return op.sub(op.sub(chosen, rejected), op.sub(log1mexp(chosen), log1mexp(rejected)));
+}
+
+const LN2 = Math.LN2;
+/** Coefficients 1/(k+1)! of (e^x - 1)/x = sum_k x^k/(k+1)!, k = 0..10 (truncation < 1e-10 on [-ln 2, 0]). */
+const EXPM1_OVER_X = Array.from({ length: 11 }, (_, k) => {
+  let f = 1;
+  for (let i = 2; i <= k + 1; i++) f *= i;
+  return 1 / f;
+});
+
+/**
+ * log(1 - e^x) for x < 0, accurate in float32 near 0 where 1 - e^x cancels (TRL's ORPO log1mexp,
+ * branching at -ln 2 as it does). ONNX has no Log1p/Expm1, so near 0 it is
+ * log(-x) + log((e^x - 1)/x) with the second factor a power series (in [0.72, 1] there); below
+ * -ln 2, e^x < 1/2 and log(1 - e^x) loses nothing. Each branch reads its input clamped to its own
+ * side, so the branch `where` drops never sees a value whose gradient is infinite.
+ */
+export function log1mexp(x: Tensor): Tensor {
+  const far = op.minimum(x, -LN2);
+  const near = op.maximum(x, -LN2);
+  let series: Tensor = op.scalar(x.graph, EXPM1_OVER_X[EXPM1_OVER_X.length - 1], x.dtype);
+  for (let k = EXPM1_OVER_X.length - 2; k >= 0; k--) series = op.add(op.mul(series, near), EXPM1_OVER_X[k]);
+  const nearValue = op.add(op.log(op.neg(near)), op.log(series));
+  const farValue = op.log(op.sub(1, op.exp(far)));
+  return op.where(op.less(x, -LN2), farValue, nearValue);
 }
 
 /** ORPO's per-row odds-ratio loss [B]: -beta log sigmoid(log odds ratio) (added to the NLL). */

@@ -26,6 +26,7 @@ import { preparePreferenceSplit } from '../core/prepare-split.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
+import type { DataSource } from '../../data/read.js';
 
 /** What makes one reference-free trainer. */
 export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: number }> {
@@ -40,6 +41,8 @@ export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: numb
   loss(c: C, chosen: Tensor, rejected: Tensor, nll: Tensor): { loss: Tensor; metrics?: Record<string, Tensor> };
   /** Config keys (besides the shared ones) a resumed run must share. */
   resumeKeys: readonly (keyof C & string)[];
+  /** The reward of a log-prob when it is not the log-prob itself (rewards/* = beta x it, as TRL). */
+  reward?(c: C): ((logp: number) => number) | undefined;
 }
 
 const SHARED_RESUME_KEYS = ['model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'beta'] as const;
@@ -75,10 +78,11 @@ function batchFeeds(batch: PreferenceBatch): Record<string, HostTensor> {
 }
 
 /** Adds one batch's step outputs to TRL's metrics. */
-function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<string, HostTensor>, beta: number): void {
+function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<string, HostTensor>, beta: number, reward?: (logp: number) => number): void {
   const B = batch.batchSize;
+  const policyLogps = o.policy_logps.data as Float32Array;
   acc.addBatch(
-    { rows: B, completions: 2, policyLogps: o.policy_logps.data as Float32Array, logitSums: o.logit_sums.data as Float32Array, lengths: batch.completionLengths },
+    { rows: B, completions: 2, policyLogps, logitSums: o.logit_sums.data as Float32Array, lengths: batch.completionLengths, ...(reward ? { rewards: Array.from(policyLogps, reward) } : {}) },
     beta,
   );
   acc.add('nll_loss', Number(o.nll_loss.data[0]), B);
@@ -89,7 +93,7 @@ function record(acc: MetricsAccumulator, batch: PreferenceBatch, o: Record<strin
 }
 
 /** Pairs of `path`; rankings of more than two completions are an error. */
-async function preparePairs(path: string, c: TrainingOptions, progress: ProgressReporter, label: string, tokenizer: Parameters<typeof preparePreferenceSplit>[1]): Promise<TokenizedPreference[]> {
+async function preparePairs(path: DataSource, c: TrainingOptions, progress: ProgressReporter, label: string, tokenizer: Parameters<typeof preparePreferenceSplit>[1]): Promise<TokenizedPreference[]> {
   const rows = await preparePreferenceSplit(path, tokenizer, c, progress, label);
   const ranked = rows.find((r) => r.completionIds.length !== 2);
   if (ranked) throw new DpoError(`${ranked.origin.file}:${ranked.origin.line}: a ranking of ${ranked.completionIds.length} completions; this trainer takes pairs (chosen, rejected)`);
@@ -122,6 +126,7 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
   const evalRows = c.evalData ? await preparePairs(c.evalData, sized, progress, 'eval', tokenizer) : undefined;
   const dropout = trainingDropout(c);
   const acc = new MetricsAccumulator();
+  const reward = objective.reward?.(c);
   return runTrainer({
     config: c,
     progress,
@@ -133,9 +138,9 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
     stopRequested,
     hooks: ({ evalGraph }) => ({
       feeds: (batches) => batches.map(batchFeeds),
-      record: (batch, o) => record(acc, batch, o, c.beta),
+      record: (batch, o) => record(acc, batch, o, c.beta, reward),
       flush: () => acc.flush(),
-      evaluate: evalRows ? async (params) => evaluatePairs(await evalGraph(), evalRows, params, c, tokenizer.padTokenId, progress) : undefined,
+      evaluate: evalRows ? async (params) => evaluatePairs(await evalGraph(), evalRows, params, c, tokenizer.padTokenId, progress, reward) : undefined,
       saveFinal: async (params) => {
         await savePolicy(c.output, c.model, pretrained, policy, params);
         progress.log(`saved the model to ${c.output}`);
@@ -153,6 +158,7 @@ async function evaluatePairs(
   c: TrainingOptions & { beta: number },
   padTokenId: number,
   progress: ProgressReporter,
+  reward?: (logp: number) => number,
 ): Promise<Record<string, number>> {
   const acc = new MetricsAccumulator();
   progress.start('eval', rows.length);
@@ -160,7 +166,7 @@ async function evaluatePairs(
     const batch = collatePreferences(rows.slice(s, s + c.batchSize), { padTokenId, padToMultipleOf: c.padToMultipleOf });
     const out = await graph.run(batchFeeds(batch), params);
     acc.add('loss', Number(out.loss.data[0]), batch.batchSize);
-    record(acc, batch, out, c.beta);
+    record(acc, batch, out, c.beta, reward);
     progress.update(Math.min(s + c.batchSize, rows.length));
   }
   progress.stop();

@@ -1,10 +1,11 @@
 /** RewardConfig: every option of `dpo reward train`, with TRL RewardConfig's names and defaults. */
 import { z } from 'zod';
-import { defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
+import { dataOption, defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
+import type { RewardConfigDocs } from '../core/config-docs.js';
 
 export const RewardConfigSchema = TrainingOptionsSchema.extend({
-  data: option(z.string().min(1), 'preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder', 'path'),
-  evalData: option(z.string().min(1).optional(), 'held-out data for eval_* metrics (same kinds as --data)', 'path'),
+  data: dataOption('preference data (pairs in any `dpo train` format, or rankings): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)'),
+  evalData: dataOption('held-out data for eval_* metrics (same kinds as --data) (library: or an array of rows)').optional(),
   batchSize: option(z.number().int().positive().default(8), 'rows per micro-batch'),
   /** TRL RewardConfig's default. */
   learningRate: option(z.number().positive().default(1e-4), 'peak learning rate', 'lr'),
@@ -19,7 +20,8 @@ export const RewardConfigSchema = TrainingOptionsSchema.extend({
   ),
 }).strict();
 
-export type RewardConfigInput = z.input<typeof RewardConfigSchema>;
+/** Reward config as given (defaults not yet filled); each key's doc comment is its help (core/config-docs.ts). */
+export type RewardConfigInput = z.input<typeof RewardConfigSchema> & RewardConfigDocs;
 export type RewardConfig = z.output<typeof RewardConfigSchema>;
 
 export const REWARD_CONFIG = defineConfig(RewardConfigSchema);

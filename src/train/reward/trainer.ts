@@ -46,6 +46,7 @@ import {
   saveRewardModel,
   SCORE_WEIGHT,
 } from '../../scoring/reward-model.js';
+import { dataSourceName, type DataSource } from '../../data/read.js';
 
 /** Options a resumed run must share with the run that wrote the checkpoint. */
 const REWARD_RESUME_KEYS = [
@@ -131,7 +132,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     const evalRows = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     const K = train[0].completionIds.length;
     if (evalRows && evalRows[0].completionIds.length !== K) {
-      throw new DpoError(`${c.evalData}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
+      throw new DpoError(`${dataSourceName(c.evalData ?? '')}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
     }
     const dropout = trainingDropout(c);
     const metrics = new RewardMetrics();
@@ -215,7 +216,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
-  private prepare(path: string, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<TokenizedPreference[]> {
+  private prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<TokenizedPreference[]> {
     return preparePreferenceSplit(path, tokenizer, { ...this.config, maxLength }, this.progress, split);
   }
 

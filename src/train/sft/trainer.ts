@@ -17,7 +17,7 @@ import { collatePreferences, type PreferenceBatch } from '../../data/collate.js'
 import { loadPreferenceData } from '../../data/load.js';
 import { detectPreferenceFormat, PREFERENCE_FORMATS } from '../../data/preference-format.js';
 import { prepareSftData } from '../../data/prepare.js';
-import { readDataPath } from '../../data/read.js';
+import { dataSourceName, readDataPath, type DataSource } from '../../data/read.js';
 import { detectSftFormat, SFT_FORMATS } from '../../data/sft-format.js';
 import { tokenizeSft, type TokenizedSft, type TokenizeStats } from '../../data/tokenize.js';
 import type { PreferenceFormat, SftFormat } from '../../data/types.js';
@@ -62,7 +62,7 @@ export interface SftSplit {
  * Tells SFT files from preference files by the fields of the first row that fits either
  * (preference fields first: `chosen`/`rejected` or `completions`).
  */
-export async function detectSftDataKind(path: string, format = 'auto'): Promise<SftDataKind> {
+export async function detectSftDataKind(path: DataSource, format = 'auto'): Promise<SftDataKind> {
   if ((SFT_FORMATS as readonly string[]).includes(format)) return 'sft';
   if ((PREFERENCE_FORMATS as readonly string[]).includes(format)) return 'preference';
   for (const file of await readDataPath(path)) {
@@ -71,7 +71,7 @@ export async function detectSftDataKind(path: string, format = 'auto'): Promise<
       if (detectSftFormat(value)) return 'sft';
     }
   }
-  throw new DpoError(`${path}: cannot tell the data format (expected SFT rows: text, prompt/completion or messages; or preference rows: prompt/chosen/rejected, chosen/rejected or prompt/completions)`);
+  throw new DpoError(`${dataSourceName(path)}: cannot tell the data format (expected SFT rows: text, prompt/completion or messages; or preference rows: prompt/chosen/rejected, chosen/rejected or prompt/completions)`);
 }
 
 export interface SftPrepareOptions {
@@ -84,7 +84,7 @@ export interface SftPrepareOptions {
 }
 
 /** Reads, validates and tokenizes SFT data, or the chosen completions of preference data. */
-export async function prepareSftSplit(path: string, tokenizer: TextTokenizer, o: SftPrepareOptions = {}): Promise<SftSplit> {
+export async function prepareSftSplit(path: DataSource, tokenizer: TextTokenizer, o: SftPrepareOptions = {}): Promise<SftSplit> {
   const format = o.format ?? 'auto';
   const kind = await detectSftDataKind(path, format);
   const limits = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, maxCompletionLength: o.maxCompletionLength, truncationMode: o.truncationMode };
@@ -157,7 +157,7 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     });
   }
 
-  private async prepare(path: string, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<SftSplit> {
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<SftSplit> {
     const c = { ...this.config, maxLength };
     const data = await prepareSftSplit(path, tokenizer, {
       format: c.format,
@@ -169,7 +169,7 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     });
     const what = data.kind === 'preference' ? ' (preference file: training on the chosen completions)' : '';
     this.progress.log(`${describeData(split, data.stats, c.maxLength)}${what}`);
-    if (data.rows.length === 0) throw new DpoError(`${path}: no usable rows`);
+    if (data.rows.length === 0) throw new DpoError(`${dataSourceName(path)}: no usable rows`);
     return data;
   }
 

@@ -83,7 +83,12 @@ describe('f-divergences (f-DPO)', () => {
     ['reverse_kl', { beta, fDivergence: 'reverse_kl' }, (c, r) => c - r],
     ['js_divergence', { beta, fDivergence: 'js_divergence' }, (c, r) => Math.log((2 * Math.exp(c)) / (1 + Math.exp(c))) - Math.log((2 * Math.exp(r)) / (1 + Math.exp(r)))],
     ['forward_kl', { beta, fDivergence: 'forward_kl' }, (c, r) => -Math.exp(-c) + Math.exp(-r)],
-    ['alpha_divergence 0.5', { beta, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 0.5 }, (c, r) => ((1 - Math.exp(-0.5 * c)) - (1 - Math.exp(-0.5 * r))) / 0.5],
+    // TRL >= 0.29: f'(u) = (u^(alpha-1) - 1)/(alpha - 1), default alpha 0.5; 1 is reverse KL, 0 forward KL.
+    ['alpha_divergence 0.5', { beta, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 0.5 }, (c, r) => (Math.exp(-0.5 * c) - Math.exp(-0.5 * r)) / -0.5],
+    ['alpha_divergence (default, 0.5)', { beta, fDivergence: 'alpha_divergence' }, (c, r) => (Math.exp(-0.5 * c) - Math.exp(-0.5 * r)) / -0.5],
+    ['alpha_divergence 2', { beta, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 2 }, (c, r) => Math.exp(c) - Math.exp(r)],
+    ['alpha_divergence 1 (reverse KL)', { beta, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 1 }, (c, r) => c - r],
+    ['alpha_divergence 0 (forward KL)', { beta, fDivergence: 'alpha_divergence', fAlphaDivergenceCoef: 0 }, (c, r) => -Math.exp(-c) + Math.exp(-r)],
   ];
   for (const [name, options, fPrimeDiff] of cases) {
     it(`sigmoid with ${name}: -log sigmoid(beta (f'(u_w) - f'(u_l)))`, async () => {
@@ -91,6 +96,12 @@ describe('f-divergences (f-DPO)', () => {
       got.forEach((v, i) => expect(v).toBeCloseTo(-ls(beta * fPrimeDiff(rc[i], rr[i])), 9));
     });
   }
+
+  it("ipo divides each side's f-divergence score by its length (TRL's dpo_trainer)", async () => {
+    const o: LossOptions = { beta, fDivergence: 'forward_kl' };
+    const got = await run((lp) => pairLoss('ipo', lp, o));
+    got.forEach((v, i) => expect(v).toBeCloseTo((-Math.exp(-rc[i]) / len[0][i] + Math.exp(-rr[i]) / len[1][i] - 1 / (2 * beta)) ** 2, 10));
+  });
 
   it('hinge uses the f-divergence logit; bco_pair ignores it (as TRL)', async () => {
     const o: LossOptions = { beta, fDivergence: 'js_divergence' };
