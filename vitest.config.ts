@@ -1,4 +1,14 @@
+import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
+
+// The WebGPU tests (test/webgpu) need a WebGPU adapter. Without a GPU, SwiftShader's Vulkan driver
+// from Debian's chromium package is one; the Vulkan loader reads these at process start, so they
+// are set here, before vitest forks its workers (a Vulkan setup of the user's own is kept).
+const SWIFTSHADER = '/usr/lib/chromium';
+if (!process.env.VK_ICD_FILENAMES && existsSync(`${SWIFTSHADER}/vk_swiftshader_icd.json`)) {
+  process.env.VK_ICD_FILENAMES = `${SWIFTSHADER}/vk_swiftshader_icd.json`;
+  process.env.LD_LIBRARY_PATH = [process.env.LD_LIBRARY_PATH, SWIFTSHADER].filter(Boolean).join(':');
+}
 
 export default defineConfig({
   test: {

@@ -5,7 +5,7 @@
  *
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--gradient-checkpointing] [--vs-torch] [--rounds 3]
- *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4]
+ *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4] [--device cpu|webgpu|cuda [--peak-tflops T]]
  *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
@@ -34,6 +34,12 @@
  * session.run (TrainStep.steps; ms_per_step is a run's time / K, compile_ms includes the K-step
  * graph) and prints a "dpo_steps_per_run" line comparing them (ratios to the first K).
  *
+ * --device webgpu|cuda runs the step on that execution provider (parameters and AdamW state stay
+ * on the GPU between steps with webgpu). MFU is then against the GPU's dense FP32 peak (by its
+ * nvidia-smi name, or --peak-tflops), and peak_device_mb is the most GPU memory nvidia-smi saw
+ * in use during the steps (the whole GPU's, so run nothing else on it). bench/gpu/run.sh runs the
+ * GPU set on a machine without network access.
+ *
  * FLOPs per step (see BENCHMARKS.md): 6·P_body·N·T + 6·V·d·M + 12·L·d_attn·T²·N, where
  * P_body = parameters without the token/position embeddings (the tied lm_head is counted by the
  * second term), N = 2B sequences, T tokens each, M = scored (completion) positions, V vocab,
@@ -57,6 +63,8 @@ import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
 import { scoredFeeds } from '../src/scoring/sequence-logps.js';
 import { prepareGemm } from './engine.js';
+import { DEVICE_REQUESTS, resolveDevice, type Device, type DeviceRequest } from '../src/engine/device.js';
+import { fp32PeakTflops, gpuName, sampleGpuMemory } from './gpu/device-stats.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -218,8 +226,9 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number },
+  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
 ): Promise<void> {
+  const device: Device = await resolveDevice(opts.device ?? 'cpu');
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
   const policy = buildPolicy(model, weights, opts.variant === 'lora' ? LORA : undefined, 0);
@@ -232,7 +241,7 @@ async function runChild(
     // Plausible reference log-probs of random tokens: about -completion_length·ln(V).
     ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(model.config.vocabSize) + (i % 3)), dims: [n] },
   };
-  const runtime: RuntimeOptions = { threads: opts.threads };
+  const runtime: RuntimeOptions = { threads: opts.threads, executionProvider: device };
   const label = `${name}-${opts.variant}${opts.gradientCheckpointing ? '-gc' : ''}`;
   if (opts.profile) runtime.profilePrefix = join(opts.profile, `dpo_${label}`);
   const transform = policy.trainTransform ?? ((_g: unknown, p: Record<string, Tensor>) => p);
@@ -244,6 +253,7 @@ async function runChild(
   const perRun = opts.stepsPerRun;
   await step.prepareSteps(perRun);
   const compileMs = performance.now() - compileStart;
+  const gpuMemory = device === 'cpu' ? undefined : sampleGpuMemory();
   const times: number[] = [];
   let loss = NaN;
   const warmupRuns = Math.ceil(opts.warmup / perRun);
@@ -272,17 +282,24 @@ async function runChild(
     }
   }
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const peakDeviceMb = await gpuMemory?.stop();
   await step.release();
 
-  const gemm = await prepareGemm(GEMM.m, GEMM.k, GEMM.n, opts.threads);
-  const gemmTimes: number[] = [];
-  for (let i = 0; i < 13; i++) {
-    const t0 = performance.now();
-    await gemm.run();
-    if (i >= 3) gemmTimes.push(performance.now() - t0);
+  // MFU: on the CPU against a gemm measured here; on a GPU against its data-sheet FP32 peak.
+  const gpu = device === 'cpu' ? undefined : gpuName();
+  const peakTflops = opts.peakTflops ?? fp32PeakTflops(gpu);
+  let gemmGflops = peakTflops === undefined ? NaN : peakTflops * 1e3;
+  if (device === 'cpu') {
+    const gemm = await prepareGemm(GEMM.m, GEMM.k, GEMM.n, opts.threads);
+    const gemmTimes: number[] = [];
+    for (let i = 0; i < 13; i++) {
+      const t0 = performance.now();
+      await gemm.run();
+      if (i >= 3) gemmTimes.push(performance.now() - t0);
+    }
+    await gemm.release();
+    gemmGflops = (2 * GEMM.m * GEMM.k * GEMM.n) / median(gemmTimes) / 1e6;
   }
-  await gemm.release();
-  const gemmGflops = (2 * GEMM.m * GEMM.k * GEMM.n) / median(gemmTimes) / 1e6;
 
   const ms = median(times);
   const f = dpoStepFlops(model, opts.variant);
@@ -299,7 +316,9 @@ async function runChild(
       tokens_per_second: round((f.tokens * 1000) / ms, 1),
       ms_per_step: round(ms, 1),
       peak_rss_mb: round(peakRssMb, 1),
-      mfu: round(achieved / gemmGflops, 3),
+      device,
+      ...(device === 'cpu' ? {} : { gpu: gpu ?? null, peak_device_mb: peakDeviceMb ?? null, peak_fp32_tflops: peakTflops ?? null }),
+      mfu: Number.isFinite(gemmGflops) ? round(achieved / gemmGflops, 3) : null,
       achieved_gflops: round(achieved, 1),
       gemm_gflops: round(gemmGflops, 1),
       step_gflop: round(f.total / 1e9, 1),
@@ -436,6 +455,9 @@ export async function main(args: string[]): Promise<void> {
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
   const gradientCheckpointing = args.includes('--gradient-checkpointing');
+  const device = (flag(args, 'device') ?? 'cpu') as DeviceRequest;
+  if (!(DEVICE_REQUESTS as readonly string[]).includes(device)) throw new Error(`dpo bench: --device takes ${DEVICE_REQUESTS.join(', ')}, got '${device}'`);
+  const peakTflops = flag(args, 'peak-tflops') === undefined ? undefined : Number(flag(args, 'peak-tflops'));
   const perRunList = (flag(args, 'steps-per-run') ?? '1').split(',').map((k) => {
     const n = Number(k);
     if (!Number.isInteger(n) || n < 1) throw new Error(`dpo bench: --steps-per-run takes positive integers, got '${k}'`);
@@ -443,11 +465,15 @@ export async function main(args: string[]): Promise<void> {
   });
   if (child) {
     const variant = parseVariant(flag(args, 'variant') ?? 'full');
-    return runChild(child, { variant, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0] });
+    return runChild(child, { variant, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
-  const rest = ['--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), ...(gradientCheckpointing ? ['--gradient-checkpointing'] : [])];
+  const rest = [
+    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device,
+    ...(peakTflops === undefined ? [] : ['--peak-tflops', String(peakTflops)]),
+    ...(gradientCheckpointing ? ['--gradient-checkpointing'] : []),
+  ];
   // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
   if (!args.includes('--vs-torch')) {

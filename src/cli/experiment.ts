@@ -61,6 +61,7 @@ export const SentimentFlagsSchema = z
     unlikelihoodAlpha: withDefault(DPOConfigSchema.shape.unlikelihoodAlpha, 1),
     seed: option(z.number().int().default(0), 'random seed', { arg: 's', group: 'optimisation' }),
     threads: RuntimeOptionsSchema.shape.threads,
+    device: RuntimeOptionsSchema.shape.device,
   })
   .strict();
 
@@ -118,6 +119,7 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: f.maxNewTokens,
         seed: f.seed,
         threads: f.threads,
+        device: f.device,
         progress: ctx.progress(),
       });
       ctx.io.stderr.write(formatFrontier(summary));

@@ -37,6 +37,7 @@ export const QuickstartFlagsSchema = z
     batchSize: option(z.number().int().min(1).default(D.batchSize), 'pairs per step', { group: 'optimisation' }),
     seed: option(z.number().int().default(D.seed), 'random seed of the samples and of training', { arg: 's', group: 'optimisation' }),
     threads: RuntimeOptionsSchema.shape.threads,
+    device: RuntimeOptionsSchema.shape.device,
   })
   .strict();
 
@@ -79,6 +80,7 @@ export function register(program: Command, ctx: CliContext): void {
         maxNewTokens: f.maxNewTokens,
         seed: f.seed,
         threads: f.threads,
+        device: f.device,
         progress,
       };
       // SIGINT/SIGTERM stop the training after its step; the report covers the steps done.

@@ -3,6 +3,7 @@
  * `dpo reward score`: rewards of prompt/completion rows (or of every completion of preference
  * rows) under a reward model, one JSON line per row in input order.
  */
+import type { DeviceRequest } from '../engine/device.js';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -37,7 +38,7 @@ export interface ScoreRewardsOptions {
   maxLength?: number;
   onBadRow?: OnBadRow;
   threads?: number;
-  device?: 'cpu' | 'cuda';
+  device?: DeviceRequest;
   progress?: ProgressReporter;
 }
 

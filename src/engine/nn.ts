@@ -118,12 +118,13 @@ export function linearT(x: Tensor, w: Tensor, b?: Tensor): Tensor {
  * the usual lower triangle; with a KV cache the queries are the last q of the k positions.
  */
 export function causalMask(g: Graph, qLen: Dim, kLen: Dim, hint?: Tensor): Tensor {
-  const q = op.arange(g, qLen, 'int64', hint);
-  const k = op.arange(g, kLen, 'int64', hint);
+  // int32 positions: WebGPU runs int64 arithmetic and comparisons on the CPU.
+  const q = op.arange(g, qLen, 'int32', hint);
+  const k = op.arange(g, kLen, 'int32', hint);
   const shifted =
     qLen === kLen
       ? q
-      : op.add(q, op.sub(op.reshape(op.dimTensor(g, kLen, hint), []), op.reshape(op.dimTensor(g, qLen, hint), [])));
+      : op.add(q, op.cast(op.sub(op.reshape(op.dimTensor(g, kLen, hint), []), op.reshape(op.dimTensor(g, qLen, hint), [])), 'int32'));
   return op.lessEqual(op.unsqueeze(k, 0), op.unsqueeze(shifted, 1));
 }
 

@@ -317,7 +317,13 @@ const LOWERINGS: Lowerings = {
   ConstantOfShape: (e, n, ins, outs) => {
     const a = n.attrs;
     const dtype = a.dtype as DType;
-    const one = dtype === 'int64' ? BigInt64Array.of(BigInt(a.value as number)) : dtype === 'float64' ? Float64Array.of(a.value as number) : dtype === 'int32' ? Int32Array.of(a.value as number) : dtype === 'bool' ? Uint8Array.of(a.value as number) : Float32Array.of(a.value as number);
+    // A float fill is a scalar Expand: the same values, and WebGPU runs Expand while it leaves
+    // ConstantOfShape to the CPU (a zeros tensor copied to the GPU on every run).
+    if (dtype === 'float32' || dtype === 'float64') {
+      e.node('Expand', [e.scalar(a.value as number, dtype), ins[0]], [], outs);
+      return;
+    }
+    const one = dtype === 'int64' ? BigInt64Array.of(BigInt(a.value as number)) : dtype === 'int32' ? Int32Array.of(a.value as number) : Uint8Array.of(a.value as number);
     e.node('ConstantOfShape', ins, [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensorProto('value', dtype, [1], one) }], outs);
   },
 

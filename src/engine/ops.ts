@@ -100,7 +100,8 @@ export const greater = (a: TensorLike, b: TensorLike): Tensor => binary('Greater
 export const greaterEqual = (a: TensorLike, b: TensorLike): Tensor => binary('GreaterOrEqual', a, b, 'bool');
 export const equal = (a: TensorLike, b: TensorLike): Tensor => binary('Equal', a, b, 'bool');
 export const and = (a: Tensor, b: Tensor): Tensor => binary('And', a, b, 'bool');
-export const or = (a: Tensor, b: Tensor): Tensor => binary('Or', a, b, 'bool');
+/** a or b, as not(not a and not b): WebGPU has And and Not kernels but no Or (it would run on the CPU). */
+export const or = (a: Tensor, b: Tensor): Tensor => not(and(not(a), not(b)));
 
 function unary(op: OpName, x: Tensor, float = true): Tensor {
   if (float) requireFloat(op, x);

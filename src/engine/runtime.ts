@@ -9,13 +9,15 @@ import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
+import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda';
+export type ExecutionProvider = Device;
 
 export interface RuntimeOptions {
   /** Intra-op threads, capped at the cores this process may use (more only slow it down); default: all cores ORT sees. */
   threads?: number;
-  executionProvider?: ExecutionProvider;
+  /** Where the graph runs (device.ts); default 'cpu'. */
+  executionProvider?: DeviceRequest;
   /** ORT graph optimisation level; default 'all' (fuses MatMul+Transpose, GELU, LayerNorm). */
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Write ORT's optimised model here (to see what fused). */
@@ -82,9 +84,41 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   bool: 'bool',
 };
 
-function toOrt(t: HostTensor): ort.Tensor {
+function toOrt(t: HostTensor | DeviceTensor): ort.Tensor {
+  if (t instanceof DeviceTensor) return t.value;
   return new ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
 }
+
+/**
+ * A tensor kept in the device's memory between runs (WebGPU: a GPU buffer), fed as is to later
+ * runs of graphs on the same device. Its values are read back only through a graph with a host
+ * output (TrainStep.sync): onnxruntime-node aborts the process on getData() of a GPU tensor.
+ */
+export class DeviceTensor {
+  /** @internal */
+  constructor(readonly value: ort.Tensor) {}
+
+  get dims(): readonly number[] {
+    return this.value.dims;
+  }
+
+  /** Frees the device memory now (it is not garbage collected promptly). */
+  dispose(): void {
+    this.value.dispose();
+  }
+}
+
+/** A graph input: host memory, or a tensor already on the graph's device. */
+export type Feed = HostTensor | DeviceTensor;
+
+/** Compile-time choices of one graph. */
+export interface CompileOptions {
+  /** Outputs that stay on the device (WebGPU) for later runs; elsewhere they come back as host arrays. */
+  deviceOutputs?: readonly string[];
+}
+
+/** On WebGPU, buffers above this many bytes fail on SwiftShader and many adapters (named in errors). */
+const WEBGPU_BUFFER_LIMIT = 2 ** 30;
 
 export class CompiledGraph {
   private constructor(
@@ -93,16 +127,24 @@ export class CompiledGraph {
     readonly outputNames: readonly string[],
     private readonly inputTypes: ReadonlyMap<string, Tensor>,
     private readonly chunked: ReadonlyMap<string, ChunkedOutput>,
+    /** Where the graph runs. */
+    readonly device: Device,
+    private readonly onDevice: ReadonlySet<string>,
+    private readonly outputTypes: Readonly<Record<string, Tensor>>,
+    /** The traced graph's name (in errors). */
+    readonly name: string,
   ) {}
 
-  static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}): Promise<CompiledGraph> {
+  static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
+    const device = await resolveDevice(options.executionProvider);
+    const onDevice = new Set(device === 'webgpu' ? (compileOptions.deviceOutputs ?? []) : []);
     const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
     const chunkMinBytes = options.outputChunkMinBytes ?? DEFAULT_OUTPUT_CHUNK_MIN_BYTES;
     const exported: Record<string, Tensor> = {};
     const chunked = new Map<string, ChunkedOutput>();
     for (const [name, t] of Object.entries(outputs)) {
       const n = staticSize(t.shape);
-      if (!(chunkMax > 0 && n !== undefined && n > chunkMax && n * BYTES[t.dtype] >= chunkMinBytes)) {
+      if (onDevice.has(name) || !(chunkMax > 0 && n !== undefined && n > chunkMax && n * BYTES[t.dtype] >= chunkMinBytes)) {
         exported[name] = t;
         continue;
       }
@@ -120,11 +162,14 @@ export class CompiledGraph {
     const bytes = toOnnxBytes(exported);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.optimizationLevel ?? 'all',
-      executionProviders: [options.executionProvider ?? 'cpu'],
+      executionProviders: [device],
       executionMode: 'sequential',
       enableCpuMemArena: options.memoryArena ?? true,
       enableMemPattern: (options.memoryArena ?? true) && (options.memoryPattern ?? false),
     };
+    // On WebGPU every output says where it goes: the ones kept for later runs stay in GPU buffers,
+    // the rest (metrics, scores) come back to host memory.
+    if (device === 'webgpu') sessionOptions.preferredOutputLocation = Object.fromEntries(Object.keys(exported).map((n) => [n, onDevice.has(n) ? 'gpu-buffer' : 'cpu']));
     if (options.threads) sessionOptions.intraOpNumThreads = sessionThreads(options.threads);
     if (options.optimizedModelPath) sessionOptions.optimizedModelFilePath = options.optimizedModelPath;
     if (options.profilePrefix) {
@@ -140,7 +185,7 @@ export class CompiledGraph {
       throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
     }
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
-    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked);
+    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked, device, onDevice, outputs, graph.name);
   }
 
   /**
@@ -148,9 +193,18 @@ export class CompiledGraph {
    * are written into the given (correctly sized) host arrays instead of fresh ones.
    */
   async run(
-    feeds: Readonly<Record<string, HostTensor>>,
+    feeds: Readonly<Record<string, Feed>>,
     into: Readonly<Record<string, HostTensor>> = {},
   ): Promise<Record<string, HostTensor>> {
+    if (this.onDevice.size) throw new Error('run: this graph keeps outputs on the device; use runOnDevice');
+    return (await this.runOnDevice(feeds, into)).host;
+  }
+
+  /** {@link run} for a graph compiled with device outputs: those come back as DeviceTensors. */
+  async runOnDevice(
+    feeds: Readonly<Record<string, Feed>>,
+    into: Readonly<Record<string, HostTensor>> = {},
+  ): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     const namedDims = new Map<string, { size: number; input: string }>();
     for (const name of this.inputNames) {
@@ -176,7 +230,7 @@ export class CompiledGraph {
     for (const name of this.outputNames) {
       const ch = this.chunked.get(name);
       if (!ch) {
-        fetches[name] = into[name] ? toOrt(into[name]) : null;
+        fetches[name] = into[name] && !this.onDevice.has(name) ? toOrt(into[name]) : null;
         continue;
       }
       const target = into[name]?.data ?? allocate(ch.dtype, ch.size);
@@ -186,9 +240,19 @@ export class CompiledGraph {
       targets.set(name, target);
       for (const c of ch.chunks) fetches[c.name] = toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] });
     }
-    const result = await this.session.run(ortFeeds, fetches);
+    let result: ort.InferenceSession.OnnxValueMapType;
+    try {
+      result = await this.session.run(ortFeeds, fetches);
+    } catch (e) {
+      throw this.device === 'webgpu' ? this.webgpuFailure(e, feeds) : e;
+    }
     const out: Record<string, HostTensor> = {};
+    const device: Record<string, DeviceTensor> = {};
     for (const name of this.outputNames) {
+      if (this.onDevice.has(name)) {
+        device[name] = new DeviceTensor(result[name]);
+        continue;
+      }
       const target = targets.get(name);
       if (target) {
         out[name] = { data: target, dims: this.chunked.get(name)?.dims as readonly number[] };
@@ -199,7 +263,32 @@ export class CompiledGraph {
       // of it (see train-step.ts), which is dropped here so that callers see their own buffer.
       out[name] = into[name] ? { data: into[name].data, dims: r.dims } : { data: r.data as AnyTypedArray, dims: r.dims };
     }
-    return out;
+    return { host: out, device };
+  }
+
+  /**
+   * A failed WebGPU run as one line: a tensor above the usual buffer limit is named (Dawn's own
+   * message names neither the tensor nor, in the error ONNX Runtime returns, the limit).
+   */
+  private webgpuFailure(e: unknown, feeds: Readonly<Record<string, Feed>>): Error {
+    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    const sizes: [string, number][] = [];
+    for (const [name, f] of Object.entries(feeds)) {
+      if (!this.inputNames.includes(name)) continue;
+      const dtype = f instanceof DeviceTensor ? (f.value.type as DType) : dtypeOfArray(f.data);
+      sizes.push([name, f.dims.reduce((a, b) => a * b, 1) * (BYTES[dtype] ?? 4)]);
+    }
+    for (const [name, t] of Object.entries(this.outputTypes)) {
+      const n = staticSize(t.shape);
+      if (n !== undefined) sizes.push([name, n * BYTES[t.dtype]]);
+    }
+    const [name, bytes] = sizes.reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0]);
+    if (bytes > WEBGPU_BUFFER_LIMIT) {
+      return new DeviceError(
+        `device webgpu: tensor '${name}' is ${bytes} bytes, above the WebGPU buffer limit of ${WEBGPU_BUFFER_LIMIT} bytes (1 GiB) that SwiftShader and many adapters have: use a smaller model, LoRA, or --device cpu|cuda (${first})`,
+      );
+    }
+    return new DeviceError(`device webgpu: a run of graph '${this.name}' failed: ${first}`);
   }
 
   async release(): Promise<void> {
@@ -207,8 +296,8 @@ export class CompiledGraph {
   }
 }
 
-function checkFeed(name: string, decl: Tensor, f: HostTensor): void {
-  const dtype = dtypeOfArray(f.data);
+function checkFeed(name: string, decl: Tensor, f: Feed): void {
+  const dtype = f instanceof DeviceTensor ? f.value.type : dtypeOfArray(f.data);
   if (dtype !== decl.dtype) throw new Error(`run: input '${name}' must be ${decl.dtype}, got ${dtype}`);
   if (f.dims.length !== decl.rank) {
     throw new Error(`run: input '${name}' must have rank ${decl.rank} [${decl.shape.join(', ')}], got [${f.dims.join(', ')}]`);
@@ -219,7 +308,7 @@ function checkFeed(name: string, decl: Tensor, f: HostTensor): void {
     }
   });
   const n = f.dims.reduce((p, d) => p * d, 1);
-  if (n !== f.data.length) throw new Error(`run: input '${name}' has ${f.data.length} elements for dims [${f.dims.join(', ')}]`);
+  if (!(f instanceof DeviceTensor) && n !== f.data.length) throw new Error(`run: input '${name}' has ${f.data.length} elements for dims [${f.dims.join(', ')}]`);
 }
 
 /**

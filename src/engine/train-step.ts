@@ -43,7 +43,8 @@ import { grad } from './autodiff.js';
 import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
 import { buildOptimizer, stateSlots, stepScalars, STEP_SCALARS, type OptimizerConfig, type OptimizerGraph } from './optim.js';
-import { CompiledGraph, type HostTensor, type RuntimeOptions } from './runtime.js';
+import { ResidentTensors } from './resident.js';
+import { CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions } from './runtime.js';
 
 export interface ParamSpec {
   name: string;
@@ -115,6 +116,10 @@ export class TrainStep {
   /** Graphs of K steps per run (TrainStep.steps), by K, compiled on first use. */
   private readonly unrolled = new Map<number, Promise<CompiledGraph>>();
   private stepCount = 0;
+  /** On WebGPU: parameters and optimizer state kept on the device between steps (resident.ts). */
+  private readonly resident?: ResidentTensors;
+  /** On WebGPU with gradient accumulation: zero accumulators, uploaded once, fed to each step's first micro-batch. */
+  private zeroGrads?: ResidentTensors;
 
   private constructor(
     /** forward + loss + backward + clip + update of one micro-batch, in one run. */
@@ -129,6 +134,11 @@ export class TrainStep {
     this.params = specs.map((s) => s.data);
     const slots = stateSlots(config);
     this.state = trainable.map((i) => Object.fromEntries(slots.map((k) => [k, new Float32Array(specs[i].data.length)])));
+    if (fusedGraph.device === 'webgpu') {
+      const stateSpecs = trainable.flatMap((i) => slots.map((k) => ({ name: `${specs[i].name}.${k}`, shape: specs[i].shape })));
+      const changing = [...trainable.map((i) => specs[i].name), ...stateSpecs.map((s) => s.name)];
+      this.resident = new ResidentTensors([...specs.map((s) => ({ name: s.name, shape: s.shape })), ...stateSpecs], changing, runtime);
+    }
   }
 
   /**
@@ -150,8 +160,9 @@ export class TrainStep {
     const grads = grad(loss, trainableInputs);
     // Parameters are written in place: the update waits for the loss and metrics (see buildOptimizer).
     const opt = buildOptimizer(g, trainableInputs, grads, config, [loss, ...Object.values(outputs)]);
-    const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm, ...updateOutputs(specs, trainable, opt) };
-    const fusedGraph = await CompiledGraph.compile(fusedOutputs, runtime);
+    const updates = updateOutputs(specs, trainable, opt);
+    const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm, ...updates };
+    const fusedGraph = await CompiledGraph.compile(fusedOutputs, runtime, { deviceOutputs: deviceUpdates(updates) });
     return new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
   }
 
@@ -177,11 +188,11 @@ export class TrainStep {
     const opt = buildOptimizer(a, ps, gs, this.config);
     const applyOutputs: Record<string, Tensor> = { grad_norm: opt.gradNorm, ...updateOutputs(specs, trainable, opt) };
     const [gradGraph, applyGraph] = await Promise.all([
-      CompiledGraph.compile(gradOutputs, this.runtime),
+      CompiledGraph.compile(gradOutputs, this.runtime, { deviceOutputs: Object.keys(gradOutputs).filter((n) => n.endsWith('.grad.new')) }),
       // The update's tensors are parameter-sized and short-lived; without an arena they go back to
       // the allocator after each step instead of staying reserved (gpt2-124m DPO step: peak RSS
       // 12.6 -> 11.1 GB, same step time; bench/dpo.ts).
-      CompiledGraph.compile(applyOutputs, { ...this.runtime, memoryArena: false }),
+      CompiledGraph.compile(applyOutputs, { ...this.runtime, memoryArena: false }, { deviceOutputs: deviceUpdates(applyOutputs) }),
     ]);
     this.grads = trainable.map((i) => new Float32Array(specs[i].data.length));
     return { gradGraph, applyGraph };
@@ -230,7 +241,7 @@ export class TrainStep {
       state = opt.newState;
       previousCheck = check;
     }
-    return CompiledGraph.compile(outputs, this.runtime);
+    return CompiledGraph.compile(outputs, this.runtime, { deviceOutputs: deviceUpdates(outputs) });
   }
 
   /**
@@ -271,7 +282,7 @@ export class TrainStep {
     batches.forEach((b, k) => {
       for (const [name, t] of Object.entries(b)) feeds[stepPrefix(k) + name] = t;
     });
-    const out = await graph.run(feeds, into);
+    const out = this.resident ? await this.runResident(graph, feeds) : await graph.run(feeds, into);
     this.stepCount += K;
     return batches.map((_, k) => {
       const p = stepPrefix(k);
@@ -308,7 +319,8 @@ export class TrainStep {
     });
 
     if (micro.length === 1) {
-      const out = await this.fusedGraph.run({ ...micro[0], ...paramFeeds, ...stepFeeds }, updateInto);
+      const feeds = { ...micro[0], ...paramFeeds, ...stepFeeds };
+      const out = this.resident ? await this.runResident(this.fusedGraph, feeds) : await this.fusedGraph.run(feeds, updateInto);
       this.stepCount++;
       const extras = this.pickExtras(out);
       return { loss: Number(out.loss.data[0]), gradNorm: Number(out.grad_norm.data[0]), paramsFinite: Number(out[PARAMS_CHECK].data[0]) === 0, outputs: extras, microOutputs: [extras] };
@@ -316,6 +328,7 @@ export class TrainStep {
 
     this.accumulating ??= this.compileAccumulating();
     const { gradGraph, applyGraph } = await this.accumulating;
+    if (this.resident) return this.accumulateResident(micro, gradGraph, applyGraph, { ...paramFeeds, ...stepFeeds });
     for (const acc of this.grads) acc.fill(0);
     const accFeeds: Record<string, HostTensor> = {};
     const accInto: Record<string, HostTensor> = {};
@@ -333,14 +346,81 @@ export class TrainStep {
       microOutputs.push(this.pickExtras(out));
     }
     const applied = await applyGraph.run({ ...paramFeeds, ...accFeeds, ...stepFeeds }, updateInto);
+    return this.accumulated(lossSum, applied, microOutputs);
+  }
+
+  /** The result of an accumulated step (counted): mean loss, and the apply graph's outputs. */
+  private accumulated(lossSum: number, applied: Record<string, HostTensor>, microOutputs: Record<string, HostTensor>[]): StepResult {
     this.stepCount++;
     return {
-      loss: lossSum / micro.length,
+      loss: lossSum / microOutputs.length,
       gradNorm: Number(applied.grad_norm.data[0]),
       paramsFinite: Number(applied[PARAMS_CHECK].data[0]) === 0,
       outputs: microOutputs[microOutputs.length - 1],
       microOutputs,
     };
+  }
+
+  /**
+   * Runs `graph` with the resident parameters and optimizer state in place of the host ones in
+   * `feeds` (uploaded on first use), and keeps its updated values on the device.
+   */
+  private async runResident(graph: CompiledGraph, feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    const resident = this.resident as ResidentTensors;
+    const onDevice = await resident.feeds(() => feeds);
+    const { host, device } = await graph.runOnDevice({ ...feeds, ...onDevice });
+    resident.adopt(device);
+    return host;
+  }
+
+  /** Gradient accumulation with parameters, state and accumulators on the device. */
+  private async accumulateResident(
+    micro: readonly Readonly<Record<string, HostTensor>>[],
+    gradGraph: CompiledGraph,
+    applyGraph: CompiledGraph,
+    hostFeeds: Record<string, HostTensor>,
+  ): Promise<StepResult> {
+    const resident = this.resident as ResidentTensors;
+    const params = await resident.feeds(() => hostFeeds);
+    const accSpecs = this.trainable.map((pi) => ({ name: accName(this.specs[pi].name), shape: this.specs[pi].shape }));
+    this.zeroGrads ??= new ResidentTensors(accSpecs, [], this.runtime);
+    let acc: Record<string, DeviceTensor> = await this.zeroGrads.feeds(() =>
+      Object.fromEntries(accSpecs.map((s) => [s.name, { data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)), dims: s.shape }])),
+    );
+    const scale = { data: Float32Array.of(1 / micro.length), dims: [] };
+    let lossSum = 0;
+    const microOutputs: Record<string, HostTensor>[] = [];
+    for (const [i, feeds] of micro.entries()) {
+      const { host, device } = await gradGraph.runOnDevice({ ...feeds, ...params, ...acc, [GRAD_SCALE]: scale });
+      // The zero accumulators stay for the next step; later partial sums are freed once used.
+      if (i > 0) for (const t of Object.values(acc)) t.dispose();
+      acc = Object.fromEntries(Object.entries(device).map(([n, t]) => [n.slice(0, -'.new'.length), t]));
+      lossSum += Number(host.loss.data[0]);
+      microOutputs.push(this.pickExtras(host));
+    }
+    const { host: applied, device } = await applyGraph.runOnDevice({ ...hostFeeds, ...params, ...acc });
+    for (const t of Object.values(acc)) t.dispose();
+    resident.adopt(device);
+    return this.accumulated(lossSum, applied, microOutputs);
+  }
+
+  /**
+   * Brings the parameters and optimizer state back to the host arrays that {@link parameters}
+   * and {@link optimizerState} return. Needed on WebGPU (they stay on the device between steps)
+   * before reading them; a no-op elsewhere and when nothing changed since the last sync.
+   */
+  async sync(): Promise<void> {
+    if (!this.resident) return;
+    const into: Record<string, Float32Array> = {};
+    this.specs.forEach((s, i) => (into[s.name] = this.params[i]));
+    this.trainable.forEach((pi, k) => {
+      for (const [slot, buf] of Object.entries(this.state[k])) into[`${this.specs[pi].name}.${slot}`] = buf;
+    });
+    await this.resident.sync(into);
+  }
+
+  private checkSynced(what: string): void {
+    if (this.resident?.hostBehind) throw new Error(`TrainStep.${what}: the values are on the device; await sync() first`);
   }
 
   private pickExtras(out: Record<string, HostTensor>): Record<string, HostTensor> {
@@ -351,11 +431,13 @@ export class TrainStep {
 
   /** Current parameter values by name (the live buffers: copy before the next step if needed). */
   parameters(): Map<string, Float32Array> {
+    this.checkSynced('parameters');
     return new Map(this.specs.map((s, i) => [s.name, this.params[i]]));
   }
 
   /** Optimizer state by parameter name and slot, and the number of steps taken. */
   optimizerState(): { step: number; state: Map<string, Record<string, Float32Array>> } {
+    this.checkSynced('optimizerState');
     return {
       step: this.stepCount,
       state: new Map(this.trainable.map((pi, k) => [this.specs[pi].name, this.state[k]])),
@@ -373,6 +455,7 @@ export class TrainStep {
       if (st) for (const [slot, buf] of Object.entries(this.state[k])) if (st[slot]) buf.set(st[slot]);
     });
     this.stepCount = step;
+    this.resident?.invalidate();
   }
 
   async release(): Promise<void> {
@@ -384,5 +467,12 @@ export class TrainStep {
       graphs.push(gradGraph, applyGraph);
     }
     await Promise.all(graphs.map((c) => c.release()));
+    await this.resident?.release();
+    await this.zeroGrads?.release();
   }
+}
+
+/** The outputs of an update that stay on the device (WebGPU): new parameters and optimizer state. */
+function deviceUpdates(outputs: Readonly<Record<string, Tensor>>): string[] {
+  return Object.keys(outputs).filter((n) => n.endsWith('.new') && !n.endsWith('.grad.new'));
 }

@@ -3,6 +3,7 @@
  * samples) from the reference and returns its frontier points. Trained runs save checkpoints
  * evenly along training; each checkpoint is one point.
  */
+import type { DeviceRequest } from '../engine/device.js';
 import type { RewardFn } from '../eval/rewards.js';
 import { loadPretrained, type Pretrained } from '../models/pretrained.js';
 import { checkpointModelWeights, listCheckpoints } from '../train/core/checkpoint.js';
@@ -35,6 +36,8 @@ export interface MethodContext {
   maxNewTokens: number;
   seed: number;
   threads?: number;
+  /** Where graphs run (--device); default cpu. */
+  device?: DeviceRequest;
   /** Where run `name` writes its model, metrics and checkpoints. */
   runDir(name: string): string;
   cacheDir: string;
@@ -85,6 +88,7 @@ function common(ctx: MethodContext, output: string) {
     saveSteps: Math.max(1, Math.floor(ctx.steps / ctx.checkpoints)),
     seed: ctx.seed,
     threads: ctx.threads,
+    device: ctx.device,
     cacheDir: ctx.cacheDir,
   };
 }
@@ -189,6 +193,7 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           saveSteps: Math.max(1, Math.floor(updates / ctx.checkpoints)),
           seed: ctx.seed,
           threads: ctx.threads,
+          device: ctx.device,
         },
         { progress: ctx.progress },
       ).train();

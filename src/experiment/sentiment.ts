@@ -9,6 +9,7 @@
  *
  * Writes <output>/frontier.jsonl (a line per point, as they come), summary.json and report.html.
  */
+import type { DeviceRequest } from '../engine/device.js';
 import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DpoError } from '../errors.js';
@@ -65,6 +66,8 @@ export interface SentimentExperimentOptions {
   methods?: readonly string[];
   seed?: number;
   threads?: number;
+  /** Where graphs run (--device); default cpu. */
+  device?: DeviceRequest;
   progress?: ProgressReporter;
 }
 
@@ -170,7 +173,7 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
   const groundTruth = getScorer(settings.scorer);
-  const runtime = { threads: o.threads };
+  const runtime = { threads: o.threads, executionProvider: o.device };
 
   progress.log(`model: ${settings.model}; ground truth: ${groundTruth.name}${settings.quick ? ' (quick settings)' : ''}`);
   const reference = await loadPretrained(settings.model);
@@ -235,6 +238,7 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
         loggingSteps: Math.max(1, Math.floor(settings.rewardModelSteps / 10)),
         seed: settings.seed,
         threads: o.threads,
+        device: o.device,
       },
       { progress },
     ).train();
@@ -262,6 +266,7 @@ async function runGuarded(o: SentimentExperimentOptions, settings: ExperimentSet
       maxNewTokens: settings.maxNewTokens,
       seed: settings.seed,
       threads: o.threads,
+      device: o.device,
       runDir: (name) => join(output, 'runs', name),
       cacheDir: join(output, 'cache'),
       evaluator,

@@ -65,18 +65,18 @@ export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask:
   return op.where(visible, op.scalar(g, 0, query.dtype), lowest(query.dtype));
 }
 
-/** Boolean [T, S]: key s is query t's own position (the last T of S). */
+/** Boolean [T, S]: key s is query t's own position (the last T of S). int32 positions, as causalMask. */
 function diagonal(g: Graph, t: Dim, s: Dim, key: Tensor): Tensor {
-  const rows = op.arange(g, t, 'int64', key);
-  const q = t === s ? rows : op.add(rows, op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])));
-  return op.equal(op.unsqueeze(op.arange(g, s, 'int64', key), 0), op.unsqueeze(q, 1));
+  const rows = op.arange(g, t, 'int32', key);
+  const q = t === s ? rows : op.add(rows, op.cast(op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])), 'int32'));
+  return op.equal(op.unsqueeze(op.arange(g, s, 'int32', key), 0), op.unsqueeze(q, 1));
 }
 
 /** Boolean [T, S]: key s is fewer than `window` positions behind query t (the last T of S). */
 function windowMask(g: Graph, t: Dim, s: Dim, key: Tensor, window: number): Tensor {
-  const rows = op.arange(g, t, 'int64', key);
-  const q = t === s ? rows : op.add(rows, op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])));
-  const k = op.arange(g, s, 'int64', key);
+  const rows = op.arange(g, t, 'int32', key);
+  const q = t === s ? rows : op.add(rows, op.cast(op.sub(op.reshape(op.dimTensor(g, s, key), []), op.reshape(op.dimTensor(g, t, key), [])), 'int32'));
+  const k = op.arange(g, s, 'int32', key);
   return op.less(op.sub(op.unsqueeze(q, 1), op.unsqueeze(k, 0)), window);
 }
 

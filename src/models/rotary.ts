@@ -195,7 +195,8 @@ export function rotaryTables(
   style: RotaryStyle,
 ): RotaryTables {
   const r: RopeFrequencies = isFrequencyList(rope) ? { type: 'static', invFreq: [...rope], attentionScaling: 1 } : rope;
-  const pos = op.cast(positions, dtype);
+  // Through int32: WebGPU has no int64 -> float Cast (it would run on the CPU); positions are small.
+  const pos = op.cast(positions.dtype === 'int64' && dtype === 'float32' ? op.cast(positions, 'int32') : positions, dtype);
   const inv = inverseFrequencies(pos, r, dtype);
   const half = inv.shape[0] as number;
   const angles = op.mul(op.unsqueeze(pos, -1), inv); // [B, T, dim/2]

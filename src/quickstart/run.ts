@@ -5,6 +5,7 @@
  * as the reference, then measure reward and KL(pi || pi_ref) of fresh samples on held-out
  * prompts before and after, and write an HTML report.
  */
+import type { DeviceRequest } from '../engine/device.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,8 @@ export interface QuickstartOptions {
   frontierPoints?: number;
   seed?: number;
   threads?: number;
+  /** Where graphs run (--device); default cpu. */
+  device?: DeviceRequest;
   progress?: ProgressReporter;
   /** Aborting it stops the DPO training after its current step; the report covers the steps done. */
   signal?: AbortSignal;
@@ -95,7 +98,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
   const evalK = o.evalSamplesPerPrompt ?? QUICKSTART_DEFAULTS.evalSamplesPerPrompt;
   const steps = o.steps ?? QUICKSTART_DEFAULTS.steps;
   const seed = o.seed ?? QUICKSTART_DEFAULTS.seed;
-  const runtime = { threads: o.threads };
+  const runtime = { threads: o.threads, executionProvider: o.device };
   const scorerName = o.scorer ?? QUICKSTART_DEFAULTS.scorer;
   const score = getScorer(scorerName).score;
   if (k < 2) throw new DpoError('quickstart: samples per prompt must be at least 2 to make pairs');
@@ -184,6 +187,7 @@ export async function runQuickstart(o: QuickstartOptions): Promise<QuickstartSum
         evalSteps: heldOutPairs.length ? Math.max(1, Math.floor(steps / (o.frontierPoints ?? 3))) : undefined,
         seed,
         threads: o.threads,
+        device: o.device,
         cacheDir: join(output, 'cache'),
       },
       { policy, progress, signal: o.signal },

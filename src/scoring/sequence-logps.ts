@@ -136,8 +136,12 @@ export function scoredHead(
     const start = op.minimum(op.mul(size, int(c)), m);
     const end = op.minimum(op.mul(size, int(c + 1)), m);
     const rows = op.range(start, end);
-    const targets = op.gather(inputs.targets, rows);
-    const picked = op.gather(flat, op.gather(inputs.positions, rows));
+    // A chunk may be empty (fewer rows than chunks, or the last ones); the head then runs on one
+    // stand-in row, whose results are sliced away: WebGPU's reductions refuse empty inputs.
+    const computed = op.minimum(op.range(start, op.maximum(end, op.add(start, int(1)))), op.sub(m, int(1)));
+    const kept = op.range(int(0), op.sub(end, start));
+    const targets = op.gather(inputs.targets, computed);
+    const picked = op.gather(flat, op.gather(inputs.positions, computed));
     let stacked: Tensor;
     frozen ??= requiresGrad(picked) && !headRequiresGrad(model, params, picked);
     if (frozen) {
@@ -156,7 +160,7 @@ export function scoredHead(
         return [op.concat(perToken(model.logits(p, h), targets).map((v) => op.unsqueeze(v, 0)), 0)];
       });
     }
-    const values = op.split(stacked, 0, Array<number>(stacked.shape[0] as number).fill(1)).map((v) => op.squeeze(v, 0));
+    const values = op.split(stacked, 0, Array<number>(stacked.shape[0] as number).fill(1)).map((v) => op.gather(op.squeeze(v, 0), kept));
     return { segments: op.gather(inputs.segments, rows), values };
   });
 }

@@ -159,6 +159,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   let lastSaved: string | undefined;
   const saveCheckpoint = async (): Promise<void> => {
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
+    await step.sync();
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
     const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
@@ -170,7 +171,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   };
   try {
     if (hooks.evaluate && setup.evalOnStart && done === 0) {
-      evalMetrics = await hooks.evaluate(step.parameters());
+      evalMetrics = await hooks.evaluate(await synced(step));
       await appendMetrics(metricsFile, { step: 0, epoch: 0, ...evalMetrics });
     }
     progress.start(setup.label ?? 'train', totalSteps);
@@ -216,7 +217,8 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
         lossSum += r.loss;
         gradNormSum += r.gradNorm;
         stepsInWindow++;
-        hooks.afterStep?.(done, step.parameters());
+        // On a device (WebGPU) reading the parameters costs a copy: only where afterStep uses them.
+        if (hooks.afterStep && (hooks.needsParamsAfter?.(done) ?? true)) hooks.afterStep(done, await synced(step));
         const epoch = done / stepsPerEpoch;
         if (done % c.loggingSteps === 0 || done === totalSteps) {
           const seconds = (Date.now() - windowStart) / 1000;
@@ -234,7 +236,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
         }
         // Evaluation and checkpoints fall on a run's last step (see `boundary`).
         if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
-          evalMetrics = await hooks.evaluate(step.parameters());
+          evalMetrics = await hooks.evaluate(await synced(step));
           await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
         }
         progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
@@ -246,15 +248,21 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     const interrupted = stopping();
     if (!interrupted) {
       if (hooks.evaluate) {
-        evalMetrics = await hooks.evaluate(step.parameters());
+        evalMetrics = await hooks.evaluate(await synced(step));
         await appendMetrics(metricsFile, { step: done, epoch: done / stepsPerEpoch, ...evalMetrics });
       }
-      await hooks.saveFinal(step.parameters());
+      await hooks.saveFinal(await synced(step));
     }
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
     progress.stop();
   }
+}
+
+/** The step's parameters, brought back from the device first where they live there (TrainStep.sync). */
+async function synced(step: TrainStep): Promise<Map<string, Float32Array>> {
+  await step.sync();
+  return step.parameters();
 }
 
 /** `stepsPerRun` > 1 runs one micro-batch per step (TrainStep.steps): no gradient accumulation. */

@@ -17,6 +17,7 @@ import { withGradientCheckpointing, type ModelParams } from '../../models/linear
 import { loadModelOrAdapter } from '../../models/load-model.js';
 import type { Pretrained } from '../../models/pretrained.js';
 import { fitToContext } from '../../models/context-limit.js';
+import { resolveDevice } from '../../engine/device.js';
 import { guardOutput } from './output-guard.js';
 import type { PreferenceBatch } from '../../data/collate.js';
 import { checkStepsPerRun, EvalGraph, optionsDigest, preferenceTokens, runTrainingLoop, trainingBatcher, type BatchSource, type LoopHooks, type LoopOptions, type LoopResult, type TrainingOptions } from './loop.js';
@@ -200,6 +201,7 @@ export interface TrainerRun<B = PreferenceBatch> {
 export async function runTrainer<B = PreferenceBatch>(run: TrainerRun<B>): Promise<TrainerResult> {
   const c = run.config;
   const runtime = runtimeOf(c);
+  if (c.device === 'auto') run.progress.log(`device: ${await resolveDevice('auto')} (--device auto)`);
   const { specs, transform } = run.params;
   const trainTransform = run.params.trainTransform ?? transform;
   await mkdir(c.output, { recursive: true });

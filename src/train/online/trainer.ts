@@ -199,6 +199,7 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
           hooks: (tools) => ({
             feeds: async (batches, step) => {
               const beta = betaForEpoch(c.beta, step / stepsPerEpoch);
+              await tools.step.sync();
               const params = tools.step.parameters();
               const out: Record<string, HostTensor>[] = [];
               for (const [m, batch] of batches.entries()) {

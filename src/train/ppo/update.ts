@@ -59,5 +59,7 @@ export async function optimizeOnRollout(o: RolloutOptimization): Promise<number>
       add('grad_norm', r.gradNorm);
     }
   }
+  // The next rollout, checkpoint or save reads the parameters from the host arrays.
+  await o.step.sync();
   return steps;
 }
