@@ -6,8 +6,9 @@
  * import itself and any folder of a lower level, never a peer or anything above.
  */
 const LAYERS = [
-  ['errors', 'progress', 'config'],
+  ['errors', 'progress'],
   ['engine'],
+  ['config'],
   ['io'],
   ['data'],
   ['models'],
