@@ -83,7 +83,7 @@ export interface TrainingOptionsDocs {
   cacheDir?: unknown;
   /** ONNX Runtime intra-op threads (default: all cores; capped at the core count). CLI: `--threads`. */
   threads?: unknown;
-  /** execution provider. Default: `"cpu"`. CLI: `--device`. */
+  /** where graphs run: cpu, webgpu, cuda, or auto (a usable GPU, else cpu). Default: `"cpu"`. CLI: `--device`. */
   device?: unknown;
   /** dtype of the saved model: auto keeps the loaded checkpoint's (bf16 saves as bf16; LoRA adapters float32, as PEFT). Default: `"auto"`. CLI: `--save-dtype`. */
   saveDtype?: unknown;
