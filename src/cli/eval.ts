@@ -1,6 +1,8 @@
 /** `dpo eval`: eval_* metrics of a model on preference data as one JSON object. */
-import { writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { DpoError } from '../errors.js';
+import { writeBytesAtomic } from '../io/atomic.js';
 import { checkedConfig } from '../train/core/config.js';
 import { EVAL_CONFIG } from '../train/dpo/config.js';
 import { printJson, type CliContext } from './context.js';
@@ -38,10 +40,14 @@ export function register(program: Command, ctx: CliContext): void {
       const perExampleFile = typeof opts.perExample === 'string' ? opts.perExample : undefined;
       const input = { ...fromFlags, perExample: perExampleFile !== undefined };
       const config = checkedConfig(EVAL_CONFIG, validateConfig(EVAL_CONFIG.schema, input, fromFlags, EVAL_OPTIONS, undefined), 'eval');
+      // Checked before the evaluation, not after it: a folder here would fail with a raw EISDIR at the end.
+      if (perExampleFile && (await stat(perExampleFile).catch(() => undefined))?.isDirectory()) {
+        throw new DpoError(`--per-example ${perExampleFile}: is a folder; give the path of a file to write`);
+      }
       const { evaluatePreferences } = await import('../train/dpo/evaluate.js');
       const r = await evaluatePreferences(config, { progress: ctx.progress() });
       if (perExampleFile && r.perExample) {
-        await writeFile(perExampleFile, r.perExample.map((row) => `${JSON.stringify(row)}\n`).join(''));
+        await writeBytesAtomic(perExampleFile, r.perExample.map((row) => `${JSON.stringify(row)}\n`).join(''));
       }
       printJson(ctx, r.metrics);
     });

@@ -98,6 +98,7 @@ export function register(program: Command, ctx: CliContext): void {
         model: f.model,
         output: f.output,
         overwriteOutput: f.overwriteOutput,
+        inputFiles: [{ flag: '--prompts', path: f.prompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }],
         trainPrompts: await readPrompts(f.prompts),
         heldOutPrompts: await readPrompts(f.heldOutPrompts),
         scorer: f.scorer,

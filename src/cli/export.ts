@@ -10,6 +10,7 @@ import { exportOnnx, type ExternalDataMode } from '../export/onnx-folder.js';
 import { printJson, type CliContext } from './context.js';
 import { addOptions } from './options.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';
+import { stopOnSignals } from './signals.js';
 
 const EXAMPLES = `
 Writes Hugging Face Optimum's layout for transformers.js: DIR/onnx/model.onnx (fp32, the decoder
@@ -48,7 +49,18 @@ export function register(program: Command, ctx: CliContext): void {
       const flags = configFromFlags(ExportOnnxSchema, EXPORT_ONNX_OPTIONS, opts);
       const mode = flags.externalData as ExternalDataMode;
       if (!MODES.includes(mode)) throw new DpoError(`--external-data: expected one of ${MODES.join(', ')}, got '${flags.externalData}'`);
-      const result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode });
+      const signals = stopOnSignals((m) => ctx.io.stderr.write(`${m}\n`), undefined, 'stopping the export and removing what it wrote so far');
+      let result;
+      try {
+        result = await exportOnnx({ model: flags.model, output: flags.output, externalData: mode, signal: signals.signal });
+      } catch (e) {
+        if (!signals.received) throw e;
+        ctx.io.stderr.write(`dpo: ${(e as Error).message}\n`);
+        ctx.exitCode = signals.exitCode();
+        return;
+      } finally {
+        signals.dispose();
+      }
       for (const name of result.missing) ctx.io.stderr.write(`dpo: warning: the model folder has no ${name}; copy one into ${flags.output} to load the tokenizer with transformers.js\n`);
       ctx.io.stderr.write(`exported ${result.modelType} (${result.parameters} parameters, ${(result.bytes / 2 ** 20).toFixed(1)} MiB) -> ${flags.output}\n`);
       printJson(ctx, result);

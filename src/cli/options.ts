@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { DpoError } from '../errors.js';
 import { flagAliases, trlNamesOf } from './flag-aliases.js';
 import { groupHeading, inHelpOrder } from './help-groups.js';
@@ -230,6 +230,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: readonly string[] = [], aliases: Readonly<Record<string, string>> = {}): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  const spellings: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
     const key = aliases[camelCase(k)] ?? camelCase(k);
     const value = isPlainObject(v) ? normalizeConfigKeys(v, listKeys.filter((l) => l.startsWith(`${key}.`)).map((l) => l.slice(key.length + 1))) : v;
@@ -241,9 +242,18 @@ export function normalizeConfigKeys(raw: Record<string, unknown>, listKeys: read
       out.lora = lora;
       continue;
     }
-    if (key in out) throw new DpoError(`config key '${k}' is given twice (as '${key}' in another spelling)`);
-    out[key] = listKeys.includes(key) && typeof value === 'string' ? parseList(value) : value;
+    // `lora: true` turns LoRA on with its defaults (as `--lora-r 8` would); `lora: false` leaves it off.
+    if (key === 'lora' && typeof value === 'boolean') {
+      if (value) out.lora = isPlainObject(out.lora) ? out.lora : {};
+      spellings[key] = k;
+      continue;
+    }
+    // Own keys only: 'constructor' or 'toString' are not "given twice" because every object inherits them.
+    if (Object.hasOwn(out, key)) throw new DpoError(`config key '${k}' is given twice (as '${key}' in another spelling)`);
+    Object.defineProperty(out, key, { value: listKeys.includes(key) && typeof value === 'string' ? parseList(value) : value, enumerable: true, writable: true, configurable: true });
+    spellings[key] = k;
   }
+  SPELLINGS.set(out, spellings);
   if (isPlainObject(out.lora) && typeof out.lora.targetModules === 'string' && out.lora.targetModules !== 'all-linear') {
     out.lora.targetModules = parseList(out.lora.targetModules);
   }
@@ -281,6 +291,7 @@ export async function loadConfigFile(path: string, listKeys: readonly string[] =
 export function mergeConfig(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? { ...(out[k] as object), ...v } : v;
+  SPELLINGS.set(out, { ...SPELLINGS.get(base), ...SPELLINGS.get(over) });
   return out;
 }
 
@@ -297,31 +308,97 @@ export function validateConfig<S extends z.ZodType>(
 ): z.output<S> {
   const r = schema.safeParse(merged);
   if (r.success) return r.data;
-  // An unknown key (a typo) first: it usually explains the other problems.
-  const issue = r.error.issues.find((i) => i.code === 'unrecognized_keys') ?? r.error.issues[0];
-  const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problems)` : '';
-  const path = issue.path.map(String);
+  // An unknown key (a typo) first: it usually explains the other problems. Every problem is told.
+  const issues = [...r.error.issues.filter((i) => i.code === 'unrecognized_keys'), ...r.error.issues.filter((i) => i.code !== 'unrecognized_keys')];
   const flagFor = (p: string[]): string => {
     const key = p.filter((s) => !/^\d+$/.test(s)).join('.');
     const spec = specs.find((s) => s.key === key) ?? specs.find((s) => s.key === p[0]);
     return `--${spec ? flagOf(spec) : kebabCase(key.replace(/\./g, '-'))}`;
   };
-  if (issue.code === 'unrecognized_keys') {
-    const keys = (issue as { keys: string[] }).keys;
-    const where = path.length ? `${file ?? 'config'}: '${path.join('.')}'` : (file ?? 'config');
-    throw new DpoError(`${where}: unknown option${keys.length > 1 ? 's' : ''} ${keys.map((k) => `'${k}'`).join(', ')}${more}`);
-  }
   const missing = [...new Set(r.error.issues.map((i) => String(i.path[0] ?? '')).filter((k) => k && merged[k] === undefined))];
+  const problems: string[] = [];
+  for (const issue of issues) {
+    const path = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      const keys = (issue as { keys: string[] }).keys;
+      const where = path.length ? `${file ?? 'config'}: '${path.join('.')}'` : (file ?? 'config');
+      const known = knownKeys(schema, path);
+      const told = keys.map((k) => {
+        const near = suggest(k, known);
+        return `'${originalKey(merged, path, k)}'${near ? ` (did you mean '${near}'?)` : ''}`;
+      });
+      problems.push(`${where}: unknown option${keys.length > 1 ? 's' : ''} ${told.join(', ')}`);
+      continue;
+    }
+    if (path[0] !== undefined && missing.includes(path[0])) continue;
+    const inFlags = path[0] !== undefined && hasPath(fromFlags, path);
+    const where = inFlags || !file ? flagFor(path) : `${file}: '${path.join('.')}'`;
+    problems.push(`${where}: ${issue.message}`);
+  }
   if (missing.length) {
     const flags = missing.map((k) => flagFor([k])).join(', ');
     const inFile = file ? ` (or ${missing.map((k) => `'${k}'`).join(', ')} in ${file})` : '';
-    throw new DpoError(`missing required option${missing.length > 1 ? 's' : ''} ${flags}${inFile}`);
+    problems.push(`missing required option${missing.length > 1 ? 's' : ''} ${flags}${inFile}`);
   }
-  const top = path[0];
-  const inFlags = top !== undefined && hasPath(fromFlags, path);
-  const where = inFlags || !file ? flagFor(path) : `${file}: '${path.join('.')}'`;
-  throw new DpoError(`${where}: ${issue.message}${more}`);
+  if (problems.length === 1) throw new DpoError(problems[0]);
+  // All in one file: name it once.
+  const prefix = file ? `${file}: ` : undefined;
+  if (prefix && problems.every((p) => p.startsWith(prefix))) throw new DpoError(`${file}: ${problems.length} problems: ${problems.map((p) => p.slice(prefix.length)).join('; ')}`);
+  throw new DpoError(`${problems.length} problems: ${problems.join('; ')}`);
 }
+
+/** The keys a ZodObject schema (or the object at `path` inside it) accepts. */
+function knownKeys(schema: z.ZodType, path: readonly string[]): string[] {
+  let t: unknown = schema;
+  for (const p of path) {
+    const shape = unwrapObject(t)?.shape as Record<string, unknown> | undefined;
+    t = shape?.[p];
+  }
+  const shape = unwrapObject(t)?.shape as Record<string, unknown> | undefined;
+  return shape ? Object.keys(shape) : [];
+}
+
+function unwrapObject(t: unknown): { shape: unknown } | undefined {
+  for (let i = 0; i < 6 && t; i++) {
+    if (t instanceof z.ZodObject) return t as unknown as { shape: unknown };
+    const def = (t as { def?: { innerType?: unknown; in?: unknown; options?: unknown[] } }).def;
+    const next = def?.innerType ?? def?.in ?? def?.options?.find((o) => o instanceof z.ZodObject);
+    if (!next) return undefined;
+    t = next;
+  }
+  return undefined;
+}
+
+/** The closest known key (edit distance at most a third of its length, at least 2), if any. */
+function suggest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** The key as the user spelled it in the file (normalizeConfigKeys records it), else as given. */
+function originalKey(merged: Record<string, unknown>, path: readonly string[], key: string): string {
+  let t: unknown = merged;
+  for (const p of path) t = isPlainObject(t) ? t[p] : undefined;
+  return (isPlainObject(t) ? SPELLINGS.get(t)?.[key] : undefined) ?? key;
+}
+
+/** The spelling in the config file of each normalized key, per normalized object. */
+const SPELLINGS = new WeakMap<object, Record<string, string>>();
 
 function hasPath(obj: Record<string, unknown>, path: readonly string[]): boolean {
   let t: unknown = obj;

@@ -19,7 +19,12 @@ export interface StopOnSignals {
 }
 
 /** Installs the handlers until `dispose()`; `log` tells the user what happens, `exit` quits on a second signal. */
-export function stopOnSignals(log: (message: string) => void, exit: (code: number) => void = (code) => process.exit(code)): StopOnSignals {
+export function stopOnSignals(
+  log: (message: string) => void,
+  exit: (code: number) => void = (code) => process.exit(code),
+  /** What the first signal does, for the log (default: a training run's step and checkpoint). */
+  action = 'finishing this step, saving a checkpoint, then stopping',
+): StopOnSignals {
   const controller = new AbortController();
   let received: NodeJS.Signals | undefined;
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
@@ -31,7 +36,7 @@ export function stopOnSignals(log: (message: string) => void, exit: (code: numbe
         return;
       }
       received = name;
-      log(`${name}: finishing this step, saving a checkpoint, then stopping (${name === 'SIGINT' ? 'Ctrl-C' : 'send it'} again to quit at once; --resume continues)`);
+      log(`${name}: ${action} (${name === 'SIGINT' ? 'Ctrl-C' : 'send it'} again to quit at once${action.includes('checkpoint') ? '; --resume continues' : ''})`);
       controller.abort();
     };
     process.on(name, handler);

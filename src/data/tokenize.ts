@@ -1,6 +1,6 @@
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import { DpoError } from '../errors.js';
-import { truncateRow, type TruncationOptions } from './truncate.js';
+import { truncateRow, type TruncationLimit, type TruncationOptions } from './truncate.js';
 import type { PreferenceExample, RowOrigin, SftExample } from './types.js';
 
 /**
@@ -39,6 +39,8 @@ export interface TokenizeStats {
   promptNotPrefix: number;
   /** Kept rows that lost tokens to maxLength / maxPromptLength / maxCompletionLength. */
   truncated: number;
+  /** Of those, the rows each limit cut, with the limit's value (a row may count under several). */
+  truncatedBy?: Partial<Record<TruncationLimit, { rows: number; limit: number }>>;
   /**
    * Kept rows whose completions differed but became identical token ids after truncation (they
    * carry no preference signal: a longer maxLength / maxCompletionLength keeps it).
@@ -104,6 +106,10 @@ export function tokenizePreferences(
       continue;
     }
     if (fitted.truncated) stats.truncated++;
+    for (const limit of fitted.cutBy) {
+      const by = (stats.truncatedBy ??= {});
+      (by[limit] ??= { rows: 0, limit: options[limit] as number }).rows++;
+    }
     if (fitted.truncated && hasIdenticalPair(fitted.completionIds) && !hasIdenticalPair(completions)) stats.identicalAfterTruncation++;
     stats.rows++;
     for (const c of fitted.completionIds) stats.totalTokens += fitted.promptIds.length + c.length;

@@ -20,7 +20,12 @@ export interface TruncatedRow {
   promptIds: number[];
   completionIds: number[][];
   truncated: boolean;
+  /** Which limits cut tokens from the row (for the data report). */
+  cutBy: TruncationLimit[];
 }
+
+/** A length limit, as the data report names it. */
+export type TruncationLimit = 'maxPromptLength' | 'maxCompletionLength' | 'maxLength';
 
 /**
  * Applies the limits to one row, in order: maxPromptLength, maxCompletionLength, maxLength
@@ -45,12 +50,17 @@ export function truncateRow(
   let prompt = promptIds;
   let completions = completionIds;
 
+  const cutBy: TruncationLimit[] = [];
   const mpl = options.maxPromptLength;
   if (mpl !== undefined && prompt.length > mpl) {
     prompt = mode === 'keep_end' ? dropPromptStart(prompt, mpl, head) : prompt.slice(0, mpl);
+    cutBy.push('maxPromptLength');
   }
   const mcl = options.maxCompletionLength;
-  if (mcl !== undefined) completions = completions.map((c) => (c.length > mcl ? c.slice(0, mcl) : c));
+  if (mcl !== undefined && completions.some((c) => c.length > mcl)) {
+    completions = completions.map((c) => (c.length > mcl ? c.slice(0, mcl) : c));
+    cutBy.push('maxCompletionLength');
+  }
 
   const max = options.maxLength;
   const longest = Math.max(...completions.map((c) => c.length));
@@ -64,9 +74,10 @@ export function truncateRow(
     const room = max - prompt.length;
     if (room <= 0) return undefined;
     completions = completions.map((c) => (c.length > room ? c.slice(0, room) : c));
+    cutBy.push('maxLength');
   }
   const truncated = prompt.length !== promptIds.length || completions.some((c, k) => c.length !== completionIds[k].length);
-  return { promptIds: prompt, completionIds: completions, truncated };
+  return { promptIds: prompt, completionIds: completions, truncated, cutBy };
 }
 
 /** The last `length - head` tokens of `prompt`, after its first `head` (BOS) tokens. */

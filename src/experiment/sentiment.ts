@@ -13,6 +13,7 @@ import type { DeviceRequest } from '../engine/device.js';
 import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DpoError } from '../errors.js';
+import { refuseClearingInputs, type NamedInput } from '../io/input-guard.js';
 import { openRewardSource, type RewardSource } from '../eval/rewards.js';
 import { getScorer } from '../eval/scorers.js';
 import { loadPretrained } from '../models/pretrained.js';
@@ -35,6 +36,8 @@ export interface SentimentExperimentOptions {
   output?: string;
   /** Write into a non-empty folder that is not an earlier run of the experiment. */
   overwriteOutput?: boolean;
+  /** Files the caller read the prompts from, by flag: replacing an earlier run's results never deletes them. */
+  inputFiles?: readonly NamedInput[];
   trainPrompts?: readonly string[];
   heldOutPrompts?: readonly string[];
   /** Ground-truth reward, a registered scorer name (default 'sentiment'). */
@@ -146,6 +149,11 @@ async function guardExperimentOutput(output: string, o: SentimentExperimentOptio
   const marker = await readFile(join(output, RUN_MARKER_FILE), 'utf8').then((t) => (JSON.parse(t) as { command?: unknown }).command, () => undefined);
   const guard = await guardOutput({ output, model, command: EXPERIMENT_COMMAND, overwriteOutput: o.overwriteOutput, digest: '', log: (m) => progress.log(m) });
   if (marker === EXPERIMENT_COMMAND) {
+    const inputs = [{ flag: '--model', path: model }, ...(o.inputFiles ?? [])];
+    await refuseClearingInputs(RUN_OUTPUTS.map((n) => join(output, n)), inputs, `replacing the results of the earlier experiment run in ${output}`).catch(async (e: unknown) => {
+      await guard.release(true);
+      throw e;
+    });
     progress.log(`${output}: replacing the results of an earlier experiment run`);
     for (const name of RUN_OUTPUTS) await rm(join(output, name), { recursive: true, force: true });
   }

@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { toOnnxBytes } from '../engine/onnx-export.js';
 import { DpoError } from '../errors.js';
 import { withPath } from '../io/atomic.js';
+import { isRunning } from '../io/run-lock.js';
 import type { JsonObject } from '../io/json-file.js';
 import { CONFIG_FILE, GENERATION_CONFIG_FILE, TOKENIZER_FILES } from '../io/model-files.js';
 import type { Pretrained } from '../models/pretrained.js';
@@ -42,6 +43,8 @@ export interface ExportOnnxOptions {
   externalData?: ExternalDataMode;
   /** An already loaded model (skips loading `model`; `model` is then only used in messages). */
   pretrained?: Pretrained;
+  /** Aborting it stops the export between files; the staging folder is removed and the output left as it was. */
+  signal?: AbortSignal;
 }
 
 export interface ExportOnnxResult {
@@ -141,15 +144,33 @@ async function writeParts(path: string, parts: readonly Uint8Array[]): Promise<v
   }
 }
 
+/**
+ * Removes the staging folders of exports whose process is gone (killed mid-export): a running
+ * export's own folder (live pid) is left alone.
+ */
+async function removeStaleStaging(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(STAGING_PREFIX)) continue;
+    const pid = Number(name.slice(STAGING_PREFIX.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && !isRunning(pid)) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new DpoError('export stopped by a signal; the output folder is left as it was');
+}
+
 /** Writes the export into the empty folder `tmp`; returns the files written and missing. */
-async function fillExport(tmp: string, p: Pretrained, external: boolean): Promise<{ files: string[]; missing: string[] }> {
+async function fillExport(tmp: string, p: Pretrained, external: boolean, signal?: AbortSignal): Promise<{ files: string[]; missing: string[] }> {
   const files: string[] = [];
   const missing: string[] = [];
   await mkdir(join(tmp, ONNX_SUBFOLDER));
   const graph = buildOptimumDecoderGraph(p.model);
   const parts: Uint8Array[] = [];
   const bytes = toOnnxBytes(graph, { initializers: p.weights, externalData: external ? { location: ONNX_DATA_FILE, parts } : undefined });
+  stopIfAborted(signal);
   await writeFile(join(tmp, ONNX_SUBFOLDER, ONNX_MODEL_FILE), bytes);
+  stopIfAborted(signal);
   files.push(`${ONNX_SUBFOLDER}/${ONNX_MODEL_FILE}`);
   if (external) {
     await writeParts(join(tmp, ONNX_SUBFOLDER, ONNX_DATA_FILE), parts);
@@ -199,10 +220,12 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportOnnx
   } catch (e) {
     throw withPath(e, target);
   }
+  await removeStaleStaging(target);
   const staging = join(target, `${STAGING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     await mkdir(staging);
-    const { files, missing } = await fillExport(staging, p, external);
+    const { files, missing } = await fillExport(staging, p, external, options.signal);
+    stopIfAborted(options.signal);
     let bytes = 0;
     for (const f of files) bytes += (await stat(join(staging, f))).size;
     // Checked again: files may have appeared in the folder while the model was being written.

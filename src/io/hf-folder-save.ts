@@ -21,8 +21,9 @@ import {
   TOKENIZER_FILES,
   isWeightFile,
 } from './model-files.js';
-import type { TensorCollection } from './safetensors-write.js';
+import { entriesOf, type TensorCollection } from './safetensors-write.js';
 import { writeModelWeights } from './weights-write.js';
+import { checkStorable } from './overflow-check.js';
 
 export interface SaveCheckpointOptions {
   /** Written as config.json. */
@@ -114,9 +115,12 @@ export async function saveIntoFolder(dir: string, save: () => Promise<void>): Pr
 export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
   const target = resolve(dir);
   const extra = Object.entries(options.extraFiles ?? {}).map(([name, content]) => [checkRelativeName(dir, name), content] as const);
+  // Refused before any file is written (writeModelWeights checks too, for its other callers).
+  checkStorable(entriesOf(options.tensors), options.dtype ?? 'F32');
   await saveIntoFolder(target, async () => {
-    const weightFiles = await writeModelWeights(target, options.tensors, { dtype: options.dtype, maxShardSize: options.maxShardSize });
-    const written = new Set<string>([...weightFiles, CONFIG_FILE]);
+    // The small files first, the weights last: a save that fails on a full disk leaves the
+    // tokenizer in place rather than weights nothing can tokenize for.
+    const written = new Set<string>([CONFIG_FILE]);
     await writeBytesAtomic(join(target, CONFIG_FILE), jsonText(options.config));
     if (options.tokenizerDir !== undefined && resolve(options.tokenizerDir) !== target) {
       const src = options.tokenizerDir;
@@ -137,6 +141,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       await writeBytesAtomic(join(target, rel), content);
       written.add(rel);
     }
+    for (const f of await writeModelWeights(target, options.tensors, { dtype: options.dtype, maxShardSize: options.maxShardSize })) written.add(f);
     await removeStaleModelFiles(target, written, (name) => isWeightFile(name) || ADAPTER_FILES.includes(name));
   });
 }

@@ -30,7 +30,8 @@ export interface RunLock {
 /** A lock file younger than this with no readable record may be one being written right now. */
 const FRESH_MS = 10_000;
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid runs on this host (a pid of another user's process counts). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -56,7 +57,7 @@ async function readRecord(file: string): Promise<LockRecord | undefined> {
  */
 export async function acquireRunLock(dir: string, command: string, onStale?: (message: string) => void, file = join(dir, RUN_LOCK_FILE)): Promise<RunLock> {
   const record: LockRecord = { pid: process.pid, host: hostname(), started: new Date().toISOString(), command, token: randomBytes(8).toString('hex') };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 50; attempt++) {
     try {
       const handle = await open(file, 'wx');
       try {
@@ -72,17 +73,46 @@ export async function acquireRunLock(dir: string, command: string, onStale?: (me
     if (!held) {
       const age = Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? 0);
       if (age < FRESH_MS) throw new DpoError(`${dir} is in use by another dpo run (lock file ${file} is being written)`);
-      onStale?.(`${file}: unreadable stale lock removed`);
+      if (await removeStale(file, undefined)) onStale?.(`${file}: unreadable stale lock removed`);
     } else if (held.host !== record.host) {
       throw new DpoError(`${dir} is in use by a dpo run on host ${held.host} (pid ${held.pid}, started ${held.started}); if that run is over, delete ${file}`);
     } else if (isRunning(held.pid)) {
       throw new DpoError(`${dir} is in use by another dpo run (pid ${held.pid}, ${held.command}, started ${held.started}); wait for it or stop it, or give another --output`);
-    } else {
+    } else if (await removeStale(file, held.token)) {
       onStale?.(`${file}: stale lock of pid ${held.pid} (no longer running) taken over`);
     }
-    await rm(file, { force: true });
   }
   throw new DpoError(`${dir}: could not take the run lock ${file}`);
+}
+
+/**
+ * Removes the stale lock `file` when it still is the one judged stale (its token; undefined: still
+ * unreadable), holding `<file>.takeover` (O_EXCL) meanwhile: several runs finding the same stale
+ * lock would otherwise each remove it, one of them the lock another had just created, and two
+ * would hold it. Resolves false when another run is taking it over (the caller tries again).
+ */
+async function removeStale(file: string, token: string | undefined): Promise<boolean> {
+  const guard = `${file}.takeover`;
+  let handle;
+  try {
+    handle = await open(guard, 'wx');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // A taker killed while holding it leaves it behind: stale after FRESH_MS.
+    const age = Date.now() - ((await stat(guard).catch(() => undefined))?.mtimeMs ?? Date.now());
+    if (age > FRESH_MS) await rm(guard, { force: true });
+    await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+    return false;
+  }
+  try {
+    const now = await readRecord(file);
+    if (now?.token !== token) return false;
+    await rm(file, { force: true });
+    return true;
+  } finally {
+    await handle.close();
+    await rm(guard, { force: true });
+  }
 }
 
 async function releaseLock(file: string, token: string): Promise<void> {

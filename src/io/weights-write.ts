@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { writeBytesAtomic } from './atomic.js';
 import { DTYPE_SIZES, type FloatOutputDtype } from './dtypes.js';
+import { checkStorable } from './overflow-check.js';
 import { WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from './model-files.js';
 import { DEFAULT_MAX_SHARD_SIZE, planShards, shardFileName } from './shards.js';
 import { entriesOf, writeSafetensors, type TensorCollection } from './safetensors-write.js';
@@ -32,6 +33,7 @@ function sortedObject<T>(entries: Iterable<readonly [string, T]>): Record<string
 export async function writeModelWeights(dir: string, tensors: TensorCollection, options: WriteWeightsOptions = {}): Promise<string[]> {
   const dtype = options.dtype ?? 'F32';
   const entries = entriesOf(tensors);
+  checkStorable(entries, dtype);
   const sizes = entries.map(([name, t]) => [name, t.data.length * DTYPE_SIZES[dtype]] as const);
   const shards = planShards(sizes, options.maxShardSize ?? DEFAULT_MAX_SHARD_SIZE);
   if (shards.length === 1) {

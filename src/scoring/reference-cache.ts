@@ -5,9 +5,9 @@
  * SHA-256 of its values: a file damaged on disk (even at the right size) is recomputed, never used.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { collatePreferences } from '../data/collate.js';
 import { writeBytesAtomic } from '../io/atomic.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
@@ -49,6 +49,8 @@ export interface ReferenceOptions {
   /** Cache folder and the weights digest; omitted: no caching. */
   cache?: { dir: string; weightsDigest: string };
   onProgress?: (done: number, total: number) => void;
+  /** Polled between batches: true stops the pass, keeping the rows done in a partial cache file. */
+  stopRequested?: () => boolean;
 }
 
 export interface ReferenceResult {
@@ -56,7 +58,15 @@ export interface ReferenceResult {
   logps: Float64Array;
   fromCache: boolean;
   cacheFile?: string;
+  /** Stopped by `stopRequested`: only `rowsDone` rows are filled (kept in `cacheFile` when caching). */
+  stopped?: boolean;
+  rowsDone?: number;
+  /** Rows taken from a partial cache an earlier, stopped or killed, pass left. */
+  resumedRows?: number;
 }
+
+/** How often a pass writes the rows done so far (a SIGKILL mid-pass loses at most this much). */
+const PARTIAL_EVERY_MS = 30_000;
 
 export async function computeReferenceLogps(o: ReferenceOptions): Promise<ReferenceResult> {
   const K = o.rows[0]?.completionIds.length ?? 2;
@@ -70,20 +80,48 @@ export async function computeReferenceLogps(o: ReferenceOptions): Promise<Refere
     }
   }
   const logps = new Float64Array(o.rows.length * K);
-  for (let start = 0; start < o.rows.length; start += o.batchSize) {
+  const partial = file ? `${file.slice(0, -'.f64'.length)}.partial.f64` : undefined;
+  const resumedRows = partial ? await readPartial(partial, logps, K) : 0;
+  if (resumedRows) o.onProgress?.(resumedRows, o.rows.length);
+  let lastWrite = Date.now();
+  for (let start = resumedRows; start < o.rows.length; start += o.batchSize) {
+    if (o.stopRequested?.()) {
+      if (partial) await writeCacheFile(partial, logps.subarray(0, start * K));
+      return { logps, fromCache: false, cacheFile: partial, stopped: true, rowsDone: start, resumedRows };
+    }
     const rows = o.rows.slice(start, start + o.batchSize);
     const batch = collatePreferences(rows, { padTokenId: o.padTokenId });
     const { logps: seq } = await o.scorer.score(batch, o.weights, o.shapes);
     const B = rows.length;
     for (let i = 0; i < B; i++) for (let k = 0; k < K; k++) logps[(start + i) * K + k] = seq[k * B + i];
     o.onProgress?.(Math.min(start + o.batchSize, o.rows.length), o.rows.length);
+    if (partial && Date.now() - lastWrite > PARTIAL_EVERY_MS && start + B < o.rows.length) {
+      await writeCacheFile(partial, logps.subarray(0, (start + B) * K));
+      lastWrite = Date.now();
+    }
   }
   if (file) {
-    await mkdir(join(o.cache!.dir, 'reference'), { recursive: true });
-    const values = new Uint8Array(logps.buffer);
-    await writeBytesAtomic(file, Buffer.concat([values, sha256(values)]));
+    await writeCacheFile(file, logps);
+    if (partial) await rm(partial, { force: true });
   }
-  return { logps, fromCache: false, cacheFile: file };
+  return { logps, fromCache: false, cacheFile: file, resumedRows };
+}
+
+/** Values followed by their SHA-256, written atomically (folders made as needed). */
+async function writeCacheFile(path: string, values: Float64Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  await writeBytesAtomic(path, Buffer.concat([bytes, sha256(bytes)]));
+}
+
+/** Fills the start of `logps` from an intact partial cache file; resolves to the rows it held (0 when none). */
+async function readPartial(path: string, logps: Float64Array, K: number): Promise<number> {
+  const bytes = await readFile(path).catch(() => undefined);
+  if (!bytes || bytes.byteLength <= CHECKSUM_BYTES) return 0;
+  const n = bytes.byteLength - CHECKSUM_BYTES;
+  if (n % (8 * K) !== 0 || n > logps.byteLength || !sha256(bytes.subarray(0, n)).equals(bytes.subarray(n))) return 0;
+  new Uint8Array(logps.buffer, 0, n).set(bytes.subarray(0, n));
+  return n / (8 * K);
 }
 
 function sha256(bytes: Uint8Array): Buffer {
@@ -99,17 +137,20 @@ export interface PrecomputeOptions {
   progress: ProgressReporter;
   /** Score padding-free (packed) batches. */
   packed?: boolean;
+  /** Polled between batches: true stops the pass (rows done are kept for the next run). */
+  stopRequested?: () => boolean;
 }
 
 /**
  * Reference log-probs of every split's rows under `ref` (one scorer for all splits), cached on
- * disk by weights and rows: [rows][K] per split, as {@link computeReferenceLogps}.
+ * disk by weights and rows: [rows][K] per split, as {@link computeReferenceLogps}. Undefined when
+ * `stopRequested` stopped the pass (what was done is kept and logged).
  */
 export async function precomputeReferenceLogps(
   ref: { model: CausalLM; weights: ReadonlyMap<string, Float32Array> },
   splits: readonly (readonly TokenizedPreference[])[],
   o: PrecomputeOptions,
-): Promise<Float64Array[]> {
+): Promise<Float64Array[] | undefined> {
   const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
   const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime, undefined, { packed: o.packed });
   const digest = weightsDigest(ref.weights, ref.model.modelType);
@@ -126,13 +167,25 @@ export async function precomputeReferenceLogps(
         padTokenId: o.padTokenId,
         cache: { dir: o.cacheDir ?? defaultCacheDir(), weightsDigest: digest },
         onProgress: (d) => o.progress.update(d),
+        stopRequested: o.stopRequested,
       });
       o.progress.stop();
       if (r.fromCache) o.progress.log(`reference log-probs: reused ${r.cacheFile}`);
+      if (r.resumedRows) o.progress.log(`reference log-probs: continued from row ${r.resumedRows} of ${rows.length} (kept by an earlier run in ${r.cacheFile})`);
+      if (r.stopped) {
+        const kept = r.cacheFile ? `kept them in ${r.cacheFile}; the next run continues from there` : 'nothing is kept without a cache folder';
+        o.progress.log(`stopped the reference pass after ${r.rowsDone} of ${rows.length} rows; ${kept}`);
+        return undefined;
+      }
       out.push(r.logps);
     }
   } finally {
     await scorer.release();
   }
   return out;
+}
+
+/** What a trainer resolves to when a stop request ended its reference pass: no step trained, interrupted. */
+export function stoppedBeforeTraining(output: string): { output: string; steps: number; metrics: Record<string, number>; interrupted: true } {
+  return { output, steps: 0, metrics: {}, interrupted: true };
 }

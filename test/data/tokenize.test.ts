@@ -97,7 +97,7 @@ describe('truncation', () => {
   ];
 
   it('leaves rows that fit alone', () => {
-    expect(truncateRow(P, C, { maxLength: 10 }, false)).toEqual({ promptIds: P, completionIds: C, truncated: false });
+    expect(truncateRow(P, C, { maxLength: 10 }, false)).toEqual({ promptIds: P, completionIds: C, truncated: false, cutBy: [] });
   });
 
   it('keep_end drops tokens from the prompt start (keeping BOS) so the longest completion fits', () => {
@@ -105,10 +105,11 @@ describe('truncation', () => {
       promptIds: [12, 13, 14, 15],
       completionIds: C,
       truncated: true,
+      cutBy: ['maxLength'],
     });
     expect(truncateRow([BOS, ...P], C, { maxLength: 8 }, true)?.promptIds).toEqual([BOS, 13, 14, 15]);
     // Completions longer than maxLength - 1: one prompt token stays, completions are cut (EOS lost).
-    expect(truncateRow(P, C, { maxLength: 3 }, false)).toEqual({ promptIds: [15], completionIds: [[20, 21], [30, EOS]], truncated: true });
+    expect(truncateRow(P, C, { maxLength: 3 }, false)).toEqual({ promptIds: [15], completionIds: [[20, 21], [30, EOS]], truncated: true, cutBy: ['maxLength'] });
     expect(truncateRow([BOS, ...P], C, { maxLength: 2 }, true)).toBeUndefined();
   });
 
@@ -117,6 +118,7 @@ describe('truncation', () => {
       promptIds: P,
       completionIds: [[20, 21], [30, EOS]],
       truncated: true,
+      cutBy: ['maxLength'],
     });
     expect(truncateRow(P, C, { maxLength: 6, truncationMode: 'keep_start' }, false)).toBeUndefined();
   });

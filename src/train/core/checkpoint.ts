@@ -54,6 +54,12 @@ export async function saveTrainingCheckpoint(
   output: string,
   c: CheckpointContents,
   writeModel?: (dir: string) => Promise<void>,
+  /**
+   * --save-total-limit: the older checkpoints beyond `keep - 1` are removed once the new one is
+   * complete and before it is renamed into place, so the folder never holds more than `keep`
+   * checkpoints and one partial (a complete partial is put in place by {@link settlePartialCheckpoints}).
+   */
+  keep?: { limit: number; removed: (dir: string) => void },
 ): Promise<string> {
   const final = checkpointDir(output, c.state.step);
   const tmp = `${final}.partial-${process.pid}`;
@@ -70,6 +76,7 @@ export async function saveTrainingCheckpoint(
     if (opt.size) await writeSafetensors(join(tmp, OPTIMIZER_FILE), opt);
     const state: TrainerState = { ...c.state, files: await fileDigests(tmp) };
     await writeFile(join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    if (keep) for (const old of await pruneCheckpoints(output, Math.max(keep.limit - 1, 0), c.state.step)) keep.removed(old);
     await rm(final, { recursive: true, force: true });
     await rename(tmp, final);
   } catch (e) {
@@ -80,19 +87,53 @@ export async function saveTrainingCheckpoint(
 }
 
 /**
- * Removes the `checkpoint-<step>.partial-<pid>` folders a killed save left in `output` (the caller
- * holds the run lock, so none is being written); returns their paths.
+ * Deals with the `checkpoint-<step>.partial-<pid>` folders a killed save left in `output` (the
+ * caller holds the run lock, so none is being written): one whose files are all there and match
+ * its trainer_state.json was killed between pruning and its rename, and is put in place
+ * (`completed`); the others are removed (`removed`).
  */
-export async function removePartialCheckpoints(output: string): Promise<string[]> {
+export async function settlePartialCheckpoints(output: string): Promise<{ removed: string[]; completed: string[] }> {
   const names = await readdir(output).catch(() => [] as string[]);
-  const partial = names.filter((n) => /^checkpoint-\d+\.partial-\d+$/.test(n)).map((n) => join(output, n));
-  for (const dir of partial) await rm(dir, { recursive: true, force: true });
-  return partial;
+  const removed: string[] = [];
+  const completed: string[] = [];
+  for (const name of names) {
+    const m = /^(checkpoint-\d+)\.partial-\d+$/.exec(name);
+    if (!m) continue;
+    const dir = join(output, name);
+    const final = join(output, m[1]);
+    if (!(await stat(final).catch(() => undefined)) && (await isComplete(dir))) {
+      await rename(dir, final);
+      completed.push(final);
+    } else {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+  }
+  return { removed, completed };
 }
 
-/** Keeps the newest `limit` checkpoints of `output` and removes the others; returns the removed paths. */
-export async function pruneCheckpoints(output: string, limit: number): Promise<string[]> {
-  const old = (await listCheckpoints(output)).slice(limit).map((c) => c.dir);
+/** {@link settlePartialCheckpoints}, returning the removed folders only. */
+export async function removePartialCheckpoints(output: string): Promise<string[]> {
+  return (await settlePartialCheckpoints(output)).removed;
+}
+
+async function isComplete(dir: string): Promise<boolean> {
+  try {
+    const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
+    if (!state.files) return false;
+    await verifyFiles(dir, state.files);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Keeps the newest `limit` checkpoints of `output` and removes the others; returns the removed
+ * paths. `below`: only checkpoints of earlier steps count (and are removed).
+ */
+export async function pruneCheckpoints(output: string, limit: number, below = Infinity): Promise<string[]> {
+  const old = (await listCheckpoints(output)).filter((c) => c.step < below).slice(limit).map((c) => c.dir);
   for (const dir of old) await rm(dir, { recursive: true, force: true });
   return old;
 }
@@ -127,7 +168,9 @@ export interface CheckpointExpectation {
 export async function loadTrainingCheckpoint(dir: string, expect?: CheckpointExpectation): Promise<CheckpointContents> {
   const state = JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainerState;
   if (typeof state.step !== 'number' || !state.batcher) throw new Error(`${join(dir, STATE_FILE)} is incomplete`);
-  if (state.files) await verifyFiles(dir, state.files);
+  // Without the list nothing can be verified (a hand-made or foreign checkpoint): not used.
+  if (!state.files || typeof state.files !== 'object') throw new Error(`${STATE_FILE} has no "files" list, so its files cannot be verified`);
+  await verifyFiles(dir, state.files);
   const w = await readSafetensors(join(dir, WEIGHTS_FILE));
   const weights = new Map<string, Float32Array>();
   const shapes = new Map<string, readonly number[]>();

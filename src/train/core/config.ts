@@ -180,15 +180,20 @@ export function parseConfig<S extends z.ZodObject>(def: ConfigDefinition<S>, inp
 
 /** Runs a definition's cross-key checks on schema-valid values and marks them validated. */
 export function checkedConfig<S extends z.ZodObject>(def: ConfigDefinition<S>, c: z.output<S>, source: string): z.output<S> {
+  // Conflicts between the shared training options, for every trainer: found before any work
+  // (not after the reference pass, where the runner would find them).
+  const t = c as Partial<Record<'stepsPerRun' | 'gradientAccumulationSteps', number>>;
+  if (t.stepsPerRun !== undefined && t.stepsPerRun > 1 && t.gradientAccumulationSteps !== undefined && t.gradientAccumulationSteps > 1) {
+    throw new DpoError(`${source}: stepsPerRun ${t.stepsPerRun} does not combine with gradientAccumulationSteps ${t.gradientAccumulationSteps}: use one of them (or a larger batchSize)`);
+  }
   def.check?.(c, source);
   parsed.set(c as object, def as ConfigDefinition);
   return c;
 }
 
 export function formatZodError(error: z.ZodError, source: string): string {
-  const issue = error.issues[0];
-  const key = issue.path.join('.') || '(root)';
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : '';
-  return `${source}: '${key}': ${issue.message}${more}`;
+  // Every problem, not the first and a count: fixing one at a time costs a run each.
+  const told = error.issues.map((issue) => `'${issue.path.join('.') || '(root)'}': ${issue.message}`);
+  return told.length > 1 ? `${source}: ${told.length} problems: ${told.join('; ')}` : `${source}: ${told[0]}`;
 }
 

@@ -18,7 +18,8 @@ import { Graph, type Tensor } from '../../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../../engine/runtime.js';
 import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
-import { findResumableCheckpoint, pruneCheckpoints, removePartialCheckpoints, saveTrainingCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { findResumableCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
+import { saveCheckpointKeeping, tidyCheckpoints } from './run-history.js';
 import type { z } from 'zod';
 import type { TrainingOptionsSchema } from './config.js';
 import { appendMetrics } from './metrics.js';
@@ -133,7 +134,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
-  for (const stale of await removePartialCheckpoints(c.output)) log(`removed ${stale}, a checkpoint an earlier run did not finish writing`);
+  await tidyCheckpoints(c.output, undefined, log);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -142,6 +143,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
+    await tidyCheckpoints(c.output, done, log);
     const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
     log(`resumed from ${dir} at step ${done}${budget}`);
     if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);
@@ -157,17 +159,13 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   let lastMetrics: Record<string, number> = {};
   let evalMetrics: Record<string, number> | undefined;
   let lastSaved: string | undefined;
+  const lossWatch = new LossWatch();
   const saveCheckpoint = async (): Promise<void> => {
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     await step.sync();
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
-    const dir = await saveTrainingCheckpoint(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state });
-    lastSaved = dir;
-    log(`saved ${dir}`);
-    if (c.saveTotalLimit !== undefined) {
-      for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
-    }
+    lastSaved = await saveCheckpointKeeping(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
   };
   try {
     if (hooks.evaluate && setup.evalOnStart && done === 0) {
@@ -214,6 +212,8 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
           );
         }
         r.microOutputs.forEach((o, i) => hooks.record(batches[i], o));
+        const rising = lossWatch.check(done, r.loss);
+        if (rising) log(`${rising}: training is probably diverging; lower --learning-rate (now ${shortNumber(c.learningRate)})`);
         lossSum += r.loss;
         gradNormSum += r.gradNorm;
         stepsInWindow++;
@@ -235,7 +235,8 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
           windowStart = Date.now();
         }
         // Evaluation and checkpoints fall on a run's last step (see `boundary`).
-        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
+        // Not when a stop was requested during the step: a whole eval pass would delay the checkpoint.
+        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) {
           evalMetrics = await hooks.evaluate(await synced(step));
           await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
         }
@@ -263,6 +264,26 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
 async function synced(step: TrainStep): Promise<Map<string, Float32Array>> {
   await step.sync();
   return step.parameters();
+}
+
+/**
+ * Warns (once) when a step's loss is orders of magnitude above the run's first: a learning rate
+ * far too high can leave every value finite (the divergence check passes) and the model useless.
+ */
+export class LossWatch {
+  private first: number | undefined;
+  private warned = false;
+  /** The warning for step `step`'s loss, or undefined. */
+  check(step: number, loss: number): string | undefined {
+    if (this.first === undefined) {
+      this.first = Math.abs(loss);
+      return undefined;
+    }
+    if (this.warned || !(Math.abs(loss) > 100 * Math.max(this.first, 0.01))) return undefined;
+    this.warned = true;
+    const short = (x: number): string => shortNumber(Number(x.toPrecision(3)));
+    return `warning: step ${step}: loss ${short(loss)} is ${short(Math.abs(loss) / Math.max(this.first, 0.01))}x the first step's ${short(this.first)}`;
+  }
 }
 
 /** `stepsPerRun` > 1 runs one micro-batch per step (TrainStep.steps): no gradient accumulation. */

@@ -14,10 +14,12 @@
 import { realpath, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DpoError } from '../../errors.js';
+import type { NamedInput } from '../../io/input-guard.js';
 import { writeBytesAtomic } from '../../io/atomic.js';
 import { ensureFolder } from '../../io/hf-folder-save.js';
 import { acquireRunLock, RUN_LOCK_FILE } from '../../io/run-lock.js';
 import { listCheckpoints } from './checkpoint.js';
+import { setAsideEarlierRun, tidyCheckpoints } from './run-history.js';
 
 /** The file that marks a folder as the output of a dpo-ts run, and of which command. */
 export const RUN_MARKER_FILE = 'dpo-ts-run.json';
@@ -28,6 +30,8 @@ export interface OutputGuardOptions {
   model: string;
   /** Other model folders the run reads (reference, reward model): never overwritten either. */
   inputs?: readonly (string | undefined)[];
+  /** Input files (data, prompts) by flag: never deleted or moved by the guard either. */
+  files?: readonly NamedInput[];
   /** The command as the user typed it ('dpo train', 'dpo sft', 'dpo reward train'). */
   command: string;
   /** Write into a non-empty folder that is not a run of this command. */
@@ -107,7 +111,13 @@ export async function guardOutput(o: OutputGuardOptions): Promise<GuardedOutput>
     else if (!hadMarker) await rm(marker, { force: true });
   };
   try {
+    await tidyCheckpoints(output, undefined, o.log);
     if (o.resume) await checkResumable(o.output, o.resume, o.digest, (await readMarker(output))?.options, o.resumeOptions);
+    else if (info) {
+      const inputs = [{ flag: '--model', path: o.model }, ...(o.inputs ?? []).map((path) => ({ flag: 'input', path })), ...(o.files ?? [])];
+      const moved = await setAsideEarlierRun(output, o.overwriteOutput === true, inputs);
+      if (moved) o.log(moved);
+    }
     const record = { command: o.command, started: new Date().toISOString(), pid: process.pid, options: o.resumeOptions };
     await writeBytesAtomic(marker, `${JSON.stringify(record, null, 2)}\n`);
   } catch (e) {

@@ -149,8 +149,9 @@ export async function guardedRun<T>(
   body: (digest: string) => Promise<T>,
 ): Promise<T> {
   const digest = optionsDigest(resume);
+  const files = (['data', 'evalData'] as const).map((k) => ({ flag: k === 'data' ? '--data' : '--eval-data', path: (c as { data?: unknown; evalData?: unknown })[k] })).filter((f): f is { flag: string; path: string } => typeof f.path === 'string');
   const lock = await guardOutput({
-    output: c.output, model: c.model, inputs, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
+    output: c.output, model: c.model, inputs, files, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
   });
   let failed = true;
   try {

@@ -25,7 +25,7 @@ import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy, type Policy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
-import { precomputeReferenceLogps } from '../../scoring/reference-cache.js';
+import { precomputeReferenceLogps, stoppedBeforeTraining } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
 import type { DataSource } from '../../data/read.js';
@@ -79,6 +79,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
 
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
+    if (live === 'stopped') return stoppedBeforeTraining(c.output);
     const K = train.rows[0].completionIds.length;
     const lossOptions = this.lossOptions();
     const scoring = scoringOptionsOf(c);
@@ -146,7 +147,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
    * Fills `splits[i].reference` (precompute) or returns a live reference. The precomputed
    * reference is the policy's starting weights (LoRA: adapters off) or `refModel`.
    */
-  private async referenceFor(pretrained: Pretrained, policy: Policy, splits: PreparedSplit[], tokenizer: TextTokenizer): Promise<LiveReference | undefined> {
+  private async referenceFor(pretrained: Pretrained, policy: Policy, splits: PreparedSplit[], tokenizer: TextTokenizer): Promise<LiveReference | undefined | 'stopped'> {
     const c = this.config;
     if (c.referenceFree) return undefined;
     const ref = c.refModel ? await loadPretrained(c.refModel, { tokenizer: false }) : pretrained;
@@ -157,8 +158,9 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     const logps = await precomputeReferenceLogps(
       { model: ref.model, weights },
       splits.map((s) => s.rows),
-      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, packed: c.paddingFree },
+      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, packed: c.paddingFree, stopRequested: () => this.stop.stopped },
     );
+    if (!logps) return 'stopped';
     splits.forEach((s, i) => (s.reference = logps[i]));
     return undefined;
   }

@@ -32,7 +32,7 @@ import type { EvalGraph } from '../core/loop.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
-import { precomputeReferenceLogps } from '../../scoring/reference-cache.js';
+import { precomputeReferenceLogps, stoppedBeforeTraining } from '../../scoring/reference-cache.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, runtimeOf, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
 import { dataSourceName, type DataSource } from '../../data/read.js';
@@ -140,8 +140,9 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     const logps = await precomputeReferenceLogps(
       ref,
       splits.map((s) => s.rows),
-      { runtime: runtimeOf(c), batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress },
+      { runtime: runtimeOf(c), batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, stopRequested: () => this.stop.stopped },
     );
+    if (!logps) return stoppedBeforeTraining(c.output);
     splits.forEach((s, i) => (s.reference = logps[i]));
     const lossOptions: KtoLossOptions = { lossType: c.lossType, beta: c.beta, desirableWeight: c.desirableWeight, undesirableWeight: c.undesirableWeight };
     const dropout = trainingDropout(c);

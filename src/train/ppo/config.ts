@@ -46,7 +46,7 @@ export const PPOConfigSchema = z
     loggingSteps: option(z.number().int().positive().default(1), 'write metrics every n updates'),
     evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-prompts every n updates (and always at the end)'),
     saveSteps: option(z.number().int().positive().optional(), 'save a checkpoint every n updates'),
-    ...TrainingOptionsSchema.pick({ saveTotalLimit: true, resume: true, overwriteOutput: true, threads: true, device: true }).shape,
+    ...TrainingOptionsSchema.pick({ saveTotalLimit: true, resume: true, overwriteOutput: true, threads: true, device: true, saveDtype: true, maxShardSize: true }).shape,
   })
   .strict();
 

@@ -26,10 +26,13 @@ import { withGradientCheckpointing } from '../../models/linear.js';
 import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
 import { saveCheckpoint } from '../../io/hf-folder.js';
+import { resolveSaveDtype, withStoredDtype, type ModelSaveOptions } from '../../io/save-dtype.js';
+import { parseShardSize } from '../../io/shards.js';
 import type { JsonObject } from '../../io/json-file.js';
 import type { Float32Tensor } from '../../io/safetensors.js';
 import { checkpointTensors, loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { findResumableCheckpoint, pruneCheckpoints, saveTrainingCheckpoint, type TrainerState } from '../core/checkpoint.js';
+import { findResumableCheckpoint, type TrainerState } from '../core/checkpoint.js';
+import { saveCheckpointKeeping, tidyCheckpoints } from '../core/run-history.js';
 import { guardedRun, resumeDigest, resumeOptions, TrainerBase, type StopOptions } from '../core/runner.js';
 import { appendMetrics, MetricsAccumulator } from '../core/metrics.js';
 import type { ProgressReporter } from '../../progress.js';
@@ -156,6 +159,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
+      await tidyCheckpoints(c.output, undefined, log);
       if (c.resume) {
         const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
@@ -166,17 +170,14 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         kl.restore({ value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
+        await tidyCheckpoints(c.output, done, log);
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
       }
       const saveCheckpoint = async (): Promise<void> => {
         const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value };
-        const dir = await saveTrainingCheckpoint(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state });
-        log(`saved ${dir}`);
-        if (c.saveTotalLimit !== undefined) {
-          for (const old of await pruneCheckpoints(c.output, c.saveTotalLimit)) log(`removed ${old} (--save-total-limit ${c.saveTotalLimit})`);
-        }
+        await saveCheckpointKeeping(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
       };
 
       const evaluate = async (): Promise<Record<string, number>> => {
@@ -273,7 +274,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             evalMetrics = await evaluate();
             await appendMetrics(metricsFile, { step: done, ...evalMetrics });
           }
-          await savePolicyWithValueHead(c.output, pretrained, params);
+          await savePolicyWithValueHead(c.output, pretrained, params, c);
           log(`saved the policy and its value head to ${c.output}`);
         }
         return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
@@ -314,11 +315,14 @@ function meanSquaredError(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * The policy in Hugging Face layout with the value head's two tensors in the same
  * model.safetensors, under TRL's names (see value-head.ts).
  */
-export async function savePolicyWithValueHead(output: string, pretrained: Pretrained, params: ReadonlyMap<string, Float32Array>): Promise<void> {
+export async function savePolicyWithValueHead(output: string, pretrained: Pretrained, params: ReadonlyMap<string, Float32Array>, save: ModelSaveOptions = {}): Promise<void> {
   const { model } = pretrained;
   const modelWeights = new Map(model.parameters().map((p) => [p.name, params.get(p.name) as Float32Array]));
   const tensors: Map<string, Float32Tensor> = checkpointTensors(model, modelWeights);
   for (const [name, shape] of valueHeadShapes(model.config.hiddenSize)) tensors.set(name, { data: params.get(name) as Float32Array, shape: [...shape] });
-  const config: JsonObject = { ...(model.config.raw as JsonObject), torch_dtype: 'float32' };
-  await saveCheckpoint(output, { config, tensors, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
+  // --save-dtype as every other command: auto keeps the dtype the model was loaded in.
+  const dtype = resolveSaveDtype(save.saveDtype, pretrained.dtype);
+  const config = withStoredDtype(model.config.raw as JsonObject, dtype);
+  const maxShardSize = save.maxShardSize === undefined ? undefined : parseShardSize(save.maxShardSize);
+  await saveCheckpoint(output, { config, tensors, dtype, maxShardSize, tokenizerDir: pretrained.dir, generationConfig: pretrained.generationConfig });
 }

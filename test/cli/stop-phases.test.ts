@@ -1,0 +1,92 @@
+/**
+ * SIGTERM in a long phase other than the training steps stops within a batch, keeps what is
+ * finished and says so: the reference pass keeps its rows in a partial cache that the next run
+ * continues, ending with the same cache bytes as an uninterrupted pass.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../train/helpers.js';
+import { runCli } from './run-cli.js';
+
+let dir: string;
+let model: string;
+let pairs: string;
+beforeAll(async () => {
+  dir = tempDir('dpo-ts-stop-');
+  model = await makeTinyGpt2(join(dir, 'model'), { seed: 7 });
+  pairs = join(dir, 'pairs.jsonl');
+  writeSentimentPairs(pairs, 48, 5);
+});
+
+const args = (output: string, cache: string) => ['train', '--model', model, '--data', pairs, '--output', output, '--cache-dir', cache, '--threads', '1', '--batch-size', '4', '--max-steps', '1'];
+
+/** Runs the CLI in-process and emits `signal` once a stderr line matches `when`. */
+async function runSignalled(argv: string[], when: RegExp, signal: NodeJS.Signals): Promise<{ code: number; stdout: string; stderr: string; sent: boolean }> {
+  let stdout = '';
+  let stderr = '';
+  let sent = false;
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (stdout += s), isTTY: false },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        if (!sent && when.test(s)) {
+          sent = true;
+          setTimeout(() => process.emit(signal), 0);
+        }
+      },
+      isTTY: false,
+    },
+  });
+  return { code, stdout, stderr, sent };
+}
+
+const cacheFiles = (cache: string): string[] => readdirSync(join(cache, 'reference')).sort();
+
+describe('SIGTERM during the reference pass', () => {
+  it('stops within a batch, keeps the rows done, and the next run continues to the same cache', async () => {
+    const cache = join(dir, 'cache');
+    const out = join(dir, 'out');
+    const r = await runSignalled(args(out, cache), /reference log-probs 4\/48/, 'SIGTERM');
+    expect(r.sent).toBe(true);
+    expect(r.code).toBe(143);
+    // Within a batch or two of the signal (how far the pass got meanwhile depends on the load).
+    const kept = /stopped the reference pass after (\d+) of 48 rows; kept them in .*\.partial\.f64; the next run continues from there/.exec(r.stderr);
+    expect(kept, r.stderr).not.toBeNull();
+    const rows = Number(kept![1]);
+    expect(rows).toBeGreaterThanOrEqual(4);
+    expect(rows).toBeLessThan(48);
+    expect(JSON.parse(r.stdout)).toMatchObject({ interrupted: true, steps: 0 });
+    expect(r.stderr).not.toMatch(/^train \d/m);
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
+    expect(cacheFiles(cache)).toEqual([expect.stringMatching(/\.partial\.f64$/)]);
+
+    const again = await runCli(args(out, cache));
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain(`reference log-probs: continued from row ${rows} of 48`);
+    const [file] = cacheFiles(cache);
+    expect(file).toMatch(/^[0-9a-f]{64}\.f64$/);
+
+    const fresh = join(dir, 'fresh-cache');
+    expect((await runCli(args(join(dir, 'out2'), fresh))).code).toBe(0);
+    expect(cacheFiles(fresh)).toEqual([file]);
+    expect(readFileSync(join(cache, 'reference', file)).equals(readFileSync(join(fresh, 'reference', file)))).toBe(true);
+  });
+});
+
+describe('SIGTERM during a step with --eval-steps', () => {
+  it('skips that step\'s evaluation pass and saves the checkpoint at once', async () => {
+    const out = join(dir, 'eval-steps');
+    const r = await runSignalled(
+      ['train', '--model', model, '--data', pairs, '--eval-data', pairs, '--eval-steps', '1', '--output', out, '--cache-dir', join(dir, 'cache'), '--threads', '1', '--batch-size', '4', '--max-steps', '6', '--logging-steps', '1'],
+      /train 0\/6/,
+      'SIGTERM',
+    );
+    expect(r.code).toBe(143);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => 'eval_loss' in l)).toEqual([]);
+    expect(readdirSync(out).filter((n) => n.startsWith('checkpoint-')).length).toBe(1);
+  });
+});
