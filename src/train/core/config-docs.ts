@@ -246,7 +246,7 @@ export interface RewardConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'o
 }
 
 /** The documented keys of PPOConfigInput. */
-export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'gradientCheckpointing' | 'saveTotalLimit' | 'resume' | 'overwriteOutput' | 'threads' | 'device'> {
+export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'gradientCheckpointing' | 'saveTotalLimit' | 'resume' | 'overwriteOutput' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** starting policy: a Hugging Face model folder or hub id (a PPO output continues with its value head). Required. CLI: `--model`. */
   model?: unknown;
   /** prompts to roll out from: {"prompt": ...} rows in .jsonl/.json/.parquet, or a folder of them. Required. CLI: `--prompts`. */
