@@ -6,8 +6,9 @@
  * import itself and any folder of a lower level, never a peer or anything above.
  */
 const LAYERS = [
-  ['errors', 'progress', 'config'],
+  ['errors', 'progress'],
   ['engine'],
+  ['config'],
   ['io'],
   ['data'],
   ['models'],
@@ -16,6 +17,7 @@ const LAYERS = [
   ['eval', 'export', 'label'],
   ['train/core'],
   ['train/dpo', 'train/kto', 'train/reference-free', 'train/sft', 'train/reward', 'train/ppo', 'train/online'],
+  ['train/index'],
   ['quickstart'],
   ['experiment'],
   ['cli'],

@@ -44,8 +44,8 @@ export function register(program: Command, ctx: CliContext): void {
       if (perExampleFile && (await stat(perExampleFile).catch(() => undefined))?.isDirectory()) {
         throw new DpoError(`--per-example ${perExampleFile}: is a folder; give the path of a file to write`);
       }
-      const { evaluateDpo } = await import('../train/dpo/evaluate.js');
-      const r = await evaluateDpo(config, { progress: ctx.progress() });
+      const { evaluatePreferences } = await import('../train/dpo/evaluate.js');
+      const r = await evaluatePreferences(config, { progress: ctx.progress() });
       if (perExampleFile && r.perExample) {
         await writeBytesAtomic(perExampleFile, r.perExample.map((row) => `${JSON.stringify(row)}\n`).join(''));
       }

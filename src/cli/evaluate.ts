@@ -12,7 +12,7 @@ import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { PromptSourceSchema, SamplingOptionsSchema, withDefault } from '../config/sampling.js';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { evaluatePolicy, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
+import { evaluateGenerations, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
 import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import type { ProgressReporter } from '../progress.js';
@@ -145,7 +145,7 @@ export async function runEvaluate(
   }
 
   const progress = io.progress;
-  const report = await evaluatePolicy({
+  const report = await evaluateGenerations({
     model: opts.model,
     refModel: opts.refModel,
     prompts: opts.prompts,

@@ -45,7 +45,7 @@ export interface JudgeOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-export interface EvaluatePolicyOptions {
+export interface EvaluateGenerationsOptions {
   /** The policy π: a model folder or hub id. */
   model: string;
   /** π_ref for the KL estimate (omitted: no KL). */
@@ -160,7 +160,7 @@ function checkInt(name: string, v: number | undefined, min: number): void {
   if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new DpoError(`${name} must be an integer >= ${min}, got ${v}`);
 }
 
-function checkOptions(o: EvaluatePolicyOptions): void {
+function checkOptions(o: EvaluateGenerationsOptions): void {
   if (o.rewardModel && o.scorer) throw new DpoError('give a reward model or a scorer, not both');
   if (o.baseline && o.baselineFile) throw new DpoError('give a baseline model or a baseline file, not both');
   if ((o.baseline || o.baselineFile) && !o.rewardModel && !o.scorer && !o.judge) {
@@ -184,7 +184,7 @@ interface Samples {
 }
 
 /** Samples `numSamples` completions per prompt from a model. */
-async function sample(ref: string, o: EvaluatePolicyOptions, progress: ProgressReporter, label: string) {
+async function sample(ref: string, o: EvaluateGenerationsOptions, progress: ProgressReporter, label: string) {
   const pre = await loadModelOrAdapter(ref);
   if (!pre.tokenizer) throw new DpoError(`${pre.dir}: no tokenizer.json; sampling needs the model's tokenizer`);
   const { prompts, skipped } = await loadPrompts(o.prompts, pre.tokenizer, { onBadRow: o.onBadRow });
@@ -226,7 +226,7 @@ async function sample(ref: string, o: EvaluatePolicyOptions, progress: ProgressR
  * Samples from the policy and reports reward, KL(π‖π_ref) and win rate (see the module comment
  * and {@link EvaluationReport}). Sections whose inputs are not given are left out.
  */
-export async function evaluatePolicy(o: EvaluatePolicyOptions): Promise<EvaluationReport> {
+export async function evaluateGenerations(o: EvaluateGenerationsOptions): Promise<EvaluationReport> {
   checkOptions(o);
   const started = performance.now();
   const progress = o.progress ?? silentProgress;
@@ -396,3 +396,8 @@ export function formatReport(r: EvaluationReport): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** @deprecated The former name of {@link evaluateGenerations}. */
+export const evaluatePolicy = evaluateGenerations;
+/** @deprecated The former name of {@link EvaluateGenerationsOptions}. */
+export type EvaluatePolicyOptions = EvaluateGenerationsOptions;

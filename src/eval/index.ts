@@ -1,11 +1,13 @@
 /**
  * Evaluation of a policy as in the DPO paper: reward of its samples, KL(π‖π_ref), win rate
- * against a baseline judged by a reward or an LLM. {@link evaluatePolicy} does it all; the
+ * against a baseline judged by a reward or an LLM. {@link evaluateGenerations} does it all; the
  * pieces (scorers, KL estimate, judge client, baseline files) are usable on their own.
  */
 export {
+  evaluateGenerations,
   evaluatePolicy,
   formatReport,
+  type EvaluateGenerationsOptions,
   type EvaluatePolicyOptions,
   type EvaluationReport,
   type JudgeOptions,

@@ -2,7 +2,7 @@
  * Generation: KV-cache decoding (prefill + one-token steps), transformers' samplers, stop rules,
  * prompt files. {@link generate} for one call, {@link Generator} to compile once and reuse.
  */
-export { generate, type GenerateOptions } from './generate.js';
+export { generate, type GenerateOptions, type GenerationModel } from './generate.js';
 export {
   Generator,
   firstStop,

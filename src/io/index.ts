@@ -10,3 +10,4 @@ export type { JsonObject } from './json-file.js';
 export { SAVE_DTYPES, resolveSaveDtype, checkpointDtype, torchDtypeName, type SaveDtype, type ModelSaveOptions } from './save-dtype.js';
 export { DEFAULT_MAX_SHARD_SIZE, parseShardSize } from './shards.js';
 export { writeModelWeights, type WriteWeightsOptions } from './weights-write.js';
+export { modelFolderKind, type ModelFolderKind } from './model-folder-kind.js';

@@ -69,12 +69,19 @@ export function defaultTargetModules(modelType: string): string[] {
   return [...t];
 }
 
-/** A LoRA config with PEFT's defaults (r 8, alpha 8, dropout 0, the family's q/v projections). */
+/**
+ * The LoRA defaults of the whole package (library, trainer configs, `--lora`): PEFT's LoraConfig
+ * (r 8, lora_alpha 8, lora_dropout 0), the format dpo-ts saves adapters in. (TRL's example
+ * scripts pass r 16, alpha 32, dropout 0.05 instead; give those explicitly to match them.)
+ */
+export const LORA_DEFAULTS = { r: 8, alpha: 8, dropout: 0 } as const;
+
+/** A LoRA config with {@link LORA_DEFAULTS} (PEFT's) and the family's default target modules. */
 export function loraConfig(modelType: string, overrides: Partial<LoraConfig> = {}): LoraConfig {
   const config: LoraConfig = {
-    r: overrides.r ?? 8,
-    alpha: overrides.alpha ?? 8,
-    dropout: overrides.dropout ?? 0,
+    r: overrides.r ?? LORA_DEFAULTS.r,
+    alpha: overrides.alpha ?? LORA_DEFAULTS.alpha,
+    dropout: overrides.dropout ?? LORA_DEFAULTS.dropout,
     targetModules: overrides.targetModules ?? defaultTargetModules(modelType),
     useRslora: overrides.useRslora ?? false,
   };
@@ -82,13 +89,21 @@ export function loraConfig(modelType: string, overrides: Partial<LoraConfig> = {
   return config;
 }
 
-/** Validates the numbers and the target list. */
+/**
+ * The one check of LoRA's numbers (loraConfig, adapter_config.json and the trainer configs all
+ * use it): the first bad key and what is wrong with it, or undefined.
+ */
+export function loraNumbersProblem(c: Pick<LoraConfig, 'r' | 'alpha' | 'dropout'>): { key: 'r' | 'alpha' | 'dropout'; message: string } | undefined {
+  if (!Number.isInteger(c.r) || c.r <= 0) return { key: 'r', message: `LoRA: r must be a positive integer, got ${c.r}` };
+  if (!Number.isFinite(c.alpha) || c.alpha <= 0) return { key: 'alpha', message: `LoRA: alpha must be a positive number, got ${c.alpha}` };
+  if (!Number.isFinite(c.dropout) || c.dropout < 0 || c.dropout >= 1) return { key: 'dropout', message: `LoRA: dropout must be in [0, 1), got ${c.dropout}` };
+  return undefined;
+}
+
+/** Validates the numbers ({@link loraNumbersProblem}) and the target list. */
 export function checkLoraConfig(config: LoraConfig): void {
-  if (!Number.isInteger(config.r) || config.r <= 0) throw new DpoError(`LoRA: r must be a positive integer, got ${config.r}`);
-  if (!Number.isFinite(config.alpha) || config.alpha <= 0) throw new DpoError(`LoRA: alpha must be a positive number, got ${config.alpha}`);
-  if (!Number.isFinite(config.dropout) || config.dropout < 0 || config.dropout >= 1) {
-    throw new DpoError(`LoRA: dropout must be in [0, 1), got ${config.dropout}`);
-  }
+  const problem = loraNumbersProblem(config);
+  if (problem) throw new DpoError(problem.message);
   if (config.targetModules !== 'all-linear' && (!Array.isArray(config.targetModules) || config.targetModules.length === 0)) {
     throw new DpoError(`LoRA: targetModules must be a non-empty list of module names or 'all-linear'`);
   }
@@ -379,8 +394,8 @@ export function parseAdapterConfig(raw: JsonObject, model: CausalLM, path = ADAP
   if (!isEmpty(raw.modules_to_save)) throw bad('modules_to_save is not supported');
   if (!isEmpty(raw.layers_to_transform)) throw bad('layers_to_transform is not supported');
   const r = raw.r;
-  const alpha = raw.lora_alpha ?? 8;
-  const dropout = raw.lora_dropout ?? 0;
+  const alpha = raw.lora_alpha ?? LORA_DEFAULTS.alpha;
+  const dropout = raw.lora_dropout ?? LORA_DEFAULTS.dropout;
   if (typeof r !== 'number' || typeof alpha !== 'number' || typeof dropout !== 'number') {
     throw bad('r, lora_alpha and lora_dropout must be numbers');
   }

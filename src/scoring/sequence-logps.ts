@@ -135,7 +135,6 @@ export function scoredHead(
   return Array.from({ length: k }, (_, c) => {
     const start = op.minimum(op.mul(size, int(c)), m);
     const end = op.minimum(op.mul(size, int(c + 1)), m);
-    const rows = op.range(start, end);
     // A chunk may be empty (fewer rows than chunks, or the last ones); the head then runs on one
     // stand-in row, whose results are sliced away: WebGPU's reductions refuse empty inputs.
     const computed = op.minimum(op.range(start, op.maximum(end, op.add(start, int(1)))), op.sub(m, int(1)));
@@ -161,7 +160,8 @@ export function scoredHead(
       });
     }
     const values = op.split(stacked, 0, Array<number>(stacked.shape[0] as number).fill(1)).map((v) => op.gather(op.squeeze(v, 0), kept));
-    return { segments: op.gather(inputs.segments, rows), values };
+    // Segments through the same `kept` as the values, so both carry one symbolic length.
+    return { segments: op.gather(op.gather(inputs.segments, computed), kept), values };
   });
 }
 

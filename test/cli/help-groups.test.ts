@@ -114,7 +114,7 @@ describe('TRL / transformers names', () => {
     writeFileSync(yaml, ['model_name_or_path: m', 'output_dir: o', 'per_device_train_batch_size: 2', 'num_train_epochs: 1', 'learning_rate: 5.0e-7', 'lr_scheduler_type: cosine', 'use_peft: true', 'lora_r: 4', ''].join('\n'));
     const r = await runCli(['train', '--config', yaml, '--data', 'd.jsonl', '--print-config']);
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toMatchObject({ model: 'm', output: 'o', batchSize: 2, numEpochs: 1, learningRate: 5e-7, lrScheduler: 'cosine', lora: { r: 4, alpha: 16 } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ model: 'm', output: 'o', batchSize: 2, numEpochs: 1, learningRate: 5e-7, lrScheduler: 'cosine', lora: { r: 4, alpha: 8 } });
     writeFileSync(yaml, ['model: m', 'output: o', 'lr: 1.0e-6', 'learning_rate: 2.0e-6', ''].join('\n'));
     expect((await runCli(['train', '--config', yaml, '--data', 'd.jsonl', '--print-config'])).stderr).toBe("dpo: config key 'learning_rate' is given twice (as 'learningRate' in another spelling)\n");
   });

@@ -1,5 +1,5 @@
 /**
- * evaluatePolicy and `dpo evaluate` on tiny random GPT-2s with GPT-2's real tokenizer: KL of a
+ * evaluateGenerations and `dpo evaluate` on tiny random GPT-2s with GPT-2's real tokenizer: KL of a
  * model against itself is exactly 0 and positive against a different one, rewards under a reward
  * model (offset applied) and built-in scorers, win rates against a baseline file / model, the LLM
  * judge end to end (Bearer key from the named variable, cache), and CLI validation.
@@ -10,7 +10,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli.js';
-import { evaluatePolicy, type EvaluationReport } from '../../src/eval/evaluate.js';
+import { evaluateGenerations, type EvaluationReport } from '../../src/eval/evaluate.js';
 import { getScorer, listScorers, registerScorer, sentimentScore, wordCount } from '../../src/eval/scorers.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
 import { initScoreHead, saveRewardModel, SCORE_WEIGHT, bodyParameterNames } from '../../src/scoring/reward-model.js';
@@ -39,7 +39,7 @@ describe('scorers', () => {
   });
 });
 
-describe('evaluatePolicy and dpo evaluate', () => {
+describe('evaluateGenerations and dpo evaluate', () => {
   let dir: string;
   let ref: string;
   let sharp: string;
@@ -69,7 +69,7 @@ describe('evaluatePolicy and dpo evaluate', () => {
     rm1 = join(dir, 'rm1');
     await saveRewardModel(rm0, { model: base.model, weights, offset: 0, padTokenId: 50256, tokenizerDir: ref });
     await saveRewardModel(rm1, { model: base.model, weights, offset: 1.5, padTokenId: 50256, tokenizerDir: ref });
-    selfReport = await evaluatePolicy({ model: ref, refModel: ref, prompts, ...FAST, rewardModel: rm0, baseline: ref, perSample: true });
+    selfReport = await evaluateGenerations({ model: ref, refModel: ref, prompts, ...FAST, rewardModel: rm0, baseline: ref, perSample: true });
   });
 
   it('KL of a model against itself is exactly 0; samples scored as drawn', () => {
@@ -94,20 +94,20 @@ describe('evaluatePolicy and dpo evaluate', () => {
   });
 
   it('KL against a different model is positive; reward-model rewards apply reward_offset', async () => {
-    const r = await evaluatePolicy({ model: sharp, refModel: ref, prompts, ...FAST, rewardModel: rm1, perSample: true });
+    const r = await evaluateGenerations({ model: sharp, refModel: ref, prompts, ...FAST, rewardModel: rm1, perSample: true });
     expect(r.kl?.mean).toBeGreaterThan(1);
     expect(r.kl?.policy_logps_mean).toBeGreaterThan(r.kl?.ref_logps_mean as number);
     const rows = r.per_sample ?? [];
     expect(r.kl?.mean).toBeCloseTo(rows.reduce((s, x) => s + (x.logp as number) - (x.ref_logp as number), 0) / rows.length, 4);
     // Same samples scored with offset 0: rewards shift by exactly the offset.
-    const r0 = await evaluatePolicy({ model: sharp, prompts, ...FAST, rewardModel: rm0, perSample: true });
+    const r0 = await evaluateGenerations({ model: sharp, prompts, ...FAST, rewardModel: rm0, perSample: true });
     expect(r0.kl).toBeUndefined();
     expect(r0.per_sample?.map((x) => x.completion)).toEqual(rows.map((x) => x.completion));
     rows.forEach((x, i) => expect(x.reward as number).toBeCloseTo((r0.per_sample?.[i].reward as number) - 1.5, 5));
     expect(r.reward?.source).toBe(`reward_model:${rm1}`);
     expect(r.reward?.mean).toBeCloseTo((r0.reward?.mean as number) - 1.5, 4);
     // Not pure sampling: flagged.
-    const g = await evaluatePolicy({ model: sharp, refModel: ref, prompts, ...FAST, numSamples: 1, temperature: 0 });
+    const g = await evaluateGenerations({ model: sharp, refModel: ref, prompts, ...FAST, numSamples: 1, temperature: 0 });
     expect(g.kl?.note).toMatch(/not an unbiased/);
   });
 
@@ -123,7 +123,7 @@ describe('evaluatePolicy and dpo evaluate', () => {
         JSON.stringify({ prompt: 'unused prompt', completion: 'y' }),
       ].join('\n') + '\n',
     );
-    const r = await evaluatePolicy({ model: ref, prompts, ...FAST, scorer: 'length', baselineFile: baseline, perSample: true });
+    const r = await evaluateGenerations({ model: ref, prompts, ...FAST, scorer: 'length', baselineFile: baseline, perSample: true });
     const rows = r.per_sample ?? [];
     expect(rows.map((x) => x.baseline)).toEqual(['', '', hundred, '', hundred, hundred]);
     expect(rows.map((x) => x.outcome)).toEqual(['win', 'win', 'loss', 'win', 'loss', 'loss']);
@@ -132,12 +132,12 @@ describe('evaluatePolicy and dpo evaluate', () => {
     expect(r.reward?.mean).toBeCloseTo(rows.reduce((s, x) => s + (x.reward as number), 0) / 6, 5);
 
     // A custom scorer function; a prompt without a baseline row is an error naming it.
-    const custom = await evaluatePolicy({ model: ref, prompts, ...FAST, scorer: () => 1, baselineFile: baseline });
-    const named = await evaluatePolicy({ model: ref, prompts, ...FAST, numSamples: 1, scorer: () => 2, scorerName: 'two' });
+    const custom = await evaluateGenerations({ model: ref, prompts, ...FAST, scorer: () => 1, baselineFile: baseline });
+    const named = await evaluateGenerations({ model: ref, prompts, ...FAST, numSamples: 1, scorer: () => 2, scorerName: 'two' });
     expect(named.reward).toMatchObject({ source: 'scorer:two', mean: 2 });
     expect(custom.reward).toMatchObject({ source: 'scorer:custom', mean: 1 });
     writeFileSync(baseline, `${JSON.stringify({ prompt: 'The movie was', completion: 'z' })}\n`);
-    await expect(evaluatePolicy({ model: ref, prompts, ...FAST, scorer: 'length', baselineFile: baseline })).rejects.toThrow(
+    await expect(evaluateGenerations({ model: ref, prompts, ...FAST, scorer: 'length', baselineFile: baseline })).rejects.toThrow(
       /no baseline completion for 2 prompts \(.*prompts\.jsonl:2, .*prompts\.jsonl:3\)/,
     );
   });

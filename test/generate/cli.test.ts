@@ -37,8 +37,8 @@ describe('text generation and dpo generate', () => {
 
   it('generate() and Generator.generateText agree; greedy batched == alone; stop strings cut the text', async () => {
     const o = { maxNewTokens: 8, batchSize: 3 };
-    const a = await generate(pre.model, pre.weights, tokenizer, PROMPTS, { ...o, runtime: { threads: 1 } });
-    const b = await gen.generateText(pre.weights, tokenizer, PROMPTS, { ...o, batchSize: 1 });
+    const a = await generate(pre, PROMPTS, { ...o, runtime: { threads: 1 } });
+    const b = await gen.generateText(pre.weights, tokenizer, PROMPTS, { ...o, batchSize: 1, generationConfig: pre.generationConfig });
     expect(a.completions).toEqual(b.completions);
     expect(a.tokenIds).toEqual(b.tokenIds);
     expect(a.completions.every((c) => c.length === 1 && c[0].length > 0)).toBe(true);

@@ -70,11 +70,11 @@ export interface TrainingOptionsDocs {
   resume?: unknown;
   /** train LoRA adapters with the default rank/alpha (also enabled by any --lora-* flag). CLI: `--lora`. */
   lora?: {
-    /** LoRA rank (any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
+    /** LoRA rank (PEFT's default; any --lora-* flag enables LoRA). Default: `8`. CLI: `--lora-r`. */
     r?: unknown;
-    /** LoRA alpha. Default: `16`. CLI: `--lora-alpha`. */
+    /** LoRA alpha: the update is scaled by alpha / r (PEFT's default). Default: `8`. CLI: `--lora-alpha`. */
     alpha?: unknown;
-    /** LoRA dropout on the adapters' input (training only). Default: `0`. CLI: `--lora-dropout`. */
+    /** LoRA dropout on the adapters' input, in [0, 1) (training only; PEFT's default). Default: `0`. CLI: `--lora-dropout`. */
     dropout?: unknown;
     /** LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections). CLI: `--lora-target-modules`. */
     targetModules?: unknown;

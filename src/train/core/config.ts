@@ -12,23 +12,29 @@ import { DpoError } from '../../errors.js';
 import { PREFERENCE_FORMATS } from '../../data/preference-format.js';
 import { SAVE_DTYPES } from '../../io/save-dtype.js';
 import { parseShardSize } from '../../io/shards.js';
+import { LORA_DEFAULTS, loraNumbersProblem } from '../../models/lora.js';
 import { option } from '../../config/option.js';
 import { RuntimeOptionsSchema } from '../../config/runtime.js';
 
 export { option, type OptionMeta } from '../../config/option.js';
 
+/** LoRA's keys: defaults are PEFT's ({@link LORA_DEFAULTS}), ranges are checked by models/lora.ts's one check. */
 export const LoraOptionsSchema = z
   .object({
-    r: option(z.number().int().positive().default(8), 'LoRA rank (any --lora-* flag enables LoRA)'),
-    alpha: option(z.number().positive().default(16), 'LoRA alpha'),
-    dropout: option(z.number().min(0).max(1).default(0), "LoRA dropout on the adapters' input (training only)", 'p'),
+    r: option(z.number().int().default(LORA_DEFAULTS.r), "LoRA rank (PEFT's default; any --lora-* flag enables LoRA)"),
+    alpha: option(z.number().default(LORA_DEFAULTS.alpha), "LoRA alpha: the update is scaled by alpha / r (PEFT's default)"),
+    dropout: option(z.number().default(LORA_DEFAULTS.dropout), "LoRA dropout on the adapters' input, in [0, 1) (training only; PEFT's default)", 'p'),
     targetModules: option(
       z.union([z.array(z.string().min(1)).nonempty(), z.literal('all-linear')]).optional(),
       "LoRA target modules, comma-separated, or 'all-linear' (default: the family's attention projections)",
       'modules',
     ),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const problem = loraNumbersProblem(c);
+    if (problem) ctx.addIssue({ code: 'custom', path: [problem.key], message: problem.message });
+  });
 
 /**
  * A data key: a .jsonl/.json/.parquet file or a folder of them, or (library only) the rows

@@ -48,19 +48,21 @@ export interface LoadedPolicy {
   pretrained: Pretrained;
   tokenizer: TextTokenizer;
   policy: Policy;
+  /** The config's maxLength capped at the model's context (context-limit.ts): what data preparation uses. */
+  maxLength: number;
 }
 
 /**
  * The config's model (or an already loaded one; a LoRA adapter folder is merged into its base) as
- * a trainable policy (LoRA adapters when configured). `c.maxLength` is capped at the model's
- * context (context-limit.ts).
+ * a trainable policy (LoRA adapters when configured), with the effective max length. The config
+ * is not written to.
  */
 export async function loadPolicy(c: Pick<TrainingOptions, 'model' | 'maxLength' | 'lora' | 'seed'>, progress: ProgressReporter, preloaded?: Pretrained): Promise<LoadedPolicy> {
   const pretrained = preloaded ?? (await loadModelOrAdapter(c.model));
   const tokenizer = requireTokenizer(pretrained);
   if (pretrained.unexpectedKeys.length) progress.log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
-  c.maxLength = fitToContext(c.maxLength, pretrained.model);
-  return { pretrained, tokenizer, policy: buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed) };
+  const maxLength = fitToContext(c.maxLength, pretrained.model);
+  return { pretrained, tokenizer, policy: buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed), maxLength };
 }
 
 /** The options every trainer's schedule and update depend on: they must match on resume too. */

@@ -1,7 +1,7 @@
 /**
  * DPOConfig: every option of `dpo train`, with TRL's defaults (the shared TrainingOptionsSchema
  * plus DPO's loss, reference and packing keys), and EvalConfig, the options of `dpo eval`
- * ({@link evaluateDpo}): its data and loss keys, plus `model`.
+ * ({@link evaluatePreferences}): its data and loss keys, plus `model`.
  */
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
@@ -114,7 +114,7 @@ export const DPO_CONFIG = defineConfig(DPOConfigSchema, {
 /** Validates and fills defaults; a problem becomes one DpoError naming the key. */
 export const parseDpoConfig: (input: unknown, source?: string) => DPOConfig = DPO_CONFIG.parse;
 
-/** The options of {@link evaluateDpo}: the data and loss keys of DPOConfig, plus `model`. */
+/** The options of {@link evaluatePreferences}: the data and loss keys of DPOConfig, plus `model`. */
 export const EvalConfigSchema = z
   .object({
     model: option(z.string().min(1), 'the policy: a Hugging Face model folder or hub id (org/name[@revision])', 'path'),

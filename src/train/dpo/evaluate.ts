@@ -1,6 +1,6 @@
 /**
  * Evaluation of a policy against a reference on preference data: TRL's eval_* metrics, and
- * optionally per-example log-probs, implicit rewards and losses. `evaluateDpo` is what
+ * optionally per-example log-probs, implicit rewards and losses. `evaluatePreferences` is what
  * `dpo eval` runs; `evaluateRows` is shared with DPOTrainer's evaluation during training.
  */
 import type { PreferenceBatch } from '../../data/collate.js';
@@ -125,7 +125,7 @@ export async function evaluateRows(o: EvaluateRowsOptions): Promise<EvaluateRows
   }
 }
 
-export interface EvaluateDpoOptions {
+export interface EvaluatePreferencesOptions {
   /** An already loaded policy (skips loading `config.model`). */
   policy?: Pretrained;
   /** An already loaded reference (skips loading `config.refModel`). */
@@ -134,7 +134,7 @@ export interface EvaluateDpoOptions {
   progress?: ProgressReporter;
 }
 
-export interface EvaluateDpoResult {
+export interface EvaluatePreferencesResult {
   /** eval_* metrics (TRL's names), plus eval_rows, eval_runtime, eval_samples_per_second. */
   metrics: Record<string, number>;
   /** Rows evaluated. */
@@ -149,7 +149,7 @@ export interface EvaluateDpoResult {
  * Evaluates `model` as a DPO policy on preference data against `refModel` (default: the model
  * itself, so rewards are 0 and the sigmoid loss is ln 2 — a baseline for a later checkpoint).
  */
-export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options: EvaluateDpoOptions = {}): Promise<EvaluateDpoResult> {
+export async function evaluatePreferences(config: EvalConfigInput | EvalConfig, options: EvaluatePreferencesOptions = {}): Promise<EvaluatePreferencesResult> {
   const c = parseEvalConfig(config);
   const progress = options.progress ?? createProgress();
   const runtime = { threads: c.threads, executionProvider: c.device };
@@ -212,3 +212,10 @@ export async function evaluateDpo(config: EvalConfigInput | EvalConfig, options:
     await refScorer?.release();
   }
 }
+
+/** @deprecated The former name of {@link evaluatePreferences}. */
+export const evaluateDpo = evaluatePreferences;
+/** @deprecated The former name of {@link EvaluatePreferencesOptions}. */
+export type EvaluateDpoOptions = EvaluatePreferencesOptions;
+/** @deprecated The former name of {@link EvaluatePreferencesResult}. */
+export type EvaluateDpoResult = EvaluatePreferencesResult;

@@ -1,7 +1,7 @@
 /**
  * A small compiled graph: per-row losses [B] from per-sequence log-probs, with the same loss
  * combination as training (see preferenceLossPerRow). Serves evaluation during training and
- * `dpo eval` / evaluateDpo.
+ * `dpo eval` / evaluatePreferences.
  */
 import { Graph } from '../../engine/graph.js';
 import { CompiledGraph, type HostTensor } from '../../engine/runtime.js';

@@ -73,9 +73,9 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
 
   private async trainLocked(digest: string): Promise<TrainResult> {
     const c = this.config;
-    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
-    const train = await this.prepare(c.data, tokenizer, 'train');
-    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    const { pretrained, tokenizer, policy, maxLength } = await loadPolicy(c, this.progress, this.options.policy);
+    const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
+    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
 
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
@@ -139,8 +139,8 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   }
 
   /** Reads, validates and tokenizes one data path, reporting what was skipped or cut. */
-  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<PreparedSplit> {
-    return { rows: await preparePreferenceSplit(path, tokenizer, this.config, this.progress, split) };
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<PreparedSplit> {
+    return { rows: await preparePreferenceSplit(path, tokenizer, { ...this.config, maxLength }, this.progress, split) };
   }
 
   /**

@@ -132,9 +132,9 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
 
   private async trainLocked(digest: string): Promise<TrainerResult> {
     const c = this.config;
-    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
-    const train = await this.prepare(c.data, tokenizer, 'train');
-    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    const { pretrained, tokenizer, policy, maxLength } = await loadPolicy(c, this.progress, this.options.model);
+    const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
+    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     const splits = [train, ...(evalSplit ? [evalSplit] : [])];
     const ref = c.refModel ? await loadPretrained(c.refModel, { tokenizer: false }) : pretrained;
     const logps = await precomputeReferenceLogps(
@@ -173,8 +173,8 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     });
   }
 
-  private async prepare(path: DataSource, tokenizer: TextTokenizer, label: string): Promise<KtoSplit> {
-    const c = this.config;
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, label: string, maxLength: number): Promise<KtoSplit> {
+    const c = { ...this.config, maxLength };
     const loaded = await loadKtoData(path, { format: c.format as KtoFormat | 'auto', tokenizer, onBadRow: c.onBadRow });
     const { split, stats } = tokenizeKto(loaded.examples, tokenizer, {
       maxLength: c.maxLength,

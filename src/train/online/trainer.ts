@@ -103,9 +103,9 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
   private async run(digest: string): Promise<TrainerResult> {
     const c = this.config;
     const log = (m: string): void => this.progress.log(m);
-    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.policy);
-    const maxPromptTokens = c.maxLength - c.maxNewTokens;
-    if (maxPromptTokens < 1) throw new DpoError(`maxNewTokens (${c.maxNewTokens}) leaves no room for a prompt in the model's ${c.maxLength} positions`);
+    const { pretrained, tokenizer, policy, maxLength } = await loadPolicy(c, this.progress, this.options.policy);
+    const maxPromptTokens = maxLength - c.maxNewTokens;
+    if (maxPromptTokens < 1) throw new DpoError(`maxNewTokens (${c.maxNewTokens}) leaves no room for a prompt in the model's ${maxLength} positions`);
     const prompts = await promptsFrom(c.prompts ?? TRAIN_PROMPTS, tokenizer, 'prompts', log);
     const evalPrompts = c.evalPrompts ? await promptsFrom(c.evalPrompts, tokenizer, 'evalPrompts', log) : undefined;
     // Prompt-only rows for the batcher: it orders and cuts the prompts (and resumes) as it does preference rows.

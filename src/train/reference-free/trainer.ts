@@ -120,9 +120,10 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
   preloaded?: Pretrained,
   stopRequested?: () => boolean,
 ): Promise<TrainerResult> {
-  const { pretrained, tokenizer, policy } = await loadPolicy(c, progress, preloaded);
-  const train = await preparePairs(c.data, c, progress, 'train', tokenizer);
-  const evalRows = c.evalData ? await preparePairs(c.evalData, c, progress, 'eval', tokenizer) : undefined;
+  const { pretrained, tokenizer, policy, maxLength } = await loadPolicy(c, progress, preloaded);
+  const sized = { ...c, maxLength };
+  const train = await preparePairs(c.data, sized, progress, 'train', tokenizer);
+  const evalRows = c.evalData ? await preparePairs(c.evalData, sized, progress, 'eval', tokenizer) : undefined;
   const dropout = trainingDropout(c);
   const acc = new MetricsAccumulator();
   const reward = objective.reward?.(c);

@@ -116,7 +116,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     const log = (m: string): void => this.progress.log(m);
     const start = await this.loadStart();
     const { model, tokenizer } = start;
-    c.maxLength = fitToContext(c.maxLength, model);
+    const maxLength = fitToContext(c.maxLength, model);
     const padTokenId = tokenizer.padTokenId;
     const body = new Set(bodyParameterNames(model));
 
@@ -128,8 +128,8 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     const shapes = new Map(specs.map((s) => [s.name, s.shape] as const));
     const trainable = specs.filter((s) => s.trainable !== false).map((s) => s.name);
 
-    const train = await this.prepare(c.data, tokenizer, 'train');
-    const evalRows = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
+    const evalRows = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     const K = train[0].completionIds.length;
     if (evalRows && evalRows[0].completionIds.length !== K) {
       throw new DpoError(`${dataSourceName(c.evalData ?? '')}: rows have ${evalRows[0].completionIds.length} completions, the training rows ${K}`);
@@ -216,8 +216,8 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     return { model: p.model, weights: p.weights, head: initScoreHead(p.model.config.hiddenSize, range, c.seed), tokenizer, dir: p.dir, dtype: p.dtype };
   }
 
-  private prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<TokenizedPreference[]> {
-    return preparePreferenceSplit(path, tokenizer, this.config, this.progress, split);
+  private prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<TokenizedPreference[]> {
+    return preparePreferenceSplit(path, tokenizer, { ...this.config, maxLength }, this.progress, split);
   }
 
   /** Raw rewards [K*B] (and the batch's loss) of `rows`, in order, batch by batch. */

@@ -118,9 +118,9 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
 
   private async trainLocked(digest: string): Promise<TrainerResult> {
     const c = this.config;
-    const { pretrained, tokenizer, policy } = await loadPolicy(c, this.progress, this.options.model);
-    const train = await this.prepare(c.data, tokenizer, 'train');
-    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval') : undefined;
+    const { pretrained, tokenizer, policy, maxLength } = await loadPolicy(c, this.progress, this.options.model);
+    const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
+    const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     const dropout = trainingDropout(c);
     let correct = 0;
     let count = 0;
@@ -157,8 +157,8 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     });
   }
 
-  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string): Promise<SftSplit> {
-    const c = this.config;
+  private async prepare(path: DataSource, tokenizer: TextTokenizer, split: string, maxLength: number): Promise<SftSplit> {
+    const c = { ...this.config, maxLength };
     const data = await prepareSftSplit(path, tokenizer, {
       format: c.format,
       onBadRow: c.onBadRow,
