@@ -52,8 +52,8 @@ describe('checks found before any work', () => {
 });
 
 describe('lora in a config file', () => {
-  it('lora: true turns LoRA on with its defaults; lora: false leaves it off', async () => {
-    for (const [lora, expected] of [[true, { r: 8, alpha: 16, dropout: 0 }], [false, undefined]] as const) {
+  it('lora: true turns LoRA on with its defaults (PEFT: r 8, alpha 8); lora: false leaves it off', async () => {
+    for (const [lora, expected] of [[true, { r: 8, alpha: 8, dropout: 0 }], [false, undefined]] as const) {
       const cfg = file(`lora-${lora}.json`, { model: 'm', data: 'd.jsonl', output: 'o', lora });
       const r = await runCli(['train', '--config', cfg, '--print-config']);
       expect(r.code, r.stderr).toBe(0);
