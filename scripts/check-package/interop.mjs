@@ -31,11 +31,7 @@ await exportOnnx({ model: join(work, 'run'), output: join(work, 'web', 'tiny-dpo
 
 const prompt = 'The movie was';
 const trained = await loadPretrained(join(work, 'run'));
-const ours = await generate(trained.model, trained.weights, trained.tokenizer, [prompt], {
-  maxNewTokens: 12,
-  doSample: false,
-  generationConfig: trained.generationConfig,
-});
+const ours = await generate(trained, [prompt], { maxNewTokens: 12, doSample: false });
 
 env.localModelPath = join(work, 'web') + '/';
 env.allowRemoteModels = false;
