@@ -182,8 +182,6 @@ export class CompiledGraph {
       session = await ort.InferenceSession.create(bytes, sessionOptions);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      const provider = options.executionProvider ?? 'cpu';
-      if (provider !== 'cpu' && /Failed to load (shared )?library|providers_shared|libcu/i.test(msg)) throw new Error(providerMissing(provider, msg), { cause: e });
       throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
     }
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
@@ -319,16 +317,4 @@ function checkFeed(name: string, decl: Tensor, f: Feed): void {
  */
 export function sessionThreads(requested: number): number {
   return Math.max(1, Math.min(Math.floor(requested), availableParallelism()));
-}
-
-/**
- * What to install when an execution provider's libraries cannot be loaded (instead of ONNX
- * Runtime's "Failed to load shared library"): the npm package ships the CPU build only.
- */
-export function providerMissing(provider: string, detail: string): string {
-  const how =
-    provider === 'cuda'
-      ? "onnxruntime-node's CUDA build is not installed (the package ships the CPU build; this repository's .npmrc skips the CUDA download): run `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` with the CUDA 12 runtime and cuDNN 9 installed, or use --device cpu"
-      : `install ONNX Runtime's ${provider} execution provider, or use --device cpu`;
-  return `--device ${provider}: ONNX Runtime cannot load the ${provider} execution provider (${detail.split('\n')[0]}); ${how}`;
 }

@@ -1,4 +1,4 @@
-/** --device cuda without onnxruntime-node's CUDA build says what to install, not "Failed to load shared library". */
+/** --device cuda without onnxruntime-node's CUDA build says what to install (the device probe, before any session), not "Failed to load shared library". */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
