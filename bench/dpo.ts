@@ -6,6 +6,7 @@
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--gradient-checkpointing] [--vs-torch] [--rounds 3]
  *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4] [--device cpu|webgpu|cuda [--peak-tflops T]]
+ *                        [--reference precompute|live]
  *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
@@ -33,6 +34,11 @@
  * --steps-per-run K1,K2,... runs each model (and variant) once per K with K optimizer steps per
  * session.run (TrainStep.steps; ms_per_step is a run's time / K, compile_ms includes the K-step
  * graph) and prints a "dpo_steps_per_run" line comparing them (ratios to the first K).
+ *
+ * --reference live also scores the batch with the reference (the frozen weights: LoRA's base with
+ * adapters off, or a copy of the full model's) before every step and counts that forward in the
+ * step's time, as `dpo train --reference live` does; the default (precompute) feeds reference
+ * log-probs, as `dpo train` does by default (one pass over the data before training).
  *
  * --device webgpu|cuda runs the step on that execution provider (parameters and AdamW state stay
  * on the GPU between steps with webgpu). MFU is then against the GPU's dense FP32 peak (by its
@@ -62,6 +68,7 @@ import type { Graph, Tensor } from '../src/engine/graph.js';
 import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
 import { scoredFeeds } from '../src/scoring/sequence-logps.js';
+import { Scorer } from '../src/scoring/scorer.js';
 import { prepareGemm } from './engine.js';
 import { DEVICE_REQUESTS, resolveDevice, type Device, type DeviceRequest } from '../src/engine/device.js';
 import { fp32PeakTflops, gpuName, sampleGpuMemory } from './gpu/device-stats.js';
@@ -226,7 +233,7 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
+  opts: { variant: Variant; reference: 'precompute' | 'live'; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
 ): Promise<void> {
   const device: Device = await resolveDevice(opts.device ?? 'cpu');
   const model = createModel(modelConfig(name));
@@ -248,6 +255,10 @@ async function runChild(
   // As the trainers' runner applies --gradient-checkpointing.
   const weightsOf = (g: Graph, p: Record<string, Tensor>) => withGradientCheckpointing(transform(g, p), opts.gradientCheckpointing === true);
   const compileStart = performance.now();
+  // --reference live: the reference forward each step (frozen weights: LoRA's base; the full variant a copy).
+  const reference = opts.reference === 'live' ? await Scorer.create(model, model.parameters(), runtime) : undefined;
+  const refWeights = opts.variant === 'lora' ? weights : new Map([...weights].map(([k, v]) => [k, Float32Array.from(v)]));
+  const refShapes = new Map(model.parameters().map((p) => [p.name, p.shape] as const));
   const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
   // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
   const perRun = opts.stepsPerRun;
@@ -259,6 +270,10 @@ async function runChild(
   const warmupRuns = Math.ceil(opts.warmup / perRun);
   for (let i = 0; i < warmupRuns + Math.ceil(opts.steps / perRun); i++) {
     const t0 = performance.now();
+    for (let k = 0; reference && k < perRun; k++) {
+      const ref = (await reference.score(batch, refWeights, refShapes)).logps;
+      feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };
+    }
     const rs = await step.steps(Array.from({ length: perRun }, () => feeds), Array.from({ length: perRun }, () => LR));
     const ms = (performance.now() - t0) / perRun;
     loss = rs[rs.length - 1].loss;
@@ -284,6 +299,7 @@ async function runChild(
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const peakDeviceMb = await gpuMemory?.stop();
   await step.release();
+  await reference?.release();
 
   // MFU: on the CPU against a gemm measured here; on a GPU against its data-sheet FP32 peak.
   const gpu = device === 'cpu' ? undefined : gpuName();
@@ -310,6 +326,7 @@ async function runChild(
       impl: 'dpo-ts',
       model: name,
       variant: opts.variant,
+      reference: opts.reference,
       gradient_checkpointing: opts.gradientCheckpointing === true,
       params: f.params,
       trainable_params: f.trainable,
@@ -454,6 +471,8 @@ export async function main(args: string[]): Promise<void> {
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
+  const reference = flag(args, 'reference') ?? 'precompute';
+  if (reference !== 'precompute' && reference !== 'live') throw new Error(`dpo bench: --reference takes precompute or live, got '${reference}'`);
   const gradientCheckpointing = args.includes('--gradient-checkpointing');
   const device = (flag(args, 'device') ?? 'cpu') as DeviceRequest;
   if (!(DEVICE_REQUESTS as readonly string[]).includes(device)) throw new Error(`dpo bench: --device takes ${DEVICE_REQUESTS.join(', ')}, got '${device}'`);
@@ -465,12 +484,12 @@ export async function main(args: string[]): Promise<void> {
   });
   if (child) {
     const variant = parseVariant(flag(args, 'variant') ?? 'full');
-    return runChild(child, { variant, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
+    return runChild(child, { variant, reference, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
   const rest = [
-    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device,
+    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device, '--reference', reference,
     ...(peakTflops === undefined ? [] : ['--peak-tflops', String(peakTflops)]),
     ...(gradientCheckpointing ? ['--gradient-checkpointing'] : []),
   ];

@@ -154,7 +154,13 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
+    const frozenBase = policy.lora !== undefined && !c.refModel;
+    if (c.reference === 'live') {
+      if (frozenBase) this.progress.log('reference: live, so every step also runs a forward of the frozen base (adapters off); --reference precompute (the default) gives the same log-probs from one pass at the start');
+      return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
+    }
+    // LoRA: the reference is the frozen base, so one pass now (cached) stands for a reference forward in every step.
+    if (frozenBase) this.progress.log('reference: the frozen base (LoRA adapters off), scored once now and cached, so no step runs a reference forward (--reference live to score every batch instead)');
     const logps = await precomputeReferenceLogps(
       { model: ref.model, weights },
       splits.map((s) => s.rows),

@@ -106,6 +106,23 @@ describe('DPOTrainer equivalences', () => {
     expect(maxDiff(await weightsOf('damaged'), straight)).toBeLessThanOrEqual(1e-6);
   });
 
+  it('LoRA: the precomputed frozen-base reference gives the live reference losses, and the log says so', async () => {
+    const lora = { r: 4, alpha: 8, dropout: 0, targetModules: 'all-linear' as const };
+    const common = { maxSteps: 3, batchSize: 4, seed: 3, lora, learningRate: 0.05 };
+    const logs: Record<string, string[]> = { pre: [], live: [] };
+    const reporter = (into: string[]): ProgressReporter => ({ ...silentProgress, log: (m) => void into.push(m) });
+    await new DPOTrainer(config('lora-pre', common), { progress: reporter(logs.pre) }).train();
+    await new DPOTrainer(config('lora-live', { ...common, reference: 'live' }), { progress: reporter(logs.live) }).train();
+    const losses = (out: string): number[] => readFileSync(join(dir, out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number);
+    const [pre, live] = [losses('lora-pre'), losses('lora-live')];
+    expect(pre).toHaveLength(3);
+    // Step 1 at B = 0 is ln 2 in both; later steps differ only by float32 rounding of the reference pass.
+    expect(Math.abs(pre[2] - Math.log(2))).toBeGreaterThan(1e-3);
+    pre.forEach((l, i) => expect(Math.abs(l - live[i])).toBeLessThan(1e-6));
+    expect(logs.pre.some((m) => m.includes('no step runs a reference forward'))).toBe(true);
+    expect(logs.live.some((m) => m.includes('every step also runs a forward of the frozen base'))).toBe(true);
+  });
+
   it('gradient checkpointing trains to the same weights, with dropout in the layers and on the LoRA inputs', async () => {
     // Two layers with dropout everywhere (--keep-dropout) and LoRA dropout: the recomputed layers must
     // reuse the forward's masks. (Full fine-tuning's gradients: test/models/gradient-checkpointing.test.ts.)
