@@ -14,7 +14,7 @@ import { Graph, type Tensor } from '../../src/engine/graph.js';
 import * as op from '../../src/engine/ops.js';
 import { logSumExp } from '../../src/engine/nn.js';
 import { CompiledGraph, type HostTensor } from '../../src/engine/runtime.js';
-import { TrainStep } from '../../src/engine/train-step.js';
+import { float32Params, TrainStep } from '../../src/engine/train-step.js';
 import { loadTokenizer } from '../../src/io/tokenizer.js';
 import { createModel } from '../../src/models/registry.js';
 import { loadPretrained, savePretrained } from '../../src/models/pretrained.js';
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
 
   const out = args.out as string;
   mkdirSync(out, { recursive: true });
-  await savePretrained(out, { model, weights: step.parameters(), config: CONFIG, dtype: 'F16' });
+  await savePretrained(out, { model, weights: float32Params(step.parameters()), config: CONFIG, dtype: 'F16' });
   cpSync(join(TOKENIZER_DIR, 'tokenizer.json'), join(out, 'tokenizer.json'));
   cpSync(join(TOKENIZER_DIR, 'tokenizer_config.json'), join(out, 'tokenizer_config.json'));
   const seconds = Math.round((Date.now() - started) / 1000);

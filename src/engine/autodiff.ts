@@ -3,6 +3,7 @@
  * nodes and returns d loss / d wrt. One vector-Jacobian product rule per primitive op.
  */
 import { checkpointInfo } from './checkpoint.js';
+import { isRecastable, recast } from './frozen.js';
 import { isFloat } from './dtype.js';
 import type { Node, Tensor } from './graph.js';
 import { isNonDifferentiable, type DifferentiableOp } from './op-names.js';
@@ -292,9 +293,12 @@ const rules: GradientRules = {
     const deps = [...seeds.map((s) => s.g), ...checkpointChain];
     const hold = Math.max(0, inputs.findIndex((x) => x.kind !== 'input'));
     const xs = inputs.map((x, i) => (i === hold ? op.orderedAfter(x, deps) : x));
-    const ys = info.fn(xs);
-    let inGrads: Tensor[];
-    const wrt = [...xs, ...captured];
+    // Frozen float16 weights are cast again for the recomputation (engine/frozen.ts), so the
+    // forward's float32 copies need not live until this backward.
+    const recasts = new Map(recastFrozen ? captured.filter(isRecastable).map((c) => [c.id, recast(c, deps)] as const) : []);
+    const ys = recasts.size ? n.inputs[0].graph.withSubstitutions(recasts, () => info.fn(xs)) : info.fn(xs);
+    let inGrads: (Tensor | undefined)[];
+    const wrt = [...xs, ...captured.filter((c) => !recasts.has(c.id))];
     if (seeds.length === 1) inGrads = gradInner(ys[seeds[0].i], wrt, seeds[0].g, true);
     else {
       let total: Tensor | undefined;
@@ -304,12 +308,24 @@ const rules: GradientRules = {
       }
       inGrads = gradInner(total as Tensor, wrt, undefined, true);
     }
-    return [...gOuts.map(() => undefined), ...inGrads];
+    const capturedGrads = inGrads.slice(xs.length);
+    return [...gOuts.map(() => undefined), ...inGrads.slice(0, xs.length), ...captured.map((c) => (recasts.has(c.id) ? undefined : capturedGrads.shift()))];
   },
 };
 
 /** Gradients of the inputs of the checkpoint the current backward processed last, summed so far (see Checkpoint). */
 let checkpointChain: Tensor[] = [];
+/** Whether the backward being built casts frozen float16 weights again where it uses them (GradOptions.recastFrozen). */
+let recastFrozen = false;
+
+export interface GradOptions {
+  /**
+   * Where the backward uses a float32 view of a frozen float16 weight (engine/frozen.ts), cast it
+   * again after the incoming gradient instead of keeping the forward's copy alive until then.
+   * Training steps ask for it; graph builders that take gradients inside a forward do not.
+   */
+  recastFrozen?: boolean;
+}
 
 /** Number of elements of `x` at run time, as an int64 scalar. */
 function sizeOf(x: Tensor): Tensor {
@@ -415,14 +431,17 @@ export function hasGradientRule(opName: string): boolean {
  * any float tensors of the graph). A tensor `loss` does not depend on gets a zero gradient.
  * `seed` replaces the implicit d loss/d loss = 1 (then `loss` may have any shape).
  */
-export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): Tensor[] {
+export function grad(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor, options: GradOptions = {}): Tensor[] {
   // A graph builder may call grad while an outer backward is being built (sequence-logps.ts's frozen head).
   const outer = checkpointChain;
+  const outerRecast = recastFrozen;
   checkpointChain = [];
+  recastFrozen = options.recastFrozen === true;
   try {
     return gradInner(loss, wrt, seed);
   } finally {
     checkpointChain = outer;
+    recastFrozen = outerRecast;
   }
 }
 
@@ -472,7 +491,12 @@ function gradInner(loss: Tensor, wrt: readonly Tensor[], seed?: Tensor, leaves =
     const rule = Object.hasOwn(rules, n.op) ? rules[n.op] : undefined;
     if (!rule) throw new Error(`grad: no gradient rule for op ${n.op}`);
     const firstOut = gOuts.find((x) => x !== undefined) as Tensor;
-    const inGrads = rule(n, gOuts[0] ?? firstOut, n.outputs, gOuts);
+    // The rule reads frozen float16 weights through new casts, made once its gradients exist (engine/frozen.ts).
+    const node =
+      recastFrozen && n.op !== 'Checkpoint' && n.inputs.some(isRecastable)
+        ? { ...n, inputs: n.inputs.map((x) => (isRecastable(x) ? recast(x, gOuts.filter((t) => t !== undefined)) : x)) }
+        : n;
+    const inGrads = rule(node, gOuts[0] ?? firstOut, n.outputs, gOuts);
     n.inputs.forEach((x, k) => {
       if (depends(x)) accumulate(x, inGrads[k]);
     });

@@ -112,7 +112,8 @@ export class Graph {
     for (const x of inputs) {
       if (x.graph !== this) throw new Error(`${op}: input ${x} belongs to another graph`);
     }
-    const node: Node = { id: this.nextId++, op, inputs: [...inputs], attrs, outputs: [] };
+    const subst = this.substitutions;
+    const node: Node = { id: this.nextId++, op, inputs: subst ? inputs.map((x) => subst.get(x.id) ?? x) : [...inputs], attrs, outputs: [] };
     node.outputs = outputTypes.map(
       (t, i) => new Tensor(this, this.nextId++, t.dtype, t.shape, 'op', node, i),
     );
@@ -135,6 +136,32 @@ export class Graph {
 
   isFrozen(t: Tensor): boolean {
     return this.frozen.has(t.id);
+  }
+
+  /** Float32 views of frozen float16 inputs (engine/frozen.ts): view id -> the float16 input. */
+  private readonly recasts = new Map<number, Tensor>();
+  /** While set, nodes made take these tensors in place of the ones they are given (by id). */
+  private substitutions?: ReadonlyMap<number, Tensor>;
+
+  /** Records that `view` is `source` (a frozen float16 input) cast to float32, so that it can be cast again where it is used. */
+  markRecast(view: Tensor, source: Tensor): void {
+    this.recasts.set(view.id, source);
+  }
+
+  /** The frozen float16 input `t` is a float32 view of, if it is one. */
+  recastSource(t: Tensor): Tensor | undefined {
+    return this.recasts.get(t.id);
+  }
+
+  /** Runs `fn` with every node it makes reading `map.get(x.id)` instead of each input x found in the map. */
+  withSubstitutions<T>(map: ReadonlyMap<number, Tensor>, fn: () => T): T {
+    const outer = this.substitutions;
+    this.substitutions = outer ? new Map([...outer, ...map]) : map;
+    try {
+      return fn();
+    } finally {
+      this.substitutions = outer;
+    }
   }
 
   /** The id the next tensor or node will get: everything made before this call has a smaller id. */

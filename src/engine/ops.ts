@@ -493,6 +493,9 @@ export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {
 /** Rows of `table` ([V, ...]) picked by integer `ids` (any shape): an embedding lookup. */
 export function gather(table: Tensor, ids: Tensor): Tensor {
   if (ids.dtype !== 'int64' && ids.dtype !== 'int32') throw new ShapeError('Gather', 'ids must be int64 or int32', [table, ids]);
+  // A float32 view of a frozen float16 table (engine/frozen.ts): gather the half rows, cast only them.
+  const half = table.graph.recastSource(table);
+  if (half) return cast(gather(half, ids), table.dtype);
   return node1(table.graph, 'Gather', [table, ids], { axis: 0 }, table.dtype, [...ids.shape, ...table.shape.slice(1)]);
 }
 

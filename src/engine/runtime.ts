@@ -57,7 +57,7 @@ export const DEFAULT_OUTPUT_CHUNK_ELEMENTS = 1 << 18;
 /** Default for RuntimeOptions.outputChunkMinBytes: glibc's largest mmap threshold. */
 export const DEFAULT_OUTPUT_CHUNK_MIN_BYTES = 32 << 20;
 
-const BYTES: Record<DType, number> = { float32: 4, float64: 8, int64: 8, int32: 4, bool: 1 };
+const BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, int64: 8, int32: 4, bool: 1 };
 
 interface ChunkedOutput {
   dtype: DType;
@@ -79,6 +79,7 @@ export interface HostTensor<A extends AnyTypedArray = AnyTypedArray> {
 const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
   float32: 'float32',
   float64: 'float64',
+  float16: 'float16',
   int64: 'int64',
   int32: 'int32',
   bool: 'bool',

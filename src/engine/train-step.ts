@@ -40,18 +40,48 @@
  *    in external ArrayBuffers without a copy; upgrading removes most of this overhead.
  */
 import { grad } from './autodiff.js';
+import { frozenInput } from './frozen.js';
 import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
 import { buildOptimizer, stateSlots, stepScalars, STEP_SCALARS, type OptimizerConfig, type OptimizerGraph } from './optim.js';
 import { ResidentTensors } from './resident.js';
 import { CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions } from './runtime.js';
 
+/** A parameter's values: float32, or a frozen weight's float16 bits (engine/frozen.ts). */
+export type ParamData = Float32Array | Uint16Array;
+
 export interface ParamSpec {
   name: string;
   shape: readonly number[];
-  data: Float32Array;
+  /** float32 values, or (frozen parameters only) float16 bits held at half the memory, cast to float32 in the graph. */
+  data: ParamData;
   /** Frozen parameters are fed but not updated (no gradient, no optimizer state). */
   trainable?: boolean;
+}
+
+/** `params` as float32 arrays, for code that has no float16 path (an error names a float16 one). */
+export function float32Params(params: ReadonlyMap<string, ParamData>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, data] of params) {
+    if (!(data instanceof Float32Array)) throw new Error(`'${name}' is held as float16 here; this needs float32 weights`);
+    out.set(name, data);
+  }
+  return out;
+}
+
+/** Declares the specs as graph inputs: trainable ones float32, frozen ones frozen in their storage type (as float32 views). */
+export function declareParams(g: Graph, specs: readonly ParamSpec[]): Record<string, Tensor> {
+  const params: Record<string, Tensor> = {};
+  for (const s of specs) {
+    if (s.trainable !== false) {
+      if (!(s.data instanceof Float32Array)) throw new Error(`TrainStep: trainable parameter '${s.name}' must be float32`);
+      params[s.name] = g.input(s.name, 'float32', s.shape);
+    } else {
+      // Builders may take cheaper paths through frozen weights (e.g. a frozen LM head, sequence-logps.ts).
+      params[s.name] = frozenInput(g, s.name, s.shape, s.data instanceof Uint16Array ? 'float16' : 'float32');
+    }
+  }
+  return params;
 }
 
 export interface LossBuild {
@@ -79,12 +109,7 @@ const PARAMS_CHECK = 'params_check';
 /** A new graph with the parameters as inputs (named as the specs) and `build`'s loss on them. */
 function traceLoss(name: string, specs: readonly ParamSpec[], build: (g: Graph, params: Record<string, Tensor>) => LossBuild) {
   const g = new Graph(name);
-  const params: Record<string, Tensor> = {};
-  for (const s of specs) {
-    params[s.name] = g.input(s.name, 'float32', s.shape);
-    // Builders may take cheaper paths through frozen weights (e.g. a frozen LM head, sequence-logps.ts).
-    if (s.trainable === false) g.freeze(params[s.name]);
-  }
+  const params = declareParams(g, specs);
   const { loss, outputs = {} } = build(g, params);
   return { g, params, loss, outputs };
 }
@@ -108,7 +133,7 @@ const accName = (p: string): string => `${p}.grad`;
 const stepPrefix = (k: number): string => `step${k}/`;
 
 export class TrainStep {
-  private readonly params: Float32Array[];
+  private readonly params: ParamData[];
   private readonly state: Record<string, Float32Array>[];
   /** Gradient accumulators: allocated with the accumulating graphs, on the first multi-micro-batch step. */
   private grads: Float32Array[] = [];
@@ -157,7 +182,7 @@ export class TrainStep {
 
     const { g, params, loss, outputs } = traceLoss('train_step', specs, build);
     const trainableInputs = trainable.map((i) => params[specs[i].name]);
-    const grads = grad(loss, trainableInputs);
+    const grads = grad(loss, trainableInputs, undefined, { recastFrozen: true });
     // Parameters are written in place: the update waits for the loss and metrics (see buildOptimizer).
     const opt = buildOptimizer(g, trainableInputs, grads, config, [loss, ...Object.values(outputs)]);
     const updates = updateOutputs(specs, trainable, opt);
@@ -173,7 +198,7 @@ export class TrainStep {
   private async compileAccumulating(): Promise<{ gradGraph: CompiledGraph; applyGraph: CompiledGraph }> {
     const { specs, trainable } = this;
     const { g, params, loss, outputs } = traceLoss('train_grad', specs, this.build);
-    const grads = grad(loss, trainable.map((i) => params[specs[i].name]));
+    const grads = grad(loss, trainable.map((i) => params[specs[i].name]), undefined, { recastFrozen: true });
     const scale = g.input(GRAD_SCALE, 'float32', []);
     const gradOutputs: Record<string, Tensor> = { loss, ...outputs };
     trainable.forEach((pi, k) => {
@@ -214,8 +239,7 @@ export class TrainStep {
   private async compileUnrolled(K: number): Promise<CompiledGraph> {
     const { specs, trainable, config } = this;
     const g = new Graph(`train_steps_${K}`);
-    let params: Record<string, Tensor> = {};
-    for (const s of specs) params[s.name] = g.input(s.name, 'float32', s.shape);
+    let params = declareParams(g, specs);
     const slots = stateSlots(config);
     let state = trainable.map((pi) => Object.fromEntries(slots.map((slot) => [slot, g.input(`${specs[pi].name}.${slot}`, 'float32', specs[pi].shape)])));
     const scalarVectors = Object.fromEntries(STEP_SCALARS.map((n) => [n, g.input(n, 'float32', [K])]));
@@ -227,7 +251,7 @@ export class TrainStep {
       const wrap = gate ? (x: Tensor): Tensor => op.where(op.less(gate, gate), x, x) : undefined;
       const { loss, outputs: extras = {} } = g.scoped(stepPrefix(k), () => this.build(g, params), wrap);
       const trainableTensors = trainable.map((i) => params[specs[i].name]);
-      const grads = grad(loss, trainableTensors);
+      const grads = grad(loss, trainableTensors, undefined, { recastFrozen: true });
       const scalars = Object.fromEntries(STEP_SCALARS.map((n) => [n, op.reshape(op.slice(scalarVectors[n], 0, k, k + 1), [])])) as OptimizerGraph['scalars'];
       const opt = buildOptimizer(g, trainableTensors, grads, config, [loss, ...Object.values(extras)], { scalars, state });
       const { [PARAMS_CHECK]: check, ...updated } = updateOutputs(specs, trainable, opt);
@@ -412,7 +436,7 @@ export class TrainStep {
   async sync(): Promise<void> {
     if (!this.resident) return;
     const into: Record<string, Float32Array> = {};
-    this.specs.forEach((s, i) => (into[s.name] = this.params[i]));
+    this.specs.forEach((s, i) => (into[s.name] = this.params[i] as Float32Array));
     this.trainable.forEach((pi, k) => {
       for (const [slot, buf] of Object.entries(this.state[k])) into[`${this.specs[pi].name}.${slot}`] = buf;
     });
@@ -430,7 +454,7 @@ export class TrainStep {
   }
 
   /** Current parameter values by name (the live buffers: copy before the next step if needed). */
-  parameters(): Map<string, Float32Array> {
+  parameters(): Map<string, ParamData> {
     this.checkSynced('parameters');
     return new Map(this.specs.map((s, i) => [s.name, this.params[i]]));
   }

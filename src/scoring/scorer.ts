@@ -4,6 +4,8 @@
  */
 import { Graph, type Tensor } from '../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/runtime.js';
+import { frozenInput, type FrozenStorage } from '../engine/frozen.js';
+import type { ParamData } from '../engine/train-step.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { CausalLM } from '../models/types.js';
 import type { ModelParams } from '../models/linear.js';
@@ -33,19 +35,20 @@ export class Scorer {
   ) {}
 
   /**
-   * `inputs` names every graph input holding weights (model parameters, adapters...). `packed`:
+   * `inputs` names every graph input holding weights (model parameters, adapters...), each float32
+   * unless its `storage` says float16 (then fed as half bits, engine/frozen.ts). `packed`:
    * batches go through padding-free (data/pack.ts), as with `--padding-free`.
    */
   static async create(
     model: CausalLM,
-    inputs: readonly { name: string; shape: readonly number[] }[],
+    inputs: readonly { name: string; shape: readonly number[]; storage?: FrozenStorage }[],
     runtime: RuntimeOptions = {},
     transform?: ParamTransform,
     options: ScoringOptions & { packed?: boolean } = {},
   ): Promise<Scorer> {
     const g = new Graph('score');
     let params: Record<string, Tensor> = {};
-    for (const p of inputs) params[p.name] = g.input(p.name, 'float32', p.shape);
+    for (const p of inputs) params[p.name] = frozenInput(g, p.name, p.shape, p.storage ?? 'float32');
     if (transform) params = transform(g, params);
     const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed }), undefined, options);
     const outputs: Record<string, Tensor> = { logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood };
@@ -54,7 +57,7 @@ export class Scorer {
     return new Scorer(await CompiledGraph.compile(outputs, runtime), model, options);
   }
 
-  async score(batch: PreferenceBatch, weights: ReadonlyMap<string, Float32Array>, shapes: ReadonlyMap<string, readonly number[]>): Promise<BatchScores> {
+  async score(batch: PreferenceBatch, weights: ReadonlyMap<string, ParamData>, shapes: ReadonlyMap<string, readonly number[]>): Promise<BatchScores> {
     this.model.checkSequenceLength?.(batch.seqLen);
     const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.options.packed === true });
     if (this.options.ldAlpha !== undefined) feeds.token_weights = tokenWeightsFeed(batch, this.options.ldAlpha);

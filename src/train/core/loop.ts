@@ -16,7 +16,7 @@ import { PreferenceBatcher, type BatcherState } from '../../data/batcher.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
 import { Graph, type Tensor } from '../../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../../engine/runtime.js';
-import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../../engine/train-step.js';
+import type { LossBuild, ParamData, ParamSpec, StepResult, TrainStep } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import { findResumableCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import { saveCheckpointKeeping, tidyCheckpoints } from './run-history.js';
@@ -51,13 +51,13 @@ export interface LoopHooks<B = PreferenceBatch> {
   /** The window's trainer-specific metrics (placed after `loss`), then cleared. */
   flush(): Record<string, number>;
   /** eval_* metrics of the current parameters; omitted when there is no eval data. */
-  evaluate?(params: ReadonlyMap<string, Float32Array>): Promise<Record<string, number>>;
+  evaluate?(params: ReadonlyMap<string, ParamData>): Promise<Record<string, number>>;
   /** Writes the final model (not called when interrupted). */
-  saveFinal(params: ReadonlyMap<string, Float32Array>): Promise<void>;
+  saveFinal(params: ReadonlyMap<string, ParamData>): Promise<void>;
   /** Short numbers for the progress bar from the last logged metrics. */
   progressInfo(metrics: Record<string, number>, lastLoss: number): Record<string, number>;
   /** Runs after every optimizer step (e.g. TR-DPO's reference update). */
-  afterStep?(done: number, params: ReadonlyMap<string, Float32Array>): void;
+  afterStep?(done: number, params: ReadonlyMap<string, ParamData>): void;
   /**
    * True when `afterStep(done)` (or the feeds of the next step) need the parameters right after
    * step `done`. With `stepsPerRun` > 1 a run of several steps ends there; elsewhere afterStep
@@ -261,7 +261,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
 }
 
 /** The step's parameters, brought back from the device first where they live there (TrainStep.sync). */
-async function synced(step: TrainStep): Promise<Map<string, Float32Array>> {
+async function synced(step: TrainStep): Promise<Map<string, ParamData>> {
   await step.sync();
   return step.parameters();
 }
@@ -346,7 +346,7 @@ export class EvalGraph {
     return new EvalGraph(await CompiledGraph.compile({ loss, ...outputs }, runtime), specs);
   }
 
-  async run(feeds: Record<string, HostTensor>, params: ReadonlyMap<string, Float32Array>): Promise<Record<string, HostTensor>> {
+  async run(feeds: Record<string, HostTensor>, params: ReadonlyMap<string, ParamData>): Promise<Record<string, HostTensor>> {
     const all: Record<string, HostTensor> = { ...feeds };
     for (const s of this.specs) all[s.name] = { data: params.get(s.name) as Float32Array, dims: s.shape };
     return this.compiled.run(all);

@@ -6,7 +6,10 @@ import type { Graph, Tensor } from '../../engine/graph.js';
 import { resolveSaveDtype, type ModelSaveOptions } from '../../io/save-dtype.js';
 import { parseShardSize } from '../../io/shards.js';
 import { savePretrained, type Pretrained } from '../../models/pretrained.js';
-import type { ParamSpec } from '../../engine/train-step.js';
+import type { ParamData, ParamSpec } from '../../engine/train-step.js';
+import type { FrozenStorage } from '../../engine/frozen.js';
+import { firstHalfOverflow, floatsToHalfBits } from '../../io/dtypes.js';
+import { DpoError } from '../../errors.js';
 import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../../models/lora.js';
 import type { CausalLM } from '../../models/types.js';
 import { DropoutSites } from '../../models/dropout.js';
@@ -30,11 +33,34 @@ export interface Policy {
 
 const LORA_DROPOUT_SEED_OFFSET = 0x10a;
 
-export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float32Array>, lora: LoraOptions | undefined, seed: number): Policy {
+/**
+ * The frozen weights held as `storage`: the arrays themselves for float32, their float16 bits
+ * (rounded to nearest even) for float16, for TrainStep and Scorer inputs (engine/frozen.ts). A
+ * value beyond float16's range is refused, naming the tensor.
+ */
+export function frozenWeights(weights: ReadonlyMap<string, Float32Array>, storage: FrozenStorage): Map<string, ParamData> {
+  if (storage === 'float32') return new Map(weights);
+  const out = new Map<string, ParamData>();
+  for (const [name, data] of weights) {
+    const half = floatsToHalfBits(data);
+    const bad = firstHalfOverflow(data, half);
+    if (bad >= 0) throw new DpoError(`frozenDtype float16: ${name} holds ${data[bad]}, beyond float16's range (±65504); use frozenDtype float32`);
+    out.set(name, half);
+  }
+  return out;
+}
+
+/**
+ * The policy's parameter specs (and LoRA adapters when `lora` is set). With LoRA the base weights
+ * are frozen and held as `frozenDtype` (default float32; float16 halves their memory, values
+ * rounded to float16): read them back from `specs`, not from `weights`.
+ */
+export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float32Array>, lora: LoraOptions | undefined, seed: number, frozenDtype: FrozenStorage = 'float32'): Policy {
   const shapes = new Map<string, readonly number[]>();
+  const held: ReadonlyMap<string, ParamData> = lora ? frozenWeights(new Map(model.parameters().map((p) => [p.name, weights.get(p.name) as Float32Array])), frozenDtype) : weights;
   const specs: ParamSpec[] = model.parameters().map((p) => {
     shapes.set(p.name, p.shape);
-    return { name: p.name, shape: p.shape, data: weights.get(p.name) as Float32Array, trainable: !lora };
+    return { name: p.name, shape: p.shape, data: held.get(p.name) as ParamData, trainable: !lora };
   });
   if (!lora) return { model, specs, shapes, trainable: specs.map((s) => s.name) };
   const config = loraConfig(model.modelType, {
@@ -75,7 +101,7 @@ export async function savePolicy(
   baseModel: string,
   pretrained: Pretrained,
   policy: Policy,
-  params: ReadonlyMap<string, Float32Array>,
+  params: ReadonlyMap<string, ParamData>,
   save: ModelSaveOptions = {},
 ): Promise<void> {
   if (policy.lora) {

@@ -11,7 +11,7 @@ import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { Graph, Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
+import { float32Params, type LossBuild, type ParamData } from '../../engine/train-step.js';
 import type { CausalLM } from '../../models/types.js';
 import type { ModelParams } from '../../models/linear.js';
 import type { DropoutSites } from '../../models/dropout.js';
@@ -123,7 +123,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
           flush: () => acc.flush(),
           evaluate: evalSplit ? (params) => this.evaluateSplit(evalSplit, policy, params, live, K, tokenizer.padTokenId) : undefined,
           afterStep: (done, params) => {
-            if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, params, c.syncRefAlpha);
+            if (live && c.syncRefEvery > 0 && done % c.syncRefEvery === 0) syncReference(live, float32Params(params), c.syncRefAlpha);
           },
           needsParamsAfter: (done) => live !== undefined && c.syncRefEvery > 0 && done % c.syncRefEvery === 0,
           saveFinal: async (params) => {
@@ -204,7 +204,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   private async evaluateSplit(
     split: PreparedSplit,
     policy: Policy,
-    params: ReadonlyMap<string, Float32Array>,
+    params: ReadonlyMap<string, ParamData>,
     live: LiveReference | undefined,
     K: number,
     padTokenId: number,

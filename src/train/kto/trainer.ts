@@ -18,7 +18,7 @@ import { tokenizePreferences, type TokenizedPreference, type TokenizeStats } fro
 import type { Graph, Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
+import type { LossBuild, ParamData } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import type { DropoutSites } from '../../models/dropout.js';
@@ -189,7 +189,7 @@ export class KTOTrainer extends TrainerBase<KTOConfig> {
     return split;
   }
 
-  private async evaluate(graph: EvalGraph, split: KtoSplit, params: ReadonlyMap<string, Float32Array>, padTokenId: number): Promise<Record<string, number>> {
+  private async evaluate(graph: EvalGraph, split: KtoSplit, params: ReadonlyMap<string, ParamData>, padTokenId: number): Promise<Record<string, number>> {
     const c = this.config;
     const m = new KtoMetrics();
     this.progress.start('eval', split.rows.length);

@@ -21,6 +21,7 @@ import { PreferenceBatcher } from '../../data/batcher.js';
 import { deriveSeed } from '../../data/rng.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { HostTensor } from '../../engine/runtime.js';
+import { float32Params } from '../../engine/train-step.js';
 import { resolveThreads } from '../../engine/host.js';
 import { DpoError } from '../../errors.js';
 import { getScorer } from '../../eval/scorers.js';
@@ -204,7 +205,7 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
             feeds: async (batches, step) => {
               const beta = betaForEpoch(c.beta, step / stepsPerEpoch);
               await tools.step.sync();
-              const params = tools.step.parameters();
+              const params = float32Params(tools.step.parameters());
               const out: Record<string, HostTensor>[] = [];
               for (const [m, batch] of batches.entries()) {
                 const rb = await rankBatch(batch, params, step, m, beta);
@@ -222,7 +223,7 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
             evaluate: evalPrompts
               ? async (params) => {
                   evalScorer ??= await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform);
-                  return this.evaluate(evalPrompts, params, sample, evalScorer, policy, refLogps, ranker, padTokenId);
+                  return this.evaluate(evalPrompts, float32Params(params), sample, evalScorer, policy, refLogps, ranker, padTokenId);
                 }
               : undefined,
             saveFinal: async (params) => {

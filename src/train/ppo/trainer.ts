@@ -18,7 +18,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { deriveSeed } from '../../data/rng.js';
 import { resolveThreads } from '../../engine/host.js';
-import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
+import { float32Params, TrainStep, type ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
@@ -139,7 +139,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       const refScorer = await TokenScorer.create(refModel, refShapes, false, this.runtime);
       resources.push(refScorer);
 
-      const params = step.parameters();
+      const params = float32Params(step.parameters());
       const eos = resolveEosTokenIds(model, tokenizer, pretrained.generationConfig);
       const miniBatch = c.miniBatchSize ?? c.batchSize;
       const sample = async (texts: readonly string[], seed: number): Promise<Rollout> => {

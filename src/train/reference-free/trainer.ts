@@ -12,7 +12,7 @@ import type { TokenizedPreference } from '../../data/tokenize.js';
 import type { Graph, Tensor } from '../../engine/graph.js';
 import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
+import type { LossBuild, ParamData } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { DropoutSites } from '../../models/dropout.js';
 import type { ModelParams } from '../../models/linear.js';
@@ -154,7 +154,7 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
 async function evaluatePairs(
   graph: EvalGraph,
   rows: readonly TokenizedPreference[],
-  params: ReadonlyMap<string, Float32Array>,
+  params: ReadonlyMap<string, ParamData>,
   c: TrainingOptions & { beta: number },
   padTokenId: number,
   progress: ProgressReporter,

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { collatePreferences, type PreferenceBatch } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
 import * as op from '../../engine/ops.js';
-import type { ParamSpec } from '../../engine/train-step.js';
+import { float32Params, type ParamData, type ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { FloatOutputDtype } from '../../io/dtypes.js';
 import { resolveModel } from '../../io/hub.js';
@@ -169,7 +169,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
             n += r.length;
           });
           rewardOffset = sum / n;
-          let weights = new Map([...params].filter(([k]) => body.has(k) || k === SCORE_WEIGHT));
+          let weights = new Map([...float32Params(params)].filter(([k]) => body.has(k) || k === SCORE_WEIGHT));
           if (policy.lora) {
             const adapters = new Map(policy.trainable.map((k) => [k, params.get(k) as Float32Array]));
             weights = mergeLora(model, weights, adapters, policy.lora);
@@ -224,7 +224,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
   private async scoreRows(
     graph: EvalGraph,
     rows: readonly TokenizedPreference[],
-    params: ReadonlyMap<string, Float32Array>,
+    params: ReadonlyMap<string, ParamData>,
     padTokenId: number,
     label: string,
     onBatch: (rewards: Float32Array, loss: number, batch: PreferenceBatch) => void,

@@ -22,6 +22,7 @@ import { detectSftFormat, SFT_FORMATS } from '../../data/sft-format.js';
 import { tokenizeSft, type TokenizedSft, type TokenizeStats } from '../../data/tokenize.js';
 import type { PreferenceFormat, SftFormat } from '../../data/types.js';
 import type { HostTensor } from '../../engine/runtime.js';
+import type { ParamData } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import type { Pretrained } from '../../models/pretrained.js';
@@ -173,7 +174,7 @@ export class SFTTrainer extends TrainerBase<SFTConfig> {
     return data;
   }
 
-  private async evaluateSplit(split: SftSplit, graph: EvalGraph, params: ReadonlyMap<string, Float32Array>, padTokenId: number): Promise<Record<string, number>> {
+  private async evaluateSplit(split: SftSplit, graph: EvalGraph, params: ReadonlyMap<string, ParamData>, padTokenId: number): Promise<Record<string, number>> {
     const bs = this.config.batchSize;
     let nll = 0;
     let correct = 0;
