@@ -6,7 +6,7 @@
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--gradient-checkpointing] [--vs-torch] [--rounds 3]
  *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4] [--device cpu|webgpu|cuda [--peak-tflops T]]
- *                        [--reference precompute|live]
+ *                        [--reference precompute|live] [--frozen-dtype float32|float16]
  *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
@@ -40,6 +40,9 @@
  * step's time, as `dpo train --reference live` does; the default (precompute) feeds reference
  * log-probs, as `dpo train` does by default (one pass over the data before training).
  *
+ * --frozen-dtype float16 holds the frozen weights (the lora variant's base; a live reference) as
+ * float16 graph inputs cast to float32 in the graph (dpo train --frozen-dtype).
+ *
  * --device webgpu|cuda runs the step on that execution provider (parameters and AdamW state stay
  * on the GPU between steps with webgpu). MFU is then against the GPU's dense FP32 peak (by its
  * nvidia-smi name, or --peak-tflops), and peak_device_mb is the most GPU memory nvidia-smi saw
@@ -63,7 +66,9 @@ import { createModel } from '../src/models/registry.js';
 import type { CausalLM } from '../src/models/types.js';
 import type { CombinedLossOptions } from '../src/train/dpo/losses.js';
 import { buildDpoLoss } from '../src/train/dpo/trainer.js';
-import { buildPolicy } from '../src/train/core/policy.js';
+import { buildPolicy, frozenWeights } from '../src/train/core/policy.js';
+import type { FrozenStorage } from '../src/engine/frozen.js';
+import type { ParamData } from '../src/engine/train-step.js';
 import type { Graph, Tensor } from '../src/engine/graph.js';
 import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
@@ -233,12 +238,14 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; reference: 'precompute' | 'live'; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
+  opts: { variant: Variant; reference: 'precompute' | 'live'; frozenDtype: FrozenStorage; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
 ): Promise<void> {
   const device: Device = await resolveDevice(opts.device ?? 'cpu');
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
-  const policy = buildPolicy(model, weights, opts.variant === 'lora' ? LORA : undefined, 0);
+  // As the trainer does: the float32 base is given up tensor by tensor as it is converted.
+  const consume = opts.variant === 'lora' && opts.frozenDtype !== 'float32' ? weights : undefined;
+  const policy = buildPolicy(model, weights, opts.variant === 'lora' ? LORA : undefined, 0, opts.frozenDtype, { consume });
   const batch = collatePreferences(randomRows(model.config.vocabSize, 7), { padTokenId: 0 });
   const K = batch.numCompletions;
   const n = batch.numSequences;
@@ -256,8 +263,9 @@ async function runChild(
   const weightsOf = (g: Graph, p: Record<string, Tensor>) => withGradientCheckpointing(transform(g, p), opts.gradientCheckpointing === true);
   const compileStart = performance.now();
   // --reference live: the reference forward each step (frozen weights: LoRA's base; the full variant a copy).
-  const reference = opts.reference === 'live' ? await Scorer.create(model, model.parameters(), runtime) : undefined;
-  const refWeights = opts.variant === 'lora' ? weights : new Map([...weights].map(([k, v]) => [k, Float32Array.from(v)]));
+  const refWeights: ReadonlyMap<string, ParamData> =
+    opts.variant === 'lora' ? new Map(policy.specs.filter((s) => s.trainable === false).map((s) => [s.name, s.data])) : frozenWeights(new Map([...weights].map(([k, v]) => [k, Float32Array.from(v)])), opts.frozenDtype);
+  const reference = opts.reference === 'live' ? await Scorer.create(model, model.parameters().map((p) => ({ ...p, storage: opts.frozenDtype })), runtime) : undefined;
   const refShapes = new Map(model.parameters().map((p) => [p.name, p.shape] as const));
   const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
   // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
@@ -327,6 +335,7 @@ async function runChild(
       model: name,
       variant: opts.variant,
       reference: opts.reference,
+      frozen_dtype: opts.frozenDtype,
       gradient_checkpointing: opts.gradientCheckpointing === true,
       params: f.params,
       trainable_params: f.trainable,
@@ -473,6 +482,8 @@ export async function main(args: string[]): Promise<void> {
   const child = flag(args, 'child');
   const reference = flag(args, 'reference') ?? 'precompute';
   if (reference !== 'precompute' && reference !== 'live') throw new Error(`dpo bench: --reference takes precompute or live, got '${reference}'`);
+  const frozenDtype = flag(args, 'frozen-dtype') ?? 'float32';
+  if (frozenDtype !== 'float32' && frozenDtype !== 'float16') throw new Error(`dpo bench: --frozen-dtype takes float32 or float16, got '${frozenDtype}'`);
   const gradientCheckpointing = args.includes('--gradient-checkpointing');
   const device = (flag(args, 'device') ?? 'cpu') as DeviceRequest;
   if (!(DEVICE_REQUESTS as readonly string[]).includes(device)) throw new Error(`dpo bench: --device takes ${DEVICE_REQUESTS.join(', ')}, got '${device}'`);
@@ -484,12 +495,12 @@ export async function main(args: string[]): Promise<void> {
   });
   if (child) {
     const variant = parseVariant(flag(args, 'variant') ?? 'full');
-    return runChild(child, { variant, reference, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
+    return runChild(child, { variant, reference, frozenDtype, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
   const rest = [
-    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device, '--reference', reference,
+    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device, '--reference', reference, '--frozen-dtype', frozenDtype,
     ...(peakTflops === undefined ? [] : ['--peak-tflops', String(peakTflops)]),
     ...(gradientCheckpointing ? ['--gradient-checkpointing'] : []),
   ];

@@ -4,6 +4,8 @@
  * and data reuses them, and any change to either recomputes them. A cache file ends with the
  * SHA-256 of its values: a file damaged on disk (even at the right size) is recomputed, never used.
  */
+import type { ParamData } from '../engine/train-step.js';
+import type { FrozenStorage } from '../engine/frozen.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -24,11 +26,12 @@ export function defaultCacheDir(): string {
 }
 
 /** SHA-256 over the weights' names, shapes and bytes, in name order. */
-export function weightsDigest(weights: ReadonlyMap<string, Float32Array>, modelType: string): string {
+export function weightsDigest(weights: ReadonlyMap<string, ParamData>, modelType: string): string {
   const h = createHash('sha256').update(`${modelType}\n`);
   for (const name of [...weights.keys()].sort()) {
-    const w = weights.get(name) as Float32Array;
-    h.update(`${name}:${w.length}\n`).update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+    const w = weights.get(name) as ParamData;
+    // float16 weights (frozenDtype) are tagged; float32 digests are those of earlier versions.
+    h.update(`${name}:${w.length}${w instanceof Uint16Array ? ':f16' : ''}\n`).update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
   }
   return h.digest('hex');
 }
@@ -41,7 +44,7 @@ export function rowsDigest(rows: readonly TokenizedPreference[]): string {
 
 export interface ReferenceOptions {
   scorer: Scorer;
-  weights: ReadonlyMap<string, Float32Array>;
+  weights: ReadonlyMap<string, ParamData>;
   shapes: ReadonlyMap<string, readonly number[]>;
   rows: readonly TokenizedPreference[];
   batchSize: number;
@@ -147,12 +150,12 @@ export interface PrecomputeOptions {
  * `stopRequested` stopped the pass (what was done is kept and logged).
  */
 export async function precomputeReferenceLogps(
-  ref: { model: CausalLM; weights: ReadonlyMap<string, Float32Array> },
+  ref: { model: CausalLM; weights: ReadonlyMap<string, ParamData> },
   splits: readonly (readonly TokenizedPreference[])[],
   o: PrecomputeOptions,
 ): Promise<Float64Array[] | undefined> {
   const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
-  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime, undefined, { packed: o.packed });
+  const scorer = await Scorer.create(ref.model, weightInputs(ref.model, ref.weights), o.runtime, undefined, { packed: o.packed });
   const digest = weightsDigest(ref.weights, ref.model.modelType);
   const out: Float64Array[] = [];
   try {
@@ -183,6 +186,11 @@ export async function precomputeReferenceLogps(
     await scorer.release();
   }
   return out;
+}
+
+/** The model's parameters as Scorer inputs, each in the storage its array holds (float16 bits or float32). */
+export function weightInputs(model: CausalLM, weights: ReadonlyMap<string, ParamData>): { name: string; shape: readonly number[]; storage: FrozenStorage }[] {
+  return model.parameters().map((p) => ({ name: p.name, shape: p.shape, storage: weights.get(p.name) instanceof Uint16Array ? 'float16' : 'float32' }));
 }
 
 /** What a trainer resolves to when a stop request ended its reference pass: no step trained, interrupted. */

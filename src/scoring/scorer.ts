@@ -36,19 +36,21 @@ export class Scorer {
 
   /**
    * `inputs` names every graph input holding weights (model parameters, adapters...), each float32
-   * unless its `storage` says float16 (then fed as half bits, engine/frozen.ts). `packed`:
+   * unless its `storage` (or, for a parameter spec, its data) says float16 (then fed as half bits,
+   * engine/frozen.ts). `packed`:
    * batches go through padding-free (data/pack.ts), as with `--padding-free`.
    */
   static async create(
     model: CausalLM,
-    inputs: readonly { name: string; shape: readonly number[]; storage?: FrozenStorage }[],
+    inputs: readonly { name: string; shape: readonly number[]; storage?: FrozenStorage; data?: ParamData }[],
     runtime: RuntimeOptions = {},
     transform?: ParamTransform,
     options: ScoringOptions & { packed?: boolean } = {},
   ): Promise<Scorer> {
     const g = new Graph('score');
     let params: Record<string, Tensor> = {};
-    for (const p of inputs) params[p.name] = frozenInput(g, p.name, p.shape, p.storage ?? 'float32');
+    // Storage: as given, else as a parameter spec's data holds it (float16 bits or float32).
+    for (const p of inputs) params[p.name] = frozenInput(g, p.name, p.shape, p.storage ?? (p.data instanceof Uint16Array ? 'float16' : 'float32'));
     if (transform) params = transform(g, params);
     const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed }), undefined, options);
     const outputs: Record<string, Tensor> = { logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood };

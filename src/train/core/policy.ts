@@ -35,14 +35,22 @@ const LORA_DROPOUT_SEED_OFFSET = 0x10a;
 
 /**
  * The frozen weights held as `storage`: the arrays themselves for float32, their float16 bits
- * (rounded to nearest even) for float16, for TrainStep and Scorer inputs (engine/frozen.ts). A
- * value beyond float16's range is refused, naming the tensor.
+ * (rounded to nearest even) for float16, for TrainStep and Scorer inputs (engine/frozen.ts);
+ * float16 arrays pass through. A value beyond float16's range is refused, naming the tensor.
+ * `consume` (the map `weights` came from, when the caller no longer needs it) drops each float32
+ * array as soon as it is converted.
  */
-export function frozenWeights(weights: ReadonlyMap<string, Float32Array>, storage: FrozenStorage): Map<string, ParamData> {
+export function frozenWeights(weights: ReadonlyMap<string, ParamData>, storage: FrozenStorage, options: { consume?: Map<string, Float32Array> } = {}): Map<string, ParamData> {
   if (storage === 'float32') return new Map(weights);
   const out = new Map<string, ParamData>();
   for (const [name, data] of weights) {
+    if (data instanceof Uint16Array) {
+      out.set(name, data);
+      continue;
+    }
     const half = floatsToHalfBits(data);
+    // `consume`: the caller's float32 map gives each array up once it is converted (never two full copies).
+    options.consume?.delete(name);
     const bad = firstHalfOverflow(data, half);
     if (bad >= 0) throw new DpoError(`frozenDtype float16: ${name} holds ${data[bad]}, beyond float16's range (±65504); use frozenDtype float32`);
     out.set(name, half);
@@ -55,9 +63,23 @@ export function frozenWeights(weights: ReadonlyMap<string, Float32Array>, storag
  * are frozen and held as `frozenDtype` (default float32; float16 halves their memory, values
  * rounded to float16): read them back from `specs`, not from `weights`.
  */
-export function buildPolicy(model: CausalLM, weights: ReadonlyMap<string, Float32Array>, lora: LoraOptions | undefined, seed: number, frozenDtype: FrozenStorage = 'float32'): Policy {
+export function buildPolicy(
+  model: CausalLM,
+  weights: ReadonlyMap<string, ParamData>,
+  lora: LoraOptions | undefined,
+  seed: number,
+  frozenDtype: FrozenStorage = 'float32',
+  options: { consume?: Map<string, Float32Array> } = {},
+): Policy {
   const shapes = new Map<string, readonly number[]>();
-  const held: ReadonlyMap<string, ParamData> = lora ? frozenWeights(new Map(model.parameters().map((p) => [p.name, weights.get(p.name) as Float32Array])), frozenDtype) : weights;
+  if (!lora && [...weights.values()].some((w) => !(w instanceof Float32Array))) throw new DpoError('buildPolicy: full fine-tuning needs float32 weights');
+  let held: ReadonlyMap<string, ParamData> = weights;
+  if (lora) {
+    // One tensor at a time, so that a consumed float32 array can go before the next is converted.
+    const frozen = new Map<string, ParamData>();
+    for (const p of model.parameters()) frozen.set(p.name, frozenWeights(new Map([[p.name, weights.get(p.name) as ParamData]]), frozenDtype, options).get(p.name) as ParamData);
+    held = frozen;
+  }
   const specs: ParamSpec[] = model.parameters().map((p) => {
     shapes.set(p.name, p.shape);
     return { name: p.name, shape: p.shape, data: held.get(p.name) as ParamData, trainable: !lora };

@@ -18,6 +18,7 @@ import { loadModelOrAdapter } from '../../models/load-model.js';
 import type { Pretrained } from '../../models/pretrained.js';
 import { fitToContext } from '../../models/context-limit.js';
 import { resolveDevice } from '../../engine/device.js';
+import type { FrozenStorage } from '../../engine/frozen.js';
 import { guardOutput } from './output-guard.js';
 import type { PreferenceBatch } from '../../data/collate.js';
 import { checkStepsPerRun, EvalGraph, optionsDigest, preferenceTokens, runTrainingLoop, trainingBatcher, type BatchSource, type LoopHooks, type LoopOptions, type LoopResult, type TrainingOptions } from './loop.js';
@@ -57,12 +58,21 @@ export interface LoadedPolicy {
  * a trainable policy (LoRA adapters when configured), with the effective max length. The config
  * is not written to.
  */
-export async function loadPolicy(c: Pick<TrainingOptions, 'model' | 'maxLength' | 'lora' | 'seed'>, progress: ProgressReporter, preloaded?: Pretrained): Promise<LoadedPolicy> {
+export async function loadPolicy(
+  c: Pick<TrainingOptions, 'model' | 'maxLength' | 'lora' | 'seed'> & { frozenDtype?: FrozenStorage },
+  progress: ProgressReporter,
+  preloaded?: Pretrained,
+): Promise<LoadedPolicy> {
   const pretrained = preloaded ?? (await loadModelOrAdapter(c.model));
   const tokenizer = requireTokenizer(pretrained);
   if (pretrained.unexpectedKeys.length) progress.log(`warning: ${c.model}: ignored ${pretrained.unexpectedKeys.length} unexpected checkpoint keys`);
   const maxLength = fitToContext(c.maxLength, pretrained.model);
-  return { pretrained, tokenizer, policy: buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed), maxLength };
+  const frozenDtype = c.lora ? (c.frozenDtype ?? 'float32') : 'float32';
+  // A model loaded here gives its float32 base up as it is converted (read the base from policy.specs after).
+  const consume = frozenDtype !== 'float32' && !preloaded ? pretrained.weights : undefined;
+  const policy = buildPolicy(pretrained.model, pretrained.weights, c.lora, c.seed, frozenDtype, { consume });
+  if (frozenDtype !== 'float32') progress.log(`LoRA: the frozen base weights are held as ${frozenDtype} (half the memory of float32; cast to float32 in the graph)`);
+  return { pretrained, tokenizer, policy, maxLength };
 }
 
 /** The options every trainer's schedule and update depend on: they must match on resume too. */

@@ -59,6 +59,11 @@ export const DPOConfigSchema = TrainingOptionsSchema.extend({
     'reference log-probs computed once and cached, or by a frozen copy every step',
     'mode',
   ),
+  frozenDtype: option(
+    z.enum(['float32', 'float16']).default('float32'),
+    'how frozen weights are held: LoRA\'s base and a live reference (float16 halves their memory, values rounded to float16 and cast to float32 in the graph; onnxruntime-node has no bfloat16 tensors)',
+    'dtype',
+  ),
   syncRefEvery: option(z.number().int().min(0).default(0), 'TR-DPO: update the reference every n steps (needs --reference live)'),
   syncRefAlpha: option(z.number().min(0).max(1).default(0.6), 'TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref', 'alpha'),
 }).strict();
@@ -106,6 +111,9 @@ export const DPO_CONFIG = defineConfig(DPOConfigSchema, {
     checkLossKeys(c, source);
     if (c.syncRefEvery > 0 && c.reference !== 'live' && !c.lora) {
       throw new DpoError(`${source}: syncRefEvery (TR-DPO) updates the reference during training; set reference: live`);
+    }
+    if (c.frozenDtype !== 'float32' && !c.lora && c.reference !== 'live') {
+      throw new DpoError(`${source}: frozenDtype applies to frozen weights held during training (LoRA's base, a live reference); set lora or reference: live`);
     }
     if (c.syncRefEvery > 0 && c.lora) throw new DpoError(`${source}: syncRefEvery (TR-DPO) does not combine with LoRA (the reference is the frozen base)`);
   },

@@ -22,10 +22,10 @@ import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
 import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from '../core/metrics.js';
-import { savePolicy, type Policy } from '../core/policy.js';
+import { frozenWeights, savePolicy, type Policy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
-import { precomputeReferenceLogps, stoppedBeforeTraining } from '../../scoring/reference-cache.js';
+import { precomputeReferenceLogps, stoppedBeforeTraining, weightInputs } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
 import type { DataSource } from '../../data/read.js';
@@ -53,7 +53,8 @@ interface PreparedSplit {
 /** A reference model that scores batches during training (reference 'live', TR-DPO). */
 interface LiveReference {
   scorer: Scorer;
-  weights: Map<string, Float32Array>;
+  /** float32, or float16 bits with frozenDtype float16 (never with TR-DPO, which updates them). */
+  weights: Map<string, ParamData>;
   shapes: Map<string, readonly number[]>;
 }
 
@@ -152,12 +153,15 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     if (c.referenceFree) return undefined;
     const ref = c.refModel ? await loadPretrained(c.refModel, { tokenizer: false }) : pretrained;
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
-    // LoRA: the base weights never change, so they are the reference without a copy.
-    const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
     const frozenBase = policy.lora !== undefined && !c.refModel;
+    // LoRA: the base weights never change, so they are the reference without a copy (held as the policy holds them).
+    const baseWeights = (): Map<string, ParamData> => new Map(policy.specs.filter((s) => s.trainable === false).map((s) => [s.name, s.data]));
+    let weights: Map<string, ParamData> = frozenBase ? baseWeights() : c.refModel || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
     if (c.reference === 'live') {
       if (frozenBase) this.progress.log('reference: live, so every step also runs a forward of the frozen base (adapters off); --reference precompute (the default) gives the same log-probs from one pass at the start');
-      return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
+      // A live reference is held through training: in frozenDtype (TR-DPO updates it, so it stays float32).
+      else if (c.frozenDtype !== 'float32' && c.syncRefEvery === 0) weights = frozenWeights(weights, c.frozenDtype, c.refModel ? { consume: ref.weights } : {});
+      return { scorer: await Scorer.create(ref.model, weightInputs(ref.model, weights), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
     }
     // LoRA: the reference is the frozen base, so one pass now (cached) stands for a reference forward in every step.
     if (frozenBase) this.progress.log('reference: the frozen base (LoRA adapters off), scored once now and cached, so no step runs a reference forward (--reference live to score every batch instead)');
@@ -278,7 +282,7 @@ function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32A
 
 /** TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref. */
 function syncReference(live: LiveReference, policy: ReadonlyMap<string, Float32Array>, alpha: number): void {
-  for (const [name, ref] of live.weights) {
+  for (const [name, ref] of float32Params(live.weights)) {
     const p = policy.get(name);
     if (!p) continue;
     for (let i = 0; i < ref.length; i++) ref[i] = alpha * p[i] + (1 - alpha) * ref[i];

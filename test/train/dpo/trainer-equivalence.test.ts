@@ -123,7 +123,21 @@ describe('DPOTrainer equivalences', () => {
     expect(logs.live.some((m) => m.includes('every step also runs a forward of the frozen base'))).toBe(true);
   });
 
-  it('gradient checkpointing trains to the same weights, with dropout in the layers and on the LoRA inputs', async () => {
+  it('LoRA with frozenDtype float16: the reference is the same float16 base (first loss ln 2), eval runs, losses near float32', async () => {
+    const lora = { r: 4, alpha: 8, dropout: 0, targetModules: 'all-linear' as const };
+    const common = { maxSteps: 3, batchSize: 4, seed: 3, lora, learningRate: 0.05, evalData: data, evalSteps: 2 };
+    const logs: string[] = [];
+    const half = await new DPOTrainer(config('lora-f16', { ...common, frozenDtype: 'float16' }), { progress: { ...silentProgress, log: (m) => void logs.push(m) } }).train();
+    const full = await new DPOTrainer(config('lora-f32', common), { progress: silentProgress }).train();
+    const losses = (out: string): number[] => readFileSync(join(dir, out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).loss as number).filter((l) => l !== undefined);
+    const [h, f] = [losses('lora-f16'), losses('lora-f32')];
+    expect(h[0]).toBeCloseTo(Math.log(2), 6);
+    h.forEach((l, i) => expect(Math.abs(l - f[i])).toBeLessThan(1e-3));
+    expect(half.evalMetrics?.eval_loss).toBeCloseTo(full.evalMetrics?.eval_loss as number, 3);
+    expect(logs.some((m) => m.includes('held as float16'))).toBe(true);
+  });
+
+    it('gradient checkpointing trains to the same weights, with dropout in the layers and on the LoRA inputs', async () => {
     // Two layers with dropout everywhere (--keep-dropout) and LoRA dropout: the recomputed layers must
     // reuse the forward's masks. (Full fine-tuning's gradients: test/models/gradient-checkpointing.test.ts.)
     const dropModel = await makeTinyGpt2(join(dir, 'model-dropout'), { seed: 5, layers: 2, dropout: 0.1 });
