@@ -121,8 +121,10 @@ export interface DPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'data
   rpoAlpha?: unknown;
   /** pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute. Default: `false`. CLI: `--padding-free`. */
   paddingFree?: unknown;
-  /** reference log-probs computed once and cached, or by a frozen copy every step. Default: `"precompute"`. CLI: `--reference`. */
+  /** reference log-probs computed once and cached, or by a frozen copy every step (TRL's precompute_ref_log_probs true / false; with LoRA, precompute means no step runs a reference forward). Default: `"precompute"`. CLI: `--reference`. */
   reference?: unknown;
+  /** how frozen weights are held: LoRA's base and a live reference (float16 halves their memory, values rounded to float16 and cast to float32 in the graph; onnxruntime-node has no bfloat16 tensors). Default: `"float32"`. CLI: `--frozen-dtype`. */
+  frozenDtype?: unknown;
   /** TR-DPO: update the reference every n steps (needs --reference live). Default: `0`. CLI: `--sync-ref-every`. */
   syncRefEvery?: unknown;
   /** TR-DPO: pi_ref <- alpha pi + (1 - alpha) pi_ref. Default: `0.6`. CLI: `--sync-ref-alpha`. */

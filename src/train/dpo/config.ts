@@ -56,7 +56,7 @@ export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...ScoredBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
-    'reference log-probs computed once and cached, or by a frozen copy every step',
+    "reference log-probs computed once and cached, or by a frozen copy every step (TRL's precompute_ref_log_probs true / false; with LoRA, precompute means no step runs a reference forward)",
     'mode',
   ),
   frozenDtype: option(
