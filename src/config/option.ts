@@ -50,7 +50,7 @@ const KEY_GROUPS: Record<Exclude<OptionGroup, 'loss'>, readonly string[]> = {
     'maxGradNorm', 'maxSteps', 'numEpochs', 'ppoEpochs', 'seed',
   ],
   lora: ['lora'],
-  reference: ['refModel', 'referenceFree', 'reference', 'syncRefEvery', 'syncRefAlpha', 'cacheDir'],
+  reference: ['refModel', 'referenceFree', 'reference', 'frozenDtype', 'syncRefEvery', 'syncRefAlpha', 'cacheDir'],
   checkpoints: ['output', 'json', 'overwriteOutput', 'resume', 'saveSteps', 'saveTotalLimit', 'saveDtype', 'maxShardSize'],
   logging: ['loggingSteps', 'evalSteps', 'evalOnStart'],
   runtime: ['threads', 'device', 'stepsPerRun', 'gradientCheckpointing'],

@@ -20,6 +20,7 @@ import { scoredFeeds } from '../../../src/scoring/sequence-logps.js';
 import { buildPolicy, frozenWeights } from '../../../src/train/core/policy.js';
 import { buildDpoLoss } from '../../../src/train/dpo/trainer.js';
 import { Rng } from '../../../src/data/rng.js';
+import { parseDpoConfig } from '../../../src/train/dpo/config.js';
 
 const model = createModel({ model_type: 'llama', vocab_size: 37, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, tie_word_embeddings: true });
 
@@ -147,5 +148,12 @@ describe('frozen weights as float16', () => {
     expect(floatsToHalfBits(v)[0]).toBe(0x3c00);
     expect(floatsToHalfBits(v)[1]).toBe(0x3c02);
     expect(() => frozenWeights(new Map([['big.weight', Float32Array.of(1, 70000)]]), 'float16')).toThrow(/big\.weight holds 70000, beyond float16's range/);
+  });
+
+  it('the config refuses frozenDtype where nothing frozen is held during training', () => {
+    const base = { model: 'm', data: 'd.jsonl', output: 'o', frozenDtype: 'float16' };
+    expect(() => parseDpoConfig(base)).toThrow(/frozenDtype applies to frozen weights held during training/);
+    expect(parseDpoConfig({ ...base, lora: { r: 4 } }).frozenDtype).toBe('float16');
+    expect(parseDpoConfig({ ...base, reference: 'live' }).frozenDtype).toBe('float16');
   });
 });
