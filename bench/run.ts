@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ main: (args: string[]) => Promise<
   packing: () => import('./packing.js'),
   'load-memory': () => import('./load-memory.js'),
   'weight-grad': () => import('./weight-grad.js'),
+  'lora-matmul': () => import('./lora-matmul.js'),
 };
 
 async function run(): Promise<void> {
