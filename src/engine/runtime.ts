@@ -2,14 +2,14 @@
  * Compiles graphs into ONNX Runtime sessions once and runs them many times. Dynamic dims stay
  * dynamic, so one compiled step serves every batch and sequence length.
  */
-import { availableParallelism } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { allocate, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
-import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
+import { DeviceError, type Device, type DeviceRequest } from './device-types.js';
+import { platform } from './ort-platform.js';
 
 export type ExecutionProvider = Device;
 
@@ -86,7 +86,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
 
 function toOrt(t: HostTensor | DeviceTensor): ort.Tensor {
   if (t instanceof DeviceTensor) return t.value;
-  return new ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
+  return new platform.ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
 }
 
 /**
@@ -136,7 +136,7 @@ export class CompiledGraph {
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
-    const device = await resolveDevice(options.executionProvider);
+    const device = await platform.resolveDevice(options.executionProvider);
     const onDevice = new Set(device === 'webgpu' ? (compileOptions.deviceOutputs ?? []) : []);
     const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
     const chunkMinBytes = options.outputChunkMinBytes ?? DEFAULT_OUTPUT_CHUNK_MIN_BYTES;
@@ -179,7 +179,7 @@ export class CompiledGraph {
     const graph = Object.values(outputs)[0].graph;
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      session = await platform.ort.InferenceSession.create(bytes, sessionOptions);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
@@ -313,8 +313,8 @@ function checkFeed(name: string, decl: Tensor, f: Feed): void {
 
 /**
  * The intra-op thread count a session gets for `requested`: at most the cores this process may
- * run on (os.availableParallelism), since more threads than cores only contend.
+ * run on (os.availableParallelism in Node), since more threads than cores only contend.
  */
 export function sessionThreads(requested: number): number {
-  return Math.max(1, Math.min(Math.floor(requested), availableParallelism()));
+  return Math.max(1, Math.min(Math.floor(requested), platform.cores()));
 }

@@ -8,26 +8,23 @@
  */
 import type { PreferenceBatch } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
-import type { Graph, Tensor } from '../../engine/graph.js';
-import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
-import type { CausalLM } from '../../models/types.js';
-import type { ModelParams } from '../../models/linear.js';
-import type { DropoutSites } from '../../models/dropout.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
 import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
-import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
+import { LABEL_SMOOTHING_TYPES, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy, type Policy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { precomputeReferenceLogps, stoppedBeforeTraining } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import { scoredFeeds, tokenWeightsFeed } from '../../scoring/sequence-logps.js';
+import { buildDpoLoss } from './loss-graph.js';
+
+export { buildDpoLoss } from './loss-graph.js';
 import type { DataSource } from '../../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
@@ -223,47 +220,6 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
       await scorer.release();
     }
   }
-}
-
-/**
- * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
- * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
- * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
- * (scoredFeeds(batch, { packed: true })). With `scoring.ldAlpha` the policy's log-probs are
- * LD-DPO's (per-token weights fed as `token_weights`; policy_logps reports them, as TRL's
- * logps/*); with `scoring.wpo` each row's loss is scaled by its WPO weight. The step benchmark
- * builds exactly this.
- */
-export function buildDpoLoss(
-  g: Graph,
-  model: CausalLM,
-  params: ModelParams,
-  options: CombinedLossOptions,
-  K: number,
-  referenceFree: boolean,
-  dropout?: DropoutSites,
-  layout: { packed?: boolean } = {},
-  scoring: ScoringOptions = {},
-): LossBuild {
-  const inputs = declareScoredInputs(g, 'float32', layout);
-  const scores = sequenceLogps(model, params, inputs, dropout, scoring);
-  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
-  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
-  const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const policy = scores.ldLogps ?? scores.logps;
-  const loss = preferenceLoss(
-    {
-      policy: byRow(policy),
-      reference,
-      lengths: byRow(lengths),
-      logUnlikelihood: byRow(scores.logUnlikelihood),
-      ...(scores.ldLogps ? { policySums: byRow(scores.logps) } : {}),
-      ...(scores.wpoLogWeightSums ? { rowWeights: wpoRowWeights(scores.wpoLogWeightSums, lengths, K) } : {}),
-    },
-    options,
-  );
-  return { loss, outputs: { policy_logps: op.stopGradient(policy), logit_sums: scores.logitSums } };
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
