@@ -12,6 +12,13 @@ export interface OrtPlatform {
   /** 'node' or 'browser'. */
   readonly name: string;
   readonly ort: { readonly Tensor: typeof Tensor; readonly InferenceSession: typeof InferenceSession };
+  /**
+   * Whether a run writes outputs into the tensors given for them (onnxruntime-node 1.30 does, and
+   * also returns a copy); onnxruntime-web 1.30's wasm backend leaves a
+   * preallocated CPU output unwritten, so runtime.ts asks it for new tensors and copies them into
+   * the caller's buffers.
+   */
+  readonly writesPreallocatedOutputs: boolean;
   /** Cores this process may use (threads beyond it only contend). */
   cores(): number;
   /** `request` made concrete; throws DeviceError for a device that cannot be used here. */

@@ -41,6 +41,7 @@ async function resolveDevice(request: DeviceRequest = 'cpu'): Promise<Device> {
 export const platform: OrtPlatform = {
   name: 'browser',
   ort,
+  writesPreallocatedOutputs: false,
   cores: () => nav().hardwareConcurrency ?? 1,
   resolveDevice,
 };

@@ -8,4 +8,4 @@ import * as ort from 'onnxruntime-node';
 import { resolveDevice } from './device.js';
 import type { OrtPlatform } from './ort-platform-types.js';
 
-export const platform: OrtPlatform = { name: 'node', ort, cores: availableParallelism, resolveDevice };
+export const platform: OrtPlatform = { name: 'node', ort, writesPreallocatedOutputs: true, cores: availableParallelism, resolveDevice };

@@ -230,7 +230,7 @@ export class CompiledGraph {
     for (const name of this.outputNames) {
       const ch = this.chunked.get(name);
       if (!ch) {
-        fetches[name] = into[name] && !this.onDevice.has(name) ? toOrt(into[name]) : null;
+        fetches[name] = into[name] && !this.onDevice.has(name) && platform.writesPreallocatedOutputs ? toOrt(into[name]) : null;
         continue;
       }
       const target = into[name]?.data ?? allocate(ch.dtype, ch.size);
@@ -238,7 +238,7 @@ export class CompiledGraph {
         throw new Error(`run: output buffer for '${name}' must be ${ch.dtype} with ${ch.size} elements, got ${dtypeOfArray(target)} with ${target.length}`);
       }
       targets.set(name, target);
-      for (const c of ch.chunks) fetches[c.name] = toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] });
+      for (const c of ch.chunks) fetches[c.name] = platform.writesPreallocatedOutputs ? toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] }) : null;
     }
     let result: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -255,10 +255,12 @@ export class CompiledGraph {
       }
       const target = targets.get(name);
       if (target) {
+        if (!platform.writesPreallocatedOutputs) for (const c of this.chunked.get(name)?.chunks ?? []) copyInto(view(target, c.offset, c.offset + c.size), result[c.name]);
         out[name] = { data: target, dims: this.chunked.get(name)?.dims as readonly number[] };
         continue;
       }
       const r = result[name];
+      if (into[name] && !platform.writesPreallocatedOutputs) copyInto(into[name].data, r);
       // A preallocated output was written in place; onnxruntime-node 1.30 also hands back a copy
       // of it (see train-step.ts), which is dropped here so that callers see their own buffer.
       out[name] = into[name] ? { data: into[name].data, dims: r.dims } : { data: r.data as AnyTypedArray, dims: r.dims };
@@ -294,6 +296,11 @@ export class CompiledGraph {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A returned output copied into the caller's buffer (bindings that do not write preallocated outputs). */
+function copyInto(target: AnyTypedArray, r: ort.Tensor): void {
+  if (r.data !== target) (target as Float32Array).set(r.data as Float32Array);
 }
 
 function checkFeed(name: string, decl: Tensor, f: Feed): void {

@@ -78,5 +78,5 @@ export function browserBundle(): Promise<string> {
 
 /** onnxruntime-web's dist folder (its .wasm files, which the page fetches). */
 export function ortWebDist(): string {
-  return join(dirname(createRequire(import.meta.url).resolve('onnxruntime-web/package.json')), 'dist');
+  return dirname(createRequire(import.meta.url).resolve('onnxruntime-web/ort-wasm-simd-threaded.wasm'));
 }
