@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DpoError } from '../errors.js';
 
@@ -23,8 +23,9 @@ export interface BrowserBundle {
   inputs: string[];
 }
 
-/** Builds the bundle with esbuild; `outfile` also writes it there. */
-export async function buildBrowserBundle(outfile?: string): Promise<BrowserBundle> {
+/** Builds the bundle with esbuild (of `entry`, default the browser entry); `outfile` also writes it there. */
+export async function buildBrowserBundle(options: { outfile?: string; entry?: string } = {}): Promise<BrowserBundle> {
+  const { outfile, entry = BROWSER_ENTRY } = options;
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
@@ -32,7 +33,7 @@ export async function buildBrowserBundle(outfile?: string): Promise<BrowserBundl
     throw new DpoError('the browser bundle is not built (dist/browser/dpo-browser.js) and esbuild is not installed to build it: run npm run build in a dpo-ts checkout');
   }
   const result = await esbuild.build({
-    entryPoints: [BROWSER_ENTRY],
+    entryPoints: [entry],
     absWorkingDir: PACKAGE_ROOT,
     bundle: true,
     format: 'esm',
@@ -49,7 +50,7 @@ export async function buildBrowserBundle(outfile?: string): Promise<BrowserBundl
         setup(build) {
           build.onResolve({ filter: /\/ort-platform\.js$/ }, (args) => ({ path: join(args.resolveDir, dirname(args.path), 'ort-platform.browser.ts') }));
           build.onResolve({ filter: /^(node:|onnxruntime-node$)/ }, (args) => ({
-            errors: [{ text: `${args.path} is imported by ${args.importer.slice(PACKAGE_ROOT.length + 1)}: the browser build must not import Node modules` }],
+            errors: [{ text: `${args.path} is imported by ${relative(PACKAGE_ROOT, args.importer)}: the browser build must not import Node modules` }],
           }));
         },
       },

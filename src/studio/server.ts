@@ -54,6 +54,7 @@ export async function startStudioServer(session: StudioSession, modelDir: string
       if (req.method === 'GET' && path === '/studio.js') return send(res, 200, studioScript, 'text/javascript; charset=utf-8', STUDIO_CSP);
       if (req.method === 'GET' && path === '/dpo-browser.js') return send(res, 200, bundle, 'text/javascript; charset=utf-8', STUDIO_CSP);
       if (req.method === 'GET' && path === '/api/session') return sendJson(res, 200, session);
+      if (req.method === 'GET' && path === '/favicon.ico') return send(res, 204, '', 'image/x-icon', STUDIO_CSP);
       if (req.method === 'GET' && path.startsWith('/ort/') && ORT_FILE.test(path.slice(5))) {
         const type = path.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8';
         return send(res, 200, await readFile(join(ortDir, path.slice(5))), type, STUDIO_CSP);
