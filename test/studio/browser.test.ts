@@ -1,10 +1,13 @@
 /**
- * `dpo studio` in a real browser: Debian's chromium driven by playwright-core. The tab loads the
- * shipped model, samples two completions per prompt, takes 8 choices by keyboard, trains 10 DPO
- * steps on wasm (onnxruntime-web's CPU provider: SwiftShader's WebGPU is far too slow for a test;
- * the WebGPU path of the same page is checked by hand, see the README), and downloads the trained
- * model, which must load in Node and give the tab's log-probs of the labelled pairs. Skipped,
- * with a message, when no chromium is installed.
+ * `dpo studio` in a real browser: Debian's chromium driven by playwright-core. The tab loads a
+ * model folder, samples two completions per prompt, takes 8 choices by keyboard, trains 10 DPO
+ * steps, generates, and downloads the trained model, which must load in Node and give the tab's
+ * log-probs of the labelled pairs. Skipped, with a message, when no chromium is installed.
+ *
+ * By default the model is a tiny Llama made here (the fixture tokenizer's 307-token vocabulary)
+ * and the tab trains on wasm (onnxruntime-web's CPU provider), to keep the test short; set
+ * DPO_TS_STUDIO_SHIPPED=1 for the shipped model (minutes on a loaded 2-core machine), and
+ * DPO_TS_STUDIO_DEVICE=webgpu for WebGPU (SwiftShader under headless chromium: slow).
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +22,9 @@ import { toOnnxBytes } from '../../src/engine/onnx-export.js';
 import { loadPretrained, type Pretrained } from '../../src/models/pretrained.js';
 import { Scorer } from '../../src/scoring/scorer.js';
 import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../src/scoring/sequence-logps.js';
+import { createModel } from '../../src/models/registry.js';
+import { savePretrained } from '../../src/models/pretrained.js';
+import { Rng } from '../../src/data/rng.js';
 import { runStudio, type RunningStudio } from '../../src/studio/run.js';
 import { CHROMIUM, launchChromium, warnIfNoChromium } from '../browser.js';
 
@@ -26,6 +32,22 @@ warnIfNoChromium('test/studio/browser.test.ts');
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const ARTEFACTS = join(ROOT, 'out', 'test-artifacts', 'studio');
+const SHIPPED = process.env.DPO_TS_STUDIO_SHIPPED === '1';
+const DEVICE = process.env.DPO_TS_STUDIO_DEVICE === 'webgpu' ? 'webgpu' : 'cpu';
+const TINY_CONFIG = {
+  model_type: 'llama', architectures: ['LlamaForCausalLM'], vocab_size: 307, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+};
+
+/** A tiny Llama folder with random weights and the llama-sp fixture tokenizer. */
+async function tinyModel(dir: string): Promise<string> {
+  const model = createModel(TINY_CONFIG);
+  const rng = new Rng(11);
+  const weights = new Map(model.parameters().map((p) => [p.name, Float32Array.from({ length: p.shape.reduce((a, b) => a * b, 1) }, () => (p.name.includes('norm') ? 1 : (rng.nextFloat() - 0.5) * 0.2))]));
+  await savePretrained(dir, { model, weights, config: TINY_CONFIG, tokenizerDir: join(ROOT, 'test', 'fixtures', 'tokenizers', 'llama-sp') });
+  return dir;
+}
+
 const PROMPTS = ['The movie was', 'Our trip to the city', 'The new restaurant', 'I believe the plan', 'The book is', 'My neighbour said', 'The concert last night', 'This phone'];
 
 interface PagePair {
@@ -86,8 +108,9 @@ describe.skipIf(!CHROMIUM)('dpo studio in chromium', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dpo-studio-'));
     writeFileSync(join(dir, 'prompts.jsonl'), PROMPTS.map((p) => `${JSON.stringify({ prompt: p })}\n`).join(''));
-    studio = await runStudio({ port: 0, device: 'cpu', prompts: join(dir, 'prompts.jsonl'), steps: 10, maxNewTokens: 8 });
-    browser = await launchChromium();
+    const model = SHIPPED ? undefined : await tinyModel(join(dir, 'tiny'));
+    studio = await runStudio({ port: 0, model, device: DEVICE, prompts: join(dir, 'prompts.jsonl'), steps: 10, maxNewTokens: 8, learningRate: SHIPPED ? 1e-4 : 1e-3 });
+    browser = await launchChromium(DEVICE === 'webgpu' ? ['--enable-unsafe-webgpu'] : []);
   });
   afterAll(async () => {
     await browser?.close();
@@ -100,7 +123,7 @@ describe.skipIf(!CHROMIUM)('dpo studio in chromium', () => {
     const page = await context.newPage();
     await page.goto(studio.url);
     await until(page, (s) => s.ready && !s.busy, 'the model to load');
-    expect(await page.textContent('#device')).toBe('wasm (CPU)');
+    expect(await page.textContent('#device')).toBe(DEVICE === 'webgpu' ? 'WebGPU' : 'wasm (CPU)');
     expect(await page.textContent('#prompt-text')).toBe(PROMPTS[0]);
     for (let i = 0; i < PROMPTS.length; i++) {
       await page.keyboard.press(i % 3 === 0 ? '2' : '1');
@@ -149,7 +172,7 @@ describe.skipIf(!CHROMIUM)('dpo studio in chromium', () => {
     await scorer.release();
     const relative = Math.max(...tab.map((v, i) => Math.abs(v - native[i]) / Math.abs(v)));
     expect(relative).toBeLessThan(5e-4); // measured 9.2e-5 (wasm vs native float32 kernels)
-    console.log(`studio: 10 steps, loss ${losses[0].toFixed(4)} -> ${losses[9].toFixed(4)}; downloaded model vs tab log-probs: wasm ${worst.toExponential(2)}, native CPU relative ${relative.toExponential(2)}`);
+    console.log(`studio (${SHIPPED ? 'shipped model' : 'tiny Llama'}, ${DEVICE}): 10 steps, loss ${losses[0].toFixed(4)} -> ${losses[9].toFixed(4)}; downloaded model vs tab log-probs: wasm ${worst.toExponential(2)}, native CPU relative ${relative.toExponential(2)}`);
     await context.close();
-  }, 180_000);
+  }, SHIPPED || DEVICE === 'webgpu' ? 900_000 : 120_000);
 });
