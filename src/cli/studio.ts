@@ -50,7 +50,7 @@ model.safetensors and the tokenizer files: put them in one folder for dpo genera
 Examples:
   $ dpo studio
   $ dpo studio --model runs/sft --prompts prompts.jsonl --steps 20
-  $ dpo generate --model ~/Downloads/studio-model --prompt "The movie was"`;
+  $ dpo generate --model ~/Downloads/studio-model --prompts prompts.jsonl --output samples.jsonl`;
 
 function untilInterrupted(): Promise<void> {
   return new Promise((resolve) => {

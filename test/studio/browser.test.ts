@@ -90,7 +90,10 @@ const state = (page: Page): Promise<StudioState> =>
     return { ready: s.ready, busy: s.busy, error: s.error, pairs: s.pairs, history: s.history, policyLogps: s.policyLogps, samples: s.samples };
   });
 
-async function until(page: Page, test: (s: StudioState) => boolean, what: string, timeoutMs = 60_000): Promise<StudioState> {
+/** Longest wait for one thing the page does. */
+const WAIT_MS = SHIPPED || DEVICE === 'webgpu' ? 600_000 : 60_000;
+
+async function until(page: Page, test: (s: StudioState) => boolean, what: string, timeoutMs = WAIT_MS): Promise<StudioState> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const s = await state(page);
