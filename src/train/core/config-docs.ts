@@ -121,6 +121,8 @@ export interface DPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'data
   rpoAlpha?: unknown;
   /** pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute. Default: `false`. CLI: `--padding-free`. */
   paddingFree?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** reference log-probs computed once and cached, or by a frozen copy every step. Default: `"precompute"`. CLI: `--reference`. */
   reference?: unknown;
   /** TR-DPO: update the reference every n steps (needs --reference live). Default: `0`. CLI: `--sync-ref-every`. */

@@ -54,6 +54,11 @@ const DpoLossShape = {
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
   ...ScoredBatchShape,
+  prefixSharing: option(
+    z.enum(['auto', 'on', 'off']).default('auto'),
+    "each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter",
+    'mode',
+  ),
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',
