@@ -173,6 +173,8 @@ export interface CPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'outp
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** temperature beta of the preference term. Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** preference term (ipo, simpo and alphapo compare token-mean log-probs). Default: `"sigmoid"`. CLI: `--loss-type`. */
@@ -195,6 +197,8 @@ export interface ORPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'out
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** weight lambda of the odds-ratio term (TRL's beta). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
 }

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
 import type { ScoringOptions } from '../../scoring/sequence-logps.js';
-import { defineConfig, option, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
+import { defineConfig, option, PairBatchShape, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
 import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType, type LossTypeAlias } from './losses.js';
 import type { DPOConfigDocs, EvalConfigDocs } from '../core/config-docs.js';
 
@@ -54,11 +54,7 @@ const DpoLossShape = {
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
   ...ScoredBatchShape,
-  prefixSharing: option(
-    z.enum(['auto', 'on', 'off']).default('auto'),
-    "each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter",
-    'mode',
-  ),
+  ...PairBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',
