@@ -161,6 +161,8 @@ export interface EvalConfigDocs extends Pick<TrainingOptionsDocs, 'data' | 'form
   useWeighting?: unknown;
   /** RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha). CLI: `--rpo-alpha`. */
   rpoAlpha?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** No help text. Default: `false`. CLI: `--per-example`. */
   perExample?: unknown;
 }

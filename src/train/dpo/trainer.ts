@@ -17,7 +17,7 @@ import type { ModelParams } from '../../models/linear.js';
 import type { DropoutSites } from '../../models/dropout.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
+import { lossOptionsOf, parseDpoConfig, scoredLayoutOf, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
 import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
@@ -276,11 +276,6 @@ export function buildDpoLoss(
     options,
   );
   return { loss, outputs: { policy_logps: op.stopGradient(policy), logit_sums: scores.logitSums } };
-}
-
-/** A DPO config's batch layout for rows of K completions: prefix sharing needs K >= 2. */
-export function scoredLayoutOf(c: Pick<DPOConfig, 'paddingFree' | 'prefixSharing'>, K: number): ScoredLayout {
-  return { packed: c.paddingFree, prefixSharing: K >= 2 ? c.prefixSharing : 'off' };
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {

@@ -1,7 +1,8 @@
 /**
  * `prefixSharing` through DPOTrainer: the same metrics and trained weights with prefix sharing on
  * (or auto) as off — with LoRA, gradient checkpointing, steps-per-run and the precomputed
- * reference (scored with shared prefixes too), and with a live reference and full fine-tuning.
+ * reference (scored with shared prefixes too), and with a live reference and full fine-tuning;
+ * and `dpo eval` (evaluatePreferences) with a reference model.
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import { loadPretrained } from '../../../src/models/pretrained.js';
 import { silentProgress } from '../../../src/progress.js';
 import type { DPOConfigInput } from '../../../src/train/dpo/config.js';
 import { DPOTrainer } from '../../../src/train/dpo/trainer.js';
+import { evaluatePreferences } from '../../../src/train/dpo/evaluate.js';
 import { makeTinyGpt2, maxDiff, tempDir, writeSentimentPairs } from '../helpers.js';
 
 let dir: string;
@@ -69,5 +71,15 @@ describe('DPOTrainer with prefix sharing', () => {
     const [a, b] = [await w('live-off'), await w('live-auto')];
     expect(maxDiff(a, (await loadPretrained(model, { tokenizer: false })).weights)).toBeGreaterThan(1e-3);
     expect(maxDiff(a, b)).toBeLessThan(1e-5);
+  });
+
+  it('dpo eval: the same metrics with prefix sharing on as off', async () => {
+    const refModel = await makeTinyGpt2(join(dir, 'ref'), { seed: 9 });
+    const run = async (prefixSharing: 'on' | 'off') => (await evaluatePreferences({ model, refModel, data, batchSize: 4, threads: 1, prefixSharing }, { progress: silentProgress })).metrics;
+    const [off, on] = [await run('off'), await run('on')];
+    expect(Math.abs(off['eval_rewards/margins'])).toBeGreaterThan(1e-3);
+    for (const k of ['eval_loss', 'eval_logps/chosen', 'eval_logps/rejected', 'eval_rewards/margins', 'eval_rewards/accuracies']) {
+      expect(Math.abs(on[k] - off[k]), `${k}: ${on[k]} vs ${off[k]}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(off[k])));
+    }
   });
 });
