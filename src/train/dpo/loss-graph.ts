@@ -8,15 +8,15 @@ import type { LossBuild } from '../../engine/train-step.js';
 import type { CausalLM } from '../../models/types.js';
 import type { ModelParams } from '../../models/linear.js';
 import type { DropoutSites } from '../../models/dropout.js';
-import { declareScoredInputs, sequenceLogps, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import { declareScoredInputs, sequenceLogps, wpoRowWeights, type ScoredLayout, type ScoringOptions } from '../../scoring/sequence-logps.js';
 import { preferenceLoss, type CombinedLossOptions } from './losses.js';
 
 /**
  * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
  * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
  * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
- * (scoredFeeds(batch, { packed: true })). With `scoring.ldAlpha` the policy's log-probs are
+ * model's dropout in the forward pass (`keepDropout`); `layout` is how batches are fed
+ * (scoredFeeds(batch, layout): padded, padding-free, or prompts shared by their completions). With `scoring.ldAlpha` the policy's log-probs are
  * LD-DPO's (per-token weights fed as `token_weights`; policy_logps reports them, as TRL's
  * logps/*); with `scoring.wpo` each row's loss is scaled by its WPO weight. The step benchmark
  * builds exactly this.
@@ -29,7 +29,7 @@ export function buildDpoLoss(
   K: number,
   referenceFree: boolean,
   dropout?: DropoutSites,
-  layout: { packed?: boolean } = {},
+  layout: ScoredLayout = {},
   scoring: ScoringOptions = {},
 ): LossBuild {
   const inputs = declareScoredInputs(g, 'float32', layout);
