@@ -9,7 +9,7 @@ import type { ParamData } from '../engine/train-step.js';
 import type { PreferenceBatch } from '../data/collate.js';
 import type { CausalLM } from '../models/types.js';
 import type { ModelParams } from '../models/linear.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, type ScoringOptions } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, type ScoredLayout, type ScoringOptions } from './sequence-logps.js';
 
 export interface BatchScores {
   /** [N] sum of completion-token log-probs per sequence (sequence n = k*B + i). */
@@ -31,28 +31,29 @@ export class Scorer {
   private constructor(
     private readonly compiled: CompiledGraph,
     private readonly model: CausalLM,
-    private readonly options: ScoringOptions & { packed?: boolean },
+    private readonly options: ScoringOptions & ScoredLayout,
   ) {}
 
   /**
    * `inputs` names every graph input holding weights (model parameters, adapters...), each float32
    * unless its `storage` (or, for a parameter spec, its data) says float16 (then fed as half bits,
    * engine/frozen.ts). `packed`:
-   * batches go through padding-free (data/pack.ts), as with `--padding-free`.
+   * batches go through padding-free (data/pack.ts), as with `--padding-free`; `prefixSharing`
+   * 'auto' or 'on': each row's prompt once for its completions, as with `--prefix-sharing`.
    */
   static async create(
     model: CausalLM,
     inputs: readonly { name: string; shape: readonly number[]; storage?: FrozenStorage; data?: ParamData }[],
     runtime: RuntimeOptions = {},
     transform?: ParamTransform,
-    options: ScoringOptions & { packed?: boolean } = {},
+    options: ScoringOptions & ScoredLayout = {},
   ): Promise<Scorer> {
     const g = new Graph('score');
     let params: Record<string, Tensor> = {};
     // Storage: as given, else as a parameter spec's data holds it (float16 bits or float32).
     for (const p of inputs) params[p.name] = frozenInput(g, p.name, p.shape, p.storage ?? (p.data instanceof Uint16Array ? 'float16' : 'float32'));
     if (transform) params = transform(g, params);
-    const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed }), undefined, options);
+    const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed, prefixSharing: options.prefixSharing }), undefined, options);
     const outputs: Record<string, Tensor> = { logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood };
     if (scores.ldLogps) outputs.ld_logps = scores.ldLogps;
     if (scores.wpoLogWeightSums) outputs.wpo_log_weight_sums = scores.wpoLogWeightSums;
@@ -61,7 +62,7 @@ export class Scorer {
 
   async score(batch: PreferenceBatch, weights: ReadonlyMap<string, ParamData>, shapes: ReadonlyMap<string, readonly number[]>): Promise<BatchScores> {
     this.model.checkSequenceLength?.(batch.seqLen);
-    const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.options.packed === true });
+    const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.options.packed === true, prefixSharing: this.options.prefixSharing });
     if (this.options.ldAlpha !== undefined) feeds.token_weights = tokenWeightsFeed(batch, this.options.ldAlpha);
     for (const [name, data] of weights) feeds[name] = { data, dims: shapes.get(name) as readonly number[] };
     const out = await this.compiled.run(feeds);

@@ -121,6 +121,8 @@ export interface DPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'data
   rpoAlpha?: unknown;
   /** pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute. Default: `false`. CLI: `--padding-free`. */
   paddingFree?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** reference log-probs computed once and cached, or by a frozen copy every step (TRL's precompute_ref_log_probs true / false; with LoRA, precompute means no step runs a reference forward). Default: `"precompute"`. CLI: `--reference`. */
   reference?: unknown;
   /** how frozen weights are held: LoRA's base and a live reference (float16 halves their memory, values rounded to float16 and cast to float32 in the graph; onnxruntime-node has no bfloat16 tensors). Default: `"float32"`. CLI: `--frozen-dtype`. */
@@ -161,6 +163,8 @@ export interface EvalConfigDocs extends Pick<TrainingOptionsDocs, 'data' | 'form
   useWeighting?: unknown;
   /** RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha). CLI: `--rpo-alpha`. */
   rpoAlpha?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** No help text. Default: `false`. CLI: `--per-example`. */
   perExample?: unknown;
 }
@@ -173,6 +177,8 @@ export interface CPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'outp
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** temperature beta of the preference term. Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** preference term (ipo, simpo and alphapo compare token-mean log-probs). Default: `"sigmoid"`. CLI: `--loss-type`. */
@@ -195,6 +201,8 @@ export interface ORPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'out
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** weight lambda of the odds-ratio term (TRL's beta). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
 }

@@ -8,26 +8,24 @@
  */
 import type { PreferenceBatch } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
-import type { Graph, Tensor } from '../../engine/graph.js';
-import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import { float32Params, type LossBuild, type ParamData } from '../../engine/train-step.js';
-import type { CausalLM } from '../../models/types.js';
-import type { ModelParams } from '../../models/linear.js';
-import type { DropoutSites } from '../../models/dropout.js';
+import { float32Params, type ParamData } from '../../engine/train-step.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
+import { lossOptionsOf, parseDpoConfig, scoredLayoutOf, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
-import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
+import { LABEL_SMOOTHING_TYPES, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { frozenWeights, savePolicy, type Policy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { precomputeReferenceLogps, stoppedBeforeTraining, weightInputs } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import { scoredFeeds, tokenWeightsFeed, type ScoredLayout } from '../../scoring/sequence-logps.js';
+import { buildDpoLoss } from './loss-graph.js';
+
+export { buildDpoLoss } from './loss-graph.js';
 import type { DataSource } from '../../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
@@ -67,6 +65,17 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     return lossOptionsOf(this.config);
   }
 
+  /**
+   * How batches go through the policy's and the reference's forward: padded or padding-free, and
+   * with K >= 2 completions per row the prompt shared by them (--prefix-sharing; off for K = 1).
+   */
+  private layout(): ScoredLayout {
+    return scoredLayoutOf(this.config, this.completions);
+  }
+
+  /** K, completions per row, once the data is read. */
+  private completions = 2;
+
   /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
     return guardedRun(this.config, 'dpo train', resumeOptions(this.config, DPO_RESUME_KEYS), this.progress, [this.config.refModel], (digest) => this.trainLocked(digest));
@@ -78,6 +87,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
+    this.completions = train.rows[0].completionIds.length;
 
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
     if (live === 'stopped') return stoppedBeforeTraining(c.output);
@@ -94,7 +104,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
         config: c,
         progress: this.progress,
         params: policy,
-        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, { packed: c.paddingFree }, scoring),
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, this.layout(), scoring),
         rows: train.rows,
         padTokenId: tokenizer.padTokenId,
         digest,
@@ -161,14 +171,14 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
       if (frozenBase) this.progress.log('reference: live, so every step also runs a forward of the frozen base (adapters off); --reference precompute (the default) gives the same log-probs from one pass at the start');
       // A live reference is held through training: in frozenDtype (TR-DPO updates it, so it stays float32).
       else if (c.frozenDtype !== 'float32' && c.syncRefEvery === 0) weights = frozenWeights(weights, c.frozenDtype, c.refModel ? { consume: ref.weights } : {});
-      return { scorer: await Scorer.create(ref.model, weightInputs(ref.model, weights), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
+      return { scorer: await Scorer.create(ref.model, weightInputs(ref.model, weights), this.runtime, undefined, this.layout()), weights, shapes };
     }
     // LoRA: the reference is the frozen base, so one pass now (cached) stands for a reference forward in every step.
     if (frozenBase) this.progress.log('reference: the frozen base (LoRA adapters off), scored once now and cached, so no step runs a reference forward (--reference live to score every batch instead)');
     const logps = await precomputeReferenceLogps(
       { model: ref.model, weights },
       splits.map((s) => s.rows),
-      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, packed: c.paddingFree, stopRequested: () => this.stop.stopped },
+      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, ...this.layout(), stopRequested: () => this.stop.stopped },
     );
     if (!logps) return 'stopped';
     splits.forEach((s, i) => (s.reference = logps[i]));
@@ -196,7 +206,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   private stepFeeds(batch: PreferenceBatch, ref: Float64Array | undefined): Record<string, HostTensor> {
     const n = batch.numSequences;
     const feeds: Record<string, HostTensor> = {
-      ...scoredFeeds(batch, { packed: this.config.paddingFree }),
+      ...scoredFeeds(batch, this.layout()),
       completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     };
     if (ref) feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };
@@ -215,7 +225,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   ): Promise<Record<string, number>> {
     const c = this.config;
     const scoring = scoringOptionsOf(c);
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { ...scoring, packed: c.paddingFree });
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { ...scoring, ...this.layout() });
     try {
       const r = await evaluateRows({
         rows: split.rows,
@@ -233,47 +243,6 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
       await scorer.release();
     }
   }
-}
-
-/**
- * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
- * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
- * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
- * (scoredFeeds(batch, { packed: true })). With `scoring.ldAlpha` the policy's log-probs are
- * LD-DPO's (per-token weights fed as `token_weights`; policy_logps reports them, as TRL's
- * logps/*); with `scoring.wpo` each row's loss is scaled by its WPO weight. The step benchmark
- * builds exactly this.
- */
-export function buildDpoLoss(
-  g: Graph,
-  model: CausalLM,
-  params: ModelParams,
-  options: CombinedLossOptions,
-  K: number,
-  referenceFree: boolean,
-  dropout?: DropoutSites,
-  layout: { packed?: boolean } = {},
-  scoring: ScoringOptions = {},
-): LossBuild {
-  const inputs = declareScoredInputs(g, 'float32', layout);
-  const scores = sequenceLogps(model, params, inputs, dropout, scoring);
-  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
-  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
-  const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const policy = scores.ldLogps ?? scores.logps;
-  const loss = preferenceLoss(
-    {
-      policy: byRow(policy),
-      reference,
-      lengths: byRow(lengths),
-      logUnlikelihood: byRow(scores.logUnlikelihood),
-      ...(scores.ldLogps ? { policySums: byRow(scores.logps) } : {}),
-      ...(scores.wpoLogWeightSums ? { rowWeights: wpoRowWeights(scores.wpoLogWeightSums, lengths, K) } : {}),
-    },
-    options,
-  );
-  return { loss, outputs: { policy_logps: op.stopGradient(policy), logit_sums: scores.logitSums } };
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
