@@ -34,20 +34,4 @@ export function frozenInput(g: Graph, name: string, shape: Shape, storage: Froze
   return view;
 }
 
-/** Whether `t` is a float32 view of a frozen float16 input, possibly transposed. */
-export function isRecastable(t: Tensor): boolean {
-  if (t.graph.recastSource(t)) return true;
-  return t.node?.op === 'Transpose' && isRecastable(t.node.inputs[0]);
-}
-
-/**
- * `t` (isRecastable) built again from its float16 input, cast after every tensor of `after`
- * exists: a float32 copy that lives only as long as its new users need it.
- */
-export function recast(t: Tensor, after: readonly Tensor[]): Tensor {
-  const source = t.graph.recastSource(t);
-  if (source) return op.cast(op.orderedAfter(source, after), 'float32');
-  const n = t.node;
-  if (n?.op !== 'Transpose') throw new Error(`recast: ${t} is not a view of a frozen float16 input`);
-  return op.transpose(recast(n.inputs[0], after), n.attrs.perm as readonly number[]);
-}
+export { isRecastable, recast } from './ops.js';

@@ -175,7 +175,34 @@ export const mean = (x: Tensor, axes?: number | readonly number[], keepDims = fa
 // ---------------------------------------------------------------- matmul
 
 /** Batched matrix product of rank >= 2 tensors; batch dims broadcast. */
+/** Whether `t` is a float32 view of a frozen float16 input (engine/frozen.ts), possibly transposed. */
+export function isRecastable(t: Tensor): boolean {
+  if (t.graph.recastSource(t)) return true;
+  return t.node?.op === 'Transpose' && isRecastable(t.node.inputs[0]);
+}
+
+/**
+ * `t` (isRecastable) built again from its float16 input, cast once every tensor of `after`
+ * exists: a float32 copy that lives only as long as its new users need it (engine/frozen.ts).
+ */
+export function recast(t: Tensor, after: readonly Tensor[]): Tensor {
+  const g = t.graph;
+  const source = g.recastSource(t);
+  if (source) {
+    const view = cast(orderedAfter(source, after), 'float32');
+    g.markRecast(view, source);
+    return view;
+  }
+  const n = t.node;
+  if (n?.op !== 'Transpose') throw new Error(`recast: ${t} is not a view of a frozen float16 input`);
+  return transpose(recast(n.inputs[0], after), n.attrs.perm as readonly number[]);
+}
+
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  // A frozen float16 weight is cast when the other operand exists, not whenever ONNX Runtime
+  // could (at the start of the run, with every other weight's copy): engine/frozen.ts.
+  if (isRecastable(b) && !isRecastable(a)) b = recast(b, [a]);
+  else if (isRecastable(a) && !isRecastable(b)) a = recast(a, [b]);
   if (a.rank < 2 || b.rank < 2) throw new ShapeError('MatMul', 'operands must have rank >= 2', [a, b]);
   if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new ShapeError('MatMul', 'operands must share a float dtype', [a, b]);
   const k1 = a.shape[a.rank - 1];
