@@ -61,7 +61,8 @@ export function frozenWeights(weights: ReadonlyMap<string, ParamData>, storage: 
 /**
  * The policy's parameter specs (and LoRA adapters when `lora` is set). With LoRA the base weights
  * are frozen and held as `frozenDtype` (default float32; float16 halves their memory, values
- * rounded to float16): read them back from `specs`, not from `weights`.
+ * rounded to float16), all but the vocabulary-sized matrices: read them back from `specs`, not
+ * from `weights`.
  */
 export function buildPolicy(
   model: CausalLM,
@@ -77,7 +78,10 @@ export function buildPolicy(
   if (lora) {
     // One tensor at a time, so that a consumed float32 array can go before the next is converted.
     const frozen = new Map<string, ParamData>();
-    for (const p of model.parameters()) frozen.set(p.name, frozenWeights(new Map([[p.name, weights.get(p.name) as ParamData]]), frozenDtype, options).get(p.name) as ParamData);
+    // Vocabulary-sized matrices (embeddings, the LM head) stay float32: the head's product would
+    // need the whole matrix cast to float32 at once (Qwen3-0.6B: a 622 MB copy), more than it saves.
+    const storage = (shape: readonly number[]): FrozenStorage => (shape.length === 2 && shape[0] === model.config.vocabSize ? 'float32' : frozenDtype);
+    for (const p of model.parameters()) frozen.set(p.name, frozenWeights(new Map([[p.name, weights.get(p.name) as ParamData]]), storage(p.shape), options).get(p.name) as ParamData);
     held = frozen;
   }
   const specs: ParamSpec[] = model.parameters().map((p) => {
