@@ -5,7 +5,9 @@
  * values are exactly the stored halves. (bfloat16 is not offered: onnxruntime-node's tensors have
  * no bfloat16 type, so such an input could not be fed.)
  *
- * The memory is only saved if no float32 copy of a weight lives for long. A float32 view used by
+ * The memory is only saved if no float32 copy of a weight lives for long. A product casts its
+ * frozen operand once the other operand exists (ops.matmul): a Cast that reads only a graph input
+ * could otherwise run at the start of the run, with every other weight's copy. A float32 view used by
  * the forward and again by the backward (dx = dy W) would live from one to the other, so that at
  * the turn of the step every layer's copy exists at once. So the backward casts again where it
  * needs a weight (autodiff.ts, `recastFrozen`): a new Cast, ordered after the gradient that
