@@ -3,7 +3,7 @@
  * finished and says so: the reference pass keeps its rows in a partial cache that the next run
  * continues, ending with the same cache bytes as an uninterrupted pass.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -88,5 +88,34 @@ describe('SIGTERM during a step with --eval-steps', () => {
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.filter((l) => 'eval_loss' in l)).toEqual([]);
     expect(readdirSync(out).filter((n) => n.startsWith('checkpoint-')).length).toBe(1);
+  });
+});
+
+describe('SIGTERM during dpo generate', () => {
+  it('stops within a decoding step, writes the prompts already finished (in input order) and exits 143', async () => {
+    const prompts = join(dir, 'prompts.jsonl');
+    const texts = Array.from({ length: 12 }, (_, i) => `The film number ${i} was`);
+    writeFileSync(prompts, texts.map((t) => JSON.stringify({ prompt: t })).join('\n') + '\n');
+    const gen = (output: string): string[] => ['generate', '--model', model, '--prompts', prompts, '--output', output, '--max-new-tokens', '16', '--batch-size', '1', '--threads', '1', '--seed', '3'];
+    const whole = await runCli(gen(join(dir, 'all.jsonl')));
+    expect(whole.code, whole.stderr).toBe(0);
+    const all = readFileSync(join(dir, 'all.jsonl'), 'utf8').trim().split('\n');
+
+    const out = join(dir, 'some.jsonl');
+    const r = await runSignalled(gen(out), /^generate 1\/12/m, 'SIGTERM');
+    expect(r.sent).toBe(true);
+    expect(r.code, r.stderr).toBe(143);
+    const kept = /stopped: wrote the (\d+) of 12 prompts whose completions were all finished to .*some\.jsonl/.exec(r.stderr);
+    expect(kept, r.stderr).not.toBeNull();
+    const n = Number(kept![1]);
+    expect(n).toBeGreaterThanOrEqual(1);
+    expect(n).toBeLessThan(12);
+    const some = readFileSync(out, 'utf8').trim().split('\n');
+    expect(some.length).toBe(n);
+    // The same rows an uninterrupted run writes (each sequence has its own seeded stream), in input order.
+    for (const line of some) expect(all).toContain(line);
+    const order = some.map((l) => all.indexOf(l));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(JSON.parse(r.stdout)).toMatchObject({ interrupted: true, prompts: n, requested: 12 });
   });
 });
