@@ -119,3 +119,27 @@ describe('SIGTERM during dpo generate', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ interrupted: true, prompts: n, requested: 12 });
   });
 });
+
+describe('SIGTERM during a PPO rollout', () => {
+  it('stops within a decoding step, keeps the checkpoint of the last completed update, exits 143; --resume ends as an uninterrupted run', async () => {
+    const prompts = join(dir, 'ppo-prompts.jsonl');
+    writeFileSync(prompts, ['The movie', 'This book', 'Our trip'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+    const ppo = (output: string, ...more: string[]): string[] => [
+      'ppo', '--model', model, '--prompts', prompts, '--output', output, '--scorer', 'length', '--batch-size', '3', '--max-steps', '3',
+      '--ppo-epochs', '1', '--max-new-tokens', '24', '--save-steps', '1', '--threads', '1', ...more,
+    ];
+    const out = join(dir, 'ppo');
+    const r = await runSignalled(ppo(out), /saved .*checkpoint-1\n/, 'SIGTERM');
+    expect(r.sent).toBe(true);
+    expect(r.code, r.stderr).toBe(143);
+    expect(r.stderr).toContain('stopped during the rollout of update 2: kept checkpoint-1, the last completed update (--resume continues from it)');
+    expect(JSON.parse(r.stdout)).toMatchObject({ steps: 1, interrupted: true });
+    expect(readdirSync(out).filter((n) => n.startsWith('checkpoint-'))).toEqual(['checkpoint-1']);
+
+    const resumed = await runCli(ppo(out, '--resume'));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const plain = join(dir, 'ppo-plain');
+    expect((await runCli(ppo(plain))).code).toBe(0);
+    expect(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(plain, 'model.safetensors')))).toBe(true);
+  }, 60_000);
+});
