@@ -143,3 +143,26 @@ describe('SIGTERM during a PPO rollout', () => {
     expect(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(plain, 'model.safetensors')))).toBe(true);
   }, 60_000);
 });
+
+describe('SIGTERM during online DPO sampling', () => {
+  it("stops within a decoding step, drops that step, keeps the last completed one's checkpoint; --resume ends as an uninterrupted run", async () => {
+    const prompts = join(dir, 'online-prompts.jsonl');
+    writeFileSync(prompts, ['The movie', 'This book', 'Our trip', 'The food'].map((p) => JSON.stringify({ prompt: p })).join('\n') + '\n');
+    const online = (output: string, ...more: string[]): string[] => [
+      'online', '--model', model, '--prompts', prompts, '--output', output, '--scorer', 'length', '--batch-size', '2', '--max-steps', '3',
+      '--max-new-tokens', '24', '--save-steps', '1', '--threads', '1', ...more,
+    ];
+    const out = join(dir, 'online');
+    const r = await runSignalled(online(out), /saved .*checkpoint-1\n/, 'SIGTERM');
+    expect(r.sent).toBe(true);
+    expect(r.code, r.stderr).toBe(143);
+    expect(r.stderr).toContain('stopped while sampling for step 2; keeping step 1, the last completed one');
+    expect(JSON.parse(r.stdout)).toMatchObject({ steps: 1, interrupted: true });
+    expect(readdirSync(out).filter((n) => n.startsWith('checkpoint-'))).toEqual(['checkpoint-1']);
+
+    expect((await runCli(online(out, '--resume'))).code).toBe(0);
+    const plain = join(dir, 'online-plain');
+    expect((await runCli(online(plain))).code).toBe(0);
+    expect(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(plain, 'model.safetensors')))).toBe(true);
+  }, 60_000);
+});
