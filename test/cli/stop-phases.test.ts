@@ -166,3 +166,21 @@ describe('SIGTERM during online DPO sampling', () => {
     expect(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(join(plain, 'model.safetensors')))).toBe(true);
   }, 60_000);
 });
+
+describe('SIGTERM during dpo evaluate', () => {
+  it('stops within a decoding step, writes no report, says so and exits 143', async () => {
+    const prompts = join(dir, 'eval-prompts.jsonl');
+    writeFileSync(prompts, Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `The show number ${i} was` })).join('\n') + '\n');
+    const report = join(dir, 'report.json');
+    const r = await runSignalled(
+      ['evaluate', '--model', model, '--ref-model', model, '--prompts', prompts, '--scorer', 'length', '--max-new-tokens', '16', '--batch-size', '1', '--threads', '1', '--output', report],
+      /^sample policy 1\/12/m,
+      'SIGTERM',
+    );
+    expect(r.sent).toBe(true);
+    expect(r.code, r.stderr).toBe(143);
+    expect(r.stderr).toMatch(/stopped while sampling from the policy model \(\d+ of 12 prompts done\); no report written, nothing to keep/);
+    expect(r.stdout).toBe('');
+    expect(existsSync(report)).toBe(false);
+  });
+});
