@@ -6,9 +6,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { makeTinyGpt2, tempDir, writeSentimentPairs } from '../train/helpers.js';
-import { runCli } from './run-cli.js';
+import { runCli, runSignalled } from './run-cli.js';
 
 let dir: string;
 let model: string;
@@ -21,27 +20,6 @@ beforeAll(async () => {
 });
 
 const args = (output: string, cache: string) => ['train', '--model', model, '--data', pairs, '--output', output, '--cache-dir', cache, '--threads', '1', '--batch-size', '4', '--max-steps', '1'];
-
-/** Runs the CLI in-process and emits `signal` once a stderr line matches `when`. */
-async function runSignalled(argv: string[], when: RegExp, signal: NodeJS.Signals): Promise<{ code: number; stdout: string; stderr: string; sent: boolean }> {
-  let stdout = '';
-  let stderr = '';
-  let sent = false;
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (stdout += s), isTTY: false },
-    stderr: {
-      write: (s: string) => {
-        stderr += s;
-        if (!sent && when.test(s)) {
-          sent = true;
-          setTimeout(() => process.emit(signal), 0);
-        }
-      },
-      isTTY: false,
-    },
-  });
-  return { code, stdout, stderr, sent };
-}
 
 const cacheFiles = (cache: string): string[] => readdirSync(join(cache, 'reference')).sort();
 

@@ -28,7 +28,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** A new folder under `<output>/earlier-runs/` (named by the time, unique). */
-async function asideFolder(output: string): Promise<string> {
+export async function asideFolder(output: string): Promise<string> {
   const base = join(output, EARLIER_RUNS_DIR, stamp());
   let dir = base;
   for (let i = 2; await exists(dir); i++) dir = `${base}-${i}`;
