@@ -251,9 +251,8 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
   let failed = true;
   const mine = shardItems(units, shard);
   const digest = planDigest(plan);
-  let finished = new Set<string>();
   try {
-    finished = await finishedUnits(output, plan);
+    const finished = await finishedUnits(output, plan);
     await writePlan(output, plan);
     const work = sharded ? join(output, 'shards', shardName(shard)) : output;
     const reused = mine.filter((u) => finished.has(unitFile(u.seed, u.method, u.setting)));
