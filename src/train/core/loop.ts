@@ -135,7 +135,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
-  await tidyCheckpoints(c.output, undefined, log);
+  await tidyCheckpoints(c.output, undefined, log, typeof c.resume === 'string' ? undefined : c.saveTotalLimit);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -144,7 +144,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
-    await tidyCheckpoints(c.output, done, log);
+    await tidyCheckpoints(c.output, done, log, c.saveTotalLimit);
     const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
     log(`resumed from ${dir} at step ${done}${budget}`);
     if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);

@@ -171,7 +171,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
-      await tidyCheckpoints(c.output, undefined, log);
+      await tidyCheckpoints(c.output, undefined, log, typeof c.resume === 'string' ? undefined : c.saveTotalLimit);
       if (c.resume) {
         const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
@@ -182,7 +182,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         kl.restore({ ...state.klState, value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
-        await tidyCheckpoints(c.output, done, log);
+        await tidyCheckpoints(c.output, done, log, c.saveTotalLimit);
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
