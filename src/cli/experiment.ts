@@ -95,6 +95,13 @@ fresh samples on 16 held-out prompts. Writes <output>/frontier.jsonl, summary.js
 
 Defaults take about 30 minutes on a 2-core CPU; --quick (fewer runs, steps and samples) about 5.
 
+--shift adds the paper's distribution-shift study (its Table 1): training prompts from Brown-corpus
+press genres (reportage, editorials, reviews), and every trained run's final policy evaluated on
+held-out press openings (in distribution) and fiction/humor openings (shifted): reward, KL and the
+win rate against the reference at --win-temperatures, side by side with 95% intervals. Your own
+distributions: --train-prompts FILE --shift-prompts FILE (every third training prompt is held out
+as the in-distribution set unless --held-out-prompts is given).
+
 Examples:
   $ dpo experiment sentiment --quick
   $ dpo experiment sentiment --output runs/frontier --betas 0.1,0.5 --methods DPO,Best-of-N

@@ -11,6 +11,7 @@ import { runCli } from '../cli/run-cli.js';
 import type { FrontierPoint } from '../../src/experiment/frontier.js';
 import type { ShiftCell, ShiftResult, ShiftRow, ShiftTable } from '../../src/experiment/shift.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
+import { choose, startFakeJudge } from '../eval/fake-judge.js';
 
 const TRAIN = ['The movie was', 'Our trip to the city', 'The food at the hotel', 'My first day at work', 'The new house', 'The music last night'];
 const SHIFTED = ['She turned to the door', 'The ship sailed', 'He laughed at'];
@@ -23,6 +24,17 @@ function interval(xs: readonly number[]): { mean: number; low: number; high: num
   const half = (1.96 * sd) / Math.sqrt(n);
   return { mean, low: mean - half, high: mean + half };
 }
+
+/** 95% Wilson interval of k successes in n, written out. */
+function wilson(k: number, n: number): [number, number] {
+  const z = 1.959963984540054;
+  const p = k / n;
+  const c = (p + (z * z) / (2 * n)) / (1 + (z * z) / n);
+  const h = (z / (1 + (z * z) / n)) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  return [Math.max(0, c - h), Math.min(1, c + h)];
+}
+
+const words = (s: string): number => (s.trim() ? s.trim().split(/\s+/).length : 0);
 
 function expectCell(cell: ShiftCell, kept: ShiftResult['inDistribution'], temps: readonly number[]): void {
   const r = interval(kept.perSample.rewards);
@@ -39,6 +51,14 @@ function expectCell(cell: ShiftCell, kept: ShiftResult['inDistribution'], temps:
     expect(cell.winRates[j].winRate).toBeCloseTo(w.mean, 12);
     expect(cell.winRates[j].winRateCi[1]).toBeCloseTo(w.high, 12);
     expect(kept.perSample.wins[j].every((x) => x === 0 || x === 0.5 || x === 1)).toBe(true);
+    // The fake judge prefers the completion with more words, as the ground truth ('length') does,
+    // and picks position A on equal counts (inconsistent over both orders: a tie): the same win rate.
+    const n = kept.perSample.wins[j].length;
+    expect(cell.winRates[j].judgePairs).toBe(n);
+    expect(cell.winRates[j].judgeWinRate).toBeCloseTo(w.mean, 12);
+    const [lo, hi] = wilson(w.mean * n, n);
+    expect(cell.winRates[j].judgeWinRateCi?.[0]).toBeCloseTo(lo, 12);
+    expect(cell.winRates[j].judgeWinRateCi?.[1]).toBeCloseTo(hi, 12);
   });
 }
 
@@ -66,8 +86,10 @@ describe('dpo experiment sentiment --shift (tiny settings)', () => {
 
   it('reports every trained method in and out of distribution, the numbers those of the per-sample results', async () => {
     const output = join(dir, 'out');
-    const r = await runCli(args(output));
+    const judge = await startFakeJudge((q) => choose(words(q.b) > words(q.a) ? 'B' : 'A'));
+    const r = await runCli([...args(output), '--judge-url', judge.url, '--judge-model', 'fake']).finally(() => judge.close());
     expect(r.code, r.stderr).toBe(0);
+    expect(judge.requests.length).toBeGreaterThan(0);
     const summary = JSON.parse(readFileSync(join(output, 'summary.json'), 'utf8')) as { shift: ShiftTable; points: FrontierPoint[]; settings: { heldOutPrompts: number } };
     const table = summary.shift;
     // Every third training prompt is held out as the in-distribution set.
@@ -90,13 +112,14 @@ describe('dpo experiment sentiment --shift (tiny settings)', () => {
     }
     const html = readFileSync(join(output, 'report.html'), 'utf8');
     const section = html.slice(html.indexOf('id="shift"'));
-    expect(section).toContain('<th colspan="4">in distribution</th><th colspan="4">shifted</th>');
+    // reward, KL, then the ground truth's and the judge's win rate at each of 2 temperatures.
+    expect(section).toContain('<th colspan="6">in distribution</th><th colspan="6">shifted</th>');
     const f = (v: number): string => v.toFixed(3);
     for (const row of table.rows) {
       for (const c of [row.inDistribution, row.shifted]) expect(section).toContain(`<td>${f(c.reward)} [${f(c.rewardCi[0])}, ${f(c.rewardCi[1])}]</td>`);
     }
     expect(r.stderr).toMatch(/Distribution shift \(the paper's Table 1\)/);
-  }, 60_000);
+  }, 240_000); // about 12 CPU-seconds (two tiny runs, both held-out sets); minutes of wall time on a loaded machine
 
   it('refuses bad prompt files with one line, before anything runs', async () => {
     const empty = join(dir, 'empty.jsonl');
