@@ -46,7 +46,7 @@ export const SentimentFlagsSchema = z
     overwriteOutput: option(z.boolean().optional(), 'write into a non-empty folder that is not an earlier run of the experiment', { group: 'checkpoints' }),
     prompts: option(z.string().min(1).optional(), 'training prompts ({"prompt": ...} rows)', { arg: 'file', group: 'data', defaultText: '40 built-in openings' }),
     heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts (with --shift: the in-distribution ones)', { arg: 'file', group: 'data', defaultText: '16 built-in openings; --shift: 16 Brown press openings, or every third --train-prompts row' }),
-    shift: option(z.boolean().default(false), "distribution-shift study (the paper's Table 1): train on Brown-corpus press openings, evaluate every trained run on held-out press and fiction openings", { group: 'data' }),
+    shift: option(z.boolean().default(false), "distribution-shift study (the paper's Table 1): train on Brown-corpus press openings, evaluate every trained run on held-out press and fiction openings (with --quick: one DPO beta, one checkpoint, 4 eval samples)", { group: 'data' }),
     trainPrompts: option(z.string().min(1).optional(), 'the shift study\'s training distribution ({"prompt": ...} rows; the same as --prompts)', { arg: 'file', group: 'data', defaultText: '40 Brown press openings' }),
     shiftPrompts: option(z.string().min(1).optional(), 'the shift study\'s shifted held-out prompts (implies --shift)', { arg: 'file', group: 'data', defaultText: '16 Brown fiction and humor openings' }),
     scorer: option(z.string().min(1).default('sentiment'), `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, { arg: 'name', group: 'reward' }),
