@@ -12,6 +12,8 @@ import type { FrontierPoint } from '../../src/experiment/frontier.js';
 import type { ShiftCell, ShiftResult, ShiftRow, ShiftTable } from '../../src/experiment/shift.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
 import { choose, startFakeJudge } from '../eval/fake-judge.js';
+import { resolveSettings } from '../../src/experiment/sentiment.js';
+import { SHIFT_IN_DISTRIBUTION_PROMPTS, SHIFT_SHIFTED_PROMPTS, SHIFT_TRAIN_PROMPTS } from '../../src/data/shift-prompts.js';
 
 const TRAIN = ['The movie was', 'Our trip to the city', 'The food at the hotel', 'My first day at work', 'The new house', 'The music last night'];
 const SHIFTED = ['She turned to the door', 'The ship sailed', 'He laughed at'];
@@ -147,5 +149,15 @@ describe('dpo experiment sentiment --shift (tiny settings)', () => {
     expect(existsSync(out)).toBe(false);
     const r = await runCli(['experiment', 'sentiment', '--model', model, '--output', join(dir, 'few'), '--train-prompts', two, '--shift']);
     expect(r.stderr.trim()).toMatch(/^dpo: experiment: 2 training prompts; the shift study holds out every third of them as the in-distribution set, so it needs at least 3/);
+  });
+
+  it('--shift takes the built-in Brown sets, and --quick --shift its smaller settings; plain --quick is unchanged', () => {
+    const s = resolveSettings({ shift: true, quick: true });
+    expect([s.trainPrompts, s.heldOutPrompts, s.shift]).toEqual([SHIFT_TRAIN_PROMPTS.length, SHIFT_IN_DISTRIBUTION_PROMPTS.length, { shiftedPrompts: SHIFT_SHIFTED_PROMPTS.length, builtInPrompts: true }]);
+    expect([s.betas, s.checkpoints, s.evalSamplesPerPrompt, s.steps, s.winTemperatures]).toEqual([[0.1], 1, 4, 40, [0.5, 1]]);
+    const q = resolveSettings({ quick: true });
+    expect([q.betas, q.checkpoints, q.evalSamplesPerPrompt, q.shift, q.trainPrompts, q.heldOutPrompts]).toEqual([[0.1, 1], 2, 8, undefined, 40, 16]);
+    expect(resolveSettings({ shift: true, quick: true, evalSamplesPerPrompt: 8, betas: [1] })).toMatchObject({ evalSamplesPerPrompt: 8, betas: [1] });
+    expect(resolveSettings({ shiftPrompts: ['Once upon a time'] }).shift).toEqual({ shiftedPrompts: 1, builtInPrompts: false });
   });
 });
