@@ -2,14 +2,14 @@
  * Compiles graphs into ONNX Runtime sessions once and runs them many times. Dynamic dims stay
  * dynamic, so one compiled step serves every batch and sequence length.
  */
-import { availableParallelism } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { allocate, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
-import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
+import { DeviceError, type Device, type DeviceRequest } from './device-types.js';
+import { platform } from './ort-platform.js';
 
 export type ExecutionProvider = Device;
 
@@ -86,7 +86,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
 
 function toOrt(t: HostTensor | DeviceTensor): ort.Tensor {
   if (t instanceof DeviceTensor) return t.value;
-  return new ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
+  return new platform.ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
 }
 
 /**
@@ -136,7 +136,7 @@ export class CompiledGraph {
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
-    const device = await resolveDevice(options.executionProvider);
+    const device = await platform.resolveDevice(options.executionProvider);
     const onDevice = new Set(device === 'webgpu' ? (compileOptions.deviceOutputs ?? []) : []);
     const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
     const chunkMinBytes = options.outputChunkMinBytes ?? DEFAULT_OUTPUT_CHUNK_MIN_BYTES;
@@ -179,7 +179,7 @@ export class CompiledGraph {
     const graph = Object.values(outputs)[0].graph;
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
+      session = await platform.ort.InferenceSession.create(bytes, sessionOptions);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
@@ -230,7 +230,7 @@ export class CompiledGraph {
     for (const name of this.outputNames) {
       const ch = this.chunked.get(name);
       if (!ch) {
-        fetches[name] = into[name] && !this.onDevice.has(name) ? toOrt(into[name]) : null;
+        fetches[name] = into[name] && !this.onDevice.has(name) && platform.writesPreallocatedOutputs ? toOrt(into[name]) : null;
         continue;
       }
       const target = into[name]?.data ?? allocate(ch.dtype, ch.size);
@@ -238,7 +238,7 @@ export class CompiledGraph {
         throw new Error(`run: output buffer for '${name}' must be ${ch.dtype} with ${ch.size} elements, got ${dtypeOfArray(target)} with ${target.length}`);
       }
       targets.set(name, target);
-      for (const c of ch.chunks) fetches[c.name] = toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] });
+      for (const c of ch.chunks) fetches[c.name] = platform.writesPreallocatedOutputs ? toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] }) : null;
     }
     let result: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -255,10 +255,12 @@ export class CompiledGraph {
       }
       const target = targets.get(name);
       if (target) {
+        if (!platform.writesPreallocatedOutputs) for (const c of this.chunked.get(name)?.chunks ?? []) copyInto(view(target, c.offset, c.offset + c.size), result[c.name]);
         out[name] = { data: target, dims: this.chunked.get(name)?.dims as readonly number[] };
         continue;
       }
       const r = result[name];
+      if (into[name] && !platform.writesPreallocatedOutputs) copyInto(into[name].data, r);
       // A preallocated output was written in place; onnxruntime-node 1.30 also hands back a copy
       // of it (see train-step.ts), which is dropped here so that callers see their own buffer.
       out[name] = into[name] ? { data: into[name].data, dims: r.dims } : { data: r.data as AnyTypedArray, dims: r.dims };
@@ -296,6 +298,11 @@ export class CompiledGraph {
   }
 }
 
+/** A returned output copied into the caller's buffer (bindings that do not write preallocated outputs). */
+function copyInto(target: AnyTypedArray, r: ort.Tensor): void {
+  if (r.data !== target) (target as Float32Array).set(r.data as Float32Array);
+}
+
 function checkFeed(name: string, decl: Tensor, f: Feed): void {
   const dtype = f instanceof DeviceTensor ? f.value.type : dtypeOfArray(f.data);
   if (dtype !== decl.dtype) throw new Error(`run: input '${name}' must be ${decl.dtype}, got ${dtype}`);
@@ -313,8 +320,8 @@ function checkFeed(name: string, decl: Tensor, f: Feed): void {
 
 /**
  * The intra-op thread count a session gets for `requested`: at most the cores this process may
- * run on (os.availableParallelism), since more threads than cores only contend.
+ * run on (os.availableParallelism in Node), since more threads than cores only contend.
  */
 export function sessionThreads(requested: number): number {
-  return Math.max(1, Math.min(Math.floor(requested), availableParallelism()));
+  return Math.max(1, Math.min(Math.floor(requested), platform.cores()));
 }
