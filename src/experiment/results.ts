@@ -13,10 +13,12 @@ import { dirname, join, resolve } from 'node:path';
 import { hostInfo, type HostInfo } from '../engine/host.js';
 import { DpoError } from '../errors.js';
 import { writeBytesAtomic } from '../io/atomic.js';
+import { SHIFT_GENRES } from '../data/shift-prompts.js';
 import type { FrontierPoint, WinRate } from './frontier.js';
 import { runName, type RunWinRates, type TracePoint } from './methods.js';
 import { pooledInterval, poolPoints } from './pooling.js';
 import { readFrontier } from './reading.js';
+import { readShift, shiftRows, type ShiftResult } from './shift.js';
 import { writeExperimentReport } from './report.js';
 import type { ExperimentSettings, PooledWinRate, RunRecord, SeedInfo, SentimentExperimentSummary } from './summary.js';
 
@@ -51,6 +53,8 @@ export interface UnitResult {
   points: FrontierPoint[];
   trace?: TracePoint[];
   winRates?: RunWinRates;
+  /** The distribution-shift study (--shift): the final policy in distribution and shifted, with every sample's result. */
+  shift?: ShiftResult;
   /** {@link planDigest} of the experiment that wrote it: a re-run of the same plan reuses the result. */
   digest?: string;
 }
@@ -215,10 +219,19 @@ export async function mergeExperiment(folder: string, o: MergeOptions = {}): Pro
     missing,
     settings: plan.settings,
     host: { ...(o.host ?? hostInfo(plan.host.threads)), threads: plan.host.threads },
+    ...(plan.settings.shift
+      ? {
+          shift: {
+            prompts: { train: plan.settings.trainPrompts, inDistribution: plan.settings.heldOutPrompts, shifted: plan.settings.shift.shiftedPrompts },
+            ...(plan.settings.shift.builtInPrompts ? { genres: { ...SHIFT_GENRES } } : {}),
+            rows: shiftRows(results),
+          },
+        }
+      : {}),
     reading: [],
     seconds: o.seconds ?? results.reduce((a, r) => a + r.seconds, 0),
   };
-  summary.reading = readFrontier(summary);
+  summary.reading = [...readFrontier(summary), ...(summary.shift ? readShift(summary.shift) : [])];
   if (missing.length && o.partial) return summary;
   await writeFile(summary.frontierFile, points.map((p) => `${JSON.stringify(p)}\n`).join(''));
   await writeExperimentReport(summary.report, summary);
