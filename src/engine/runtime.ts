@@ -9,6 +9,7 @@ import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
+import { commitCompileCache, compileCacheDir, compileCacheKey, optimizedModelTempPath, readCompileCache, removeEntry } from './compile-cache.js';
 import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
 
 export type ExecutionProvider = Device;
@@ -20,8 +21,15 @@ export interface RuntimeOptions {
   executionProvider?: DeviceRequest;
   /** ORT graph optimisation level; default 'all' (fuses MatMul+Transpose, GELU, LayerNorm). */
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Write ORT's optimised model here (to see what fused). */
+  /** Write ORT's optimised model here (to see what fused); such a compile bypasses the compile cache. */
   optimizedModelPath?: string;
+  /**
+   * The compile cache's folder (compile-cache.ts: ORT's optimised models on disk, so a graph
+   * compiled before opens without ORT's optimisation passes), or false to compile afresh.
+   * Default: $DPO_TS_COMPILE_CACHE ('off' disables), else `compiled/` in $DPO_TS_CACHE or
+   * ~/.cache/dpo-ts. Used on the CPU execution provider only.
+   */
+  compileCache?: string | false;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
   /**
@@ -117,6 +125,71 @@ export interface CompileOptions {
   deviceOutputs?: readonly string[];
 }
 
+/** Where one compile's time went (bench/dpo.ts --startup prints these). */
+export interface CompileStats {
+  /** Serialising the traced graph to ONNX bytes (ms). */
+  exportMs: number;
+  /** ONNX Runtime's InferenceSession creation: parsing, optimisation passes, kernel setup (ms). */
+  sessionMs: number;
+  /** Size of the ONNX model (bytes). */
+  onnxBytes: number;
+  /**
+   * The compile cache (compile-cache.ts): 'hit' opened ORT's optimised model from disk, 'miss'
+   * optimised and stored it, 'corrupt' found a damaged entry and rebuilt it, 'off' did not use it.
+   */
+  cache: 'hit' | 'miss' | 'corrupt' | 'off';
+}
+
+/**
+ * An ONNX Runtime session for `bytes`, through the compile cache where it applies (CPU, optimised
+ * graphs, no optimizedModelPath of the caller's): a cached optimised model opens with optimisation
+ * 'disabled'; otherwise ORT optimises `bytes` and writes its result for next time.
+ */
+async function openSession(
+  bytes: Uint8Array,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  device: Device,
+  options: RuntimeOptions,
+  graphName: string,
+): Promise<{ session: ort.InferenceSession; cache: CompileStats['cache'] }> {
+  const level = sessionOptions.graphOptimizationLevel;
+  const dir = device === 'cpu' && level !== 'disabled' && !options.optimizedModelPath ? compileCacheDir(options.compileCache) : undefined;
+  if (!dir) return { session: await createSession(bytes, sessionOptions, graphName), cache: 'off' };
+  // What shapes the optimised graph (profiling and output locations do not).
+  const key = compileCacheKey(bytes, device, {
+    level,
+    mode: sessionOptions.executionMode,
+    threads: sessionOptions.intraOpNumThreads ?? null,
+    arena: sessionOptions.enableCpuMemArena,
+    pattern: sessionOptions.enableMemPattern,
+  });
+  const found = await readCompileCache(dir, key);
+  if (found.kind === 'hit') {
+    try {
+      return { session: await ort.InferenceSession.create(found.model, { ...sessionOptions, graphOptimizationLevel: 'disabled' }), cache: 'hit' };
+    } catch {
+      // A model ORT refuses (written by a build that differs in a way the key missed): rebuild it.
+      await removeEntry(dir, key);
+    }
+  }
+  const tmp = await optimizedModelTempPath(dir);
+  // ORT warns on every save at level 'all' that the model may hold hardware-specific layouts: the
+  // key names the CPU, so that warning is silenced for this session (errors still print).
+  const saving: ort.InferenceSession.SessionOptions = tmp ? { ...sessionOptions, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : sessionOptions;
+  const session = await createSession(bytes, saving, graphName);
+  if (tmp) await commitCompileCache(dir, key, tmp);
+  return { session, cache: found.kind === 'miss' ? 'miss' : 'corrupt' };
+}
+
+async function createSession(bytes: Uint8Array, sessionOptions: ort.InferenceSession.SessionOptions, graphName: string): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(bytes, sessionOptions);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`compile: ONNX Runtime rejected graph '${graphName}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
+  }
+}
+
 /** On WebGPU, buffers above this many bytes fail on SwiftShader and many adapters (named in errors). */
 const WEBGPU_BUFFER_LIMIT = 2 ** 30;
 
@@ -133,6 +206,8 @@ export class CompiledGraph {
     private readonly outputTypes: Readonly<Record<string, Tensor>>,
     /** The traced graph's name (in errors). */
     readonly name: string,
+    /** Where the compile's time went. */
+    readonly stats: CompileStats,
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
@@ -159,7 +234,9 @@ export class CompiledGraph {
       });
       chunked.set(name, { dtype: t.dtype, dims: t.shape as readonly number[], size: n, chunks });
     }
+    const exportStart = performance.now();
     const bytes = toOnnxBytes(exported);
+    const exportMs = performance.now() - exportStart;
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.optimizationLevel ?? 'all',
       executionProviders: [device],
@@ -177,15 +254,12 @@ export class CompiledGraph {
       sessionOptions.profileFilePrefix = options.profilePrefix;
     }
     const graph = Object.values(outputs)[0].graph;
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(bytes, sessionOptions);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
-    }
+    const sessionStart = performance.now();
+    const opened = await openSession(bytes, sessionOptions, device, options, graph.name);
+    const session = opened.session;
+    const stats: CompileStats = { exportMs, sessionMs: performance.now() - sessionStart, onnxBytes: bytes.byteLength, cache: opened.cache };
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
-    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked, device, onDevice, outputs, graph.name);
+    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked, device, onDevice, outputs, graph.name, stats);
   }
 
   /**
