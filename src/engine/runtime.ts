@@ -10,6 +10,7 @@ import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
 import { commitCompileCache, compileCacheDir, compileCacheKey, optimizedModelTempPath, readCompileCache, removeEntry } from './compile-cache.js';
+import { dimSizes, matmulFlops, type MatmulFlops } from './flops.js';
 import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
 
 export type ExecutionProvider = Device;
@@ -363,6 +364,15 @@ export class CompiledGraph {
       );
     }
     return new DeviceError(`device webgpu: a run of graph '${this.name}' failed: ${first}`);
+  }
+
+  /**
+   * The FLOPs of one run's matrix products with these feeds (flops.ts: counted from the graph's
+   * MatMul and Gemm nodes at the feeds' sizes). Feeds need only cover the inputs with named dims.
+   */
+  matmulFlops(feeds: Readonly<Record<string, { dims: readonly number[] }>>): MatmulFlops {
+    const outs = Object.values(this.outputTypes);
+    return matmulFlops(outs, dimSizes(outs[0].graph.inputs, feeds));
   }
 
   async release(): Promise<void> {

@@ -44,6 +44,7 @@ import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
 import { buildOptimizer, stateSlots, stepScalars, STEP_SCALARS, type OptimizerConfig, type OptimizerGraph } from './optim.js';
 import { ResidentTensors } from './resident.js';
+import type { MatmulFlops } from './flops.js';
 import { CompiledGraph, type CompileStats, type DeviceTensor, type HostTensor, type RuntimeOptions } from './runtime.js';
 
 export interface ParamSpec {
@@ -170,6 +171,14 @@ export class TrainStep {
     const step = new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
     step.compileStats = { buildMs, ...fusedGraph.stats };
     return step;
+  }
+
+  /**
+   * FLOPs of the matrix products of one step (one micro-batch) on `feeds`, counted from the compiled
+   * step graph (flops.ts): what forward, backward, recomputation and update really multiply.
+   */
+  matmulFlops(feeds: Readonly<Record<string, { dims: readonly number[] }>>): MatmulFlops {
+    return this.fusedGraph.matmulFlops(feeds);
   }
 
   /**
