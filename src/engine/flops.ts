@@ -60,10 +60,23 @@ function unknown(d: string, name?: string): never {
   throw new Error(`matmulFlops: no size for dim '${name ?? d}'${name && name !== d ? ` (in '${d}')` : ''}`);
 }
 
-/** The MatMul/Gemm FLOPs of computing `outputs` once, with `sizes` for the named dims. */
-export function matmulFlops(outputs: readonly Tensor[], sizes: Readonly<Record<string, number>>): MatmulFlops {
+/**
+ * The MatMul/Gemm FLOPs of computing `outputs` once, with `sizes` for the named dims. Dims a
+ * Range makes (the lm_head's chunks) are worked out from their bounds when those are integer
+ * arithmetic on shapes and constants.
+ */
+export function matmulFlops(outputs: readonly Tensor[], inputSizes: Readonly<Record<string, number>>): MatmulFlops {
   const out: MatmulFlops = { total: 0, byOp: { MatMul: 0, Gemm: 0 }, nodes: 0 };
-  for (const n of reachableNodes(outputs)) {
+  const nodes = reachableNodes(outputs);
+  const sizes: Record<string, number> = { ...inputSizes };
+  const values = new Map<number, number[]>();
+  for (const n of nodes) {
+    const d = n.outputs[0].shape[0];
+    if (n.op !== 'Range' || typeof d !== 'string' || d in sizes) continue;
+    const [start, limit, delta] = n.inputs.map((t) => intValue(t, sizes, values)[0]);
+    sizes[d] = Math.max(0, Math.ceil((limit - start) / delta));
+  }
+  for (const n of nodes) {
     if (n.op !== 'MatMul' && n.op !== 'Gemm') continue;
     const [a] = n.inputs;
     const y = n.outputs[0];
@@ -75,6 +88,65 @@ export function matmulFlops(outputs: readonly Tensor[], sizes: Readonly<Record<s
     out.nodes++;
   }
   return out;
+}
+
+/**
+ * The value of a small integer tensor computed from shapes and constants (flat), for the bounds
+ * of a Range; throws on anything else.
+ */
+function intValue(t: Tensor, sizes: Readonly<Record<string, number>>, memo: Map<number, number[]>): number[] {
+  const hit = memo.get(t.id);
+  if (hit) return hit;
+  const v = computeInt(t, sizes, memo);
+  memo.set(t.id, v);
+  return v;
+}
+
+function computeInt(t: Tensor, sizes: Readonly<Record<string, number>>, memo: Map<number, number[]>): number[] {
+  if (t.kind === 'constant' && t.value) return Array.from(t.value as ArrayLike<number | bigint>, Number);
+  const n = t.node;
+  if (!n) throw new Error(`matmulFlops: ${t.toString()} is a graph input, not a size`);
+  const arg = (i: number): number[] => intValue(n.inputs[i], sizes, memo);
+  const binary = (f: (a: number, b: number) => number): number[] => {
+    const [a, b] = [arg(0), arg(1)];
+    return Array.from({ length: Math.max(a.length, b.length) }, (_, i) => f(a[a.length === 1 ? 0 : i], b[b.length === 1 ? 0 : i]));
+  };
+  switch (n.op) {
+    case 'Shape': {
+      const dims = n.inputs[0].shape.map((d) => evalDim(d, sizes));
+      const start = typeof n.attrs.start === 'number' ? n.attrs.start : 0;
+      const end = typeof n.attrs.end === 'number' ? n.attrs.end : dims.length;
+      return dims.slice(start, end);
+    }
+    case 'Reshape':
+    case 'Squeeze':
+    case 'Unsqueeze':
+    case 'Identity':
+    case 'Cast':
+      return arg(0);
+    case 'Concat':
+      return n.inputs.flatMap((_, i) => arg(i));
+    case 'Gather': {
+      const data = arg(0);
+      return arg(1).map((i) => data[i < 0 ? i + data.length : i]);
+    }
+    case 'Add':
+      return binary((a, b) => a + b);
+    case 'Sub':
+      return binary((a, b) => a - b);
+    case 'Mul':
+      return binary((a, b) => a * b);
+    case 'Div':
+      return binary((a, b) => Math.trunc(a / b));
+    case 'Min':
+      return binary(Math.min);
+    case 'Max':
+      return binary(Math.max);
+    case 'ReduceProd':
+      return [arg(0).reduce((p, x) => p * x, 1)];
+    default:
+      throw new Error(`matmulFlops: cannot work out a size computed by ${n.op}`);
+  }
 }
 
 /** Sizes of the named dims of `inputs` as fed (the first input that has a name gives its size). */

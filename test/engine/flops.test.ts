@@ -69,3 +69,19 @@ describe('matmulFlops', () => {
     await ckpt.release();
   });
 });
+
+describe('matmulFlops with sizes made by Range', () => {
+  it('works out a Range length from shapes and constants (the lm_head chunk rows)', () => {
+    const g = new Graph();
+    const x = g.input('x', 'float32', ['rows', 4]);
+    const w = g.input('w', 'float32', [4, 5]);
+    const m = op.reshape(op.dimTensor(g, 'rows', x), []);
+    const int = (v: number): Tensor => op.scalar(g, v, 'int64');
+    // Rows [ceil(m/3), min(2·ceil(m/3), m)) of x, as scoredHead picks a chunk.
+    const size = op.div(op.add(m, int(2)), int(3));
+    const idx = op.range(size, op.minimum(op.mul(size, int(2)), m));
+    const y = op.matmul(op.gather(x, idx), w);
+    expect(matmulFlops([y], { rows: 10 }).total).toBe(2 * 4 * 4 * 5); // rows 4..7
+    expect(matmulFlops([y], { rows: 2 }).total).toBe(2 * 1 * 4 * 5); // row 1 only
+  });
+});
