@@ -558,8 +558,8 @@ async function compareStartup(args: string[], rest: readonly string[]): Promise<
 
 export async function main(args: string[]): Promise<void> {
   const startup = args.includes('--startup');
-  // --steps 0 (with --startup): compile only.
-  const steps = Math.max(startup ? 0 : 1, Number(flag(args, 'steps') ?? (startup ? 1 : 3)));
+  // --steps 0 (with --startup, and in its children): compile only.
+  const steps = Math.max(startup || args.includes('--child') ? 0 : 1, Number(flag(args, 'steps') ?? (startup ? 1 : 3)));
   const warmup = Math.max(0, Number(flag(args, 'warmup') ?? (startup ? 0 : 3)));
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
