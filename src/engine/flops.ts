@@ -18,6 +18,11 @@ export interface MatmulFlops {
   byOp: { MatMul: number; Gemm: number };
   /** How many product nodes there are. */
   nodes: number;
+  /**
+   * The 2-D products (one matrix times another, e.g. activations times a weight) by shape
+   * `m x k x n`, with their summed FLOPs and node count, most FLOPs first.
+   */
+  shapes: { m: number; k: number; n: number; flops: number; nodes: number }[];
 }
 
 /**
@@ -66,8 +71,9 @@ function unknown(d: string, name?: string): never {
  * arithmetic on shapes and constants.
  */
 export function matmulFlops(outputs: readonly Tensor[], inputSizes: Readonly<Record<string, number>>): MatmulFlops {
-  const out: MatmulFlops = { total: 0, byOp: { MatMul: 0, Gemm: 0 }, nodes: 0 };
+  const out: MatmulFlops = { total: 0, byOp: { MatMul: 0, Gemm: 0 }, nodes: 0, shapes: [] };
   const nodes = reachableNodes(outputs);
+  const byShape = new Map<string, MatmulFlops['shapes'][number]>();
   const sizes: Record<string, number> = { ...inputSizes };
   const values = new Map<number, number[]>();
   for (const n of nodes) {
@@ -86,7 +92,16 @@ export function matmulFlops(outputs: readonly Tensor[], inputSizes: Readonly<Rec
     out.byOp[n.op] += f;
     out.total += f;
     out.nodes++;
+    if (y.rank === 2 && n.inputs[1].rank === 2 && a.rank === 2) {
+      const [m, cols] = y.shape.map((d) => evalDim(d, sizes));
+      const key = `${m}x${evalDim(k, sizes)}x${cols}`;
+      const e = byShape.get(key) ?? { m, k: evalDim(k, sizes), n: cols, flops: 0, nodes: 0 };
+      e.flops += f;
+      e.nodes++;
+      byShape.set(key, e);
+    }
   }
+  out.shapes = [...byShape.values()].sort((x, y) => y.flops - x.flops);
   return out;
 }
 

@@ -24,6 +24,11 @@ describe('matmulFlops', () => {
     expect(f.nodes).toBe(3);
     expect(f.byOp.MatMul).toBe(2 * n * 4 * 8 + 2 * n * 8 * 4 + 3 * 2 * n * 4 * n);
     expect(f.total).toBe(f.byOp.MatMul);
+    // The 2-D products by shape (the batched one is not among them).
+    expect(f.shapes).toEqual([
+      { m: n, k: 4, n: 8, flops: 2 * n * 4 * 8, nodes: 1 },
+      { m: n, k: 8, n: 4, flops: 2 * n * 8 * 4, nodes: 1 },
+    ]);
   });
 
   it('Gemm: k from the transposed operand', () => {

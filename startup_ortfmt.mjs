@@ -1,0 +1,16 @@
+import * as ort from 'onnxruntime-node';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+const dir = `${process.env.HOME}/.cache/dpo-ts/compiled`;
+const f = readdirSync(dir).filter((x) => x.endsWith('.ortopt')).map((x) => `${dir}/${x}`).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+const buf = readFileSync(f);
+const h = buf.indexOf(10, buf.indexOf(10) + 1);
+const model = buf.subarray(h + 1);
+const t = async (label, fn) => { const c0 = process.cpuUsage(); const t0 = performance.now(); const r = await fn(); const c = process.cpuUsage(c0); console.log(label, Math.round(performance.now() - t0), 'ms wall', Math.round((c.user + c.system) / 1000), 'ms cpu'); return r; };
+const base = { executionProviders: ['cpu'], intraOpNumThreads: 2, executionMode: 'sequential', enableCpuMemArena: true, enableMemPattern: false };
+await t('onnx disabled', () => ort.InferenceSession.create(model, { ...base, graphOptimizationLevel: 'disabled' }));
+await t('onnx disabled again', () => ort.InferenceSession.create(model, { ...base, graphOptimizationLevel: 'disabled' }));
+await t('save ORT format', () => ort.InferenceSession.create(model, { ...base, graphOptimizationLevel: 'disabled', optimizedModelFilePath: '/tmp/startup_m.ort', extra: { session: { save_model_format: 'ORT' } } }));
+const ortBytes = readFileSync('/tmp/startup_m.ort');
+console.log('ort bytes', ortBytes.length, 'onnx bytes', model.length);
+await t('load ORT format', () => ort.InferenceSession.create(ortBytes, { ...base, graphOptimizationLevel: 'disabled', extra: { session: { load_model_format: 'ORT' } } }));
+await t('load ORT format again', () => ort.InferenceSession.create(ortBytes, { ...base, graphOptimizationLevel: 'disabled', extra: { session: { load_model_format: 'ORT' } } }));
