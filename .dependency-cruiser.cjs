@@ -18,7 +18,7 @@ const LAYERS = [
   ['train/core'],
   ['train/dpo', 'train/kto', 'train/reference-free', 'train/sft', 'train/reward', 'train/ppo', 'train/online'],
   ['train/index'],
-  ['quickstart'],
+  ['quickstart', 'browser', 'studio'],
   ['experiment'],
   ['cli'],
   ['index'],

@@ -6,6 +6,7 @@
  *   npm run bench -- dpo [--models gpt2-124m,smollm2-135m,quickstart,qwen3-0.6b] [--variants full,lora] [--steps 3]
  *                        [--warmup 3] [--threads 2] [--gradient-checkpointing] [--vs-torch] [--rounds 3]
  *                        [--torch-warmup N] [--profile DIR] [--steps-per-run 1,2,4] [--device cpu|webgpu|cuda [--peak-tflops T]]
+ *                        [--prefix-sharing auto|on|off]
  *                        [--child MODEL [--variant full|lora] [--mem-trace] [--steps-per-run K]]  (one model in this process;
  *                                    per-step memory on stderr, also after a GC when node runs with --expose-gc)
  *
@@ -40,6 +41,12 @@
  * in use during the steps (the whole GPU's, so run nothing else on it). bench/gpu/run.sh runs the
  * GPU set on a machine without network access.
  *
+ * --prefix-sharing (default auto, as `dpo train`): each pair's prompt computed once for both
+ * completions (data/pack.ts), when that makes the batch's rows shorter (auto) or always (on).
+ * The line's prefix_sharing says whether the batch was shared and rows_x_len the rows the forward
+ * ran; tokens_per_second still counts the unshared 2·B·T tokens (the data the step consumed), and
+ * the FLOPs (hence mfu) count the rows the forward ran.
+ *
  * FLOPs per step (see BENCHMARKS.md): 6·P_body·N·T + 6·V·d·M + 12·L·d_attn·T²·N, where
  * P_body = parameters without the token/position embeddings (the tied lm_head is counted by the
  * second term), N = 2B sequences, T tokens each, M = scored (completion) positions, V vocab,
@@ -62,7 +69,8 @@ import { buildPolicy } from '../src/train/core/policy.js';
 import type { Graph, Tensor } from '../src/engine/graph.js';
 import { withGradientCheckpointing } from '../src/models/linear.js';
 import { loraConfig, loraParameters } from '../src/models/lora.js';
-import { scoredFeeds } from '../src/scoring/sequence-logps.js';
+import { scoredFeeds, scoredPacking, type ScoredLayout } from '../src/scoring/sequence-logps.js';
+import type { PrefixSharing } from '../src/data/pack.js';
 import { prepareGemm } from './engine.js';
 import { DEVICE_REQUESTS, resolveDevice, type Device, type DeviceRequest } from '../src/engine/device.js';
 import { fp32PeakTflops, gpuName, sampleGpuMemory } from './gpu/device-stats.js';
@@ -214,7 +222,7 @@ export interface FlopCount {
  * cost forward + input gradient only (4 instead of 6 per weight and token; the tied head 4·V·d·M),
  * plus the adapters' 6·P_lora·N·T; attention is unchanged (its inputs need gradients).
  */
-export function dpoStepFlops(model: CausalLM, variant: Variant = 'full'): FlopCount {
+export function dpoStepFlops(model: CausalLM, variant: Variant = 'full', forward?: { rows: number; seqLen: number }): FlopCount {
   const c = model.config;
   let params = 0;
   let embed = 0;
@@ -223,19 +231,21 @@ export function dpoStepFlops(model: CausalLM, variant: Variant = 'full'): FlopCo
     params += n;
     if (/(wte|wpe|embed_tokens)\.weight$/.test(p.name)) embed += n;
   }
-  const N = 2 * SHAPE.pairs;
-  const T = SHAPE.seqLen;
-  const tokens = N * T;
-  const scored = N * (T - SHAPE.promptLen);
+  // The data's tokens (tokens/s counts these) and the rows the forward runs (prefix sharing: fewer, longer).
+  const tokens = 2 * SHAPE.pairs * SHAPE.seqLen;
+  const N = forward?.rows ?? 2 * SHAPE.pairs;
+  const T = forward?.seqLen ?? SHAPE.seqLen;
+  const scored = 2 * SHAPE.pairs * (SHAPE.seqLen - SHAPE.promptLen);
   const bodyParams = params - embed;
   const dAttn = c.numHeads * c.headDim;
   const attention = 12 * c.numLayers * dAttn * T * T * N;
+  const run = N * T;
   if (variant === 'lora') {
     const loraParams = loraParameters(model, loraConfig(model.modelType, LORA)).reduce((a, p) => a + p.shape[0] * p.shape[1], 0);
-    const total = 4 * bodyParams * tokens + 6 * loraParams * tokens + 4 * c.vocabSize * c.hiddenSize * scored + attention;
+    const total = 4 * bodyParams * run + 6 * loraParams * run + 4 * c.vocabSize * c.hiddenSize * scored + attention;
     return { params, bodyParams, tokens, scored, total, trainable: loraParams };
   }
-  const total = 6 * bodyParams * tokens + 6 * c.vocabSize * c.hiddenSize * scored + attention;
+  const total = 6 * bodyParams * run + 6 * c.vocabSize * c.hiddenSize * scored + attention;
   return { params, bodyParams, tokens, scored, total, trainable: params };
 }
 
@@ -255,7 +265,7 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; shape: ShapeName; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number },
+  opts: { variant: Variant; shape: ShapeName; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number; prefixSharing: PrefixSharing },
 ): Promise<void> {
   SHAPE = SHAPES[opts.shape];
   const device: Device = await resolveDevice(opts.device ?? 'cpu');
@@ -265,8 +275,13 @@ async function runChild(
   const batch = collatePreferences(randomRows(model.config.vocabSize, 7), { padTokenId: 0 });
   const K = batch.numCompletions;
   const n = batch.numSequences;
+  // As DPOTrainer's layout (scoredLayoutOf) for pairs, padded.
+  const layout: ScoredLayout = { prefixSharing: opts.prefixSharing };
+  const packed = scoredPacking(batch, layout);
+  const forward = packed ? { rows: packed.rows, seqLen: packed.seqLen } : { rows: n, seqLen: batch.seqLen };
+  const shared = packed?.completionShifts !== undefined;
   const feeds: Record<string, HostTensor> = {
-    ...scoredFeeds(batch),
+    ...scoredFeeds(batch, layout),
     completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     // Plausible reference log-probs of random tokens: about -completion_length·ln(V).
     ref_logps: { data: Float32Array.from({ length: n }, (_, i) => -batch.completionLengths[i] * Math.log(model.config.vocabSize) + (i % 3)), dims: [n] },
@@ -280,7 +295,7 @@ async function runChild(
   const compileStart = performance.now();
   // CPU time too: on a loaded machine it says more than the wall clock (ORT's threads included).
   const compileCpu = process.cpuUsage();
-  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false), { ...OPTIMIZER }, runtime);
+  const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false, undefined, layout), { ...OPTIMIZER }, runtime);
   // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
   const perRun = opts.stepsPerRun;
   await step.prepareSteps(perRun);
@@ -348,9 +363,10 @@ async function runChild(
 
   // --steps 0 (--startup): the session only, no step.
   const ms = times.length ? median(times) : NaN;
-  const f = dpoStepFlops(model, opts.variant);
+  const f = dpoStepFlops(model, opts.variant, forward);
   // What the step graph multiplies (forward, the backward autodiff built, recomputed checkpoints,
-  // lm_head chunks), counted from its MatMul/Gemm nodes at this batch's sizes: mfu's numerator.
+  // lm_head chunks, the rows prefix sharing runs), counted from its MatMul/Gemm nodes at this
+  // batch's sizes: mfu's numerator.
   const executed = graphFlops.total;
   const achieved = executed / ms / 1e6;
   console.log(
@@ -360,6 +376,8 @@ async function runChild(
       model: name,
       variant: opts.variant,
       gradient_checkpointing: opts.gradientCheckpointing === true,
+      prefix_sharing: `${opts.prefixSharing}${opts.prefixSharing === 'off' ? '' : shared ? ' (shared)' : ' (not shared)'}`,
+      rows_x_len: `${forward.rows}x${forward.seqLen}`,
       params: f.params,
       trainable_params: f.trainable,
       tokens_per_second: Number.isFinite(ms) ? round((f.tokens * 1000) / ms, 1) : null,
@@ -586,9 +604,11 @@ export async function main(args: string[]): Promise<void> {
     if (!Number.isInteger(n) || n < 1) throw new Error(`dpo bench: --steps-per-run takes positive integers, got '${k}'`);
     return n;
   });
+  const prefixSharing = (flag(args, 'prefix-sharing') ?? 'auto') as PrefixSharing;
+  if (!['auto', 'on', 'off'].includes(prefixSharing)) throw new Error(`dpo bench: --prefix-sharing takes auto, on, off, got '${prefixSharing}'`);
   if (child) {
     const variant = parseVariant(flag(args, 'variant') ?? 'full');
-    return runChild(child, { variant, shape: parseShape(flag(args, 'shape') ?? 'standard'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops });
+    return runChild(child, { variant, shape: parseShape(flag(args, 'shape') ?? 'standard'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops, prefixSharing });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
@@ -599,6 +619,7 @@ export async function main(args: string[]): Promise<void> {
     '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device,
     ...(peakTflops === undefined ? [] : ['--peak-tflops', String(peakTflops)]),
     ...(gradientCheckpointing ? ['--gradient-checkpointing'] : []),
+    '--prefix-sharing', prefixSharing,
   ];
   // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];

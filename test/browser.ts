@@ -9,7 +9,7 @@ export function warnIfNoChromium(what: string): void {
   if (!CHROMIUM) console.warn(`${what}: skipped, no chromium found (apt-get install chromium, or set CHROMIUM_PATH)`);
 }
 
-export function launchChromium(): Promise<Browser> {
+export function launchChromium(args: readonly string[] = []): Promise<Browser> {
   // --no-sandbox: CI and containers run as root, where chromium's sandbox cannot start.
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', ...args] });
 }

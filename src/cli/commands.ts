@@ -14,6 +14,7 @@ import { register as experiment } from './experiment.js';
 import { register as exportModel } from './export.js';
 import { register as models } from './models.js';
 import { register as label } from './label.js';
+import { register as studio } from './studio.js';
 import { register as judge } from './judge.js';
 
 export const COMMANDS: readonly RegisterCommand[] = [
@@ -32,6 +33,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   exportModel,
   models,
   label,
+  studio,
   judge,
   experiment,
 ];

@@ -41,7 +41,7 @@ const KEY_GROUPS: Record<Exclude<OptionGroup, 'loss'>, readonly string[]> = {
   model: ['model', 'keepDropout'],
   data: [
     'data', 'evalData', 'prompts', 'evalPrompts', 'pairs', 'format', 'maxLength', 'maxPromptLength', 'maxCompletionLength', 'truncationMode',
-    'onBadRow', 'paddingFree', 'padToMultipleOf', 'groupByLength',
+    'onBadRow', 'paddingFree', 'prefixSharing', 'padToMultipleOf', 'groupByLength',
   ],
   generation: ['maxNewTokens', 'temperature', 'topK', 'topP', 'numSamples', 'stop', 'greedy', 'maxPromptTokens'],
   reward: ['rewardModel', 'scorer', 'template', 'judgeUrl', 'judgeModel', 'judgeApiKeyEnv', 'judgeTemplate', 'judgeConcurrency', 'judgeMaxAttempts', 'judgeTimeout', 'missingEosPenalty'],

@@ -28,6 +28,7 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, utimes } from 'node:f
 import { arch, cpus, homedir, platform } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { CompileCacheUse } from './ort-platform-types.js';
 
 /** The folder shared by the project's caches: $DPO_TS_CACHE, else $XDG_CACHE_HOME/dpo-ts or ~/.cache/dpo-ts. */
 export function defaultCacheDir(): string {
@@ -165,4 +166,42 @@ export async function pruneCompileCache(dir: string, maxEntries = COMPILE_CACHE_
 
 export function entryPath(dir: string, key: string): string {
   return join(dir, `${key}.ortopt`);
+}
+
+/**
+ * A session for `bytes` through the cache in the folder `setting` names (compileCacheDir): a
+ * cached optimised model opens with optimisation 'disabled'; otherwise ORT optimises `bytes` and
+ * writes its result for next time. `create` makes a session (and words ORT's errors).
+ */
+export async function openCachedSession(
+  bytes: Uint8Array,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  setting: string | false | undefined,
+  create: (model: Uint8Array, options: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>,
+): Promise<CompileCacheUse> {
+  const dir = compileCacheDir(setting);
+  if (!dir) return { session: await create(bytes, sessionOptions), cache: 'off' };
+  // What shapes the optimised graph (profiling and output locations do not).
+  const key = compileCacheKey(bytes, 'cpu', {
+    level: sessionOptions.graphOptimizationLevel,
+    mode: sessionOptions.executionMode,
+    threads: sessionOptions.intraOpNumThreads ?? null,
+    arena: sessionOptions.enableCpuMemArena,
+    pattern: sessionOptions.enableMemPattern,
+  });
+  const found = await readCompileCache(dir, key);
+  if (found.kind === 'hit') {
+    try {
+      return { session: await ort.InferenceSession.create(found.model, { ...sessionOptions, graphOptimizationLevel: 'disabled' }), cache: 'hit' };
+    } catch {
+      // A model ORT refuses (written by a build that differs in a way the key missed): rebuild it.
+      await removeEntry(dir, key);
+    }
+  }
+  const tmp = await optimizedModelTempPath(dir);
+  // ORT warns on every save at level 'all' that the model may hold hardware-specific layouts: the
+  // key names the CPU, so that warning is silenced for this session (errors still print).
+  const session = await create(bytes, tmp ? { ...sessionOptions, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : sessionOptions);
+  if (tmp) await commitCompileCache(dir, key, tmp);
+  return { session, cache: found.kind === 'miss' ? 'miss' : 'corrupt' };
 }

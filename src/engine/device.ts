@@ -10,20 +10,9 @@ import * as ort from 'onnxruntime-node';
 import { Graph } from './graph.js';
 import { toOnnxBytes } from './onnx-export.js';
 import * as op from './ops.js';
+import { DeviceError, type Device, type DeviceRequest } from './device-types.js';
 
-/** An execution provider our graphs run on. */
-export type Device = 'cpu' | 'webgpu' | 'cuda';
-/** What a user may ask for: a device, or 'auto' (the first usable of cuda, webgpu, cpu). */
-export type DeviceRequest = Device | 'auto';
-export const DEVICE_REQUESTS = ['cpu', 'webgpu', 'cuda', 'auto'] as const satisfies readonly DeviceRequest[];
-
-/** A device that was asked for and cannot be used here; the message says why and what to do. */
-export class DeviceError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DeviceError';
-  }
-}
+export { DEVICE_REQUESTS, DeviceError, type Device, type DeviceRequest } from './device-types.js';
 
 /** Where Debian's chromium package puts SwiftShader's Vulkan driver (a software WebGPU adapter). */
 export const SWIFTSHADER_DIR = '/usr/lib/chromium';

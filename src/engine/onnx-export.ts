@@ -3,7 +3,6 @@
  * Engine ops map to ONNX ops one to one, except where ONNX wants attributes as inputs (reduce
  * axes, slice bounds) and the float64 Erf, which ORT lacks and gets a composed form.
  */
-import { writeFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import { ONNX_DTYPE, type AnyTypedArray, type DType } from './dtype.js';
 import type { AttrValue, Node, Tensor } from './graph.js';
@@ -367,9 +366,4 @@ function int64MaxConst(e: Emitter): string {
     e.initializers.push({ name, dataType: ONNX_DTYPE.int64, dims: [1], rawData: rawBytes(BigInt64Array.of(BigInt(INT64_MAX))) });
   }
   return name;
-}
-
-/** Writes the graph computing `outputs` to a .onnx file (open it in Netron to inspect). */
-export function saveOnnx(outputs: Readonly<Record<string, Tensor>>, path: string): void {
-  writeFileSync(path, toOnnxBytes(outputs));
 }

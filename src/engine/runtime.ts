@@ -2,16 +2,16 @@
  * Compiles graphs into ONNX Runtime sessions once and runs them many times. Dynamic dims stay
  * dynamic, so one compiled step serves every batch and sequence length.
  */
-import { availableParallelism } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { allocate, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.js';
 import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
-import { commitCompileCache, compileCacheDir, compileCacheKey, optimizedModelTempPath, readCompileCache, removeEntry } from './compile-cache.js';
 import { dimSizes, matmulFlops, type MatmulFlops } from './flops.js';
-import { DeviceError, resolveDevice, type Device, type DeviceRequest } from './device.js';
+import { DeviceError, type Device, type DeviceRequest } from './device-types.js';
+import { platform } from './ort-platform.js';
+import type { CompileCacheUse } from './ort-platform-types.js';
 
 export type ExecutionProvider = Device;
 
@@ -95,7 +95,7 @@ const ORT_TYPE: Record<DType, ort.Tensor.Type> = {
 
 function toOrt(t: HostTensor | DeviceTensor): ort.Tensor {
   if (t instanceof DeviceTensor) return t.value;
-  return new ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
+  return new platform.ort.Tensor(ORT_TYPE[dtypeOfArray(t.data)], t.data, [...t.dims]);
 }
 
 /**
@@ -142,9 +142,8 @@ export interface CompileStats {
 }
 
 /**
- * An ONNX Runtime session for `bytes`, through the compile cache where it applies (CPU, optimised
- * graphs, no optimizedModelPath of the caller's): a cached optimised model opens with optimisation
- * 'disabled'; otherwise ORT optimises `bytes` and writes its result for next time.
+ * An ONNX Runtime session for `bytes`, through the platform's compile cache where it applies (the
+ * Node platform, compile-cache.ts: CPU, optimised graphs, no optimizedModelPath of the caller's).
  */
 async function openSession(
   bytes: Uint8Array,
@@ -152,43 +151,18 @@ async function openSession(
   device: Device,
   options: RuntimeOptions,
   graphName: string,
-): Promise<{ session: ort.InferenceSession; cache: CompileStats['cache'] }> {
-  const level = sessionOptions.graphOptimizationLevel;
-  const dir = device === 'cpu' && level !== 'disabled' && !options.optimizedModelPath ? compileCacheDir(options.compileCache) : undefined;
-  if (!dir) return { session: await createSession(bytes, sessionOptions, graphName), cache: 'off' };
-  // What shapes the optimised graph (profiling and output locations do not).
-  const key = compileCacheKey(bytes, device, {
-    level,
-    mode: sessionOptions.executionMode,
-    threads: sessionOptions.intraOpNumThreads ?? null,
-    arena: sessionOptions.enableCpuMemArena,
-    pattern: sessionOptions.enableMemPattern,
-  });
-  const found = await readCompileCache(dir, key);
-  if (found.kind === 'hit') {
+): Promise<CompileCacheUse> {
+  const create = async (model: Uint8Array, so: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> => {
     try {
-      return { session: await ort.InferenceSession.create(found.model, { ...sessionOptions, graphOptimizationLevel: 'disabled' }), cache: 'hit' };
-    } catch {
-      // A model ORT refuses (written by a build that differs in a way the key missed): rebuild it.
-      await removeEntry(dir, key);
+      return await platform.ort.InferenceSession.create(model, so);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new Error(`compile: ONNX Runtime rejected graph '${graphName}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
     }
-  }
-  const tmp = await optimizedModelTempPath(dir);
-  // ORT warns on every save at level 'all' that the model may hold hardware-specific layouts: the
-  // key names the CPU, so that warning is silenced for this session (errors still print).
-  const saving: ort.InferenceSession.SessionOptions = tmp ? { ...sessionOptions, optimizedModelFilePath: tmp, logSeverityLevel: 3 } : sessionOptions;
-  const session = await createSession(bytes, saving, graphName);
-  if (tmp) await commitCompileCache(dir, key, tmp);
-  return { session, cache: found.kind === 'miss' ? 'miss' : 'corrupt' };
-}
-
-async function createSession(bytes: Uint8Array, sessionOptions: ort.InferenceSession.SessionOptions, graphName: string): Promise<ort.InferenceSession> {
-  try {
-    return await ort.InferenceSession.create(bytes, sessionOptions);
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`compile: ONNX Runtime rejected graph '${graphName}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
-  }
+  };
+  const cacheable = device === 'cpu' && sessionOptions.graphOptimizationLevel !== 'disabled' && !options.optimizedModelPath;
+  if (!cacheable || !platform.openCached) return { session: await create(bytes, sessionOptions), cache: 'off' };
+  return platform.openCached(bytes, sessionOptions, options.compileCache, create);
 }
 
 /** On WebGPU, buffers above this many bytes fail on SwiftShader and many adapters (named in errors). */
@@ -212,7 +186,7 @@ export class CompiledGraph {
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
-    const device = await resolveDevice(options.executionProvider);
+    const device = await platform.resolveDevice(options.executionProvider);
     const onDevice = new Set(device === 'webgpu' ? (compileOptions.deviceOutputs ?? []) : []);
     const chunkMax = options.outputChunkElements ?? DEFAULT_OUTPUT_CHUNK_ELEMENTS;
     const chunkMinBytes = options.outputChunkMinBytes ?? DEFAULT_OUTPUT_CHUNK_MIN_BYTES;
@@ -305,7 +279,7 @@ export class CompiledGraph {
     for (const name of this.outputNames) {
       const ch = this.chunked.get(name);
       if (!ch) {
-        fetches[name] = into[name] && !this.onDevice.has(name) ? toOrt(into[name]) : null;
+        fetches[name] = into[name] && !this.onDevice.has(name) && platform.writesPreallocatedOutputs ? toOrt(into[name]) : null;
         continue;
       }
       const target = into[name]?.data ?? allocate(ch.dtype, ch.size);
@@ -313,7 +287,7 @@ export class CompiledGraph {
         throw new Error(`run: output buffer for '${name}' must be ${ch.dtype} with ${ch.size} elements, got ${dtypeOfArray(target)} with ${target.length}`);
       }
       targets.set(name, target);
-      for (const c of ch.chunks) fetches[c.name] = toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] });
+      for (const c of ch.chunks) fetches[c.name] = platform.writesPreallocatedOutputs ? toOrt({ data: view(target, c.offset, c.offset + c.size), dims: [c.size] }) : null;
     }
     let result: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -330,10 +304,12 @@ export class CompiledGraph {
       }
       const target = targets.get(name);
       if (target) {
+        if (!platform.writesPreallocatedOutputs) for (const c of this.chunked.get(name)?.chunks ?? []) copyInto(view(target, c.offset, c.offset + c.size), result[c.name]);
         out[name] = { data: target, dims: this.chunked.get(name)?.dims as readonly number[] };
         continue;
       }
       const r = result[name];
+      if (into[name] && !platform.writesPreallocatedOutputs) copyInto(into[name].data, r);
       // A preallocated output was written in place; onnxruntime-node 1.30 also hands back a copy
       // of it (see train-step.ts), which is dropped here so that callers see their own buffer.
       out[name] = into[name] ? { data: into[name].data, dims: r.dims } : { data: r.data as AnyTypedArray, dims: r.dims };
@@ -380,6 +356,11 @@ export class CompiledGraph {
   }
 }
 
+/** A returned output copied into the caller's buffer (bindings that do not write preallocated outputs). */
+function copyInto(target: AnyTypedArray, r: ort.Tensor): void {
+  if (r.data !== target) (target as Float32Array).set(r.data as Float32Array);
+}
+
 function checkFeed(name: string, decl: Tensor, f: Feed): void {
   const dtype = f instanceof DeviceTensor ? f.value.type : dtypeOfArray(f.data);
   if (dtype !== decl.dtype) throw new Error(`run: input '${name}' must be ${decl.dtype}, got ${dtype}`);
@@ -397,8 +378,8 @@ function checkFeed(name: string, decl: Tensor, f: Feed): void {
 
 /**
  * The intra-op thread count a session gets for `requested`: at most the cores this process may
- * run on (os.availableParallelism), since more threads than cores only contend.
+ * run on (os.availableParallelism in Node), since more threads than cores only contend.
  */
 export function sessionThreads(requested: number): number {
-  return Math.max(1, Math.min(Math.floor(requested), availableParallelism()));
+  return Math.max(1, Math.min(Math.floor(requested), platform.cores()));
 }

@@ -4,7 +4,7 @@ import { checkpoint } from '../engine/checkpoint.js';
 import * as op from '../engine/ops.js';
 import { causalMask } from '../engine/nn.js';
 import type { Dim } from '../engine/shape.js';
-import type { KeyValue } from './types.js';
+import type { ForwardInputs, KeyValue } from './types.js';
 
 /** [B, T, H*Dh] -> [B, H, T, Dh]. */
 export function splitHeads(x: Tensor, heads: number, headDim: number): Tensor {
@@ -24,6 +24,9 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
   return { key: op.concat([past.key, kv.key], 2), value: op.concat([past.value, kv.value], 2) };
 }
 
+/** What {@link attentionMask} reads of the forward's inputs. */
+export type MaskInputs = Pick<ForwardInputs, 'attentionMask' | 'positionIds' | 'branchIds'>;
+
 /**
  * The additive attention bias [B or 1, 1, T, S] (0 = visible, the dtype's lowest = hidden) that
  * every layer adds to its scores: query t (the last T of S positions) may see key s when s is not
@@ -32,10 +35,15 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
  * positions, so a KV-cache step sees exactly what the full forward sees. Built once per forward
  * (one pass over [B, 1, T, S]) and shared by the layers.
  *
- * `paddingMask` is ForwardInputs.attentionMask: float 0/1 (0 = padding), or int64 segment ids of
- * packed sequences (padding-free batches, no cache: S = T): 0 = padding, and a query sees only
- * earlier keys of its own segment (block-diagonal causal; positions restart per segment, so the
- * sliding window counts within the segment too).
+ * `inputs.attentionMask` is float 0/1 (0 = padding), or int64 segment ids of packed sequences
+ * (padding-free batches, no cache: S = T): 0 = padding, and a query sees only earlier keys of its
+ * own segment (block-diagonal causal). With segment ids the sliding window counts
+ * `inputs.positionIds` (query position - key position < w), not indices in the row: positions
+ * restart per segment, and with prefix sharing a completion's positions continue from its prompt
+ * while other completions lie between them in the row. `inputs.branchIds` (prefix sharing, with
+ * segment ids only): 0 marks a segment's shared prompt, k >= 1 its completion k; a query of
+ * completion k then sees only the prompt's keys and earlier keys of completion k, i.e. exactly
+ * the keys the unshared sequence prompt ++ completion k has (data/pack.ts, packSharedPrefix).
  *
  * Why a bias is exact here: every query sees at least one key, so the softmax's maximum is a real
  * score, lowest + score rounds to lowest (the value Where would write), exp(lowest - max) is
@@ -45,24 +53,41 @@ export function withPast(kv: KeyValue, past: KeyValue | undefined): KeyValue {
  * that constant's zero. Only outputs at padding positions differ from transformers (which
  * averages every value there); nothing reads them.
  */
-export function attentionMask(g: Graph, query: Tensor, key: Tensor, paddingMask: Tensor | undefined, slidingWindow?: number): Tensor {
+export function attentionMask(g: Graph, query: Tensor, key: Tensor, inputs: MaskInputs, slidingWindow?: number): Tensor {
   const t: Dim = query.shape[2];
   const s: Dim = key.shape[2];
+  const paddingMask = inputs.attentionMask;
+  const segmented = paddingMask?.dtype === 'int64';
+  if (inputs.branchIds && !segmented) throw new Error('attentionMask: branch ids (prefix sharing) need int64 segment ids as the attention mask');
   let visible = causalMask(g, t, s, key);
-  if (slidingWindow !== undefined) visible = op.and(visible, windowMask(g, t, s, key, slidingWindow));
+  // By positions (segment ids with position ids): [B, 1, T, T]; else by indices: [T, S].
+  const byPositions = slidingWindow !== undefined && segmented && inputs.positionIds !== undefined;
+  if (slidingWindow !== undefined && !byPositions) visible = op.and(visible, windowMask(g, t, s, key, slidingWindow));
   if (paddingMask) {
     visible = op.reshape(visible, [1, 1, t, s]);
-    if (paddingMask.dtype === 'int64') {
+    if (segmented) {
       if (t !== s) throw new Error(`attentionMask: int64 segment ids (packed sequences) need queries = keys (no cache), got ${t} queries and ${s} keys`);
       const segments = op.unsqueeze(paddingMask, 1); // [B, 1, T]
-      const sameSegment = op.equal(op.unsqueeze(segments, 3), op.unsqueeze(segments, 2)); // [B, 1, T, T]
-      visible = op.and(op.and(visible, sameSegment), op.greater(op.unsqueeze(segments, 2), 0));
+      visible = op.and(op.and(visible, pairwise(segments, op.equal)), op.greater(op.unsqueeze(segments, 2), 0));
+      if (byPositions) {
+        const positions = op.unsqueeze(op.cast(inputs.positionIds as Tensor, 'int32'), 1); // [B or 1, 1, T]
+        visible = op.and(visible, op.less(pairwise(positions, op.sub), slidingWindow as number));
+      }
+      if (inputs.branchIds) {
+        const branches = op.unsqueeze(inputs.branchIds, 1); // [B, 1, T]
+        visible = op.and(visible, op.or(op.equal(op.unsqueeze(branches, 2), op.scalar(g, 0, 'int64')), pairwise(branches, op.equal)));
+      }
     } else {
       visible = op.and(visible, op.greater(op.unsqueeze(op.unsqueeze(paddingMask, 1), 1), 0.5));
     }
     visible = op.or(visible, op.reshape(diagonal(g, t, s, key), [1, 1, t, s]));
   } else visible = op.reshape(visible, [1, 1, t, s]);
   return op.where(visible, op.scalar(g, 0, query.dtype), lowest(query.dtype));
+}
+
+/** [B, 1, T, T]: f(x at the query, x at the key) for a per-token x [B, 1, T]. */
+function pairwise(x: Tensor, f: (a: Tensor, b: Tensor) => Tensor): Tensor {
+  return f(op.unsqueeze(x, 3), op.unsqueeze(x, 2));
 }
 
 /** Boolean [T, S]: key s is query t's own position (the last T of S). int32 positions, as causalMask. */

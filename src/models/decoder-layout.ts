@@ -3,7 +3,7 @@
  * (Llama, Qwen2/3, Mistral, SmolLM3, Gemma 2/3, Phi-3).
  */
 import type { Graph, Tensor } from '../engine/graph.js';
-import { attentionMask } from './attention.js';
+import { attentionMask, type MaskInputs } from './attention.js';
 import type { CausalLMConfig, LinearModule } from './types.js';
 
 /**
@@ -45,13 +45,13 @@ export class WindowMasks {
 
   constructor(
     private readonly g: Graph,
-    private readonly paddingMask: Tensor | undefined,
+    private readonly inputs: MaskInputs,
   ) {}
 
   get(query: Tensor, key: Tensor, window: number | undefined): Tensor {
     let mask = this.masks.get(window);
     if (!mask) {
-      mask = attentionMask(this.g, query, key, this.paddingMask, window);
+      mask = attentionMask(this.g, query, key, this.inputs, window);
       this.masks.set(window, mask);
     }
     return mask;

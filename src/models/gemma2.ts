@@ -138,7 +138,7 @@ export class Gemma2 implements CausalLM {
     // GemmaModel: the normalizer sqrt(hidden_size) is cast to the embeddings' dtype.
     let h = op.mul(op.gather(embed, inputs.inputIds), dtype === 'float32' ? Math.fround(Math.sqrt(hiddenSize)) : Math.sqrt(hiddenSize));
     const present: KeyValue[] = [];
-    const masks = new WindowMasks(g, inputs.attentionMask);
+    const masks = new WindowMasks(g, inputs);
     const norm = (x: Tensor, weight: Tensor): Tensor => gemmaRmsNorm(x, weight, this.eps);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];

@@ -123,7 +123,7 @@ export class GPTNeoX implements CausalLM {
         const [q0, k0, v] = op.split(qkv, -1, [headDim, headDim, headDim]);
         const q = applyRotary(q0, rope);
         const kv = withPast({ key: applyRotary(k0, rope), value: v }, inputs.past?.[l]);
-        mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
+        mask ??= attentionMask(g, q, kv.key, inputs);
         const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attention.dense'));
         const mlp = (x: Tensor): Tensor => lin(this.act(lin(x, 'mlp.dense_h_to_4h')), 'mlp.dense_4h_to_h');
         const post = (x: Tensor): Tensor => layerNorm(x, w('post_attention_layernorm.weight'), w('post_attention_layernorm.bias'), this.eps);

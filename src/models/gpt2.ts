@@ -132,7 +132,7 @@ export class GPT2 implements CausalLM {
         const [q, k, v] = op.split(conv1d(a, 'attn.c_attn'), -1, [d, d, d]);
         const kv = withPast({ key: splitHeads(k, heads, headDim), value: splitHeads(v, heads, headDim) }, inputs.past?.[i]);
         const qh = splitHeads(q, heads, headDim);
-        mask ??= attentionMask(g, qh, kv.key, inputs.attentionMask);
+        mask ??= attentionMask(g, qh, kv.key, inputs);
         const attn = mergeHeads(scaledDotProductAttention(qh, kv.key, kv.value, mask, scale, drop.probs));
         h = op.add(h, drop.resid(conv1d(attn, 'attn.c_proj')));
         const m = layerNorm(h, w('ln_2.weight'), w('ln_2.bias'), this.eps);

@@ -122,7 +122,7 @@ export class GPTJ implements CausalLM {
         const k = applyRotary(splitHeads(lin(a, 'attn.k_proj', false), heads, headDim), rope);
         const v = splitHeads(lin(a, 'attn.v_proj', false), heads, headDim);
         const kv = withPast({ key: k, value: v }, inputs.past?.[i]);
-        mask ??= attentionMask(g, q, kv.key, inputs.attentionMask);
+        mask ??= attentionMask(g, q, kv.key, inputs);
         const attnOut = drop.resid(lin(mergeHeads(scaledDotProductAttention(q, kv.key, kv.value, mask, scale, drop.probs)), 'attn.out_proj', false));
         // GPTJMLP, from the same normalised input
         const ff = drop.resid(lin(this.act(lin(a, 'mlp.fc_in', true)), 'mlp.fc_out', true));

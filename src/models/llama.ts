@@ -153,7 +153,7 @@ export class Llama implements CausalLM {
     const drop = modelDropout(inputs.dropout, this.config.raw, { attn: 'attention_dropout' });
     let h = op.gather(embed, inputs.inputIds);
     const present: KeyValue[] = [];
-    const masks = new WindowMasks(g, inputs.attentionMask);
+    const masks = new WindowMasks(g, inputs);
     const scale = 1 / Math.sqrt(headDim);
     for (let l = 0; l < numLayers; l++) {
       const w = (name: string): Tensor => p[`model.layers.${l}.${name}`];

@@ -130,7 +130,7 @@ export class Phi3 implements CausalLM {
           inputs.past?.[l],
         );
         const query = applyRotary(splitHeads(qx, numHeads, headDim), rope);
-        mask ??= attentionMask(g, query, kv.key, inputs.attentionMask, this.window);
+        mask ??= attentionMask(g, query, kv.key, inputs, this.window);
         const attn = mergeHeads(scaledDotProductAttention(query, kv.key, kv.value, mask, 1 / Math.sqrt(headDim), drop.probs));
         h = op.add(h, drop.resid(proj(attn, 'self_attn.o_proj')));
         // Phi3MLP: gate, up = gate_up_proj(x).chunk(2); down(up * act(gate))

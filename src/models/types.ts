@@ -26,6 +26,14 @@ export interface ForwardInputs {
   attentionMask?: Tensor;
   /** int64 [batch, seq]; omitted means 0..seq-1 (offset by past length). */
   positionIds?: Tensor;
+  /**
+   * Prefix sharing (with int64 segment ids as `attentionMask` only): int64 [batch, seq], 0 for a
+   * segment's shared prompt, k >= 1 for its completion k. A token of completion k attends to the
+   * prompt and to earlier tokens of completion k only, and `positionIds` of every completion
+   * continue from the prompt's end, so each completion's hidden states are those of the unshared
+   * sequence prompt ++ completion k (data/pack.ts, packSharedPrefix).
+   */
+  branchIds?: Tensor;
   /** Cached keys/values of earlier positions, one per layer (generation). */
   past?: readonly KeyValue[];
   /** Training with the config's dropout probabilities (omitted: dropout off, as TRL's default). */

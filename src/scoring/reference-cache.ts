@@ -14,6 +14,7 @@ import type { TokenizedPreference } from '../data/tokenize.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import type { CausalLM } from '../models/types.js';
 import type { ProgressReporter } from '../progress.js';
+import type { PrefixSharing } from '../data/pack.js';
 import { Scorer } from './scorer.js';
 
 const CACHE_VERSION = 2;
@@ -136,6 +137,8 @@ export interface PrecomputeOptions {
   progress: ProgressReporter;
   /** Score padding-free (packed) batches. */
   packed?: boolean;
+  /** Score each row's prompt once for its completions ('auto' or 'on', see ScoredLayout); not part of the cache key (same log-probs). */
+  prefixSharing?: PrefixSharing;
   /** Polled between batches: true stops the pass (rows done are kept for the next run). */
   stopRequested?: () => boolean;
 }
@@ -151,7 +154,7 @@ export async function precomputeReferenceLogps(
   o: PrecomputeOptions,
 ): Promise<Float64Array[] | undefined> {
   const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
-  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime, undefined, { packed: o.packed });
+  const scorer = await Scorer.create(ref.model, ref.model.parameters(), o.runtime, undefined, { packed: o.packed, prefixSharing: o.prefixSharing });
   const digest = weightsDigest(ref.weights, ref.model.modelType);
   const out: Float64Array[] = [];
   try {

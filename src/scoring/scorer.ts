@@ -7,7 +7,7 @@ import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/r
 import type { PreferenceBatch } from '../data/collate.js';
 import type { CausalLM } from '../models/types.js';
 import type { ModelParams } from '../models/linear.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, type ScoringOptions } from './sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, type ScoredLayout, type ScoringOptions } from './sequence-logps.js';
 
 export interface BatchScores {
   /** [N] sum of completion-token log-probs per sequence (sequence n = k*B + i). */
@@ -29,25 +29,26 @@ export class Scorer {
   private constructor(
     private readonly compiled: CompiledGraph,
     private readonly model: CausalLM,
-    private readonly options: ScoringOptions & { packed?: boolean },
+    private readonly options: ScoringOptions & ScoredLayout,
   ) {}
 
   /**
    * `inputs` names every graph input holding weights (model parameters, adapters...). `packed`:
-   * batches go through padding-free (data/pack.ts), as with `--padding-free`.
+   * batches go through padding-free (data/pack.ts), as with `--padding-free`; `prefixSharing`
+   * 'auto' or 'on': each row's prompt once for its completions, as with `--prefix-sharing`.
    */
   static async create(
     model: CausalLM,
     inputs: readonly { name: string; shape: readonly number[] }[],
     runtime: RuntimeOptions = {},
     transform?: ParamTransform,
-    options: ScoringOptions & { packed?: boolean } = {},
+    options: ScoringOptions & ScoredLayout = {},
   ): Promise<Scorer> {
     const g = new Graph('score');
     let params: Record<string, Tensor> = {};
     for (const p of inputs) params[p.name] = g.input(p.name, 'float32', p.shape);
     if (transform) params = transform(g, params);
-    const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed }), undefined, options);
+    const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', { packed: options.packed, prefixSharing: options.prefixSharing }), undefined, options);
     const outputs: Record<string, Tensor> = { logps: scores.logps, logit_sums: scores.logitSums, log_unlikelihood: scores.logUnlikelihood };
     if (scores.ldLogps) outputs.ld_logps = scores.ldLogps;
     if (scores.wpoLogWeightSums) outputs.wpo_log_weight_sums = scores.wpoLogWeightSums;
@@ -56,7 +57,7 @@ export class Scorer {
 
   async score(batch: PreferenceBatch, weights: ReadonlyMap<string, Float32Array>, shapes: ReadonlyMap<string, readonly number[]>): Promise<BatchScores> {
     this.model.checkSequenceLength?.(batch.seqLen);
-    const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.options.packed === true });
+    const feeds: Record<string, HostTensor> = scoredFeeds(batch, { packed: this.options.packed === true, prefixSharing: this.options.prefixSharing });
     if (this.options.ldAlpha !== undefined) feeds.token_weights = tokenWeightsFeed(batch, this.options.ldAlpha);
     for (const [name, data] of weights) feeds[name] = { data, dims: shapes.get(name) as readonly number[] };
     const out = await this.compiled.run(feeds);

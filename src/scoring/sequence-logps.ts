@@ -12,7 +12,7 @@ import * as op from '../engine/ops.js';
 import { logSumExp } from '../engine/nn.js';
 import type { HostTensor } from '../engine/runtime.js';
 import type { PreferenceBatch } from '../data/collate.js';
-import { packBatch } from '../data/pack.js';
+import { packBatch, packedIndex, packForPrefixSharing, type PackedBatch, type PrefixSharing } from '../data/pack.js';
 import type { CausalLM } from '../models/types.js';
 import type { ModelParams } from '../models/linear.js';
 import type { DropoutSites } from '../models/dropout.js';
@@ -36,15 +36,33 @@ export interface ScoredInputs {
   positionIds?: Tensor;
   /** Packed only: int64 [N] tokens per sequence (gives the graph its number of sequences). */
   sequenceLengths?: Tensor;
+  /** Prefix sharing only: int64 [R, T] 0 for shared prompt tokens, k for completion k (ForwardInputs.branchIds). */
+  branchIds?: Tensor;
 }
 
-export function declareScoredInputs(g: Graph, dtype: FloatDType = 'float32', options: { packed?: boolean } = {}): ScoredInputs {
+/**
+ * How batches go through a scoring graph: padded (the default), `packed` (padding-free), or,
+ * with `prefixSharing` 'auto' or 'on', in the packed form with branch ids, each row's prompt
+ * shared by its K completions (data/pack.ts: packSharedPrefix; 'auto' shares a batch's prefixes
+ * only when that makes it shorter, see packForPrefixSharing). 'off' or absent: no branch ids.
+ */
+export interface ScoredLayout {
+  packed?: boolean;
+  prefixSharing?: PrefixSharing;
+}
+
+/** Whether a layout's graph takes branch ids (prefix sharing 'auto' or 'on'). */
+export function sharesPrefixes(layout: ScoredLayout): boolean {
+  return layout.prefixSharing === 'auto' || layout.prefixSharing === 'on';
+}
+
+export function declareScoredInputs(g: Graph, dtype: FloatDType = 'float32', options: ScoredLayout = {}): ScoredInputs {
   const scored = {
     positions: g.input('score_positions', 'int64', ['scored']),
     targets: g.input('score_targets', 'int64', ['scored']),
     segments: g.input('score_segments', 'int64', ['scored']),
   };
-  if (!options.packed) {
+  if (!options.packed && !sharesPrefixes(options)) {
     return { inputIds: g.input('input_ids', 'int64', ['sequences', 'seq']), attentionMask: g.input('attention_mask', dtype, ['sequences', 'seq']), ...scored };
   }
   return {
@@ -52,6 +70,7 @@ export function declareScoredInputs(g: Graph, dtype: FloatDType = 'float32', opt
     attentionMask: g.input('attention_mask', 'int64', ['rows', 'seq']),
     positionIds: g.input('position_ids', 'int64', ['rows', 'seq']),
     sequenceLengths: g.input('sequence_lengths', 'int64', ['sequences']),
+    ...(sharesPrefixes(options) ? { branchIds: g.input('branch_ids', 'int64', ['rows', 'seq']) } : {}),
     ...scored,
   };
 }
@@ -181,9 +200,10 @@ function headRequiresGrad(model: CausalLM, params: Readonly<Record<string, Tenso
   return false;
 }
 
-/** The model's final hidden states for scoring inputs, padded or packed (positions restart per packed sequence). */
+/** The model's final hidden states for scoring inputs, padded, packed (positions restart per packed sequence) or prefix-shared. */
 export function scoredForward(model: CausalLM, params: ModelParams, inputs: ScoredInputs, dropout?: DropoutSites): Tensor {
-  return model.forward(params, { inputIds: inputs.inputIds, attentionMask: inputs.attentionMask, positionIds: inputs.positionIds, dropout }).hidden;
+  const { inputIds, attentionMask, positionIds, branchIds } = inputs;
+  return model.forward(params, { inputIds, attentionMask, positionIds, ...(branchIds ? { branchIds } : {}), dropout }).hidden;
 }
 
 export function sequenceLogps(
@@ -267,11 +287,12 @@ export function wpoRowWeightsOf(logWeightSums: ArrayLike<number>, lengths: Array
 
 /**
  * The scoring feeds of a collated batch (see PreferenceBatch for the mask convention); with
- * `packed`, of the same batch packed padding-free (declareScoredInputs(g, dtype, { packed: true })).
+ * `packed`, of the same batch packed padding-free (declareScoredInputs(g, dtype, { packed: true }));
+ * with prefix sharing 'auto' or 'on', in the prefix-sharing graph's form (see ScoredLayout).
  */
-export function scoredFeeds(batch: PreferenceBatch, options: { packed?: boolean } = {}): Record<string, HostTensor> {
+export function scoredFeeds(batch: PreferenceBatch, options: ScoredLayout = {}): Record<string, HostTensor> {
   const { numSequences: n, seqLen: t, lossMask, labels } = batch;
-  const packed = options.packed ? packBatch(batch) : undefined;
+  const packed = scoredPacking(batch, options);
   let m = 0;
   for (let i = 0; i < lossMask.length; i++) if (lossMask[i]) m++;
   const positions = new BigInt64Array(m);
@@ -281,7 +302,7 @@ export function scoredFeeds(batch: PreferenceBatch, options: { packed?: boolean 
   for (let i = 0; i < lossMask.length; i++) {
     if (!lossMask[i]) continue;
     const seq = Math.floor(i / t);
-    positions[j] = BigInt(packed ? packed.offsets[seq] + (i - seq * t) : i);
+    positions[j] = BigInt(packed ? packedIndex(packed, batch, seq, i - seq * t) : i);
     targets[j] = labels[i];
     segments[j] = BigInt(seq);
     j++;
@@ -292,12 +313,13 @@ export function scoredFeeds(batch: PreferenceBatch, options: { packed?: boolean 
     score_segments: { data: segments, dims: [m] },
   };
   if (packed) {
-    const dims = [packed.rows, t];
+    const dims = [packed.rows, packed.seqLen];
     return {
       input_ids: { data: packed.inputIds, dims },
       attention_mask: { data: packed.segmentIds, dims },
       position_ids: { data: packed.positionIds, dims },
       sequence_lengths: { data: BigInt64Array.from(packed.lengths, BigInt), dims: [n] },
+      ...(packed.branchIds ? { branch_ids: { data: packed.branchIds, dims } } : {}),
       ...scored,
     };
   }
@@ -306,4 +328,10 @@ export function scoredFeeds(batch: PreferenceBatch, options: { packed?: boolean 
     attention_mask: { data: batch.attentionMask, dims: [n, t] },
     ...scored,
   };
+}
+
+/** The packed rows a batch is fed as under `layout` (undefined: padded). */
+export function scoredPacking(batch: PreferenceBatch, layout: ScoredLayout): PackedBatch | undefined {
+  if (layout.prefixSharing === 'auto' || layout.prefixSharing === 'on') return packForPrefixSharing(batch, layout.prefixSharing, layout.packed === true);
+  return layout.packed ? packBatch(batch) : undefined;
 }

@@ -121,6 +121,8 @@ export interface DPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'data
   rpoAlpha?: unknown;
   /** pack several sequences into each row (positions restart, attention stays within each sequence), so padding costs no compute. Default: `false`. CLI: `--padding-free`. */
   paddingFree?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** reference log-probs computed once and cached, or by a frozen copy every step. Default: `"precompute"`. CLI: `--reference`. */
   reference?: unknown;
   /** TR-DPO: update the reference every n steps (needs --reference live). Default: `0`. CLI: `--sync-ref-every`. */
@@ -159,6 +161,8 @@ export interface EvalConfigDocs extends Pick<TrainingOptionsDocs, 'data' | 'form
   useWeighting?: unknown;
   /** RPO: add alpha x the chosen completions' token-mean NLL to the loss (TRL's rpo_alpha). CLI: `--rpo-alpha`. */
   rpoAlpha?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** No help text. Default: `false`. CLI: `--per-example`. */
   perExample?: unknown;
 }
@@ -171,6 +175,8 @@ export interface CPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'outp
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** temperature beta of the preference term. Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
   /** preference term (ipo, simpo and alphapo compare token-mean log-probs). Default: `"sigmoid"`. CLI: `--loss-type`. */
@@ -193,6 +199,8 @@ export interface ORPOConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'out
   evalData?: unknown;
   /** pairs per micro-batch. Default: `8`. CLI: `--batch-size`. */
   batchSize?: unknown;
+  /** each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter. Default: `"auto"`. CLI: `--prefix-sharing`. */
+  prefixSharing?: unknown;
   /** weight lambda of the odds-ratio term (TRL's beta). Default: `0.1`. CLI: `--beta`. */
   beta?: unknown;
 }

@@ -136,6 +136,15 @@ export const ScoredBatchShape = {
   ),
 };
 
+/** Options of the trainers whose rows are pairs (`dpo train`, `dpo cpo`, `dpo orpo`). */
+export const PairBatchShape = {
+  prefixSharing: option(
+    z.enum(['auto', 'on', 'off']).default('auto'),
+    "each pair's prompt computed once: one sequence prompt + chosen + rejected, the rejected tokens masked from the chosen ones and their positions continuing from the prompt (same log-probs); auto: for batches where that makes the rows shorter",
+    'mode',
+  ),
+};
+
 export type LoraOptions = z.output<typeof LoraOptionsSchema>;
 
 /** A config schema and the cross-key checks zod cannot express: what validating a trainer's config means. */

@@ -5,8 +5,8 @@
  */
 import { z } from 'zod';
 import { DpoError } from '../../errors.js';
-import type { ScoringOptions } from '../../scoring/sequence-logps.js';
-import { defineConfig, option, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
+import type { ScoredLayout, ScoringOptions } from '../../scoring/sequence-logps.js';
+import { defineConfig, option, PairBatchShape, ScoredBatchShape, TrainingOptionsSchema } from '../core/config.js';
 import { F_DIVERGENCE_TYPES, F_DIVERGENCES, LABEL_SMOOTHING_TYPES, LOSS_TYPE_ALIASES, LOSS_TYPES, type CombinedLossOptions, type LossType, type LossTypeAlias } from './losses.js';
 import type { DPOConfigDocs, EvalConfigDocs } from '../core/config-docs.js';
 
@@ -54,6 +54,7 @@ const DpoLossShape = {
 export const DPOConfigSchema = TrainingOptionsSchema.extend({
   ...DpoLossShape,
   ...ScoredBatchShape,
+  ...PairBatchShape,
   reference: option(
     z.enum(['precompute', 'live']).default('precompute'),
     'reference log-probs computed once and cached, or by a frozen copy every step',
@@ -90,6 +91,11 @@ export function scoringOptionsOf(c: DpoLossKeys): ScoringOptions {
   return { ...(c.ldAlpha !== undefined ? { ldAlpha: c.ldAlpha } : {}), ...(c.useWeighting ? { wpo: true } : {}) };
 }
 
+/** How a config's batches of rows with K completions go through the model: prefix sharing needs K >= 2. */
+export function scoredLayoutOf(c: { prefixSharing: DPOConfig['prefixSharing']; paddingFree?: boolean }, K: number): ScoredLayout {
+  return { packed: c.paddingFree === true, prefixSharing: K >= 2 ? c.prefixSharing : 'off' };
+}
+
 function checkLossKeys(c: DpoLossKeys, source: string): void {
   if (c.lossWeights && c.lossWeights.length !== c.lossType.length) {
     throw new DpoError(`${source}: lossWeights has ${c.lossWeights.length} values for ${c.lossType.length} loss types`);
@@ -121,6 +127,7 @@ export const EvalConfigSchema = z
     data: TrainingOptionsSchema.shape.data,
     ...TrainingOptionsSchema.pick({ format: true, maxLength: true, maxPromptLength: true, maxCompletionLength: true, truncationMode: true, onBadRow: true, batchSize: true }).shape,
     ...DpoLossShape,
+    ...PairBatchShape,
     ...TrainingOptionsSchema.pick({ threads: true, device: true }).shape,
     /** Return per-example results (in input order). */
     perExample: z.boolean().default(false),

@@ -13,7 +13,7 @@ import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadModelOrAdapter } from '../../models/load-model.js';
 import { fitToContext } from '../../models/context-limit.js';
 import type { Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseEvalConfig, scoringOptionsOf, type EvalConfig, type EvalConfigInput } from './config.js';
+import { lossOptionsOf, parseEvalConfig, scoredLayoutOf, scoringOptionsOf, type EvalConfig, type EvalConfigInput } from './config.js';
 import type { CombinedLossOptions, LossType } from './losses.js';
 import { reportPreparedData } from '../core/data-report.js';
 import { MetricsAccumulator } from '../core/metrics.js';
@@ -178,8 +178,10 @@ export async function evaluatePreferences(config: EvalConfigInput | EvalConfig, 
   const policyShapes = shapesOf(policy);
   const refPretrained = c.referenceFree ? undefined : options.reference ?? (c.refModel ? await loadModelOrAdapter(c.refModel, { tokenizer: false }) : undefined);
   const scoring = scoringOptionsOf(c);
-  const scorer = await Scorer.create(policy.model, policy.model.parameters(), runtime, undefined, scoring);
-  const refScorer = refPretrained ? await Scorer.create(refPretrained.model, refPretrained.model.parameters(), runtime) : undefined;
+  // Each row's prompt once for its K completions (--prefix-sharing), for the policy and the reference.
+  const layout = scoredLayoutOf(c, K);
+  const scorer = await Scorer.create(policy.model, policy.model.parameters(), runtime, undefined, { ...scoring, ...layout });
+  const refScorer = refPretrained ? await Scorer.create(refPretrained.model, refPretrained.model.parameters(), runtime, undefined, layout) : undefined;
   const refShapes = refPretrained ? shapesOf(refPretrained) : undefined;
   const started = Date.now();
   try {

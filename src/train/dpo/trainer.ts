@@ -8,26 +8,23 @@
  */
 import type { PreferenceBatch } from '../../data/collate.js';
 import type { TokenizedPreference } from '../../data/tokenize.js';
-import type { Graph, Tensor } from '../../engine/graph.js';
-import * as op from '../../engine/ops.js';
 import type { HostTensor } from '../../engine/runtime.js';
-import type { LossBuild } from '../../engine/train-step.js';
-import type { CausalLM } from '../../models/types.js';
-import type { ModelParams } from '../../models/linear.js';
-import type { DropoutSites } from '../../models/dropout.js';
 import type { TextTokenizer } from '../../io/tokenizer-types.js';
 import { loadPretrained, type Pretrained } from '../../models/pretrained.js';
-import { lossOptionsOf, parseDpoConfig, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
+import { lossOptionsOf, parseDpoConfig, scoredLayoutOf, scoringOptionsOf, type DPOConfig, type DPOConfigInput } from './config.js';
 import { checkLossTypesForCompletions, evaluateRows } from './evaluate.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
-import { LABEL_SMOOTHING_TYPES, preferenceLoss, type CombinedLossOptions } from './losses.js';
+import { LABEL_SMOOTHING_TYPES, type CombinedLossOptions } from './losses.js';
 import { MetricsAccumulator } from '../core/metrics.js';
 import { savePolicy, type Policy } from '../core/policy.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
 import { precomputeReferenceLogps, stoppedBeforeTraining } from '../../scoring/reference-cache.js';
 import { Scorer } from '../../scoring/scorer.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps, tokenWeightsFeed, wpoRowWeights, type ScoringOptions } from '../../scoring/sequence-logps.js';
+import { scoredFeeds, tokenWeightsFeed, type ScoredLayout } from '../../scoring/sequence-logps.js';
+import { buildDpoLoss } from './loss-graph.js';
+
+export { buildDpoLoss } from './loss-graph.js';
 import type { DataSource } from '../../data/read.js';
 
 export interface DPOTrainerOptions extends StopOptions {
@@ -66,6 +63,17 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     return lossOptionsOf(this.config);
   }
 
+  /**
+   * How batches go through the policy's and the reference's forward: padded or padding-free, and
+   * with K >= 2 completions per row the prompt shared by them (--prefix-sharing; off for K = 1).
+   */
+  private layout(): ScoredLayout {
+    return scoredLayoutOf(this.config, this.completions);
+  }
+
+  /** K, completions per row, once the data is read. */
+  private completions = 2;
+
   /** Trains (see the module comment); --output is checked and locked before any work. */
   async train(): Promise<TrainResult> {
     return guardedRun(this.config, 'dpo train', resumeOptions(this.config, DPO_RESUME_KEYS), this.progress, [this.config.refModel], (digest) => this.trainLocked(digest));
@@ -77,6 +85,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     const train = await this.prepare(c.data, tokenizer, 'train', maxLength);
     const evalSplit = c.evalData ? await this.prepare(c.evalData, tokenizer, 'eval', maxLength) : undefined;
     checkLossTypesForCompletions(c.lossType, train.rows[0].completionIds.length);
+    this.completions = train.rows[0].completionIds.length;
 
     const live = await this.referenceFor(pretrained, policy, [train, ...(evalSplit ? [evalSplit] : [])], tokenizer);
     if (live === 'stopped') return stoppedBeforeTraining(c.output);
@@ -93,7 +102,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
         config: c,
         progress: this.progress,
         params: policy,
-        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, { packed: c.paddingFree }, scoring),
+        loss: (g, weights) => buildDpoLoss(g, policy.model, weights, lossOptions, K, c.referenceFree, dropout, this.layout(), scoring),
         rows: train.rows,
         padTokenId: tokenizer.padTokenId,
         digest,
@@ -154,11 +163,11 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
     const shapes = new Map(ref.model.parameters().map((p) => [p.name, p.shape] as const));
     // LoRA: the base weights never change, so they are the reference without a copy.
     const weights = c.refModel || policy.lora || c.reference === 'precompute' ? ref.weights : copyWeights(ref.weights);
-    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, { packed: c.paddingFree }), weights, shapes };
+    if (c.reference === 'live') return { scorer: await Scorer.create(ref.model, ref.model.parameters(), this.runtime, undefined, this.layout()), weights, shapes };
     const logps = await precomputeReferenceLogps(
       { model: ref.model, weights },
       splits.map((s) => s.rows),
-      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, packed: c.paddingFree, stopRequested: () => this.stop.stopped },
+      { runtime: this.runtime, batchSize: c.batchSize, padTokenId: tokenizer.padTokenId, cacheDir: c.cacheDir, progress: this.progress, ...this.layout(), stopRequested: () => this.stop.stopped },
     );
     if (!logps) return 'stopped';
     splits.forEach((s, i) => (s.reference = logps[i]));
@@ -186,7 +195,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   private stepFeeds(batch: PreferenceBatch, ref: Float64Array | undefined): Record<string, HostTensor> {
     const n = batch.numSequences;
     const feeds: Record<string, HostTensor> = {
-      ...scoredFeeds(batch, { packed: this.config.paddingFree }),
+      ...scoredFeeds(batch, this.layout()),
       completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [n] },
     };
     if (ref) feeds.ref_logps = { data: Float32Array.from(ref), dims: [n] };
@@ -205,7 +214,7 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
   ): Promise<Record<string, number>> {
     const c = this.config;
     const scoring = scoringOptionsOf(c);
-    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { ...scoring, packed: c.paddingFree });
+    const scorer = await Scorer.create(policy.model, policy.specs, this.runtime, policy.transform, { ...scoring, ...this.layout() });
     try {
       const r = await evaluateRows({
         rows: split.rows,
@@ -223,47 +232,6 @@ export class DPOTrainer extends TrainerBase<DPOConfig> {
       await scorer.release();
     }
   }
-}
-
-/**
- * The DPO training loss graph: per-sequence completion log-probs of the K*B sequences (sequence
- * n = k*B + i), reference log-probs fed as `ref_logps` (absent when reference-free), the loss
- * family on the [K, B] layout; metric outputs policy_logps and logit_sums. `dropout` keeps the
- * model's dropout in the forward pass (`keepDropout`); `layout.packed` takes padding-free batches
- * (scoredFeeds(batch, { packed: true })). With `scoring.ldAlpha` the policy's log-probs are
- * LD-DPO's (per-token weights fed as `token_weights`; policy_logps reports them, as TRL's
- * logps/*); with `scoring.wpo` each row's loss is scaled by its WPO weight. The step benchmark
- * builds exactly this.
- */
-export function buildDpoLoss(
-  g: Graph,
-  model: CausalLM,
-  params: ModelParams,
-  options: CombinedLossOptions,
-  K: number,
-  referenceFree: boolean,
-  dropout?: DropoutSites,
-  layout: { packed?: boolean } = {},
-  scoring: ScoringOptions = {},
-): LossBuild {
-  const inputs = declareScoredInputs(g, 'float32', layout);
-  const scores = sequenceLogps(model, params, inputs, dropout, scoring);
-  const lengths = g.input('completion_lengths', 'float32', ['sequences']);
-  const byRow = (t: Tensor): Tensor => op.reshape(t, [K, -1]);
-  const reference = referenceFree ? undefined : byRow(g.input('ref_logps', 'float32', ['sequences']));
-  const policy = scores.ldLogps ?? scores.logps;
-  const loss = preferenceLoss(
-    {
-      policy: byRow(policy),
-      reference,
-      lengths: byRow(lengths),
-      logUnlikelihood: byRow(scores.logUnlikelihood),
-      ...(scores.ldLogps ? { policySums: byRow(scores.logps) } : {}),
-      ...(scores.wpoLogWeightSums ? { rowWeights: wpoRowWeights(scores.wpoLogWeightSums, lengths, K) } : {}),
-    },
-    options,
-  );
-  return { loss, outputs: { policy_logps: op.stopGradient(policy), logit_sums: scores.logitSums } };
 }
 
 function copyWeights(w: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {

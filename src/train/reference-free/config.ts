@@ -1,6 +1,6 @@
 /** The configs of the reference-free pair trainers: CPOConfig (`dpo cpo`) and ORPOConfig (`dpo orpo`), with TRL's names and defaults. */
 import { z } from 'zod';
-import { dataOption, defineConfig, option, TrainingOptionsSchema } from '../core/config.js';
+import { dataOption, defineConfig, option, PairBatchShape, TrainingOptionsSchema } from '../core/config.js';
 import { CPO_LOSS_TYPES } from './losses.js';
 import type { CPOConfigDocs, ORPOConfigDocs } from '../core/config-docs.js';
 
@@ -10,6 +10,7 @@ export const ReferenceFreeOptionsSchema = TrainingOptionsSchema.extend({
   data: dataOption('preference pairs (prompt/chosen/rejected, chosen/rejected, conversational...): a .jsonl/.json/.parquet file or a folder (library: or an array of rows)'),
   evalData: dataOption('held-out preference pairs for eval_* metrics (library: or an array of rows)').optional(),
   batchSize: option(z.number().int().positive().default(8), 'pairs per micro-batch'),
+  ...PairBatchShape,
 });
 
 // CPO, SimPO, AlphaPO: trainer in cpo.ts.

@@ -25,11 +25,12 @@ import { savePolicy } from '../core/policy.js';
 import { preparePreferenceSplit } from '../core/prepare-split.js';
 import type { ProgressReporter } from '../../progress.js';
 import { guardedRun, loadPolicy, resumeOptions, runTrainer, TrainerBase, trainingDropout, type StopOptions, type TrainerResult } from '../core/runner.js';
-import { declareScoredInputs, scoredFeeds, sequenceLogps } from '../../scoring/sequence-logps.js';
+import { declareScoredInputs, scoredFeeds, sequenceLogps, type ScoredLayout } from '../../scoring/sequence-logps.js';
+import type { PrefixSharing } from '../../data/pack.js';
 import type { DataSource } from '../../data/read.js';
 
 /** What makes one reference-free trainer. */
-export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: number }> {
+export interface ReferenceFreeObjective<C extends PairOptions> {
   /** Trainer kind, part of the resume digest ('cpo', 'orpo'). */
   kind: string;
   /** Whether the loss compares token-mean log-probs (TRL's average_log_prob). */
@@ -45,6 +46,12 @@ export interface ReferenceFreeObjective<C extends TrainingOptions & { beta: numb
   reward?(c: C): ((logp: number) => number) | undefined;
 }
 
+/** What every reference-free pair trainer's config has: the shared options, beta, and how pairs go through the model. */
+type PairOptions = TrainingOptions & { beta: number; prefixSharing: PrefixSharing };
+
+/** Pairs padded, each pair's prompt shared by its completions when `prefixSharing` says so. */
+const layoutOf = (c: PairOptions): ScoredLayout => ({ prefixSharing: c.prefixSharing });
+
 const SHARED_RESUME_KEYS = ['model', 'data', 'batchSize', 'gradientAccumulationSteps', 'optimizer', 'seed', 'lora', 'maxLength', 'beta'] as const;
 
 const row = (t: Tensor, k: number): Tensor => op.squeeze(op.slice(t, 0, k, k + 1), 0);
@@ -54,7 +61,7 @@ const row = (t: Tensor, k: number): Tensor => op.squeeze(op.slice(t, 0, k, k + 1
  * the objective says so, the chosen NLL, the objective's loss; outputs policy_logps, logit_sums,
  * nll_loss and the objective's metrics.
  */
-export function buildReferenceFreeLoss<C extends TrainingOptions & { beta: number }>(
+export function buildReferenceFreeLoss<C extends PairOptions>(
   g: Graph,
   model: CausalLM,
   params: ModelParams,
@@ -62,7 +69,7 @@ export function buildReferenceFreeLoss<C extends TrainingOptions & { beta: numbe
   c: C,
   dropout?: DropoutSites,
 ): LossBuild {
-  const scores = sequenceLogps(model, params, declareScoredInputs(g), dropout);
+  const scores = sequenceLogps(model, params, declareScoredInputs(g, 'float32', layoutOf(c)), dropout);
   const lengths = g.input('completion_lengths', 'float32', ['sequences']);
   const logps = objective.lengthNormalised(c) ? op.div(scores.logps, op.maximum(lengths, 1)) : scores.logps;
   const byRow = (t: Tensor): Tensor => op.reshape(t, [2, -1]);
@@ -73,8 +80,8 @@ export function buildReferenceFreeLoss<C extends TrainingOptions & { beta: numbe
   return { loss, outputs };
 }
 
-function batchFeeds(batch: PreferenceBatch): Record<string, HostTensor> {
-  return { ...scoredFeeds(batch), completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [batch.numSequences] } };
+function batchFeeds(batch: PreferenceBatch, layout: ScoredLayout): Record<string, HostTensor> {
+  return { ...scoredFeeds(batch, layout), completion_lengths: { data: Float32Array.from(batch.completionLengths), dims: [batch.numSequences] } };
 }
 
 /** Adds one batch's step outputs to TRL's metrics. */
@@ -101,7 +108,7 @@ async function preparePairs(path: DataSource, c: TrainingOptions, progress: Prog
 }
 
 /** Trains `objective` with config `c` (already validated), its output checked and locked first. */
-export async function trainReferenceFree<C extends TrainingOptions & { beta: number }>(
+export async function trainReferenceFree<C extends PairOptions>(
   objective: ReferenceFreeObjective<C>,
   c: C,
   progress: ProgressReporter,
@@ -112,7 +119,7 @@ export async function trainReferenceFree<C extends TrainingOptions & { beta: num
   return guardedRun(c, `dpo ${objective.kind}`, resumeOptions(c, keys, objective.kind), progress, [], (digest) => trainLocked(objective, c, digest, progress, preloaded, stopRequested));
 }
 
-async function trainLocked<C extends TrainingOptions & { beta: number }>(
+async function trainLocked<C extends PairOptions>(
   objective: ReferenceFreeObjective<C>,
   c: C,
   digest: string,
@@ -137,7 +144,7 @@ async function trainLocked<C extends TrainingOptions & { beta: number }>(
     digest,
     stopRequested,
     hooks: ({ evalGraph }) => ({
-      feeds: (batches) => batches.map(batchFeeds),
+      feeds: (batches) => batches.map((b) => batchFeeds(b, layoutOf(c))),
       record: (batch, o) => record(acc, batch, o, c.beta, reward),
       flush: () => acc.flush(),
       evaluate: evalRows ? async (params) => evaluatePairs(await evalGraph(), evalRows, params, c, tokenizer.padTokenId, progress, reward) : undefined,
@@ -155,7 +162,7 @@ async function evaluatePairs(
   graph: EvalGraph,
   rows: readonly TokenizedPreference[],
   params: ReadonlyMap<string, Float32Array>,
-  c: TrainingOptions & { beta: number },
+  c: PairOptions,
   padTokenId: number,
   progress: ProgressReporter,
   reward?: (logp: number) => number,
@@ -164,7 +171,7 @@ async function evaluatePairs(
   progress.start('eval', rows.length);
   for (let s = 0; s < rows.length; s += c.batchSize) {
     const batch = collatePreferences(rows.slice(s, s + c.batchSize), { padTokenId, padToMultipleOf: c.padToMultipleOf });
-    const out = await graph.run(batchFeeds(batch), params);
+    const out = await graph.run(batchFeeds(batch, layoutOf(c)), params);
     acc.add('loss', Number(out.loss.data[0]), batch.batchSize);
     record(acc, batch, out, c.beta, reward);
     progress.update(Math.min(s + c.batchSize, rows.length));
@@ -181,7 +188,7 @@ export interface ReferenceFreeTrainerOptions extends StopOptions {
 }
 
 /** A trainer of one reference-free objective: validates its config once, trains on `train()`. */
-export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> & TrainingOptions & { beta: number }> extends TrainerBase<C> {
+export class ReferenceFreeTrainer<S extends z.ZodObject, C extends z.output<S> & PairOptions> extends TrainerBase<C> {
   constructor(
     private readonly objective: ReferenceFreeObjective<C>,
     definition: ConfigDefinition<S>,
