@@ -255,6 +255,7 @@ def gemm_gflops():
 
 
 def main():
+    global PAIRS, SEQ_LEN, PROMPT_LEN
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default='gpt2-124m')
     ap.add_argument('--config-json')
@@ -266,7 +267,6 @@ def main():
     ap.add_argument('--seq-len', type=int, default=SEQ_LEN)
     ap.add_argument('--prompt-len', type=int, default=PROMPT_LEN)
     a = ap.parse_args()
-    global PAIRS, SEQ_LEN, PROMPT_LEN
     PAIRS, SEQ_LEN, PROMPT_LEN = a.pairs, a.seq_len, a.prompt_len
     if not 0 < PROMPT_LEN < SEQ_LEN:
         ap.error(f'--prompt-len must be in 1..{SEQ_LEN - 1}')
