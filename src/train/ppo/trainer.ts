@@ -22,7 +22,7 @@ import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
-import { Generator } from '../../generate/generator.js';
+import { GenerationStopped, Generator } from '../../generate/generator.js';
 import { withGradientCheckpointing } from '../../models/linear.js';
 import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
@@ -142,8 +142,10 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       const params = step.parameters();
       const eos = resolveEosTokenIds(model, tokenizer, pretrained.generationConfig);
       const miniBatch = c.miniBatchSize ?? c.batchSize;
-      const sample = async (texts: readonly string[], seed: number): Promise<Rollout> => {
+      // undefined: a stop request (SIGINT/SIGTERM) ended the sampling within a decoding step.
+      const sample = async (texts: readonly string[], seed: number): Promise<Rollout | undefined> => {
         const r = await generator.generateText(params, tokenizer, texts, {
+          stopRequested: () => this.stop.stopped,
           maxNewTokens: c.maxNewTokens,
           doSample: true,
           temperature: 1,
@@ -153,7 +155,11 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
           eosTokenIds: eos,
           batchSize: c.batchSize,
           maxPromptTokens: c.maxPromptLength,
+        }).catch((e: unknown) => {
+          if (e instanceof GenerationStopped) return undefined;
+          throw e;
         });
+        if (!r) return undefined;
         const { rows, offsets } = rolloutRows(r.promptTokenIds, r.tokenIds.map((s) => s[0]));
         return { prompts: [...texts], completions: r.completions.map((s) => s[0]), finishReasons: r.finishReasons.map((s) => s[0]), rows, offsets };
       };
@@ -165,7 +171,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
-      await tidyCheckpoints(c.output, undefined, log);
+      await tidyCheckpoints(c.output, undefined, log, typeof c.resume === 'string' ? undefined : c.saveTotalLimit);
       if (c.resume) {
         const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
@@ -176,19 +182,22 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         kl.restore({ ...state.klState, value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
-        await tidyCheckpoints(c.output, done, log);
+        await tidyCheckpoints(c.output, done, log, c.saveTotalLimit);
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
       }
+      let savedAt = -1;
       const saveCheckpoint = async (): Promise<void> => {
+        savedAt = done;
         const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value, klState: kl.state() };
         await saveCheckpointKeeping(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
       };
 
-      const evaluate = async (): Promise<Record<string, number>> => {
+      const evaluate = async (): Promise<Record<string, number> | undefined> => {
         const texts = evalPrompts?.texts as string[];
         const r = await sample(texts, deriveSeed(c.seed, SEED_STREAMS.eval));
+        if (!r) return undefined;
         const scores = await reward.fn(r.prompts, r.completions, 'eval');
         const pol = await scoreRollout(policyScorer, params, r, tokenizer.padTokenId, miniBatch);
         const refs = await scoreRollout(refScorer, refWeights, r, tokenizer.padTokenId, miniBatch);
@@ -205,14 +214,25 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       try {
         if (evalPrompts && c.evalOnStart && done === 0) {
           evalMetrics = await evaluate();
-          await appendMetrics(metricsFile, { step: 0, ...evalMetrics });
+          if (evalMetrics) await appendMetrics(metricsFile, { step: 0, ...evalMetrics });
         }
         this.progress.start('ppo', totalSteps);
         this.progress.update(done);
         while (done < totalSteps && !stopping()) {
           const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
+          const orderBefore = order.state();
           const texts = order.next(c.batchSize).map((i) => prompts.texts[i]);
           const rollout = await sample(texts, deriveSeed(c.seed, SEED_STREAMS.rollout, done));
+          if (!rollout) {
+            // Stopped mid-rollout: this update is dropped (its prompts come again on --resume).
+            order.restore(orderBefore);
+            log(
+              done > 0
+                ? `stopped during the rollout of update ${done + 1}: ${savedAt === done ? 'kept' : 'saving'} checkpoint-${done}, the last completed update (--resume continues from it)`
+                : 'stopped during the rollout of the first update; no update was completed, nothing to save',
+            );
+            break;
+          }
           const scores = await reward.fn(rollout.prompts, rollout.completions, 'rollout');
           const pol = await scoreRollout(policyScorer, params, rollout, tokenizer.padTokenId, miniBatch);
           const refs = await scoreRollout(refScorer, refWeights, rollout, tokenizer.padTokenId, miniBatch);
@@ -265,21 +285,25 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             windowStart = Date.now();
             episodes = 0;
           }
-          if (evalPrompts && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
-            evalMetrics = await evaluate();
-            await appendMetrics(metricsFile, { step: done, ...evalMetrics });
+          if (evalPrompts && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) {
+            const m = await evaluate();
+            if (m) await appendMetrics(metricsFile, { step: done, ...m });
+            evalMetrics = m ?? evalMetrics;
           }
           this.progress.update(done, { score: lastMetrics['objective/scores'] ?? meanScore, kl: lastMetrics['objective/kl'] ?? meanKl, beta: kl.value });
           // The last update too, so that a finished run can be extended with --resume --max-steps.
           if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
         }
         this.progress.stop();
+        if (!stopping() && evalPrompts) {
+          const m = await evaluate();
+          if (m) await appendMetrics(metricsFile, { step: done, ...m });
+          evalMetrics = m ?? evalMetrics;
+        }
         const interrupted = stopping();
+        // A stop during a rollout or an evaluation: the checkpoint of the last completed update.
+        if (interrupted && done > 0 && savedAt !== done) await saveCheckpoint();
         if (!interrupted) {
-          if (evalPrompts) {
-            evalMetrics = await evaluate();
-            await appendMetrics(metricsFile, { step: done, ...evalMetrics });
-          }
           await savePolicyWithValueHead(c.output, pretrained, params, c);
           log(`saved the policy and its value head to ${c.output}`);
         }
