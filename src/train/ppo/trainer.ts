@@ -45,7 +45,9 @@ import { KlController, type KlControllerState } from './kl-controller.js';
 import { PromptOrder, SEED_STREAMS } from './prompt-order.js';
 import { rolloutRows, scoreRollout, type Rollout } from './rollout.js';
 import { optimizeOnRollout } from './update.js';
-import { initValueHead, readValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from './value-head.js';
+import { initValueHead, readValueHead, saveValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_FILE, VALUE_HEAD_WEIGHT } from './value-head.js';
+import { buildPolicy, savePolicy } from '../core/policy.js';
+import type { Graph, Tensor } from '../../engine/graph.js';
 
 export interface PPOTrainerOptions extends StopOptions {
   /**
@@ -114,26 +116,32 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         throw new DpoError(`refModel ${c.refModel}: vocabulary of ${ref.model.config.vocabSize} tokens, the policy's has ${model.config.vocabSize}: they must share a tokenizer`);
       }
       const refModel = ref?.model ?? model;
-      const refWeights = ref?.weights ?? new Map([...pretrained.weights].map(([k, v]) => [k, Float32Array.from(v)]));
+      // With LoRA the base weights stay as they are, so they are the reference as loaded (TRL:
+      // the policy with its adapters disabled); without it they are trained in place: a copy.
+      const refWeights = ref?.weights ?? (c.lora ? pretrained.weights : new Map([...pretrained.weights].map(([k, v]) => [k, Float32Array.from(v)])));
 
       const hidden = model.config.hiddenSize;
+      const policy = buildPolicy(model, pretrained.weights, c.lora, c.seed);
       const head = (await readValueHead(pretrained.dir, hidden)) ?? initValueHead(hidden);
-      const shapes = new Map<string, readonly number[]>(model.parameters().map((p) => [p.name, p.shape]));
-      for (const [k, s] of valueHeadShapes(hidden)) shapes.set(k, s);
-      const weights = new Map<string, Float32Array>([...pretrained.weights, ...head]);
-      const specs: ParamSpec[] = [...shapes].map(([name, shape]) => ({ name, shape, data: weights.get(name) as Float32Array }));
-
+      const shapes = new Map(policy.shapes);
+      const specs: ParamSpec[] = [...policy.specs];
+      for (const [name, shape] of valueHeadShapes(hidden)) {
+        shapes.set(name, shape);
+        specs.push({ name, shape, data: head.get(name) as Float32Array, trainable: true });
+      }
+      // The value head rides along the transforms: LoRA rewrites only the model's own weights.
+      const trainWeights = policy.trainTransform ?? ((_g: Graph, p: Record<string, Tensor>) => p);
       const step = await TrainStep.create(
         specs,
         (g, params) =>
-          buildPpoLoss(g, model, withGradientCheckpointing(params, c.gradientCheckpointing), { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
+          buildPpoLoss(g, model, withGradientCheckpointing(trainWeights(g, params), c.gradientCheckpointing), { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
         { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
         this.runtime,
       );
       resources.push(step);
-      const generator = await Generator.create(model, { runtime: this.runtime });
+      const generator = await Generator.create(model, { inputs: specs, transform: policy.transform, runtime: this.runtime });
       resources.push(generator);
-      const policyScorer = await TokenScorer.create(model, shapes, true, this.runtime);
+      const policyScorer = await TokenScorer.create(model, shapes, true, this.runtime, policy.transform);
       resources.push(policyScorer);
       const refShapes = new Map<string, readonly number[]>(refModel.parameters().map((p) => [p.name, p.shape]));
       const refScorer = await TokenScorer.create(refModel, refShapes, false, this.runtime);
@@ -251,6 +259,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             padTokenId: tokenizer.padTokenId,
             epochs: c.ppoEpochs,
             miniBatch,
+            accumulation: c.gradientAccumulationSteps,
             lr,
             seed: (epoch) => deriveSeed(c.seed, SEED_STREAMS.minibatches, done, epoch),
             metrics: acc,
@@ -304,8 +313,14 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         // A stop during a rollout or an evaluation: the checkpoint of the last completed update.
         if (interrupted && done > 0 && savedAt !== done) await saveCheckpoint();
         if (!interrupted) {
-          await savePolicyWithValueHead(c.output, pretrained, params, c);
-          log(`saved the policy and its value head to ${c.output}`);
+          if (policy.lora) {
+            await savePolicy(c.output, c.model, pretrained, policy, params, c);
+            await saveValueHead(c.output, params, hidden);
+            log(`saved the LoRA adapter and its value head (${VALUE_HEAD_FILE}) to ${c.output}`);
+          } else {
+            await savePolicyWithValueHead(c.output, pretrained, params, c);
+            log(`saved the policy and its value head to ${c.output}`);
+          }
         }
         return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
       } finally {
@@ -325,7 +340,8 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
 /** What defines a PPO run's trajectory (the step budget and reporting may change on resume). */
 const RESUME_KEYS = [
   'model', 'prompts', 'rewardModel', 'scorer', 'refModel', 'batchSize', 'miniBatchSize', 'ppoEpochs', 'optimizer', 'seed', 'maxNewTokens', 'maxPromptLength',
-  'initKlCoef', 'targetKl', 'klHorizon', 'klControl', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards', 'threads',
+  'initKlCoef', 'targetKl', 'klHorizon', 'klControl', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards', 'threads', 'lora',
+  'gradientAccumulationSteps',
 ] as const satisfies readonly (keyof PPOConfig)[];
 
 /** [N] sums of per-token values over each sequence. */
