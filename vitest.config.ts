@@ -10,6 +10,10 @@ if (!process.env.VK_ICD_FILENAMES && existsSync(`${SWIFTSHADER}/vk_swiftshader_i
   process.env.LD_LIBRARY_PATH = [process.env.LD_LIBRARY_PATH, SWIFTSHADER].filter(Boolean).join(':');
 }
 
+// The compile cache (src/engine/compile-cache.ts) stays off in tests unless asked for, so the suite
+// neither writes into ~/.cache nor times differently on a second run; its own test passes a folder.
+process.env.DPO_TS_COMPILE_CACHE ??= 'off';
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],

@@ -61,7 +61,8 @@
  * d hidden, L layers, d_attn = heads·head_dim.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { collatePreferences } from '../src/data/collate.js';
@@ -88,8 +89,36 @@ import { fp32PeakTflops, gpuName, sampleGpuMemory } from './gpu/device-stats.js'
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 
-/** Batch shape of the issue: 4 pairs of 256 tokens, prompt 64 (192 completion tokens). */
-export const SHAPE = { pairs: 4, seqLen: 256, promptLen: 64 } as const;
+export interface BatchShape {
+  pairs: number;
+  /** Prompt + completion tokens of every sequence. */
+  seqLen: number;
+  promptLen: number;
+}
+/**
+ * The benchmark's batch shapes: `standard`, 4 pairs of 256 tokens with prompt 64 (192 completion
+ * tokens each); `long-prompt`, 4 pairs with prompt 384 and completions of 64 (chat data with a
+ * system prompt and history: the prompt is most of each sequence).
+ */
+export const SHAPES = {
+  standard: { pairs: 4, seqLen: 256, promptLen: 64 },
+  'long-prompt': { pairs: 4, seqLen: 448, promptLen: 384 },
+} as const satisfies Record<string, BatchShape>;
+export type ShapeName = keyof typeof SHAPES;
+/** The shape this process runs (a child's --shape; `standard` otherwise). */
+export let SHAPE: BatchShape = SHAPES.standard;
+
+/** Whether a shape's sequences fit the model's context (the quickstart model's is 256). */
+export function shapeFits(model: string, shape: BatchShape): boolean {
+  const c = modelConfig(model);
+  const context = (c.n_positions ?? c.max_position_embeddings) as number | undefined;
+  return context === undefined || shape.seqLen <= context;
+}
+
+export function parseShape(name: string): ShapeName {
+  if (!(name in SHAPES)) throw new Error(`dpo bench: unknown shape '${name}' (${Object.keys(SHAPES).join(', ')})`);
+  return name as ShapeName;
+}
 /** Loss and optimizer: DPOConfig's defaults (sigmoid, beta 0.1, AdamW, weight decay 0, clip 1.0). */
 export const LOSS: CombinedLossOptions = { beta: 0.1, labelSmoothing: 0, lossTypes: ['sigmoid'] };
 export const OPTIMIZER = { name: 'adamw', weightDecay: 0, maxGradNorm: 1.0 } as const;
@@ -247,8 +276,9 @@ export const round = (x: number, digits = 2): number => Number(x.toFixed(digits)
 /** Runs one model in this process and prints its dpo_step line. */
 async function runChild(
   name: string,
-  opts: { variant: Variant; reference: 'precompute' | 'live'; frozenDtype: FrozenStorage; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number; prefixSharing: PrefixSharing },
+  opts: { variant: Variant; reference: 'precompute' | 'live'; frozenDtype: FrozenStorage; shape: ShapeName; steps: number; warmup: number; threads: number; profile?: string; memTrace?: boolean; gradientCheckpointing?: boolean; stepsPerRun: number; device?: DeviceRequest; peakTflops?: number; prefixSharing: PrefixSharing },
 ): Promise<void> {
+  SHAPE = SHAPES[opts.shape];
   const device: Device = await resolveDevice(opts.device ?? 'cpu');
   const model = createModel(modelConfig(name));
   const weights = randomWeights(model);
@@ -281,11 +311,15 @@ async function runChild(
     opts.variant === 'lora' ? new Map(policy.specs.filter((s) => s.trainable === false).map((s) => [s.name, s.data])) : frozenWeights(new Map([...weights].map(([k, v]) => [k, Float32Array.from(v)])), opts.frozenDtype);
   const reference = opts.reference === 'live' ? await Scorer.create(model, model.parameters().map((p) => ({ ...p, storage: opts.frozenDtype })), runtime, undefined, layout) : undefined;
   const refShapes = new Map(model.parameters().map((p) => [p.name, p.shape] as const));
+  // CPU time too: on a loaded machine it says more than the wall clock (ORT's threads included).
+  const compileCpu = process.cpuUsage();
   const step = await TrainStep.create(policy.specs, (g, params) => buildDpoLoss(g, policy.model, weightsOf(g, params), LOSS, K, false, undefined, layout), { ...OPTIMIZER }, runtime);
   // --steps-per-run K: K optimizer steps per session.run (TrainStep.steps); a run's time / K per step.
   const perRun = opts.stepsPerRun;
   await step.prepareSteps(perRun);
   const compileMs = performance.now() - compileStart;
+  const compileCpuUsage = process.cpuUsage(compileCpu);
+  const compileCpuMs = (compileCpuUsage.user + compileCpuUsage.system) / 1000;
   const gpuMemory = device === 'cpu' ? undefined : sampleGpuMemory();
   const times: number[] = [];
   let loss = NaN;
@@ -320,6 +354,7 @@ async function runChild(
   }
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const peakDeviceMb = await gpuMemory?.stop();
+  const graphFlops = step.matmulFlops(feeds);
   await step.release();
   await reference?.release();
 
@@ -327,21 +362,36 @@ async function runChild(
   const gpu = device === 'cpu' ? undefined : gpuName();
   const peakTflops = opts.peakTflops ?? fp32PeakTflops(gpu);
   let gemmGflops = peakTflops === undefined ? NaN : peakTflops * 1e3;
-  if (device === 'cpu') {
-    const gemm = await prepareGemm(GEMM.m, GEMM.k, GEMM.n, opts.threads);
-    const gemmTimes: number[] = [];
-    for (let i = 0; i < 13; i++) {
-      const t0 = performance.now();
-      await gemm.run();
-      if (i >= 3) gemmTimes.push(performance.now() - t0);
+  // The denominator is the best rate our GEMM reaches on the reference shape and on the step's
+  // own two 2-D product shapes with the most FLOPs (MLAS runs big products, e.g. Qwen3's
+  // [2048, 1024] x [1024, 3072], much faster than the 512x768x3072 reference: against that
+  // alone, a step of mostly big products read mfu > 1).
+  const gemmShapes: { m: number; k: number; n: number; gflops: number }[] = [];
+  if (device === 'cpu' && times.length) {
+    for (const sh of [GEMM, ...graphFlops.shapes.slice(0, 2)]) {
+      const gemm = await prepareGemm(sh.m, sh.k, sh.n, opts.threads);
+      const gemmTimes: number[] = [];
+      for (let i = 0; i < 13; i++) {
+        const t0 = performance.now();
+        await gemm.run();
+        if (i >= 3) gemmTimes.push(performance.now() - t0);
+      }
+      await gemm.release();
+      gemmShapes.push({ m: sh.m, k: sh.k, n: sh.n, gflops: round((2 * sh.m * sh.k * sh.n) / median(gemmTimes) / 1e6, 1) });
     }
-    await gemm.release();
-    gemmGflops = (2 * GEMM.m * GEMM.k * GEMM.n) / median(gemmTimes) / 1e6;
+    gemmGflops = gemmShapes[0].gflops;
   }
+  const peakGemm = gemmShapes.length ? Math.max(...gemmShapes.map((x) => x.gflops)) : gemmGflops;
 
-  const ms = median(times);
+
+  // --steps 0 (--startup): the session only, no step.
+  const ms = times.length ? median(times) : NaN;
   const f = dpoStepFlops(model, opts.variant, forward);
-  const achieved = f.total / ms / 1e6;
+  // What the step graph multiplies (forward, the backward autodiff built, recomputed checkpoints,
+  // lm_head chunks, the rows prefix sharing runs), counted from its MatMul/Gemm nodes at this
+  // batch's sizes: mfu's numerator.
+  const executed = graphFlops.total;
+  const achieved = executed / ms / 1e6;
   console.log(
     JSON.stringify({
       bench: 'dpo_step',
@@ -355,25 +405,38 @@ async function runChild(
       rows_x_len: `${forward.rows}x${forward.seqLen}`,
       params: f.params,
       trainable_params: f.trainable,
-      tokens_per_second: round((f.tokens * 1000) / ms, 1),
-      ms_per_step: round(ms, 1),
+      tokens_per_second: Number.isFinite(ms) ? round((f.tokens * 1000) / ms, 1) : null,
+      ms_per_step: Number.isFinite(ms) ? round(ms, 1) : null,
       peak_rss_mb: round(peakRssMb, 1),
       device,
       ...(device === 'cpu' ? {} : { gpu: gpu ?? null, peak_device_mb: peakDeviceMb ?? null, peak_fp32_tflops: peakTflops ?? null }),
-      mfu: Number.isFinite(gemmGflops) ? round(achieved / gemmGflops, 3) : null,
-      achieved_gflops: round(achieved, 1),
+      mfu: Number.isFinite(peakGemm) && Number.isFinite(achieved) ? round(achieved / peakGemm, 3) : null,
+      achieved_gflops: Number.isFinite(achieved) ? round(achieved, 1) : null,
       gemm_gflops: round(gemmGflops, 1),
-      step_gflop: round(f.total / 1e9, 1),
+      gemm_peak_gflops: round(peakGemm, 1),
+      gemm_shapes: gemmShapes,
+      mfu_vs_reference_gemm: Number.isFinite(gemmGflops) && Number.isFinite(achieved) ? round(achieved / gemmGflops, 3) : null,
+      step_gflop: round(executed / 1e9, 1),
+      matmul_nodes: graphFlops.nodes,
+      formula_gflop: round(f.total / 1e9, 1),
       threads: opts.threads,
       steps_per_run: perRun,
+      shape: opts.shape,
+      pairs_per_second: Number.isFinite(ms) ? round((SHAPE.pairs * 1000) / ms, 3) : null,
       compile_ms: round(compileMs, 0),
+      compile_cpu_ms: round(compileCpuMs, 0),
+      compile_cache: step.compileStats.cache,
+      compile_build_ms: round(step.compileStats.buildMs, 0),
+      compile_export_ms: round(step.compileStats.exportMs, 0),
+      compile_session_ms: round(step.compileStats.sessionMs, 0),
+      onnx_mb: round(step.compileStats.onnxBytes / 2 ** 20, 1),
       batch_pairs: SHAPE.pairs,
       seq_len: SHAPE.seqLen,
       prompt_len: SHAPE.promptLen,
       warmup: opts.warmup,
       steps: opts.steps,
       step_ms: times.map((t) => round(t, 0)),
-      loss: round(loss, 4),
+      loss: Number.isFinite(loss) ? round(loss, 4) : null,
     }),
   );
   if (opts.profile) summariseProfiles(opts.profile, `dpo_${label}`);
@@ -439,13 +502,16 @@ function runLine(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.e
   });
 }
 
-function runTs(model: string, rest: string[], variant: Variant = 'full'): Promise<Record<string, unknown>[]> {
-  return runLine(process.execPath, [...process.execArgv, process.argv[1], 'dpo', '--child', model, '--variant', variant, ...rest]);
+function runTs(model: string, rest: string[], variant: Variant = 'full', env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>[]> {
+  return runLine(process.execPath, [...process.execArgv, process.argv[1], 'dpo', '--child', model, '--variant', variant, ...rest], env);
 }
 
-function runTorch(model: string, rest: string[], gemmGflops: number | undefined): Promise<Record<string, unknown>[]> {
+function runTorch(model: string, rest: string[], gemmGflops: number | undefined, shape: BatchShape = SHAPE): Promise<Record<string, unknown>[]> {
   const python = process.env.DPO_BENCH_PYTHON ?? '/usr/bin/python3';
-  const argv = [join(HERE, 'torch/dpo_step.py'), '--model', model, '--config-json', JSON.stringify(modelConfig(model)), ...rest];
+  const argv = [
+    join(HERE, 'torch/dpo_step.py'), '--model', model, '--config-json', JSON.stringify(modelConfig(model)),
+    '--pairs', String(shape.pairs), '--seq-len', String(shape.seqLen), '--prompt-len', String(shape.promptLen), ...rest,
+  ];
   if (gemmGflops) argv.push('--gemm-gflops', String(gemmGflops));
   return runLine(python, argv, { ...process.env, OMP_NUM_THREADS: flag(rest, 'threads') ?? '2' });
 }
@@ -490,9 +556,67 @@ export function parseVariant(v: string): Variant {
   return v as Variant;
 }
 
+/**
+ * `--startup`: seconds until the step's session is ready, the first time and again. Per case, a
+ * fresh compile-cache folder, then two children one after the other: the first builds, exports and
+ * optimises the graph (and stores ORT's optimised model), the second finds it. One
+ * "dpo_startup" line per case with both compile times, where they went (our build + autodiff,
+ * ONNX export, ORT session) and second/first; the losses of the two sessions' first steps must be
+ * equal (--steps 0 skips the step). Default cases: quickstart and gpt2-124m (full), and the
+ * Qwen3-0.6B-shaped LoRA step with gradient checkpointing; --models replaces them (with
+ * --variants' first variant and --gradient-checkpointing as given).
+ */
+async function compareStartup(args: string[], rest: readonly string[]): Promise<void> {
+  const models = flag(args, 'models');
+  const cases = models
+    ? models.split(',').map((m) => ({ model: m, variant: parseVariant((flag(args, 'variants') ?? 'full').split(',')[0]), gc: args.includes('--gradient-checkpointing') }))
+    : [
+        { model: 'quickstart', variant: 'full' as Variant, gc: false },
+        { model: 'gpt2-124m', variant: 'full' as Variant, gc: false },
+        { model: 'qwen3-0.6b', variant: 'lora' as Variant, gc: true },
+      ];
+  const base = rest.filter((_, i, a) => a[i] !== '--gradient-checkpointing');
+  for (const c of cases) {
+    const dir = mkdtempSync(join(tmpdir(), 'dpo-bench-compile-cache-'));
+    try {
+      const env = { ...process.env, DPO_TS_COMPILE_CACHE: dir };
+      const runs: Record<string, unknown>[] = [];
+      for (const which of ['first', 'second']) {
+        for (const line of await runTs(c.model, [...base, ...(c.gc ? ['--gradient-checkpointing'] : [])], c.variant, env)) {
+          console.log(JSON.stringify({ ...line, startup_run: which }));
+          if (line.bench === 'dpo_step') runs.push(line);
+        }
+      }
+      const [a, b] = runs;
+      const pick = (l: Record<string, unknown>) => ({
+        compile_ms: l.compile_ms, compile_cpu_ms: l.compile_cpu_ms, build_ms: l.compile_build_ms, export_ms: l.compile_export_ms, session_ms: l.compile_session_ms, cache: l.compile_cache, loss: l.loss,
+      });
+      console.log(
+        JSON.stringify({
+          bench: 'dpo_startup',
+          model: c.model,
+          variant: c.variant,
+          gradient_checkpointing: c.gc,
+          first: pick(a),
+          second: pick(b),
+          second_over_first: round((b.compile_ms as number) / (a.compile_ms as number), 3),
+          second_over_first_cpu: round((b.compile_cpu_ms as number) / (a.compile_cpu_ms as number), 3),
+          same_loss: a.loss === b.loss,
+          onnx_mb: a.onnx_mb,
+          load_average: loadavg().map((x) => round(x, 1)),
+        }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 export async function main(args: string[]): Promise<void> {
-  const steps = Math.max(1, Number(flag(args, 'steps') ?? 3));
-  const warmup = Math.max(0, Number(flag(args, 'warmup') ?? 3));
+  const startup = args.includes('--startup');
+  // --steps 0 (with --startup, and in its children): compile only.
+  const steps = Math.max(startup || args.includes('--child') ? 0 : 1, Number(flag(args, 'steps') ?? (startup ? 1 : 3)));
+  const warmup = Math.max(0, Number(flag(args, 'warmup') ?? (startup ? 0 : 3)));
   const threads = Number(flag(args, 'threads') ?? 2);
   const profile = flag(args, 'profile');
   const child = flag(args, 'child');
@@ -513,10 +637,13 @@ export async function main(args: string[]): Promise<void> {
   if (!['auto', 'on', 'off'].includes(prefixSharing)) throw new Error(`dpo bench: --prefix-sharing takes auto, on, off, got '${prefixSharing}'`);
   if (child) {
     const variant = parseVariant(flag(args, 'variant') ?? 'full');
-    return runChild(child, { variant, reference, frozenDtype, steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops, prefixSharing });
+    return runChild(child, { variant, reference, frozenDtype, shape: parseShape(flag(args, 'shape') ?? 'standard'), steps, warmup, threads, profile, memTrace: args.includes('--mem-trace'), gradientCheckpointing, stepsPerRun: perRunList[0], device, peakTflops, prefixSharing });
   }
 
   const models = (flag(args, 'models') ?? 'gpt2-124m,smollm2-135m,quickstart').split(',');
+  const vsTorch = args.includes('--vs-torch');
+  // --vs-torch runs both batch shapes by default; otherwise the standard one.
+  const shapes = (flag(args, 'shapes') ?? (vsTorch ? Object.keys(SHAPES).join(',') : 'standard')).split(',').map(parseShape);
   const rest = [
     '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads), '--device', device, '--reference', reference, '--frozen-dtype', frozenDtype,
     ...(peakTflops === undefined ? [] : ['--peak-tflops', String(peakTflops)]),
@@ -525,52 +652,76 @@ export async function main(args: string[]): Promise<void> {
   ];
   // Torch can be given fewer warm-up steps (its allocator returns big tensors to the OS anyway).
   const torchRest = ['--steps', String(steps), '--warmup', flag(args, 'torch-warmup') ?? String(warmup), '--threads', String(threads)];
-  if (!args.includes('--vs-torch')) {
+  if (startup) return compareStartup(args, rest);
+  if (!vsTorch) {
     const variants = (flag(args, 'variants') ?? VARIANTS.join(',')).split(',').map(parseVariant);
-    if (perRunList.length > 1 || perRunList[0] > 1) return compareStepsPerRun(models, variants, rest, perRunList);
-    for (const m of models) {
-      const steps = new Map<Variant, Record<string, unknown>>();
-      for (const v of variants) {
-        for (const line of await runTs(m, profile ? [...rest, '--profile', profile] : rest, v)) {
-          console.log(JSON.stringify(line));
-          if (line.bench === 'dpo_step') steps.set(v, line);
-        }
+    for (const shape of shapes) {
+      const shaped = [...rest, '--shape', shape];
+      if (perRunList.length > 1 || perRunList[0] > 1) {
+        await compareStepsPerRun(models, variants, shaped, perRunList);
+        continue;
       }
-      const [full, lora] = [steps.get('full'), steps.get('lora')];
-      if (full && lora) {
-        const ratio = (k: string): number => round((lora[k] as number) / (full[k] as number), 2);
-        console.log(JSON.stringify({ bench: 'dpo_lora_vs_full', model: m, tokens_per_second_ratio: ratio('tokens_per_second'), peak_rss_ratio: ratio('peak_rss_mb') }));
+      for (const m of models.filter((x) => shapeFits(x, SHAPES[shape]))) {
+        const steps = new Map<Variant, Record<string, unknown>>();
+        for (const v of variants) {
+          for (const line of await runTs(m, profile ? [...shaped, '--profile', profile] : shaped, v)) {
+            console.log(JSON.stringify(line));
+            if (line.bench === 'dpo_step') steps.set(v, line);
+          }
+        }
+        const [full, lora] = [steps.get('full'), steps.get('lora')];
+        if (full && lora) {
+          const ratio = (k: string): number => round((lora[k] as number) / (full[k] as number), 2);
+          console.log(JSON.stringify({ bench: 'dpo_lora_vs_full', model: m, shape, tokens_per_second_ratio: ratio('tokens_per_second'), peak_rss_ratio: ratio('peak_rss_mb') }));
+        }
       }
     }
     return;
   }
   const rounds = Math.max(1, Number(flag(args, 'rounds') ?? 3));
-  const results = new Map<string, { ts: Record<string, unknown>[]; torch: Record<string, unknown>[] }>(models.map((m) => [m, { ts: [], torch: [] }]));
+  type Runs = { model: string; shape: ShapeName; ts: Record<string, unknown>[]; torch: Record<string, unknown>[] };
+  const results: Runs[] = shapes.flatMap((shape) => models.map((model) => ({ model, shape, ts: [], torch: [] })));
+  for (const res of results.filter((x) => !shapeFits(x.model, SHAPES[x.shape]))) {
+    console.log(JSON.stringify({ bench: 'dpo_vs_torch', model: res.model, shape: res.shape, skipped: `sequences of ${SHAPES[res.shape].seqLen} tokens exceed the model's context` }));
+  }
+  results.splice(0, results.length, ...results.filter((x) => shapeFits(x.model, SHAPES[x.shape])));
   for (let r = 0; r < rounds; r++) {
-    for (const m of models) {
-      const res = results.get(m) as { ts: Record<string, unknown>[]; torch: Record<string, unknown>[] };
+    for (const res of results) {
       // Alternate which goes first so that neither always follows the other.
       const order = r % 2 === 0 ? ['ts', 'torch'] : ['torch', 'ts'];
       for (const which of order) {
-        const lastGemm = res.ts.length ? (res.ts[res.ts.length - 1].gemm_gflops as number) : undefined;
-        const lines = which === 'ts' ? await runTs(m, rest) : await runTorch(m, torchRest, lastGemm);
+        // The torch line's mfu shares the dpo-ts line's denominator (same shapes on the full step).
+        const last = res.ts[res.ts.length - 1];
+        const lastGemm = last ? ((last.gemm_peak_gflops ?? last.gemm_gflops) as number) : undefined;
+        const lines = which === 'ts' ? await runTs(res.model, [...rest, '--shape', res.shape]) : await runTorch(res.model, torchRest, lastGemm, SHAPES[res.shape]);
         for (const l of lines) {
-          console.log(JSON.stringify({ ...l, round: r + 1 }));
+          console.log(JSON.stringify({ ...l, shape: res.shape, round: r + 1 }));
           if (l.bench === 'dpo_step') (which === 'ts' ? res.ts : res.torch).push(l);
         }
       }
     }
   }
-  for (const [m, res] of results) {
+  for (const res of results) {
     const med = (xs: Record<string, unknown>[], k: string): number => median(xs.map((x) => x[k] as number));
     const tsTps = med(res.ts, 'tokens_per_second');
     const torchTps = med(res.torch, 'tokens_per_second');
+    const shape = SHAPES[res.shape];
+    const pairsPerSecond = (xs: Record<string, unknown>[]): number => round((shape.pairs * 1000) / med(xs, 'ms_per_step'), 3);
     console.log(
       JSON.stringify({
         bench: 'dpo_vs_torch',
-        model: m,
+        model: res.model,
+        shape: res.shape,
+        pairs: shape.pairs,
+        prompt_len: shape.promptLen,
+        completion_len: shape.seqLen - shape.promptLen,
         rounds,
         params: res.ts[0]?.params,
+        // The dpo-ts side runs the trainer's defaults; which prefix sharing ran, where the step reports it.
+        prefix_sharing: res.ts[0]?.prefix_sharing ?? null,
+        dpo_ts_pairs_per_second: pairsPerSecond(res.ts),
+        torch_pairs_per_second: pairsPerSecond(res.torch),
+        pairs_ratio: round(pairsPerSecond(res.ts) / pairsPerSecond(res.torch), 2),
         dpo_ts_tokens_per_second: tsTps,
         torch_tokens_per_second: torchTps,
         ratio: round(tsTps / torchTps, 2),

@@ -3,13 +3,17 @@
 
     /usr/bin/python3 bench/torch/dpo_step.py --model gpt2-124m [--steps 3] [--warmup 3]
         [--threads 2] [--config-json '{...}'] [--gemm-gflops X]
+        [--pairs 4] [--seq-len 256] [--prompt-len 64]
 
 Same step as dpo-ts: policy forward + backward over chosen and rejected together (one forward
 over 2B sequences), reference log-probs precomputed (fed as a tensor), log-probs summed over the
 completion positions only (only those positions go through lm_head, as in dpo-ts; TRL computes
 logits for every position), sigmoid DPO loss (beta 0.1), clip_grad_norm_(1.0), AdamW (weight
 decay 0). Random weights N(0, 0.02), norms 1, biases 0; random token ids; batch 4 pairs of 256
-tokens, prompt 64. Compact GPT-2 and Llama modules written like transformers' (transformers is
+tokens, prompt 64 by default (bench/dpo.ts passes its shape: the long-prompt shape is prompt 384,
+completions 64). As TRL's DPOTrainer (concatenated_forward): chosen and rejected are concatenated
+into one batch of 2B rows, each row the prompt followed by its completion, and run through the
+model in one forward. Compact GPT-2 and Llama modules written like transformers' (transformers is
 not installed): GPT-2 with Conv1D-layout weights and gelu_new, Llama with RMSNorm, rotate_half
 RoPE, repeat_kv grouped-query attention, SwiGLU, tied embeddings.
 
@@ -251,6 +255,7 @@ def gemm_gflops():
 
 
 def main():
+    global PAIRS, SEQ_LEN, PROMPT_LEN
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default='gpt2-124m')
     ap.add_argument('--config-json')
@@ -258,7 +263,13 @@ def main():
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--gemm-gflops', type=float)
+    ap.add_argument('--pairs', type=int, default=PAIRS)
+    ap.add_argument('--seq-len', type=int, default=SEQ_LEN)
+    ap.add_argument('--prompt-len', type=int, default=PROMPT_LEN)
     a = ap.parse_args()
+    PAIRS, SEQ_LEN, PROMPT_LEN = a.pairs, a.seq_len, a.prompt_len
+    if not 0 < PROMPT_LEN < SEQ_LEN:
+        ap.error(f'--prompt-len must be in 1..{SEQ_LEN - 1}')
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     c = json.loads(a.config_json) if a.config_json else CONFIGS[a.model]

@@ -29,7 +29,8 @@ export function brownParagraphs(): { file: string; text: string }[] {
   return out;
 }
 
-function detokenize(words: string[]): string {
+/** Tagless words back to text: quotes, punctuation spacing and contractions as printed. */
+export function detokenize(words: string[]): string {
   let s = words.join(' ');
   s = s.replace(/``\s*/g, '"').replace(/\s*''/g, '"');
   s = s.replace(/\s+([.,;:!?)\]}])/g, '$1').replace(/([([{$])\s+/g, '$1');

@@ -13,8 +13,10 @@ import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { listScorers } from '../eval/scorers.js';
 import { mergeExperiment } from '../experiment/results.js';
-import { EXPERIMENT_DEFAULTS, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { EXPERIMENT_DEFAULTS, ExperimentStopped, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { stopOnSignals } from './signals.js';
 import { parseShard } from '../experiment/shard.js';
+import { formatShiftTable } from '../experiment/shift.js';
 import { JUDGE_FLAGS } from './judge-flags.js';
 import { SHIPPED_MODEL } from '../quickstart/run.js';
 import { printJson, type CliContext } from './context.js';
@@ -41,10 +43,13 @@ const positives = (description: string, key: keyof typeof full, integers = false
 export const SentimentFlagsSchema = z
   .object({
     model: option(z.string().min(1).optional(), 'reference and starting policy', { arg: 'path|hub-id', group: 'model', defaultText: `the shipped ${basename(SHIPPED_MODEL)}` }),
-    output: option(z.string().min(1).default('dpo-experiment-sentiment'), 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', { arg: 'dir', group: 'checkpoints' }),
+    output: option(z.string().min(1).default('dpo-experiment-sentiment'), 'output folder: new, empty, or an earlier run of the experiment (same plan: its finished runs are reused; another: its results move to earlier-runs/)', { arg: 'dir', group: 'checkpoints' }),
     overwriteOutput: option(z.boolean().optional(), 'write into a non-empty folder that is not an earlier run of the experiment', { group: 'checkpoints' }),
     prompts: option(z.string().min(1).optional(), 'training prompts ({"prompt": ...} rows)', { arg: 'file', group: 'data', defaultText: '40 built-in openings' }),
-    heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts', { arg: 'file', group: 'data', defaultText: '16 built-in openings' }),
+    heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts (with --shift: the in-distribution ones)', { arg: 'file', group: 'data', defaultText: '16 built-in openings; --shift: 16 Brown press openings, or every third --train-prompts row' }),
+    shift: option(z.boolean().default(false), "distribution-shift study (the paper's Table 1): train on Brown-corpus press openings, evaluate every trained run on held-out press and fiction openings (with --quick: one DPO beta, one checkpoint, 4 eval samples)", { group: 'data' }),
+    trainPrompts: option(z.string().min(1).optional(), 'the shift study\'s training distribution ({"prompt": ...} rows; the same as --prompts)', { arg: 'file', group: 'data', defaultText: '40 Brown press openings' }),
+    shiftPrompts: option(z.string().min(1).optional(), 'the shift study\'s shifted held-out prompts (implies --shift)', { arg: 'file', group: 'data', defaultText: '16 Brown fiction and humor openings' }),
     scorer: option(z.string().min(1).default('sentiment'), `ground-truth reward (${listScorers().map((s) => s.name).join(', ')})`, { arg: 'name', group: 'reward' }),
     quick: option(z.boolean().default(false), 'small settings: about 5 minutes on 2 cores', { group: 'loss' }),
     methods: option(z.array(z.string().min(1)).nonempty().optional(), `only these methods, comma-separated (${METHODS.join(', ')})`, { arg: 'list', group: 'loss' }),
@@ -91,10 +96,19 @@ fresh samples on 16 held-out prompts. Writes <output>/frontier.jsonl, summary.js
 
 Defaults take about 30 minutes on a 2-core CPU; --quick (fewer runs, steps and samples) about 5.
 
+--shift adds the paper's distribution-shift study (its Table 1): training prompts from Brown-corpus
+press genres (reportage, editorials, reviews), and every trained run's final policy evaluated on
+held-out press openings (in distribution) and fiction/humor openings (shifted): reward, KL and the
+win rate against the reference at --win-temperatures, side by side with 95% intervals. Your own
+distributions: --train-prompts FILE --shift-prompts FILE (every third training prompt is held out
+as the in-distribution set unless --held-out-prompts is given).
+
 Examples:
   $ dpo experiment sentiment --quick
   $ dpo experiment sentiment --output runs/frontier --betas 0.1,0.5 --methods DPO,Best-of-N
   $ dpo experiment sentiment --model ./my-gpt2 --prompts p.jsonl --held-out-prompts h.jsonl
+  $ dpo experiment sentiment --shift --quick           # the distribution-shift study (Table 1)
+  $ dpo experiment sentiment --train-prompts news.jsonl --shift-prompts stories.jsonl
   $ dpo experiment sentiment --seeds 3 --threads 2 --shard 0/4 --output /shared/frontier   # one of 4 machines
   $ dpo experiment merge /shared/frontier
 
@@ -110,44 +124,66 @@ export function register(program: Command, ctx: CliContext): void {
     .addHelpText('after', EXAMPLES)
     .action(async (flags: Record<string, unknown>) => {
       const f = configFromFlags(SentimentFlagsSchema, EXPERIMENT_OPTIONS, flags);
-      const readPrompts = async (path: string | undefined): Promise<string[] | undefined> =>
-        path ? (await loadPrompts(path, undefined)).prompts.map((p) => p.text) : undefined;
+      const readPrompts = async (path: string | undefined, flag: string): Promise<string[] | undefined> => {
+        if (!path) return undefined;
+        const prompts = (await loadPrompts(path, undefined)).prompts.map((p) => p.text);
+        if (!prompts.length) throw new DpoError(`${flag} ${path}: no prompts`);
+        return prompts;
+      };
+      if (f.prompts && f.trainPrompts) throw new DpoError('--prompts and --train-prompts name the same thing; give one');
+      const trainFlag = f.trainPrompts ? '--train-prompts' : '--prompts';
       if (!f.judgeUrl !== !f.judgeModel) throw new DpoError('--judge-url and --judge-model go together');
       const winTemperatures = f.winTemperatures === undefined ? undefined : f.winTemperatures.trim() === 'none' ? [] : temperatures(f.winTemperatures);
       const apiKey = process.env[f.judgeApiKeyEnv];
-      const summary = await runSentimentExperiment({
-        seeds: f.seeds,
-        shard: f.shard === undefined ? undefined : parseShard(f.shard),
-        winTemperatures,
-        judge: f.judgeUrl && f.judgeModel ? { url: f.judgeUrl, model: f.judgeModel, apiKey: apiKey || undefined } : undefined,
-        model: f.model,
-        output: f.output,
-        overwriteOutput: f.overwriteOutput,
-        inputFiles: [{ flag: '--prompts', path: f.prompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }],
-        trainPrompts: await readPrompts(f.prompts),
-        heldOutPrompts: await readPrompts(f.heldOutPrompts),
-        scorer: f.scorer,
-        quick: f.quick,
-        samplesPerPrompt: f.samples,
-        pairTopK: f.pairTopK,
-        evalSamplesPerPrompt: f.evalSamples,
-        steps: f.steps,
-        checkpoints: f.checkpoints,
-        batchSize: f.batchSize,
-        learningRate: f.learningRate,
-        rewardModelSteps: f.rewardSteps,
-        rewardLearningRate: f.rewardLearningRate,
-        betas: f.betas,
-        targetKls: f.targetKls,
-        bestOfN: f.bestOf,
-        unlikelihoodAlpha: f.unlikelihoodAlpha,
-        methods: f.methods,
-        maxNewTokens: f.maxNewTokens,
-        seed: f.seed,
-        threads: f.threads,
-        device: f.device,
-        progress: ctx.progress(),
-      });
+      const progress = ctx.progress();
+      const signals = stopOnSignals((m) => progress.log(m), undefined, 'stopping the run in progress within a step; the finished runs are kept');
+      let summary: SentimentExperimentSummary;
+      try {
+        summary = await runSentimentExperiment({
+          seeds: f.seeds,
+          shard: f.shard === undefined ? undefined : parseShard(f.shard),
+          winTemperatures,
+          judge: f.judgeUrl && f.judgeModel ? { url: f.judgeUrl, model: f.judgeModel, apiKey: apiKey || undefined } : undefined,
+          model: f.model,
+          output: f.output,
+          overwriteOutput: f.overwriteOutput,
+          inputFiles: [{ flag: trainFlag, path: f.prompts ?? f.trainPrompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }, { flag: '--shift-prompts', path: f.shiftPrompts }],
+          trainPrompts: await readPrompts(f.prompts ?? f.trainPrompts, trainFlag),
+          heldOutPrompts: await readPrompts(f.heldOutPrompts, '--held-out-prompts'),
+          shift: f.shift,
+          shiftPrompts: await readPrompts(f.shiftPrompts, '--shift-prompts'),
+          scorer: f.scorer,
+          quick: f.quick,
+          samplesPerPrompt: f.samples,
+          pairTopK: f.pairTopK,
+          evalSamplesPerPrompt: f.evalSamples,
+          steps: f.steps,
+          checkpoints: f.checkpoints,
+          batchSize: f.batchSize,
+          learningRate: f.learningRate,
+          rewardModelSteps: f.rewardSteps,
+          rewardLearningRate: f.rewardLearningRate,
+          betas: f.betas,
+          targetKls: f.targetKls,
+          bestOfN: f.bestOf,
+          unlikelihoodAlpha: f.unlikelihoodAlpha,
+          methods: f.methods,
+          maxNewTokens: f.maxNewTokens,
+          seed: f.seed,
+          threads: f.threads,
+          device: f.device,
+          progress,
+          signal: signals.signal,
+        });
+      } catch (e) {
+        if (!(e instanceof ExperimentStopped)) throw e;
+        // 130 / 143: stopped by SIGINT / SIGTERM; the message says what was kept.
+        progress.log(e.message);
+        ctx.exitCode = signals.exitCode();
+        return;
+      } finally {
+        signals.dispose();
+      }
       report(ctx, summary);
     });
   const merge = experiment
@@ -165,6 +201,7 @@ export function register(program: Command, ctx: CliContext): void {
 
 function report(ctx: CliContext, summary: SentimentExperimentSummary): void {
   ctx.io.stderr.write(formatFrontier(summary));
+  if (summary.shift) ctx.io.stderr.write(formatShiftTable(summary.shift));
   if (summary.missing.length && !summary.points.length) return;
   printJson(ctx, { output: summary.output, report: summary.report, frontier: summary.frontierFile, points: summary.points.length, missing: summary.missing.length, failed: summary.runs.filter((r) => r.error).length, seconds: summary.seconds });
   if (summary.runs.some((r) => r.error)) ctx.exitCode = 1;

@@ -18,4 +18,6 @@ export {
 } from '../experiment/sentiment.js';
 export { FrontierEvaluator, type FrontierPoint, type PolicyEvaluation } from '../experiment/frontier.js';
 export { trainedRunPoints, type ExperimentRun, type MethodContext } from '../experiment/methods.js';
+export { SHIFT_TRAIN_PROMPTS, SHIFT_IN_DISTRIBUTION_PROMPTS, SHIFT_SHIFTED_PROMPTS, SHIFT_GENRES } from '../data/shift-prompts.js';
+export type { ShiftTable, ShiftRow, ShiftCell, ShiftWinRate, ShiftResult, DistributionResult } from '../experiment/shift.js';
 export { runLabel, LabelSession, LabelStore, startLabelServer, type LabelOptions, type RunningLabel, type Decision, type LabelState } from '../label/index.js';

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { printable } from '../errors.js';
 import { formatZodError } from '../train/core/config.js';
 import { COMMANDS } from './commands.js';
+import { COMPILE_CACHE_ENV } from '../engine/compile-cache.js';
 import { createContext, type CliContext, type CliIO } from './context.js';
 
 export type { CliContext, CliIO, CliStream, RegisterCommand } from './context.js';
@@ -37,6 +38,7 @@ export function createProgram(ctx: CliContext): Command {
     .description('Direct Preference Optimization for causal language models on Node.js')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--debug', 'print stack traces on errors')
+    .option('--no-compile-cache', `compile every graph afresh instead of opening ONNX Runtime's optimised model cached from an earlier run (same as ${COMPILE_CACHE_ENV}=off)`)
     .addHelpText('after', EXAMPLES)
     .exitOverride()
     .configureOutput({
@@ -58,6 +60,9 @@ function errorMessage(e: unknown): string {
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const ctx = createContext(io);
   const debug = argv.includes('--debug');
+  // --no-compile-cache: for this run only (main may run in a process that goes on).
+  const savedCache = process.env[COMPILE_CACHE_ENV];
+  if (argv.includes('--no-compile-cache')) process.env[COMPILE_CACHE_ENV] = 'off';
   try {
     await createProgram(ctx).parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
@@ -68,5 +73,8 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     io.stderr.write(`dpo: ${message}\n`);
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
     return 1;
+  } finally {
+    if (savedCache === undefined) delete process.env[COMPILE_CACHE_ENV];
+    else process.env[COMPILE_CACHE_ENV] = savedCache;
   }
 }

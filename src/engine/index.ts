@@ -9,7 +9,9 @@ export { grad, sumToShape, hasGradientRule, requiresGrad, hasGradientPath } from
 export { checkpoint } from './checkpoint.js';
 export { toOnnxBytes, OPSET } from './onnx-export.js';
 export { saveOnnx } from './onnx-file.js';
-export { CompiledGraph, DeviceTensor, type HostTensor, type Feed, type CompileOptions, type RuntimeOptions, type ExecutionProvider } from './runtime.js';
+export { matmulFlops, evalDim, type MatmulFlops } from './flops.js';
+export { compileCacheDir, defaultCacheDir, COMPILE_CACHE_ENV } from './compile-cache.js';
+export { CompiledGraph, DeviceTensor, type CompileStats, type HostTensor, type Feed, type CompileOptions, type RuntimeOptions, type ExecutionProvider } from './runtime.js';
 export { DeviceError, DEVICE_REQUESTS, deviceProblem, resolveDevice, type Device, type DeviceRequest } from './device.js';
 export { fallbacks, floatCopies, placedNodes, type PlacedNode } from './placement.js';
 export { buildOptimizer, globalNorm, stateSlots, stepScalars, type OptimizerConfig, type OptimizerName } from './optim.js';

@@ -49,7 +49,7 @@ function valueInfo(name: string, t: Tensor): onnxProto.onnx.IValueInfoProto {
 }
 
 /** Nodes needed for `outputs`, inputs before users (iterative: graphs can be deep). */
-function reachableNodes(outputs: readonly Tensor[]): Node[] {
+export function reachableNodes(outputs: readonly Tensor[]): Node[] {
   const order: Node[] = [];
   const state = new Map<number, 1 | 2>();
   const stack: { node: Node; next: number }[] = [];

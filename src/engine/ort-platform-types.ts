@@ -23,4 +23,20 @@ export interface OrtPlatform {
   cores(): number;
   /** `request` made concrete; throws DeviceError for a device that cannot be used here. */
   resolveDevice(request?: DeviceRequest): Promise<Device>;
+  /**
+   * Opens a session through the on-disk compile cache (Node: compile-cache.ts; absent in the
+   * browser). `setting` is RuntimeOptions.compileCache; `create` makes a session from model bytes.
+   */
+  openCached?(
+    bytes: Uint8Array,
+    sessionOptions: InferenceSession.SessionOptions,
+    setting: string | false | undefined,
+    create: (model: Uint8Array, options: InferenceSession.SessionOptions) => Promise<InferenceSession>,
+  ): Promise<CompileCacheUse>;
+}
+
+/** A session and what the compile cache did: 'hit', 'miss' (stored), 'corrupt' (rebuilt), 'off'. */
+export interface CompileCacheUse {
+  session: InferenceSession;
+  cache: 'hit' | 'miss' | 'corrupt' | 'off';
 }

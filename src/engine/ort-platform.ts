@@ -5,7 +5,8 @@
  */
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { openCachedSession } from './compile-cache.js';
 import { resolveDevice } from './device.js';
 import type { OrtPlatform } from './ort-platform-types.js';
 
-export const platform: OrtPlatform = { name: 'node', ort, writesPreallocatedOutputs: true, cores: availableParallelism, resolveDevice };
+export const platform: OrtPlatform = { name: 'node', ort, writesPreallocatedOutputs: true, cores: availableParallelism, resolveDevice, openCached: openCachedSession };

@@ -8,8 +8,10 @@ import * as op from './ops.js';
 import { staticSize } from './shape.js';
 import type { Tensor } from './graph.js';
 import { OPSET, toOnnxBytes } from './onnx-export.js';
+import { dimSizes, matmulFlops, type MatmulFlops } from './flops.js';
 import { DeviceError, type Device, type DeviceRequest } from './device-types.js';
 import { platform } from './ort-platform.js';
+import type { CompileCacheUse } from './ort-platform-types.js';
 
 export type ExecutionProvider = Device;
 
@@ -20,8 +22,15 @@ export interface RuntimeOptions {
   executionProvider?: DeviceRequest;
   /** ORT graph optimisation level; default 'all' (fuses MatMul+Transpose, GELU, LayerNorm). */
   optimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Write ORT's optimised model here (to see what fused). */
+  /** Write ORT's optimised model here (to see what fused); such a compile bypasses the compile cache. */
   optimizedModelPath?: string;
+  /**
+   * The compile cache's folder (compile-cache.ts: ORT's optimised models on disk, so a graph
+   * compiled before opens without ORT's optimisation passes), or false to compile afresh.
+   * Default: $DPO_TS_COMPILE_CACHE ('off' disables), else `compiled/` in $DPO_TS_CACHE or
+   * ~/.cache/dpo-ts. Used on the CPU execution provider only.
+   */
+  compileCache?: string | false;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
   /**
@@ -118,6 +127,45 @@ export interface CompileOptions {
   deviceOutputs?: readonly string[];
 }
 
+/** Where one compile's time went (bench/dpo.ts --startup prints these). */
+export interface CompileStats {
+  /** Serialising the traced graph to ONNX bytes (ms). */
+  exportMs: number;
+  /** ONNX Runtime's InferenceSession creation: parsing, optimisation passes, kernel setup (ms). */
+  sessionMs: number;
+  /** Size of the ONNX model (bytes). */
+  onnxBytes: number;
+  /**
+   * The compile cache (compile-cache.ts): 'hit' opened ORT's optimised model from disk, 'miss'
+   * optimised and stored it, 'corrupt' found a damaged entry and rebuilt it, 'off' did not use it.
+   */
+  cache: 'hit' | 'miss' | 'corrupt' | 'off';
+}
+
+/**
+ * An ONNX Runtime session for `bytes`, through the platform's compile cache where it applies (the
+ * Node platform, compile-cache.ts: CPU, optimised graphs, no optimizedModelPath of the caller's).
+ */
+async function openSession(
+  bytes: Uint8Array,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  device: Device,
+  options: RuntimeOptions,
+  graphName: string,
+): Promise<CompileCacheUse> {
+  const create = async (model: Uint8Array, so: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> => {
+    try {
+      return await platform.ort.InferenceSession.create(model, so);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new Error(`compile: ONNX Runtime rejected graph '${graphName}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
+    }
+  };
+  const cacheable = device === 'cpu' && sessionOptions.graphOptimizationLevel !== 'disabled' && !options.optimizedModelPath;
+  if (!cacheable || !platform.openCached) return { session: await create(bytes, sessionOptions), cache: 'off' };
+  return platform.openCached(bytes, sessionOptions, options.compileCache, create);
+}
+
 /** On WebGPU, buffers above this many bytes fail on SwiftShader and many adapters (named in errors). */
 const WEBGPU_BUFFER_LIMIT = 2 ** 30;
 
@@ -134,6 +182,8 @@ export class CompiledGraph {
     private readonly outputTypes: Readonly<Record<string, Tensor>>,
     /** The traced graph's name (in errors). */
     readonly name: string,
+    /** Where the compile's time went. */
+    readonly stats: CompileStats,
   ) {}
 
   static async compile(outputs: Readonly<Record<string, Tensor>>, options: RuntimeOptions = {}, compileOptions: CompileOptions = {}): Promise<CompiledGraph> {
@@ -160,7 +210,9 @@ export class CompiledGraph {
       });
       chunked.set(name, { dtype: t.dtype, dims: t.shape as readonly number[], size: n, chunks });
     }
+    const exportStart = performance.now();
     const bytes = toOnnxBytes(exported);
+    const exportMs = performance.now() - exportStart;
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.optimizationLevel ?? 'all',
       executionProviders: [device],
@@ -178,15 +230,12 @@ export class CompiledGraph {
       sessionOptions.profileFilePrefix = options.profilePrefix;
     }
     const graph = Object.values(outputs)[0].graph;
-    let session: ort.InferenceSession;
-    try {
-      session = await platform.ort.InferenceSession.create(bytes, sessionOptions);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new Error(`compile: ONNX Runtime rejected graph '${graph.name}' (ONNX opset ${OPSET}): ${msg}`, { cause: e });
-    }
+    const sessionStart = performance.now();
+    const opened = await openSession(bytes, sessionOptions, device, options, graph.name);
+    const session = opened.session;
+    const stats: CompileStats = { exportMs, sessionMs: performance.now() - sessionStart, onnxBytes: bytes.byteLength, cache: opened.cache };
     const inputs = new Map(graph.inputs.filter((t) => session.inputNames.includes(t.name as string)).map((t) => [t.name as string, t]));
-    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked, device, onDevice, outputs, graph.name);
+    return new CompiledGraph(session, session.inputNames, Object.keys(outputs), inputs, chunked, device, onDevice, outputs, graph.name, stats);
   }
 
   /**
@@ -292,6 +341,15 @@ export class CompiledGraph {
       );
     }
     return new DeviceError(`device webgpu: a run of graph '${this.name}' failed: ${first}`);
+  }
+
+  /**
+   * The FLOPs of one run's matrix products with these feeds (flops.ts: counted from the graph's
+   * MatMul and Gemm nodes at the feeds' sizes). Feeds need only cover the inputs with named dims.
+   */
+  matmulFlops(feeds: Readonly<Record<string, { dims: readonly number[] }>>): MatmulFlops {
+    const outs = Object.values(this.outputTypes);
+    return matmulFlops(outs, dimSizes(outs[0].graph.inputs, feeds));
   }
 
   async release(): Promise<void> {

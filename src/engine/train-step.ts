@@ -45,7 +45,8 @@ import { Graph, type Tensor } from './graph.js';
 import * as op from './ops.js';
 import { buildOptimizer, stateSlots, stepScalars, STEP_SCALARS, type OptimizerConfig, type OptimizerGraph } from './optim.js';
 import { ResidentTensors } from './resident.js';
-import { CompiledGraph, type DeviceTensor, type HostTensor, type RuntimeOptions } from './runtime.js';
+import type { MatmulFlops } from './flops.js';
+import { CompiledGraph, type CompileStats, type DeviceTensor, type HostTensor, type RuntimeOptions } from './runtime.js';
 
 /** A parameter's values: float32, or a frozen weight's float16 bits (engine/frozen.ts). */
 export type ParamData = Float32Array | Uint16Array;
@@ -141,6 +142,8 @@ export class TrainStep {
   /** Graphs of K steps per run (TrainStep.steps), by K, compiled on first use. */
   private readonly unrolled = new Map<number, Promise<CompiledGraph>>();
   private stepCount = 0;
+  /** Where the fused step's compile time went: trace + autodiff + optimizer (buildMs), then the compile's own stats. */
+  compileStats: CompileStats & { buildMs: number } = { buildMs: 0, exportMs: 0, sessionMs: 0, onnxBytes: 0, cache: 'off' };
   /** On WebGPU: parameters and optimizer state kept on the device between steps (resident.ts). */
   private readonly resident?: ResidentTensors;
   /** On WebGPU with gradient accumulation: zero accumulators, uploaded once, fed to each step's first micro-batch. */
@@ -180,6 +183,7 @@ export class TrainStep {
     const trainable = specs.map((s, i) => (s.trainable === false ? -1 : i)).filter((i) => i >= 0);
     if (trainable.length === 0) throw new Error('TrainStep: no trainable parameters');
 
+    const buildStart = performance.now();
     const { g, params, loss, outputs } = traceLoss('train_step', specs, build);
     const trainableInputs = trainable.map((i) => params[specs[i].name]);
     const grads = grad(loss, trainableInputs, undefined, { recastFrozen: true });
@@ -187,8 +191,19 @@ export class TrainStep {
     const opt = buildOptimizer(g, trainableInputs, grads, config, [loss, ...Object.values(outputs)]);
     const updates = updateOutputs(specs, trainable, opt);
     const fusedOutputs: Record<string, Tensor> = { loss, ...outputs, grad_norm: opt.gradNorm, ...updates };
+    const buildMs = performance.now() - buildStart;
     const fusedGraph = await CompiledGraph.compile(fusedOutputs, runtime, { deviceOutputs: deviceUpdates(updates) });
-    return new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
+    const step = new TrainStep(fusedGraph, build, specs, trainable, config, runtime, Object.keys(outputs));
+    step.compileStats = { buildMs, ...fusedGraph.stats };
+    return step;
+  }
+
+  /**
+   * FLOPs of the matrix products of one step (one micro-batch) on `feeds`, counted from the compiled
+   * step graph (flops.ts): what forward, backward, recomputation and update really multiply.
+   */
+  matmulFlops(feeds: Readonly<Record<string, { dims: readonly number[] }>>): MatmulFlops {
+    return this.fusedGraph.matmulFlops(feeds);
   }
 
   /**

@@ -44,6 +44,8 @@ export interface PolicyEvaluation {
   samples: number;
   /** First sample of each held-out prompt, with its reward. */
   examples: { prompt: string; completion: string; reward: number }[];
+  /** Every sample's ground-truth reward and log pi(y|x) - log pi_ref(y|x), prompt by prompt (absent for Best-of-N). */
+  perSample?: { rewards: number[]; logRatios: number[] };
 }
 
 export interface FrontierEvaluatorOptions {
@@ -57,6 +59,8 @@ export interface FrontierEvaluatorOptions {
   seed: number;
   runtime?: RuntimeOptions;
   progress: ProgressReporter;
+  /** Asked in every decoding step and before every judge question: true stops (GenerationStopped / JudgeStopped). */
+  stopRequested?: () => boolean;
 }
 
 /** Win rate against the reference's completions at one sampling temperature. */
@@ -84,7 +88,14 @@ export class FrontierEvaluator {
   private constructor(
     private readonly o: FrontierEvaluatorOptions,
     private readonly generator: Generator,
+    /** False for a view from {@link forPrompts}: the evaluator it came from releases the generator. */
+    private readonly ownsGenerator = true,
   ) {}
+
+  /** The same evaluation on other prompts with another sampling seed, sharing this evaluator's compiled generator. */
+  forPrompts(prompts: readonly string[], seed: number): FrontierEvaluator {
+    return new FrontierEvaluator({ ...this.o, prompts, seed }, this.generator, false);
+  }
 
   static async create(o: FrontierEvaluatorOptions): Promise<FrontierEvaluator> {
     return new FrontierEvaluator(o, await Generator.create(o.reference.model, { runtime: o.runtime }));
@@ -104,6 +115,7 @@ export class FrontierEvaluator {
       eosTokenIds: resolveEosTokenIds(o.reference.model, o.tokenizer, o.reference.generationConfig),
       batchSize: 32,
       onProgress: (done: number) => o.progress.update(done),
+      stopRequested: o.stopRequested,
     };
   }
 
@@ -166,6 +178,7 @@ export class FrontierEvaluator {
       klStderr: kl.stderr,
       samples: rewards.length,
       examples: o.prompts.map((prompt, i) => ({ prompt, completion: r.completions[i][0], reward: rewards[i * o.samplesPerPrompt] })),
+      perSample: { rewards: Array.from(rewards), logRatios: Array.from(kl.logRatios) },
     };
   }
 
@@ -177,8 +190,14 @@ export class FrontierEvaluator {
    * temperature and kept.
    */
   async winRates(weights: ReadonlyMap<string, Float32Array>, temperatures: readonly number[], label: string, judge?: JudgeSetup): Promise<WinRate[]> {
+    return (await this.winRatesWithSamples(weights, temperatures, label, judge)).rates;
+  }
+
+  /** {@link winRates} with every comparison's ground-truth outcome (1 win, 0.5 tie, 0 loss), per temperature. */
+  async winRatesWithSamples(weights: ReadonlyMap<string, Float32Array>, temperatures: readonly number[], label: string, judge?: JudgeSetup): Promise<{ rates: WinRate[]; wins: number[][] }> {
     const o = this.o;
     const out: WinRate[] = [];
+    const allWins: number[][] = [];
     for (const temperature of temperatures) {
       const seed = deriveSeed(o.seed, 7, Math.round(temperature * 1000));
       const ref = this.referenceAt.get(temperature) ?? (await this.sampleAt(o.reference.weights, temperature, seed, `reference at T=${temperature}`));
@@ -189,18 +208,19 @@ export class FrontierEvaluator {
       const wins = pr.map((r, i) => (r > rr[i] ? 1 : r === rr[i] ? 0.5 : 0));
       const st = sampleStats(wins);
       const w: WinRate = { temperature, winRate: st.mean, winRateStderr: st.stderr, pairs: wins.length };
+      allWins.push(Array.from(wins));
       if (judge) {
         const flatRef = ref.completions.flat();
         const r = await judgePairs(
           pol.completions.flat().map((c, i) => ({ query: prompts[i], policy: c, baseline: flatRef[i] })),
-          { client: judge.client, cache: judge.cache },
+          { client: judge.client, cache: judge.cache, stopRequested: this.o.stopRequested },
         );
         w.judgeWinRate = r.counts.win_rate ?? NaN;
         w.judgePairs = r.counts.wins + r.counts.ties + r.counts.losses;
       }
       out.push(w);
     }
-    return out;
+    return { rates: out, wins: allWins };
   }
 
   private async sampleAt(weights: ReadonlyMap<string, Float32Array>, temperature: number, seed: number, label: string): Promise<TextGenerationResult> {
@@ -214,6 +234,6 @@ export class FrontierEvaluator {
   }
 
   async release(): Promise<void> {
-    await this.generator.release();
+    if (this.ownsGenerator) await this.generator.release();
   }
 }

@@ -13,7 +13,8 @@ import { DPOTrainer } from '../train/dpo/trainer.js';
 import type { ProgressReporter } from '../progress.js';
 import { PPOTrainer } from '../train/ppo/trainer.js';
 import { SFTTrainer } from '../train/sft/trainer.js';
-import type { FrontierEvaluator, FrontierPoint, JudgeSetup, WinRate } from './frontier.js';
+import type { FrontierEvaluator, FrontierPoint, JudgeSetup, PolicyEvaluation, WinRate } from './frontier.js';
+import { evaluateShift, type ShiftResult } from './shift.js';
 
 /** What every run gets: the data, the reference, the rewards and the shared training settings. */
 export interface MethodContext {
@@ -44,10 +45,14 @@ export interface MethodContext {
   runDir(name: string): string;
   cacheDir: string;
   evaluator: FrontierEvaluator;
+  /** The shift study's evaluator on the shifted prompts (absent without the study). */
+  shifted?: FrontierEvaluator;
   /** Sampling temperatures of the win rate against the reference (final checkpoint of each trained run); empty: none. */
   winTemperatures: readonly number[];
   judge?: JudgeSetup;
   progress: ProgressReporter;
+  /** Aborted: the run's trainer stops after its current step (the experiment then drops the run). */
+  signal?: AbortSignal;
 }
 
 /** One update of a PPO run as its rollouts saw it (metrics.jsonl): the KL controller at work. */
@@ -70,6 +75,8 @@ export interface RunOutcome {
   winRates?: RunWinRates;
   /** PPO: the per-update rollout KL (absent for the other methods). */
   trace?: TracePoint[];
+  /** The shift study: the final policy in distribution and shifted. */
+  shift?: ShiftResult;
 }
 
 export interface ExperimentRun {
@@ -89,17 +96,22 @@ export function runName(method: string, setting: string): string {
  */
 export async function trainedRunPoints(ctx: MethodContext, method: string, setting: string, output: string, steps: number): Promise<RunOutcome> {
   const points: FrontierPoint[] = [];
-  let final: { weights: ReadonlyMap<string, Float32Array>; step: number } | undefined;
+  let final: { weights: ReadonlyMap<string, Float32Array>; step: number; evaluation: PolicyEvaluation } | undefined;
   const point = async (saved: ReadonlyMap<string, Float32Array>, step: number): Promise<void> => {
     // Only the policy's own parameters (a PPO run also saves its value head).
     const weights = new Map([...saved].filter(([name]) => ctx.reference.weights.has(name)));
-    if (!final || step >= final.step) final = { weights, step };
     const e = await ctx.evaluator.evaluate(weights, `${method} ${setting} step ${step}`.replace(/\s+/g, ' '));
+    if (!final || step >= final.step) final = { weights, step, evaluation: e };
     points.push({ method, setting, step, seed: ctx.seed, reward: e.reward, rewardStderr: e.rewardStderr, kl: e.kl, klStderr: e.klStderr, samples: e.samples });
   };
   const checkpoints = (await listCheckpoints(output)).reverse();
   for (const c of checkpoints) await point(await checkpointModelWeights(c.dir, ctx.reference.weights), c.step);
   if (!checkpoints.some((c) => c.step === steps)) await point((await loadPretrained(output, { tokenizer: false })).weights, steps);
+  if (final && ctx.shifted) {
+    const label = `${method} ${setting}`.replace(/\s+/g, ' ').trim();
+    const shift = await evaluateShift({ inDistribution: ctx.evaluator, shifted: ctx.shifted }, final.weights, final.step, final.evaluation, ctx.winTemperatures, label, ctx.judge);
+    return { points, shift, ...(ctx.winTemperatures.length ? { winRates: { step: final.step, rates: shift.inDistribution.winRates } } : {}) };
+  }
   if (!final || !ctx.winTemperatures.length) return { points };
   const rates = await ctx.evaluator.winRates(final.weights, ctx.winTemperatures, `${method} ${setting} win rate`.replace(/\s+/g, ' '), ctx.judge);
   return { points, winRates: { step: final.step, rates } };
@@ -132,7 +144,7 @@ export function dpoRun(beta: number): ExperimentRun {
     setting,
     async run(ctx) {
       const output = ctx.runDir(runName('DPO', setting));
-      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress }).train();
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'DPO', setting, output, r.steps);
     },
   };
@@ -146,7 +158,7 @@ export function unlikelihoodRun(alpha: number): ExperimentRun {
     setting,
     async run(ctx) {
       const output = ctx.runDir(runName('Unlikelihood', setting));
-      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress }).train();
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps);
     },
   };
@@ -159,7 +171,7 @@ export function preferredFtRun(): ExperimentRun {
     setting: '',
     async run(ctx) {
       const output = ctx.runDir(runName('Preferred-FT', ''));
-      const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress }).train();
+      const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps);
     },
   };
@@ -231,7 +243,7 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           threads: ctx.threads,
           device: ctx.device,
         },
-        { progress: ctx.progress },
+        { progress: ctx.progress, signal: ctx.signal },
       ).train();
       return { ...(await trainedRunPoints(ctx, method, setting, output, r.steps)), trace: await ppoTrace(output) };
     },

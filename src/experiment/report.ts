@@ -11,6 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import type { TopLevelSpec } from 'vega-lite';
 import { escapeHtml, renderSvg } from '../quickstart/report.js';
 import type { PooledPoint } from './pooling.js';
+import { shiftSectionHtml } from './shift.js';
 import type { SentimentExperimentSummary } from './summary.js';
 
 const ORDER = ['reference', 'DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'];
@@ -215,6 +216,7 @@ ${s.missing.length ? `<p><b>Missing (not finished yet):</b> ${s.missing.map(esca
 <h2>What it shows</h2>
 <div class="reading">${s.reading.map((r) => `<p>${escapeHtml(r)}</p>`).join('\n')}</div>
 <p class="note">Computed from the pooled points below; a difference counts only where the 95% intervals do not overlap.</p>
+${s.shift ? shiftSectionHtml(s.shift, escapeHtml, st.scorer, st.judge) : ''}
 <div>${frontier}</div>
 <p class="note">Each point: ${st.evalSamplesPerPrompt} fresh samples (temperature 1, no top-k/top-p, ≤ ${st.maxNewTokens} tokens) of each of ${st.heldOutPrompts} held-out prompts;
 reward = mean ground-truth reward, KL = mean of log π(y|x) − log π_ref(y|x) over the samples. Trained runs: ${st.steps} steps of ${st.batchSize} pairs,

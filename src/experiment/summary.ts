@@ -3,6 +3,7 @@ import type { HostInfo } from '../engine/host.js';
 import type { FrontierPoint } from './frontier.js';
 import type { RunWinRates, TracePoint } from './methods.js';
 import type { PooledPoint } from './pooling.js';
+import type { ShiftTable } from './shift.js';
 
 export interface ExperimentSettings {
   model: string;
@@ -31,6 +32,8 @@ export interface ExperimentSettings {
   winTemperatures: number[];
   /** The LLM judge's endpoint and model, when one judges the win rates too. */
   judge?: { url: string; model: string };
+  /** The distribution-shift study (--shift): its shifted held-out prompts, and whether all prompts are the built-in Brown-corpus sets. */
+  shift?: { shiftedPrompts: number; builtInPrompts: boolean };
 }
 
 /** A run's win rate at one temperature, pooled over seeds (95% interval as the frontier's). */
@@ -86,6 +89,8 @@ export interface SentimentExperimentSummary {
   settings: ExperimentSettings;
   /** Threads and the CPU of the machine that built this summary (the runs' thread count is the plan's). */
   host: HostInfo;
+  /** The distribution-shift study's table (--shift), method x distribution (shift.ts). */
+  shift?: ShiftTable;
   /** What the frontier shows, computed from the pooled points (reading.ts). */
   reading: string[];
   seconds: number;

@@ -8,10 +8,10 @@ import type { ParamData } from '../engine/train-step.js';
 import type { FrozenStorage } from '../engine/frozen.js';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { collatePreferences } from '../data/collate.js';
 import { writeBytesAtomic } from '../io/atomic.js';
+import { defaultCacheDir } from '../engine/compile-cache.js';
 import type { TokenizedPreference } from '../data/tokenize.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import type { CausalLM } from '../models/types.js';
@@ -22,9 +22,8 @@ import { Scorer } from './scorer.js';
 const CACHE_VERSION = 2;
 const CHECKSUM_BYTES = 32;
 
-export function defaultCacheDir(): string {
-  return process.env.DPO_TS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dpo-ts');
-}
+// The project's one cache folder ($DPO_TS_CACHE or ~/.cache/dpo-ts), shared with the compile cache.
+export { defaultCacheDir };
 
 /** SHA-256 over the weights' names, shapes and bytes, in name order. */
 export function weightsDigest(weights: ReadonlyMap<string, ParamData>, modelType: string): string {
