@@ -7,7 +7,8 @@ import { resolveSaveDtype, type ModelSaveOptions } from '../../io/save-dtype.js'
 import { parseShardSize } from '../../io/shards.js';
 import { savePretrained, type Pretrained } from '../../models/pretrained.js';
 import type { ParamSpec } from '../../engine/train-step.js';
-import { applyLora, initLora, loraConfig, loraParameters, saveLoraAdapter, type LoraConfig } from '../../models/lora.js';
+import { applyLora, initLora, loraConfig, loraParameters, type LoraConfig } from '../../models/lora.js';
+import { saveLoraAdapter } from '../../models/lora-files.js';
 import type { CausalLM } from '../../models/types.js';
 import { DropoutSites } from '../../models/dropout.js';
 import type { ParamTransform } from '../../scoring/scorer.js';
