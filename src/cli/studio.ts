@@ -2,7 +2,8 @@
  * `dpo studio`: preference-tune a model in a browser tab. Serves a page on 127.0.0.1 that loads
  * the model into the tab, shows two completions per prompt, takes the choice by keyboard, trains
  * DPO there (onnxruntime-web: WebGPU, or wasm), shows the metrics, compares the trained model
- * with the reference and downloads the trained model. Runs until Ctrl-C.
+ * with the reference and downloads the result (a PEFT adapter by default, the model with --full).
+ * Runs until Ctrl-C.
  */
 import type { Command } from 'commander';
 import { z } from 'zod';

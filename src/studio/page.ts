@@ -1,7 +1,8 @@
 /**
  * The studio page: HTML, and its script (a module that imports the browser bundle). Keys: 1/2
  * pick the better completion, s skips a prompt, t trains, g generates with the trained model
- * beside the reference, d downloads the trained model.
+ * beside the reference, d downloads the result (a PEFT adapter folder with LoRA, the default, or
+ * the model folder with full fine-tuning).
  */
 
 /** Scripts and wasm from this origin only (onnxruntime-web compiles wasm), nothing external. */
