@@ -12,13 +12,14 @@ import { RuntimeOptionsSchema } from '../config/runtime.js';
 import { PromptSourceSchema, SamplingOptionsSchema, withDefault } from '../config/sampling.js';
 import { DpoError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { evaluateGenerations, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
+import { evaluateGenerations, EvaluationStopped, formatReport, type EvaluationReport, type JudgeOptions } from '../eval/evaluate.js';
 import { JUDGE_TEMPLATES, type JudgeTemplateName } from '../eval/judge.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
 import type { ProgressReporter } from '../progress.js';
 import type { CliContext, CliStream } from './context.js';
 import { JUDGE_FLAGS } from './judge-flags.js';
 import { addOptions } from './options.js';
+import { stopOnSignals } from './signals.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';
 
 const sampling = SamplingOptionsSchema.shape;
@@ -107,14 +108,25 @@ export function register(program: Command, ctx?: CliContext): void {
   addOptions(cmd, EVALUATE_OPTIONS, EvaluateFlagsSchema);
   cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
     const opts = configFromFlags(EvaluateFlagsSchema, EVALUATE_OPTIONS, flags);
-    await runEvaluate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
+    const stderr = ctx?.io.stderr ?? process.stderr;
+    const signals = stopOnSignals((m) => stderr.write(`${m}\n`), undefined, 'stopping the evaluation within a decoding step (the judge: after the questions in flight)');
+    try {
+      await runEvaluate(opts, { ...(ctx ? { stdout: ctx.io.stdout, stderr, progress: ctx.progress() } : {}), signal: signals.signal });
+    } catch (e) {
+      if (!(e instanceof EvaluationStopped) || !ctx) throw e;
+      // 130 / 143: stopped by SIGINT / SIGTERM; the message says what was kept.
+      stderr.write(`${e.message}\n`);
+      ctx.exitCode = signals.exitCode();
+    } finally {
+      signals.dispose();
+    }
   });
 }
 
 /** The command's work, callable without commander (tests, scripts). */
 export async function runEvaluate(
   opts: EvaluateCommandOptions,
-  io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter; env?: NodeJS.ProcessEnv; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void> } = {},
+  io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter; env?: NodeJS.ProcessEnv; fetch?: typeof fetch; sleep?: (ms: number) => Promise<void>; signal?: AbortSignal } = {},
 ): Promise<EvaluationReport> {
   const stderr = io.stderr ?? process.stderr;
   const env = io.env ?? process.env;
@@ -166,6 +178,7 @@ export async function runEvaluate(
     runtime: { threads, executionProvider: device },
     progress,
     perSample: opts.perSample !== undefined,
+    signal: io.signal,
     log: (m) => (progress ? progress.log(m) : stderr.write(`${m}\n`)),
   });
   const perSample = report.per_sample;

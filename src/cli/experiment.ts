@@ -13,7 +13,8 @@ import { DPOConfigSchema } from '../train/dpo/config.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { listScorers } from '../eval/scorers.js';
 import { mergeExperiment } from '../experiment/results.js';
-import { EXPERIMENT_DEFAULTS, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { EXPERIMENT_DEFAULTS, ExperimentStopped, METHODS, runSentimentExperiment, type SentimentExperimentSummary } from '../experiment/sentiment.js';
+import { stopOnSignals } from './signals.js';
 import { parseShard } from '../experiment/shard.js';
 import { JUDGE_FLAGS } from './judge-flags.js';
 import { SHIPPED_MODEL } from '../quickstart/run.js';
@@ -41,7 +42,7 @@ const positives = (description: string, key: keyof typeof full, integers = false
 export const SentimentFlagsSchema = z
   .object({
     model: option(z.string().min(1).optional(), 'reference and starting policy', { arg: 'path|hub-id', group: 'model', defaultText: `the shipped ${basename(SHIPPED_MODEL)}` }),
-    output: option(z.string().min(1).default('dpo-experiment-sentiment'), 'output folder: new, empty, or an earlier run of the experiment (its results are replaced)', { arg: 'dir', group: 'checkpoints' }),
+    output: option(z.string().min(1).default('dpo-experiment-sentiment'), 'output folder: new, empty, or an earlier run of the experiment (same plan: its finished runs are reused; another: its results move to earlier-runs/)', { arg: 'dir', group: 'checkpoints' }),
     overwriteOutput: option(z.boolean().optional(), 'write into a non-empty folder that is not an earlier run of the experiment', { group: 'checkpoints' }),
     prompts: option(z.string().min(1).optional(), 'training prompts ({"prompt": ...} rows)', { arg: 'file', group: 'data', defaultText: '40 built-in openings' }),
     heldOutPrompts: option(z.string().min(1).optional(), 'evaluation prompts', { arg: 'file', group: 'data', defaultText: '16 built-in openings' }),
@@ -115,39 +116,53 @@ export function register(program: Command, ctx: CliContext): void {
       if (!f.judgeUrl !== !f.judgeModel) throw new DpoError('--judge-url and --judge-model go together');
       const winTemperatures = f.winTemperatures === undefined ? undefined : f.winTemperatures.trim() === 'none' ? [] : temperatures(f.winTemperatures);
       const apiKey = process.env[f.judgeApiKeyEnv];
-      const summary = await runSentimentExperiment({
-        seeds: f.seeds,
-        shard: f.shard === undefined ? undefined : parseShard(f.shard),
-        winTemperatures,
-        judge: f.judgeUrl && f.judgeModel ? { url: f.judgeUrl, model: f.judgeModel, apiKey: apiKey || undefined } : undefined,
-        model: f.model,
-        output: f.output,
-        overwriteOutput: f.overwriteOutput,
-        inputFiles: [{ flag: '--prompts', path: f.prompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }],
-        trainPrompts: await readPrompts(f.prompts),
-        heldOutPrompts: await readPrompts(f.heldOutPrompts),
-        scorer: f.scorer,
-        quick: f.quick,
-        samplesPerPrompt: f.samples,
-        pairTopK: f.pairTopK,
-        evalSamplesPerPrompt: f.evalSamples,
-        steps: f.steps,
-        checkpoints: f.checkpoints,
-        batchSize: f.batchSize,
-        learningRate: f.learningRate,
-        rewardModelSteps: f.rewardSteps,
-        rewardLearningRate: f.rewardLearningRate,
-        betas: f.betas,
-        targetKls: f.targetKls,
-        bestOfN: f.bestOf,
-        unlikelihoodAlpha: f.unlikelihoodAlpha,
-        methods: f.methods,
-        maxNewTokens: f.maxNewTokens,
-        seed: f.seed,
-        threads: f.threads,
-        device: f.device,
-        progress: ctx.progress(),
-      });
+      const progress = ctx.progress();
+      const signals = stopOnSignals((m) => progress.log(m), undefined, 'stopping the run in progress within a step; the finished runs are kept');
+      let summary: SentimentExperimentSummary;
+      try {
+        summary = await runSentimentExperiment({
+          seeds: f.seeds,
+          shard: f.shard === undefined ? undefined : parseShard(f.shard),
+          winTemperatures,
+          judge: f.judgeUrl && f.judgeModel ? { url: f.judgeUrl, model: f.judgeModel, apiKey: apiKey || undefined } : undefined,
+          model: f.model,
+          output: f.output,
+          overwriteOutput: f.overwriteOutput,
+          inputFiles: [{ flag: '--prompts', path: f.prompts }, { flag: '--held-out-prompts', path: f.heldOutPrompts }],
+          trainPrompts: await readPrompts(f.prompts),
+          heldOutPrompts: await readPrompts(f.heldOutPrompts),
+          scorer: f.scorer,
+          quick: f.quick,
+          samplesPerPrompt: f.samples,
+          pairTopK: f.pairTopK,
+          evalSamplesPerPrompt: f.evalSamples,
+          steps: f.steps,
+          checkpoints: f.checkpoints,
+          batchSize: f.batchSize,
+          learningRate: f.learningRate,
+          rewardModelSteps: f.rewardSteps,
+          rewardLearningRate: f.rewardLearningRate,
+          betas: f.betas,
+          targetKls: f.targetKls,
+          bestOfN: f.bestOf,
+          unlikelihoodAlpha: f.unlikelihoodAlpha,
+          methods: f.methods,
+          maxNewTokens: f.maxNewTokens,
+          seed: f.seed,
+          threads: f.threads,
+          device: f.device,
+          progress,
+          signal: signals.signal,
+        });
+      } catch (e) {
+        if (!(e instanceof ExperimentStopped)) throw e;
+        // 130 / 143: stopped by SIGINT / SIGTERM; the message says what was kept.
+        progress.log(e.message);
+        ctx.exitCode = signals.exitCode();
+        return;
+      } finally {
+        signals.dispose();
+      }
       report(ctx, summary);
     });
   const merge = experiment

@@ -15,7 +15,8 @@ import { loadModelOrAdapter } from '../models/load-model.js';
 import { Generator } from '../generate/generator.js';
 import { loadPrompts } from '../generate/prompts.js';
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
-import type { GenerationStats } from '../generate/generator.js';
+import { GenerationStopped, type GenerationStats } from '../generate/generator.js';
+import { stopOnSignals } from './signals.js';
 import { bestOfN } from '../eval/best-of-n.js';
 import { openRewardSource } from '../eval/rewards.js';
 import { getScorer, listScorers } from '../eval/scorers.js';
@@ -51,6 +52,9 @@ export interface GenerateSummary {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
+  /** Stopped by a signal: `prompts` finished ones were written, of `requested`. */
+  interrupted?: boolean;
+  requested?: number;
   /** Best-of-N: N, the reward that ranked, and the mean reward of kept and of all candidates. */
   bestOf?: { n: number; reward: string; keptRewardMean: number; candidateRewardMean: number };
 }
@@ -84,14 +88,22 @@ export function register(program: Command, ctx?: CliContext): void {
   addOptions(cmd, GENERATE_OPTIONS, GenerateFlagsSchema);
   cmd.addHelpText('after', EXAMPLES).action(async (flags: Record<string, unknown>) => {
     const opts = configFromFlags(GenerateFlagsSchema, GENERATE_OPTIONS, flags);
-    await runGenerate(opts, ctx ? { stdout: ctx.io.stdout, stderr: ctx.io.stderr, progress: ctx.progress() } : {});
+    const stderr = ctx?.io.stderr ?? process.stderr;
+    const signals = stopOnSignals((m) => stderr.write(`${m}\n`), undefined, 'stopping within a decoding step and writing the prompts already finished');
+    try {
+      const summary = await runGenerate(opts, { ...(ctx ? { stdout: ctx.io.stdout, stderr, progress: ctx.progress() } : {}), signal: signals.signal });
+      // 130 / 143: stopped by SIGINT / SIGTERM (only the finished prompts were written).
+      if (summary.interrupted && ctx) ctx.exitCode = signals.exitCode();
+    } finally {
+      signals.dispose();
+    }
   });
 }
 
 /** The command's work, callable without commander (tests, scripts). */
 export async function runGenerate(
   opts: GenerateCommandOptions,
-  io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter } = {},
+  io: { stdout?: CliStream; stderr?: CliStream; progress?: ProgressReporter; signal?: AbortSignal } = {},
 ): Promise<GenerateSummary> {
   const stderr = io.stderr ?? process.stderr;
   const { numSamples, maxNewTokens, temperature, topK, topP, seed, batchSize, maxPromptTokens, threads, onBadRow, bestOf } = opts;
@@ -114,6 +126,8 @@ export async function runGenerate(
   const reward = bestOf !== undefined ? await openRewardSource({ scorer: opts.scorer, rewardModel: opts.rewardModel, batchSize, runtime, progress }) : undefined;
   const generator = await Generator.create(model, { runtime });
   let result: TextGenerationResult & { rewards?: number[][]; candidateRewards?: number[][] };
+  // Prompts whose every completion is done: all of them, unless a signal stopped the run.
+  let done: readonly boolean[] = prompts.map(() => true);
   try {
     progress.start('generate', prompts.length * numSamples * (bestOf ?? 1));
     const options = {
@@ -125,12 +139,19 @@ export async function runGenerate(
       batchSize,
       maxPromptTokens,
       generationConfig,
-      onProgress: (done: number, _total: number, stats: GenerationStats) => progress.update(done, { 'tok/s': stats.tokensPerSecond }),
+      onProgress: (n: number, _total: number, stats: GenerationStats) => progress.update(n, { 'tok/s': stats.tokensPerSecond }),
+      stopRequested: () => io.signal?.aborted ?? false,
     };
     const texts = prompts.map((p) => p.text);
-    result = reward
-      ? await bestOfN(generator, weights, tokenizer, texts, { ...options, n: bestOf as number, reward: reward.fn })
-      : await generator.generateText(weights, tokenizer, texts, options);
+    try {
+      result = reward
+        ? await bestOfN(generator, weights, tokenizer, texts, { ...options, n: bestOf as number, reward: reward.fn })
+        : await generator.generateText(weights, tokenizer, texts, options);
+    } catch (e) {
+      if (!(e instanceof GenerationStopped)) throw e;
+      done = e.done;
+      result = e.partial as typeof result;
+    }
   } finally {
     progress.stop();
     await generator.release();
@@ -139,18 +160,30 @@ export async function runGenerate(
 
   const rewards = result.rewards;
   // finish_reasons: why each completion ended ('eos', 'stop' string, 'length' limit), as dpo label --completions shows it.
-  const lines = prompts.map((p, i) => `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i], finish_reasons: result.finishReasons[i], ...(rewards ? { rewards: rewards[i] } : {}) })}\n`);
-  await mkdir(dirname(opts.output), { recursive: true });
-  await writeFileAtomic(opts.output, async (handle) => {
-    await handle.writeFile(lines.join(''));
-  });
+  const kept = done.filter(Boolean).length;
+  const interrupted = kept < prompts.length;
+  const lines = prompts.flatMap((p, i) => (!done[i] ? [] : `${JSON.stringify({ prompt: p.prompt, completions: result.completions[i], finish_reasons: result.finishReasons[i], ...(rewards ? { rewards: rewards[i] } : {}) })}\n`));
   const { tokens, seconds, tokensPerSecond } = result.stats;
-  stderr.write(
-    `generated ${tokens} tokens for ${prompts.length} prompts x ${numSamples}${bestOf ? ` best-of-${bestOf}` : ""} samples in ${seconds.toFixed(2)}s (${tokensPerSecond.toFixed(1)} tokens/s) -> ${opts.output}\n`,
+  if (kept > 0) {
+    await mkdir(dirname(opts.output), { recursive: true });
+    await writeFileAtomic(opts.output, async (handle) => {
+      await handle.writeFile(lines.join(''));
+    });
+  }
+  if (interrupted) {
+    stderr.write(
+      kept > 0
+        ? `stopped: wrote the ${kept} of ${prompts.length} prompts whose completions were all finished to ${opts.output} (in input order; the other ${prompts.length - kept} were not generated)\n`
+        : `stopped before any of the ${prompts.length} prompts was finished; ${opts.output} was not written\n`,
+    );
+  }
+  if (kept > 0) stderr.write(
+    `generated ${tokens} tokens for ${kept} prompts x ${numSamples}${bestOf ? ` best-of-${bestOf}` : ""} samples in ${seconds.toFixed(2)}s (${tokensPerSecond.toFixed(1)} tokens/s) -> ${opts.output}\n`,
   );
   const summary: GenerateSummary = {
     output: opts.output,
-    prompts: prompts.length,
+    prompts: kept,
+    ...(interrupted ? { interrupted, requested: prompts.length } : {}),
     samplesPerPrompt: numSamples,
     skippedRows: skipped.length,
     tokens,

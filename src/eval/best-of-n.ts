@@ -7,7 +7,7 @@
  * ({@link bestOfNKl}).
  */
 import { DpoError } from '../errors.js';
-import type { Generator } from '../generate/generator.js';
+import { GenerationStopped, type Generator } from '../generate/generator.js';
 import type { TextGenerationOptions, TextGenerationResult } from '../generate/text.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { RewardFn } from './rewards.js';
@@ -41,15 +41,29 @@ export async function bestOfN(
   const { n, reward, ...generation } = options;
   if (!Number.isInteger(n) || n < 1) throw new DpoError(`best-of-N: N must be an integer >= 1, got ${n}`);
   const k = generation.numSamples ?? 1;
-  const r = await generator.generateText(weights, tokenizer, prompts, { ...generation, numSamples: k * n });
-  const scores = await reward(
-    prompts.flatMap((p, i) => r.completions[i].map(() => p)),
-    r.completions.flat(),
+  let r: TextGenerationResult;
+  let stop: GenerationStopped<TextGenerationResult> | undefined;
+  try {
+    r = await generator.generateText(weights, tokenizer, prompts, { ...generation, numSamples: k * n });
+  } catch (e) {
+    if (!(e instanceof GenerationStopped)) throw e;
+    // Stopped: rank the prompts that finished, then throw with their result.
+    stop = e as GenerationStopped<TextGenerationResult>;
+    r = stop.partial;
+  }
+  const ranked = prompts.map((p, i) => (stop && !stop.done[i] ? undefined : p));
+  const scores = !ranked.some((p) => p !== undefined) ? new Float64Array(0) : await reward(
+    ranked.flatMap((p, i) => (p === undefined ? [] : r.completions[i].map(() => p))),
+    ranked.flatMap((p, i) => (p === undefined ? [] : r.completions[i])),
     'best-of-n candidates',
   );
   const result: BestOfNResult = { completions: [], tokenIds: [], finishReasons: [], promptTokenIds: r.promptTokenIds, stats: r.stats, rewards: [], candidateRewards: [] };
   let offset = 0;
-  prompts.forEach((_, i) => {
+  ranked.forEach((p, i) => {
+    if (p === undefined) {
+      for (const list of [result.completions, result.tokenIds, result.finishReasons, result.rewards, result.candidateRewards]) list.push([]);
+      return;
+    }
     const all = Array.from(scores.subarray(offset, offset + k * n));
     offset += k * n;
     const kept = Array.from({ length: k }, (_, j) => {
@@ -63,6 +77,7 @@ export async function bestOfN(
     result.rewards.push(kept.map((c) => all[c]));
     result.candidateRewards.push(all);
   });
+  if (stop) throw new GenerationStopped(stop.done, result);
   return result;
 }
 

@@ -14,7 +14,7 @@
 import type { OnBadRow } from '../data/types.js';
 import type { RuntimeOptions } from '../engine/runtime.js';
 import { DpoError } from '../errors.js';
-import { Generator } from '../generate/generator.js';
+import { GenerationStopped, Generator } from '../generate/generator.js';
 import { loadPrompts, promptQueryText, type PromptRow } from '../generate/prompts.js';
 import { resolveSampling, type TextGenerationResult } from '../generate/text.js';
 import { formatBadRow } from '../data/bad-rows.js';
@@ -22,7 +22,7 @@ import { loadModelOrAdapter } from '../models/load-model.js';
 import { silentProgress, type ProgressReporter } from '../progress.js';
 import { defaultCacheDir } from '../scoring/reference-cache.js';
 import { loadBaselineFile, matchBaselines } from './baseline.js';
-import { JudgeClient, judgePairs, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
+import { JudgeClient, judgePairs, JudgeStopped, VerdictCache, countOutcomes, type JudgeTemplateName, type Outcome, type WinRateCounts } from './judge.js';
 import { completionLogps, estimateKl, sampleStats, type SampleStats } from './kl.js';
 import { openRewardSource } from './rewards.js';
 import { getScorer, type CompletionScorer } from './scorers.js';
@@ -87,6 +87,20 @@ export interface EvaluateGenerationsOptions {
   perSample?: boolean;
   /** Notes (e.g. skipped rows, retries) as they happen. */
   log?: (message: string) => void;
+  /**
+   * Aborting it stops the evaluation within a decoding step (or before the next judge question),
+   * throwing {@link EvaluationStopped}; the judge's verdicts so far stay cached. The CLI aborts it
+   * on SIGINT and SIGTERM.
+   */
+  signal?: AbortSignal;
+}
+
+/** Thrown when the `signal` of {@link evaluateGenerations} stopped it; the message says what was kept. */
+export class EvaluationStopped extends DpoError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EvaluationStopped';
+  }
 }
 
 export interface RewardSummary extends SampleStats {
@@ -212,8 +226,12 @@ async function sample(ref: string, o: EvaluateGenerationsOptions, progress: Prog
         batchSize: o.batchSize ?? 8,
         generationConfig: pre.generationConfig,
         onProgress: (done, _total, s) => progress.update(done, { 'tok/s': s.tokensPerSecond }),
+        stopRequested: () => o.signal?.aborted ?? false,
       },
     );
+  } catch (e) {
+    if (e instanceof GenerationStopped) throw new EvaluationStopped(`stopped while sampling from the ${label} model (${e.completed} of ${prompts.length} prompts done); no report written, nothing to keep`);
+    throw e;
   } finally {
     progress.stop();
     await generator.release();
@@ -256,7 +274,11 @@ export async function evaluateGenerations(o: EvaluateGenerationsOptions): Promis
   let kl: KlSummary | undefined;
   let policyLogps: Float64Array | undefined;
   let refLogps: Float64Array | undefined;
+  const checkStop = (phase: string): void => {
+    if (o.signal?.aborted) throw new EvaluationStopped(`stopped before ${phase}; no report written, nothing to keep`);
+  };
   if (o.refModel) {
+    checkStop('the log-probs of the KL estimate');
     const opts = { batchSize: o.batchSize, runtime: o.runtime };
     progress.start('logp policy', sequences.length);
     policyLogps = await completionLogps(pre.model, pre.weights, sequences, { ...opts, onProgress: (d) => progress.update(d) });
@@ -277,6 +299,7 @@ export async function evaluateGenerations(o: EvaluateGenerationsOptions): Promis
   }
 
   // 2. Rewards.
+  checkStop('the rewards');
   const reward = o.rewardModel || o.scorer ? await openRewardSource({ ...o, progress }) : undefined;
   const rewardFn = reward?.fn;
   const rewardSource = reward?.source;
@@ -306,14 +329,21 @@ export async function evaluateGenerations(o: EvaluateGenerationsOptions): Promis
     let baselineRewards: Float64Array | undefined;
     if (baselineCompletions) {
       if (judgeClient) {
-        const cache = await VerdictCache.open(VerdictCache.fileIn(o.cacheDir ?? defaultCacheDir()));
+        checkStop('the judge');
+        const cacheFile = VerdictCache.fileIn(o.cacheDir ?? defaultCacheDir());
+        const cache = await VerdictCache.open(cacheFile);
         progress.start('judge', 2 * flat.length);
         let judged;
         try {
           judged = await judgePairs(
             flat.map((s, n) => ({ query: promptQueryText(s.p), policy: s.completion, baseline: (baselineCompletions as string[])[n] })),
-            { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d) => progress.update(d) },
+            { client: judgeClient, cache, template: o.judge?.template, concurrency: o.judge?.concurrency, onProgress: (d) => progress.update(d), stopRequested: () => o.signal?.aborted ?? false },
           );
+        } catch (e) {
+          if (e instanceof JudgeStopped) {
+            throw new EvaluationStopped(`stopped the judge after ${e.answered} of ${e.total} questions; no report written; their verdicts are kept in ${cacheFile} and the same command asks only the rest`);
+          }
+          throw e;
         } finally {
           progress.stop();
         }

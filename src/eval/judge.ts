@@ -392,6 +392,19 @@ export interface JudgePairsOptions {
   /** Requests in flight at once (default 4). */
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
+  /** True stops asking new questions (those in flight finish and are cached); then JudgeStopped is thrown. */
+  stopRequested?: () => boolean;
+}
+
+/** Thrown by {@link judgePairs} when `stopRequested` stopped it: `answered` of `total` questions have verdicts (cached). */
+export class JudgeStopped extends DpoError {
+  constructor(
+    readonly answered: number,
+    readonly total: number,
+  ) {
+    super(`judging stopped after ${answered} of ${total} questions`);
+    this.name = 'JudgeStopped';
+  }
 }
 
 export interface JudgePairsResult {
@@ -444,7 +457,7 @@ export async function judgePairs(pairs: readonly JudgePair[], options: JudgePair
   let next = 0;
   let failed: unknown;
   const worker = async (): Promise<void> => {
-    while (failed === undefined && next < todo.length) {
+    while (failed === undefined && next < todo.length && !options.stopRequested?.()) {
       const q = todo[next++];
       try {
         const a = await client.ask(q.content);
@@ -454,11 +467,13 @@ export async function judgePairs(pairs: readonly JudgePair[], options: JudgePair
         failed ??= e;
         return;
       }
-      options.onProgress?.(++done, questions.length);
+      done++;
+      options.onProgress?.(done, questions.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, todo.length) }, worker));
   if (failed !== undefined) throw failed;
+  if (next < todo.length) throw new JudgeStopped(done, questions.length);
 
   const choices: JudgePairsResult['choices'] = pairs.map(() => [undefined, undefined]);
   const texts: JudgePairsResult['answers'] = pairs.map(() => [undefined, undefined]);

@@ -57,6 +57,8 @@ export interface FrontierEvaluatorOptions {
   seed: number;
   runtime?: RuntimeOptions;
   progress: ProgressReporter;
+  /** Asked in every decoding step and before every judge question: true stops (GenerationStopped / JudgeStopped). */
+  stopRequested?: () => boolean;
 }
 
 /** Win rate against the reference's completions at one sampling temperature. */
@@ -104,6 +106,7 @@ export class FrontierEvaluator {
       eosTokenIds: resolveEosTokenIds(o.reference.model, o.tokenizer, o.reference.generationConfig),
       batchSize: 32,
       onProgress: (done: number) => o.progress.update(done),
+      stopRequested: o.stopRequested,
     };
   }
 
@@ -193,7 +196,7 @@ export class FrontierEvaluator {
         const flatRef = ref.completions.flat();
         const r = await judgePairs(
           pol.completions.flat().map((c, i) => ({ query: prompts[i], policy: c, baseline: flatRef[i] })),
-          { client: judge.client, cache: judge.cache },
+          { client: judge.client, cache: judge.cache, stopRequested: this.o.stopRequested },
         );
         w.judgeWinRate = r.counts.win_rate ?? NaN;
         w.judgePairs = r.counts.wins + r.counts.ties + r.counts.losses;

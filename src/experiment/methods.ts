@@ -48,6 +48,8 @@ export interface MethodContext {
   winTemperatures: readonly number[];
   judge?: JudgeSetup;
   progress: ProgressReporter;
+  /** Aborted: the run's trainer stops after its current step (the experiment then drops the run). */
+  signal?: AbortSignal;
 }
 
 /** One update of a PPO run as its rollouts saw it (metrics.jsonl): the KL controller at work. */
@@ -132,7 +134,7 @@ export function dpoRun(beta: number): ExperimentRun {
     setting,
     async run(ctx) {
       const output = ctx.runDir(runName('DPO', setting));
-      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress }).train();
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, beta }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'DPO', setting, output, r.steps);
     },
   };
@@ -146,7 +148,7 @@ export function unlikelihoodRun(alpha: number): ExperimentRun {
     setting,
     async run(ctx) {
       const output = ctx.runDir(runName('Unlikelihood', setting));
-      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress }).train();
+      const r = await new DPOTrainer({ ...common(ctx, output), data: ctx.pairsFile, lossType: ['unlikelihood'], unlikelihoodAlpha: alpha }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'Unlikelihood', setting, output, r.steps);
     },
   };
@@ -159,7 +161,7 @@ export function preferredFtRun(): ExperimentRun {
     setting: '',
     async run(ctx) {
       const output = ctx.runDir(runName('Preferred-FT', ''));
-      const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress }).train();
+      const r = await new SFTTrainer({ ...common(ctx, output), data: ctx.pairsFile }, { progress: ctx.progress, signal: ctx.signal }).train();
       return trainedRunPoints(ctx, 'Preferred-FT', '', output, r.steps);
     },
   };
@@ -231,7 +233,7 @@ export function ppoRun(targetKl: number, groundTruth: boolean): ExperimentRun {
           threads: ctx.threads,
           device: ctx.device,
         },
-        { progress: ctx.progress },
+        { progress: ctx.progress, signal: ctx.signal },
       ).train();
       return { ...(await trainedRunPoints(ctx, method, setting, output, r.steps)), trace: await ppoTrace(output) };
     },

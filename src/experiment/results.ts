@@ -7,6 +7,7 @@
  * and {@link mergeExperiment} builds the same outputs from whatever has finished, whether one
  * process ran everything or N shards did; units without a result are listed as missing.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { hostInfo, type HostInfo } from '../engine/host.js';
@@ -50,6 +51,8 @@ export interface UnitResult {
   points: FrontierPoint[];
   trace?: TracePoint[];
   winRates?: RunWinRates;
+  /** {@link planDigest} of the experiment that wrote it: a re-run of the same plan reuses the result. */
+  digest?: string;
 }
 
 
@@ -84,18 +87,50 @@ export function unitFile(seed: number, method: string, setting: string): string 
 
 const json = (v: unknown): string => `${JSON.stringify(v, null, 2)}\n`;
 
+/** What differs between two plans, for messages ('betas, threads', 'methods'); '' when they are the same. */
+export function planDifference(was: ExperimentPlan, plan: ExperimentPlan): string {
+  if (json(was) === json(plan)) return '';
+  const keys = Object.keys(plan.settings).filter((k) => JSON.stringify(was.settings?.[k as keyof ExperimentSettings]) !== JSON.stringify(plan.settings[k as keyof ExperimentSettings]));
+  if (was.host?.threads !== plan.host.threads) keys.push('threads');
+  if (!keys.length && JSON.stringify(was.units) !== JSON.stringify(plan.units)) keys.push('methods');
+  return keys.join(', ') || 'format';
+}
+
 /** Refuses a folder whose experiment.json (another shard's) is not this experiment. */
 export async function checkPlan(output: string, plan: ExperimentPlan): Promise<void> {
   const file = join(output, 'experiment.json');
   const old = await readFile(file, 'utf8').catch(() => undefined);
   if (old !== undefined && old !== json(plan)) {
     const was = JSON.parse(old) as ExperimentPlan;
-    const keys = Object.keys(plan.settings).filter((k) => JSON.stringify(was.settings?.[k as keyof ExperimentSettings]) !== JSON.stringify(plan.settings[k as keyof ExperimentSettings]));
-    if (was.host?.threads !== plan.host.threads) keys.push('threads');
-    if (keys.length || JSON.stringify(was.units) !== JSON.stringify(plan.units)) {
-      throw new DpoError(`${file}: the shards in this folder run another experiment (${keys.join(', ') || 'methods'} differ); give every shard the same settings, or another --output`);
+    const differ = planDifference(was, plan);
+    if (differ !== 'format') {
+      throw new DpoError(`${file}: the shards in this folder run another experiment (${differ} differ); give every shard the same settings, or another --output`);
     }
   }
+}
+
+/** A digest of experiment.json as {@link writePlan} writes it: settings, thread count and units. */
+export function planDigest(plan: ExperimentPlan): string {
+  return createHash('sha256').update(json(plan)).digest('hex');
+}
+
+/** The plan an earlier run left in `output`, if any. */
+export async function readPlan(output: string): Promise<ExperimentPlan | undefined> {
+  return readJson<ExperimentPlan>(join(output, 'experiment.json')).catch(() => undefined);
+}
+
+/**
+ * The units of `plan` whose result file in `output` was written by the same plan and finished
+ * (a failed run is run again).
+ */
+export async function finishedUnits(output: string, plan: ExperimentPlan): Promise<Set<string>> {
+  const digest = planDigest(plan);
+  const done = new Set<string>();
+  for (const u of plan.units) {
+    const r = await readJson<UnitResult>(join(output, u.file)).catch(() => undefined);
+    if (r && r.digest === digest && !r.error) done.add(u.file);
+  }
+  return done;
 }
 
 export async function writePlan(output: string, plan: ExperimentPlan): Promise<void> {

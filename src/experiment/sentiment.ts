@@ -10,7 +10,8 @@
  * Writes <output>/frontier.jsonl (a line per point, as they come), summary.json and report.html.
  */
 import type { DeviceRequest } from '../engine/device.js';
-import { mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { deriveSeed } from '../data/rng.js';
 import { hostInfo } from '../engine/host.js';
@@ -26,8 +27,9 @@ import { createProgress, type ProgressReporter } from '../progress.js';
 import { guardOutput, RUN_MARKER_FILE, type GuardedOutput } from '../train/core/output-guard.js';
 import { RewardTrainer } from '../train/reward/trainer.js';
 import { FrontierEvaluator } from './frontier.js';
-import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
-import { checkPlan, mergeExperiment, unitFile, writePlan, writeSeedInfo, writeUnitResult, type ExperimentPlan, type UnitRecord, type UnitResult } from './results.js';
+import { bestOfNRun, dpoRun, ppoRun, preferredFtRun, runName, unlikelihoodRun, type ExperimentRun, type MethodContext } from './methods.js';
+import { checkPlan, finishedUnits, mergeExperiment, planDifference, planDigest, readPlan, unitFile, writePlan, writeSeedInfo, writeUnitResult, type ExperimentPlan, type UnitRecord, type UnitResult } from './results.js';
+import { asideFolder } from '../train/core/run-history.js';
 import { shardItems, shardName, WHOLE, type Shard } from './shard.js';
 import type { ExperimentSettings, SentimentExperimentSummary } from './summary.js';
 
@@ -85,6 +87,25 @@ export interface SentimentExperimentOptions {
   /** Where graphs run (--device); default cpu. */
   device?: DeviceRequest;
   progress?: ProgressReporter;
+  /**
+   * Aborting it stops the experiment within a decoding or training step: the run in progress is
+   * dropped, every finished run's result stays in `<output>/points`, and {@link ExperimentStopped}
+   * is thrown. The same call again reuses the finished runs. The CLI aborts it on SIGINT and SIGTERM.
+   */
+  signal?: AbortSignal;
+}
+
+/** Thrown when the `signal` of {@link runSentimentExperiment} stopped it; the message says what was kept. */
+export class ExperimentStopped extends DpoError {
+  constructor(
+    message: string,
+    /** Finished runs (units: a seed's reference point or one run) kept, of all the experiment's units. */
+    readonly kept: number,
+    readonly total: number,
+  ) {
+    super(message);
+    this.name = 'ExperimentStopped';
+  }
 }
 
 export const METHODS = ['DPO', 'PPO', 'PPO-GT', 'Unlikelihood', 'Preferred-FT', 'Best-of-N'] as const;
@@ -160,21 +181,35 @@ const RUN_OUTPUTS = ['runs', 'reward-model', 'frontier.jsonl', 'summary.json', '
 
 /**
  * The shared output guard (new or empty folder, an earlier run of this experiment, or
- * `overwriteOutput`; never the model folder; one run per folder). An earlier experiment's results
- * are removed so that its checkpoints and points never mix with this run's.
+ * `overwriteOutput`; never the model folder; one run per folder). An earlier run of the same plan
+ * (settings, threads and runs: experiment.json) is continued: its finished runs are reused. An
+ * earlier experiment with another plan is moved to `earlier-runs/<time>/` (deleted with
+ * `overwriteOutput`), so that its checkpoints and points never mix with this run's.
  */
-async function guardExperimentOutput(output: string, o: SentimentExperimentOptions, model: string, progress: ProgressReporter): Promise<GuardedOutput> {
+async function guardExperimentOutput(output: string, o: SentimentExperimentOptions, model: string, plan: ExperimentPlan, progress: ProgressReporter): Promise<GuardedOutput> {
   const marker = await readFile(join(output, RUN_MARKER_FILE), 'utf8').then((t) => (JSON.parse(t) as { command?: unknown }).command, () => undefined);
   const guard = await guardOutput({ output, model, command: EXPERIMENT_COMMAND, overwriteOutput: o.overwriteOutput, digest: '', log: (m) => progress.log(m) });
   if (marker === EXPERIMENT_COMMAND) {
+    const earlier = await readPlan(output);
+    if (earlier && !o.overwriteOutput && planDifference(earlier, plan) === '') {
+      progress.log(`${output}: an earlier run of the same experiment (settings, threads and runs); its finished runs are reused`);
+      return guard;
+    }
     const inputs = [{ flag: '--model', path: model }, ...(o.inputFiles ?? [])];
     await refuseClearingInputs(RUN_OUTPUTS.map((n) => join(output, n)), inputs, `replacing the results of the earlier experiment run in ${output}`).catch(async (e: unknown) => {
       await guard.release(true);
       throw e;
     });
-    progress.log(`${output}: replacing the results of an earlier experiment run`);
-    for (const name of RUN_OUTPUTS) await rm(join(output, name), { recursive: true, force: true });
-    for (const name of await readdir(output)) if (/^seed-\d+$/.test(name)) await rm(join(output, name), { recursive: true, force: true });
+    const present = [...RUN_OUTPUTS, ...(await readdir(output)).filter((n) => /^seed-\d+$/.test(n))].filter((n) => existsSync(join(output, n)));
+    if (o.overwriteOutput) {
+      for (const name of present) await rm(join(output, name), { recursive: true, force: true });
+      progress.log(`--overwrite-output: removed the results of an earlier experiment run in ${output}`);
+    } else if (present.length) {
+      const aside = await asideFolder(output);
+      for (const name of present) await rename(join(output, name), join(aside, name));
+      const differ = earlier ? planDifference(earlier, plan) : 'its plan is missing';
+      progress.log(`${output}: moved the results of an earlier experiment run with other settings (${differ}${earlier ? ' differ' : ''}) to ${aside} (--overwrite-output deletes them instead)`);
+    }
   }
   return guard;
 }
@@ -212,21 +247,34 @@ export async function runSentimentExperiment(o: SentimentExperimentOptions = {})
   const plan: ExperimentPlan = { command: EXPERIMENT_COMMAND, settings, host: { threads: host.threads }, units: units.map(unitRecord) };
   const sharded = shard.count > 1;
   if (sharded) await checkPlan(output, plan);
-  const guard = sharded ? await guardShardOutput(output, shardName(shard), o, settings.model, progress) : await guardExperimentOutput(output, o, settings.model, progress);
+  const guard = sharded ? await guardShardOutput(output, shardName(shard), o, settings.model, progress) : await guardExperimentOutput(output, o, settings.model, plan, progress);
   let failed = true;
+  const mine = shardItems(units, shard);
+  const digest = planDigest(plan);
   try {
+    const finished = await finishedUnits(output, plan);
     await writePlan(output, plan);
     const work = sharded ? join(output, 'shards', shardName(shard)) : output;
-    const mine = shardItems(units, shard);
+    const reused = mine.filter((u) => finished.has(unitFile(u.seed, u.method, u.setting)));
     if (sharded) progress.log(`shard ${shard.index + 1} of ${shard.count}: ${mine.length} of ${units.length} runs`);
+    if (reused.length) progress.log(`reused ${reused.length} finished runs (${reused.map((u) => `${u.method}${u.setting ? ` ${u.setting}` : ''}${settings.seeds > 1 ? ` seed ${u.seed}` : ''}`).join(', ')})`);
     progress.log(`${host.threads} ONNX Runtime threads on ${host.cpu || 'an unnamed CPU'}; --seed ${settings.seed}${settings.seeds > 1 ? ` to ${settings.seed + settings.seeds - 1}` : ''}`);
     for (const seed of seedsOf(settings)) {
-      const todo = mine.filter((u) => u.seed === seed);
-      if (todo.length) await runSeed(o, settings, seed, settings.seeds > 1 || sharded ? join(work, `seed-${seed}`) : work, output, todo, host.threads, progress);
+      const todo = mine.filter((u) => u.seed === seed && !reused.includes(u));
+      if (todo.length) await runSeed(o, settings, seed, settings.seeds > 1 || sharded ? join(work, `seed-${seed}`) : work, output, todo, host.threads, progress, digest);
     }
     const summary = await mergeExperiment(output, { seconds: (Date.now() - started) / 1000, host, partial: sharded });
     failed = false;
     return summary;
+  } catch (e) {
+    if (!o.signal?.aborted) throw e;
+    // Stopped: what finished (now or in an earlier run of the same plan) is on disk.
+    const done = (await finishedUnits(output, plan)).size;
+    throw new ExperimentStopped(
+      `stopped: kept the results of ${done} finished runs of ${units.length} in ${join(output, 'points')} (the run in progress was dropped); the same command continues from there, reusing them`,
+      done,
+      units.length,
+    );
   } finally {
     await guard.release(failed);
   }
@@ -268,7 +316,9 @@ async function runSeed(
   units: readonly SweepUnit[],
   threads: number,
   progress: ProgressReporter,
+  digest: string,
 ): Promise<void> {
+  const stopped = (): boolean => o.signal?.aborted ?? false;
   const trainPrompts = o.trainPrompts ?? TRAIN_PROMPTS;
   const heldOut = o.heldOutPrompts ?? HELD_OUT_PROMPTS;
   const groundTruth = getScorer(settings.scorer);
@@ -292,6 +342,7 @@ async function runSeed(
     seed: streams.eval,
     runtime,
     progress,
+    stopRequested: stopped,
   });
   let learned: RewardSource | undefined;
   const judge = o.judge
@@ -323,7 +374,9 @@ async function runSeed(
 
     // 2. The learned reward: a Bradley-Terry reward model from the reference.
     const rewardDir = join(work, 'reward-model');
-    const rm = await new RewardTrainer(
+    // A reward model an earlier, stopped run of this experiment left is trained again (same seed, same bytes).
+    await rm(rewardDir, { recursive: true, force: true });
+    const rewardModel = await new RewardTrainer(
       {
         model: settings.model,
         data: pairsFile,
@@ -339,9 +392,10 @@ async function runSeed(
         threads,
         device: o.device,
       },
-      { progress },
+      { progress, signal: o.signal },
     ).train();
-    const rmAccuracy = rm.evalMetrics?.eval_accuracy ?? NaN;
+    if (stopped()) throw new DpoError('stopped while training the reward model');
+    const rmAccuracy = rewardModel.evalMetrics?.eval_accuracy ?? NaN;
     progress.log(`reward model: held-out pair accuracy ${rmAccuracy.toFixed(3)} on ${heldOutPairs.length} pairs`);
     await writeSeedInfo(output, { seed, pairs: pairs.length, heldOutPairs: heldOutPairs.length, rewardModelAccuracy: rmAccuracy });
     learned = await openRewardSource({ rewardModel: rewardDir, batchSize: 32, runtime });
@@ -369,12 +423,16 @@ async function runSeed(
       winTemperatures: settings.winTemperatures,
       judge,
       progress,
+      signal: o.signal,
     };
     for (const unit of units) {
+      if (stopped()) throw new DpoError('stopped between runs');
       const t0 = Date.now();
       progress.log(`== ${unit.method} ${unit.setting}${settings.seeds > 1 ? ` (seed ${seed})` : ''}`);
       const result: UnitResult = { seed, method: unit.method, setting: unit.setting, seconds: 0, points: [] };
       try {
+        // What an earlier, stopped run of this unit left (a checkpoint of the dropped run).
+        if (unit.run) await rm(ctx.runDir(runName(unit.method, unit.setting)), { recursive: true, force: true });
         if (unit.run) {
           const r = await unit.run.run(ctx);
           result.points = r.points;
@@ -385,11 +443,14 @@ async function runSeed(
           result.points = [{ method: 'reference', setting: '', step: 0, seed, reward: ref.reward, rewardStderr: ref.rewardStderr, kl: ref.kl, klStderr: ref.klStderr, samples: ref.samples }];
         }
       } catch (e) {
-        if (!(e instanceof Error) || !unit.run) throw e;
+        if (!(e instanceof Error) || !unit.run || stopped()) throw e;
         progress.log(`${unit.method} ${unit.setting} failed: ${e.message}`);
         result.error = e.message;
       }
+      // A run a stop request cut short (its trainer stopped early) is dropped, not recorded.
+      if (stopped()) throw new DpoError(`stopped during ${unit.method} ${unit.setting}`);
       result.seconds = (Date.now() - t0) / 1000;
+      result.digest = digest;
       await writeUnitResult(output, result);
     }
   } finally {

@@ -22,9 +22,10 @@ import { DecodeGraphs, keyName, type ParamTransform, type WeightInput } from './
 import { Sampler, type SamplingOptions } from './sampling.js';
 import { generateText, type TextGenerationOptions, type TextGenerationResult } from './text.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
-import type { GeneratedSequence, GenerateIdsOptions, GenerationStats, IdGenerator, StopStrings } from './types.js';
+import { GenerationStopped, type GeneratedSequence, type GenerateIdsOptions, type GenerationStats, type IdGenerator, type StopStrings } from './types.js';
 
 export type { FinishReason, GeneratedSequence, GenerateIdsOptions, GenerationStats, StopStrings } from './types.js';
+export { GenerationStopped } from './types.js';
 
 export interface GeneratorOptions {
   /** Weight inputs; default the model's parameters (add LoRA adapters here with a transform). */
@@ -120,10 +121,20 @@ export class Generator implements IdGenerator {
     const stats: GenerationStats = { tokens: 0, seconds: 0, tokensPerSecond: 0, prefillSeconds: 0, stepSeconds: 0, hostSeconds: 0, steps: 0 };
     const weightFeeds = this.graphs.weightFeeds(weights);
     const seed = options.seed ?? 0;
+    const stopRequested = options.stopRequested ?? (() => false);
+    const stopped = (): GenerationStopped => {
+      stats.seconds = now() - started;
+      stats.tokensPerSecond = stats.seconds > 0 ? stats.tokens / stats.seconds : 0;
+      // (The arrays have holes, which every() would skip.)
+      const done = results.map((samples) => Array.from({ length: numSamples }, (_, k) => samples[k]).every((s) => s !== undefined));
+      return new GenerationStopped(done, { sequences: results.map((samples, i) => (done[i] ? samples : [])), stats });
+    };
     for (let start = 0; start < order.length; start += batchSize) {
+      if (stopRequested()) throw stopped();
       const batch = order.slice(start, start + batchSize);
       const rngs = batch.map((q) => new Rng(deriveSeed(seed, q.prompt, q.sample)));
-      const out = await this.decodeBatch(weightFeeds, batch.map((q) => prompts[q.prompt]), rngs, sampler, { maxNew, eos, pad, stop: options.stop }, stats);
+      const out = await this.decodeBatch(weightFeeds, batch.map((q) => prompts[q.prompt]), rngs, sampler, { maxNew, eos, pad, stop: options.stop, stopRequested }, stats);
+      if (!out) throw stopped();
       batch.forEach((q, i) => {
         results[q.prompt][q.sample] = out[i];
       });
@@ -143,9 +154,9 @@ export class Generator implements IdGenerator {
     rowPrompts: readonly (readonly number[])[],
     rngs: Rng[],
     sampler: Sampler,
-    o: { maxNew: number; eos: ReadonlySet<number>; pad: number; stop?: StopStrings },
+    o: { maxNew: number; eos: ReadonlySet<number>; pad: number; stop?: StopStrings; stopRequested: () => boolean },
     stats: GenerationStats,
-  ): Promise<GeneratedSequence[]> {
+  ): Promise<GeneratedSequence[] | undefined> {
     const { numLayers, numKeyValueHeads: kvh, headDim, vocabSize: vocab } = this.model.config;
     const b = rowPrompts.length;
     // Distinct prompts (rows of the same prompt are adjacent after sorting, but do not rely on it).
@@ -240,6 +251,8 @@ export class Generator implements IdGenerator {
         }
       }
       if (remaining === 0) break;
+      // Stopped: the batch is dropped (undefined), so a stop takes effect within one step.
+      if (o.stopRequested()) return undefined;
 
       // One step: the new tokens (pad for finished rows), the mask over past + 1, the positions.
       const p = t + step; // cached positions

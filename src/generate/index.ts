@@ -5,6 +5,7 @@
 export { generate, type GenerateOptions, type GenerationModel } from './generate.js';
 export {
   Generator,
+  GenerationStopped,
   firstStop,
   type FinishReason,
   type GeneratedSequence,

@@ -5,7 +5,7 @@
 import { DpoError } from '../errors.js';
 import type { TextTokenizer } from '../io/tokenizer-types.js';
 import type { CausalLM } from '../models/types.js';
-import type { FinishReason, GenerateIdsOptions, GenerationStats, IdGenerator } from './types.js';
+import { GenerationStopped, type FinishReason, type GeneratedSequence, type GenerateIdsOptions, type GenerationStats, type IdGenerator } from './types.js';
 
 type JsonLike = Readonly<Record<string, unknown>>;
 
@@ -39,6 +39,8 @@ export interface TextGenerationOptions {
   /** Drop special tokens when decoding completions (default true, as TRL decodes samples). */
   skipSpecialTokens?: boolean;
   onProgress?: GenerateIdsOptions['onProgress'];
+  /** See {@link GenerateIdsOptions.stopRequested}; the thrown GenerationStopped then holds a TextGenerationResult. */
+  stopRequested?: GenerateIdsOptions['stopRequested'];
 }
 
 export interface TextGenerationResult {
@@ -137,7 +139,14 @@ export async function generateText(
     return max === undefined ? ids : truncatePromptIds(ids, max, tokenizer.bosTokenId);
   });
   const stop = options.stop?.filter((s) => s.length > 0);
-  const { sequences, stats } = await generator.generateIds(weights, promptTokenIds, {
+  const toText = ({ sequences, stats }: { sequences: GeneratedSequence[][]; stats: GenerationStats }): TextGenerationResult => ({
+    completions: sequences.map((samples) => samples.map((s) => s.stopText ?? decode(s.tokenIds))),
+    tokenIds: sequences.map((samples) => samples.map((s) => s.tokenIds)),
+    finishReasons: sequences.map((samples) => samples.map((s) => s.finishReason)),
+    promptTokenIds,
+    stats,
+  });
+  const ids = await generator.generateIds(weights, promptTokenIds, {
     ...sampling,
     numSamples: options.numSamples,
     seed: options.seed,
@@ -146,12 +155,11 @@ export async function generateText(
     padTokenId: tokenizer.padTokenId < model.config.vocabSize ? tokenizer.padTokenId : eos[0] ?? 0,
     stop: stop && stop.length > 0 ? { strings: stop, decode } : undefined,
     onProgress: options.onProgress,
+    stopRequested: options.stopRequested,
+  }).catch((e: unknown) => {
+    // The prompts that finished, as text.
+    if (e instanceof GenerationStopped) throw new GenerationStopped(e.done, toText(e.partial as { sequences: GeneratedSequence[][]; stats: GenerationStats }));
+    throw e;
   });
-  return {
-    completions: sequences.map((samples) => samples.map((s) => s.stopText ?? decode(s.tokenIds))),
-    tokenIds: sequences.map((samples) => samples.map((s) => s.tokenIds)),
-    finishReasons: sequences.map((samples) => samples.map((s) => s.finishReason)),
-    promptTokenIds,
-    stats,
-  };
+  return toText(ids);
 }

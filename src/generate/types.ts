@@ -2,6 +2,7 @@
  * The token-level generation contract: options, results and statistics of {@link IdGenerator},
  * which Generator implements and the text layer (text.ts) drives.
  */
+import { DpoError } from '../errors.js';
 import type { CausalLM } from '../models/types.js';
 import type { SamplingOptions } from './sampling.js';
 
@@ -37,6 +38,11 @@ export interface GenerateIdsOptions extends Partial<SamplingOptions> {
   stop?: StopStrings;
   /** Called after each batch with sequences done so far. */
   onProgress?: (done: number, total: number, stats: GenerationStats) => void;
+  /**
+   * Asked before every batch and after every decoding step: true stops generation within a step,
+   * throwing {@link GenerationStopped} with the prompts whose every sample was finished.
+   */
+  stopRequested?: () => boolean;
 }
 
 export interface GenerationStats {
@@ -60,4 +66,24 @@ export interface IdGenerator {
     prompts: readonly (readonly number[])[],
     options: GenerateIdsOptions,
   ): Promise<{ sequences: GeneratedSequence[][]; stats: GenerationStats }>;
+}
+
+/**
+ * Thrown when `stopRequested` stopped a generation: `done[i]` says whether prompt i has all its
+ * samples, and `partial` is the result with only those prompts filled (the others' entries are
+ * empty). The batch being decoded when the stop came is dropped.
+ */
+export class GenerationStopped<T = { sequences: GeneratedSequence[][]; stats: GenerationStats }> extends DpoError {
+  constructor(
+    readonly done: readonly boolean[],
+    readonly partial: T,
+  ) {
+    super(`generation stopped after ${done.filter(Boolean).length} of ${done.length} prompts`);
+    this.name = 'GenerationStopped';
+  }
+
+  /** How many prompts are complete. */
+  get completed(): number {
+    return this.done.filter(Boolean).length;
+  }
 }

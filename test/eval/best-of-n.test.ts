@@ -7,10 +7,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli.js';
-import { bestOfN, bestOfNKl } from '../../src/eval/best-of-n.js';
+import { bestOfN, bestOfNKl, type BestOfNResult } from '../../src/eval/best-of-n.js';
 import { openRewardSource } from '../../src/eval/rewards.js';
 import { wordCount } from '../../src/eval/scorers.js';
-import { Generator } from '../../src/generate/generator.js';
+import { GenerationStopped, Generator } from '../../src/generate/generator.js';
 import { loadPretrained, type Pretrained } from '../../src/models/pretrained.js';
 import type { TextTokenizer } from '../../src/io/tokenizer-types.js';
 import { bodyParameterNames, initScoreHead, saveRewardModel, SCORE_WEIGHT } from '../../src/scoring/reward-model.js';
@@ -57,6 +57,23 @@ describe('Best-of-N sampling', () => {
     });
     expect(bestOfNKl(1)).toBe(0);
     expect(bestOfNKl(4)).toBeCloseTo(Math.log(4) - 0.75, 12);
+  });
+
+  it('a stop request after the first batch: GenerationStopped with the finished prompt ranked as an unstopped run ranks it', async () => {
+    const options = { maxNewTokens: 10, doSample: true, topK: 0, seed: 5, numSamples: 1, batchSize: 3 };
+    const tokenizer = pre.tokenizer as TextTokenizer;
+    const reward = async (_p: readonly string[], c: readonly string[]): Promise<Float64Array> => Float64Array.from(c, (s) => s.length);
+    const whole = await bestOfN(gen, pre.weights, tokenizer, PROMPTS, { ...options, n: 3, reward });
+    let batches = 0;
+    const err = await bestOfN(gen, pre.weights, tokenizer, PROMPTS, { ...options, n: 3, reward, onProgress: () => void batches++, stopRequested: () => batches >= 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GenerationStopped);
+    const stopped = err as GenerationStopped<BestOfNResult>;
+    // Batches of 3 candidates: the longest prompt's (sampled first) are done, the other's are not.
+    const first = PROMPTS[0].length > PROMPTS[1].length ? 0 : 1;
+    expect(stopped.done).toEqual(PROMPTS.map((_, i) => i === first));
+    expect(stopped.partial.completions[first]).toEqual(whole.completions[first]);
+    expect(stopped.partial.rewards[first]).toEqual(whole.rewards[first]);
+    expect(stopped.partial.completions[1 - first]).toEqual([]);
   });
 
   it('dpo generate --best-of N --scorer writes the kept completions with their rewards', async () => {

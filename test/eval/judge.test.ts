@@ -14,6 +14,7 @@ import {
   countOutcomes,
   JudgeClient,
   judgePairs,
+  JudgeStopped,
   parseJudgeAnswer,
   parseRetryAfter,
   renderJudgePrompt,
@@ -198,6 +199,18 @@ describe('LLM judge', () => {
     // Nothing asked twice across the two runs.
     const asked = [...server.seen.slice(0, 4), ...server.seen.slice(7)].map((x) => x.body.messages[0].content);
     expect(new Set(asked).size).toBe(10);
+  });
+
+  it('a stop request asks no new question: JudgeStopped says how many were answered, and they stay cached', async () => {
+    const pairs: JudgePair[] = Array.from({ length: 5 }, (_, i) => ({ query: `q${i}`, policy: `good ${i}`, baseline: `bad ${i}` }));
+    const file = VerdictCache.fileIn(tempDir('dpo-ts-judge-'));
+    const server = await stub(sensibleJudge);
+    const c = new JudgeClient({ url: server.url, model: 'j', sleep: async () => {} });
+    const err = await judgePairs(pairs, { client: c, cache: await VerdictCache.open(file), concurrency: 1, stopRequested: () => server.seen.length >= 3 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JudgeStopped);
+    expect(err).toMatchObject({ answered: 3, total: 10 });
+    expect(server.seen).toHaveLength(3);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(3);
   });
 
   it('fails at once on a 401 and on a cut cache line keeps reading', async () => {

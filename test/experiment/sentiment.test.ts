@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../cli/run-cli.js';
+import { runCli, runSignalled } from '../cli/run-cli.js';
 import type { FrontierPoint } from '../../src/experiment/frontier.js';
 import { bestOfNKl } from '../../src/eval/best-of-n.js';
 import { makeTinyGpt2, tempDir } from '../train/helpers.js';
@@ -89,16 +89,38 @@ describe('dpo experiment sentiment (tiny settings)', () => {
     expect(asModel.stderr).toMatch(/^dpo: --output .* is the model folder/);
   });
 
-  it("replaces an earlier run's results when run again into its folder", async () => {
+  it('SIGTERM keeps the finished runs; the same command reuses them and ends byte-identical; other settings set them aside', async () => {
+    // Three units (the reference, DPO, Best-of-N): the cheapest sweep with a trained run.
+    const cheap = (o: string, ...more: string[]): string[] => [...args(o), '--methods', 'DPO,Best-of-N', ...more];
+    const whole = join(dir, 'whole');
+    expect((await runCli(cheap(whole))).code).toBe(0);
+
     const output = join(dir, 'again');
-    const cheap = (o: string): string[] => [...args(o), '--methods', 'Best-of-N'];
-    expect((await runCli([...args(output), '--methods', 'DPO,Best-of-N'])).code).toBe(0);
-    expect(readdirSync(join(output, 'runs'))).toEqual(['dpo-beta-0.1']);
+    const stopped = await runSignalled(cheap(output), /^== Best-of-N/m, 'SIGTERM');
+    expect(stopped.sent).toBe(true);
+    expect(stopped.code, stopped.stderr).toBe(143);
+    expect(stopped.stderr).toMatch(/stopped: kept the results of 2 finished runs of 3 in .*points \(the run in progress was dropped\); the same command continues from there/);
+    expect(readdirSync(join(output, 'points', 'seed-0')).sort()).toEqual(['dpo-beta-0.1.json', 'reference.json', 'seed.json']);
+
     const r = await runCli(cheap(output));
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/replacing the results of an earlier experiment run/);
+    expect(r.stderr).toContain('reused 2 finished runs (reference, DPO beta=0.1)');
+    expect(r.stderr).not.toMatch(/^== DPO/m);
+    // The same bytes as the uninterrupted run (only the wall times differ).
+    expect(readFileSync(join(output, 'frontier.jsonl'), 'utf8')).toBe(readFileSync(join(whole, 'frontier.jsonl'), 'utf8'));
+    const timeless = (folder: string): string =>
+      readFileSync(join(folder, 'summary.json'), 'utf8').replaceAll(folder, '<out>').replace(/"seconds": [\d.e+-]+/g, '"seconds": 0');
+    expect(timeless(output)).toBe(timeless(whole));
+
+    // Other settings (another method list): the earlier results are moved aside, none reused.
+    const other = await runCli([...args(output), '--methods', 'Best-of-N']);
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stderr).toMatch(/moved the results of an earlier experiment run with other settings \(methods differ\) to .*earlier-runs/);
+    expect(other.stderr).not.toContain('reused');
     const methods = readFileSync(join(output, 'frontier.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as FrontierPoint).method);
     expect(methods).toEqual(['reference', 'Best-of-N']);
     expect(readdirSync(output)).not.toContain('runs');
+    const [aside] = readdirSync(join(output, 'earlier-runs'));
+    expect(readdirSync(join(output, 'earlier-runs', aside))).toEqual(expect.arrayContaining(['runs', 'points', 'frontier.jsonl', 'summary.json']));
   }, 300_000);
 });

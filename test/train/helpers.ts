@@ -1,5 +1,5 @@
 /** Tiny models and synthetic preference data for trainer tests, made in a temp folder. */
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rng } from '../../src/data/rng.js';
@@ -12,12 +12,17 @@ export function tempDir(prefix = 'dpo-ts-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A random GPT-2 with GPT-2's real tokenizer and a tiny body (fast to train on a CPU). */
-export async function makeTinyGpt2(dir: string, options: { embd?: number; layers?: number; seed?: number; dropout?: number } = {}): Promise<string> {
+/**
+ * A random GPT-2 with GPT-2's real tokenizer and a tiny body (fast to train on a CPU). With
+ * `byteVocab`, GPT-2's tokenizer cut to its 256 byte tokens (no merges) and <|endoftext|>: a
+ * vocabulary of 257 instead of 50257, so the embedding, checkpoints and tokenizer load are tiny.
+ */
+export async function makeTinyGpt2(dir: string, options: { embd?: number; layers?: number; seed?: number; dropout?: number; byteVocab?: boolean } = {}): Promise<string> {
+  const eos = options.byteVocab ? 256 : 50256;
   const config = {
     model_type: 'gpt2',
     architectures: ['GPT2LMHeadModel'],
-    vocab_size: 50257,
+    vocab_size: eos + 1,
     n_embd: options.embd ?? 16,
     n_layer: options.layers ?? 1,
     n_head: 2,
@@ -25,8 +30,8 @@ export async function makeTinyGpt2(dir: string, options: { embd?: number; layers
     n_ctx: 128,
     activation_function: 'gelu_new',
     layer_norm_epsilon: 1e-5,
-    bos_token_id: 50256,
-    eos_token_id: 50256,
+    bos_token_id: eos,
+    eos_token_id: eos,
     embd_pdrop: options.dropout ?? 0,
     attn_pdrop: options.dropout ?? 0,
     resid_pdrop: options.dropout ?? 0,
@@ -42,9 +47,25 @@ export async function makeTinyGpt2(dir: string, options: { embd?: number; layers
     weights.set(p.name, w);
   }
   await savePretrained(dir, { model, weights, config });
-  cpSync(join(GPT2_TOKENIZER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
-  cpSync(join(GPT2_TOKENIZER, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  if (options.byteVocab) writeByteTokenizer(dir);
+  else {
+    cpSync(join(GPT2_TOKENIZER, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    cpSync(join(GPT2_TOKENIZER, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+  }
   return dir;
+}
+
+/** GPT-2's byte-level tokenizer without merges: ids 0-255 are the bytes, 256 is <|endoftext|>. */
+function writeByteTokenizer(dir: string): void {
+  const t = JSON.parse(readFileSync(join(GPT2_TOKENIZER, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number>; merges: unknown[] }; added_tokens: { id: number }[] };
+  const bytes = Object.entries(t.model.vocab).filter(([k]) => [...k].length === 1).sort((a, b) => a[1] - b[1]);
+  t.model.vocab = Object.fromEntries([...bytes.map(([k], i) => [k, i] as const), ['<|endoftext|>', bytes.length]]);
+  t.model.merges = [];
+  for (const a of t.added_tokens) a.id = bytes.length;
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(t));
+  const c = JSON.parse(readFileSync(join(GPT2_TOKENIZER, 'tokenizer_config.json'), 'utf8')) as { added_tokens_decoder: Record<string, unknown> };
+  c.added_tokens_decoder = { [bytes.length]: c.added_tokens_decoder['50256'] };
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(c, null, 2));
 }
 
 const SUBJECTS = ['The movie', 'This book', 'The meal', 'Our trip', 'The song', 'That game', 'The show', 'My day'];

@@ -97,6 +97,12 @@ export async function settlePartialCheckpoints(output: string): Promise<{ remove
   const removed: string[] = [];
   const completed: string[] = [];
   for (const name of names) {
+    // A checkpoint whose removal was killed midway (pruneCheckpoints): finish removing it.
+    if (/^checkpoint-\d+\.removing-\d+$/.test(name)) {
+      await rm(join(output, name), { recursive: true, force: true });
+      removed.push(join(output, name));
+      continue;
+    }
     const m = /^(checkpoint-\d+)\.partial-\d+$/.exec(name);
     if (!m) continue;
     const dir = join(output, name);
@@ -134,8 +140,21 @@ async function isComplete(dir: string): Promise<boolean> {
  */
 export async function pruneCheckpoints(output: string, limit: number, below = Infinity): Promise<string[]> {
   const old = (await listCheckpoints(output)).filter((c) => c.step < below).slice(limit).map((c) => c.dir);
-  for (const dir of old) await rm(dir, { recursive: true, force: true });
+  for (const dir of old) await removeCheckpointDir(dir);
   return old;
+}
+
+/**
+ * Removes a checkpoint folder as one step: renamed to `<dir>.removing-<pid>` first, then deleted,
+ * so a kill midway leaves no half-deleted `checkpoint-<step>` (which would count as one more
+ * checkpoint) but a `.removing-` folder that {@link settlePartialCheckpoints} deletes.
+ */
+async function removeCheckpointDir(dir: string): Promise<void> {
+  const doomed = `${dir}.removing-${process.pid}`;
+  await rename(dir, doomed).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+  await rm(doomed, { recursive: true, force: true });
 }
 
 export async function listCheckpoints(output: string): Promise<{ step: number; dir: string }[]> {

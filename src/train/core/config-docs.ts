@@ -254,7 +254,7 @@ export interface RewardConfigDocs extends Pick<TrainingOptionsDocs, 'model' | 'o
 }
 
 /** The documented keys of PPOConfigInput. */
-export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'gradientCheckpointing' | 'saveTotalLimit' | 'resume' | 'overwriteOutput' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
+export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | 'weightDecay' | 'maxGradNorm' | 'gradientCheckpointing' | 'lora' | 'saveTotalLimit' | 'resume' | 'overwriteOutput' | 'threads' | 'device' | 'saveDtype' | 'maxShardSize'> {
   /** starting policy: a Hugging Face model folder or hub id (a PPO output continues with its value head). Required. CLI: `--model`. */
   model?: unknown;
   /** prompts to roll out from: {"prompt": ...} rows in .jsonl/.json/.parquet, or a folder of them. Required. CLI: `--prompts`. */
@@ -275,6 +275,8 @@ export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | '
   batchSize?: unknown;
   /** episodes per optimizer step (default: --batch-size). CLI: `--mini-batch-size`. */
   miniBatchSize?: unknown;
+  /** micro-batches each minibatch is cut into (one forward/backward each, gradients summed before the step): the same step as the whole minibatch at a fraction of the memory. Default: `1`. CLI: `--gradient-accumulation-steps`. */
+  gradientAccumulationSteps?: unknown;
   /** passes over each rollout, in shuffled minibatches. Default: `4`. CLI: `--ppo-epochs`. */
   ppoEpochs?: unknown;
   /** PPO updates (rollout + its optimizer steps); overrides --num-epochs. CLI: `--max-steps`. */
@@ -293,7 +295,7 @@ export interface PPOConfigDocs extends Pick<TrainingOptionsDocs, 'optimizer' | '
   targetKl?: unknown;
   /** adaptive controller horizon: beta *= 1 + clip(KL/target - 1, ±0.2) * episodes / horizon. Default: `10000`. CLI: `--kl-horizon`. */
   klHorizon?: unknown;
-  /** how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update, resting within 15% of the target, at most 10x its initial value). Default: `"adaptive"`. CLI: `--kl-control`. */
+  /** how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update (down only once the KL stops rising), resting within 15% of the target, at most 10x its initial value). Default: `"adaptive"`. CLI: `--kl-control`. */
   klControl?: unknown;
   /** discount factor. Default: `1`. CLI: `--gamma`. */
   gamma?: unknown;

@@ -18,6 +18,7 @@ import { Graph, type Tensor } from '../../engine/graph.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../../engine/runtime.js';
 import type { LossBuild, ParamSpec, StepResult, TrainStep } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
+import { GenerationStopped } from '../../generate/types.js';
 import { findResumableCheckpoint, type CheckpointExpectation, type TrainerState } from './checkpoint.js';
 import { saveCheckpointKeeping, tidyCheckpoints } from './run-history.js';
 import type { z } from 'zod';
@@ -134,7 +135,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   const totalSteps = c.maxSteps ?? Math.ceil(stepsPerEpoch * c.numEpochs);
   let done = 0;
   const metricsFile = join(c.output, 'metrics.jsonl');
-  await tidyCheckpoints(c.output, undefined, log);
+  await tidyCheckpoints(c.output, undefined, log, typeof c.resume === 'string' ? undefined : c.saveTotalLimit);
   if (c.resume) {
     const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, checkpointExpectation(setup));
     if (contents.state.configDigest !== setup.digest) {
@@ -143,7 +144,7 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
     step.restore(contents.weights, contents.optimizer, contents.state.step);
     batcher.restore(contents.state.batcher);
     done = contents.state.step;
-    await tidyCheckpoints(c.output, done, log);
+    await tidyCheckpoints(c.output, done, log, c.saveTotalLimit);
     const budget = contents.state.totalSteps === totalSteps ? '' : ` (its run planned ${contents.state.totalSteps} steps; this one ${totalSteps})`;
     log(`resumed from ${dir} at step ${done}${budget}`);
     if (done >= totalSteps) log(`resume: the checkpoint is at step ${done}, the step budget is ${totalSteps}: nothing left to train (raise --max-steps or --num-epochs to continue)`);
@@ -159,22 +160,36 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
   let lastMetrics: Record<string, number> = {};
   let evalMetrics: Record<string, number> | undefined;
   let lastSaved: string | undefined;
+  let savedAt = -1;
   const lossWatch = new LossWatch();
   const saveCheckpoint = async (): Promise<void> => {
+    savedAt = done;
     const state: TrainerState = { step: done, batcher: batcher.state(), totalSteps, configDigest: setup.digest };
     await step.sync();
     const params = step.parameters();
     const weights = new Map(setup.trainable.map((n) => [n, params.get(n) as Float32Array]));
     lastSaved = await saveCheckpointKeeping(c.output, { state, weights, shapes: setup.shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
   };
-  try {
-    if (hooks.evaluate && setup.evalOnStart && done === 0) {
-      evalMetrics = await hooks.evaluate(await synced(step));
-      await appendMetrics(metricsFile, { step: 0, epoch: 0, ...evalMetrics });
+  const stopping = (): boolean => setup.stopRequested?.() ?? false;
+  // Hooks that sample (online DPO) throw GenerationStopped on a stop request: undefined then.
+  const unlessStopped = async <T>(work: () => T | Promise<T>): Promise<T | undefined> => {
+    try {
+      return await work();
+    } catch (e) {
+      if (e instanceof GenerationStopped && stopping()) return undefined;
+      throw e;
     }
+  };
+  const evaluate = async (s: number, epoch: number, evaluateHook: NonNullable<LoopHooks<B>['evaluate']>): Promise<void> => {
+    const m = await unlessStopped(async () => evaluateHook(await synced(step)));
+    if (!m) return log(`stopped the evaluation at step ${s}; its metrics are not written`);
+    evalMetrics = m;
+    await appendMetrics(metricsFile, { step: s, epoch, ...m });
+  };
+  try {
+    if (hooks.evaluate && setup.evalOnStart && done === 0) await evaluate(0, 0, hooks.evaluate);
     progress.start(setup.label ?? 'train', totalSteps);
     progress.update(done);
-    const stopping = (): boolean => setup.stopRequested?.() ?? false;
     // Steps after which something reads the parameters: a run of several steps ends there.
     const boundary = (s: number): boolean =>
       s >= totalSteps ||
@@ -189,13 +204,23 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
       const group: B[][] = [];
       const lrs: number[] = [];
       const feeds: Record<string, HostTensor>[][] = [];
+      const position = batcher.state();
       for (let j = 0; j < n; j++) {
         const batches: B[] = [];
         for (let m = 0; m < c.gradientAccumulationSteps; m++) batches.push(batcher.next());
         group.push(batches);
         lrs.push(learningRateAt(c.lrScheduler, c.learningRate, done + j, totalSteps, c.warmupSteps));
-        feeds.push(await hooks.feeds(batches, done + j));
+        const f = await unlessStopped(() => hooks.feeds(batches, done + j));
+        if (!f) break;
+        feeds.push(f);
         for (const batch of batches) tokens += setup.tokens(batch);
+      }
+      if (feeds.length < n) {
+        // Stopped while making a step's data (online DPO's sampling): the step is dropped and its
+        // batches come again on --resume.
+        batcher.restore(position);
+        log(`stopped while sampling for step ${done + 1}; ${done > 0 ? `keeping step ${done}, the last completed one` : 'no step was completed, nothing to save'}`);
+        break;
       }
       const results: StepResult[] = [];
       if (n === perRun && n > 1) results.push(...(await step.steps(feeds.map((f) => f[0]), lrs)));
@@ -236,24 +261,18 @@ export async function runTrainingLoop<B = PreferenceBatch>(setup: LoopSetup<B>, 
         }
         // Evaluation and checkpoints fall on a run's last step (see `boundary`).
         // Not when a stop was requested during the step: a whole eval pass would delay the checkpoint.
-        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) {
-          evalMetrics = await hooks.evaluate(await synced(step));
-          await appendMetrics(metricsFile, { step: done, epoch, ...evalMetrics });
-        }
+        if (hooks.evaluate && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) await evaluate(done, epoch, hooks.evaluate);
         progress.update(done, hooks.progressInfo(lastMetrics, r.loss));
       }
       // The last step gets a checkpoint too, so that a finished run can be resumed with a larger budget.
       if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
     }
     progress.stop();
+    if (hooks.evaluate && !stopping()) await evaluate(done, done / stepsPerEpoch, hooks.evaluate);
     const interrupted = stopping();
-    if (!interrupted) {
-      if (hooks.evaluate) {
-        evalMetrics = await hooks.evaluate(await synced(step));
-        await appendMetrics(metricsFile, { step: done, epoch: done / stepsPerEpoch, ...evalMetrics });
-      }
-      await hooks.saveFinal(await synced(step));
-    }
+    // A stop while sampling or evaluating: the checkpoint of the last completed step.
+    if (interrupted && done > 0 && savedAt !== done) await saveCheckpoint();
+    if (!interrupted) await hooks.saveFinal(await synced(step));
     return { steps: done, metrics: lastMetrics, evalMetrics, interrupted };
   } finally {
     progress.stop();

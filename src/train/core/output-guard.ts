@@ -40,6 +40,8 @@ export interface OutputGuardOptions {
   resume?: boolean | string;
   /** The digest a checkpoint must have been made with (runner.ts's resumeDigest). */
   digest: string;
+  /** --save-total-limit: kept when tidying completes a checkpoint a killed save left whole. */
+  saveTotalLimit?: number;
   /** The values behind `digest`, kept in the run marker so that a resume mismatch names the options that differ. */
   resumeOptions?: Record<string, unknown>;
   log: (message: string) => void;
@@ -111,7 +113,8 @@ export async function guardOutput(o: OutputGuardOptions): Promise<GuardedOutput>
     else if (!hadMarker) await rm(marker, { force: true });
   };
   try {
-    await tidyCheckpoints(output, undefined, o.log);
+    // (Not when resuming a named checkpoint: pruning could remove it.)
+    await tidyCheckpoints(output, undefined, o.log, typeof o.resume === 'string' ? undefined : o.saveTotalLimit);
     if (o.resume) await checkResumable(o.output, o.resume, o.digest, (await readMarker(output))?.options, o.resumeOptions);
     else if (info) {
       const inputs = [{ flag: '--model', path: o.model }, ...(o.inputs ?? []).map((path) => ({ flag: 'input', path })), ...(o.files ?? [])];

@@ -13,7 +13,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { refuseClearingInputs, type NamedInput } from '../../io/input-guard.js';
 import { isRunning } from '../../io/run-lock.js';
-import { listCheckpoints, saveTrainingCheckpoint, settlePartialCheckpoints, type CheckpointContents } from './checkpoint.js';
+import { listCheckpoints, pruneCheckpoints, saveTrainingCheckpoint, settlePartialCheckpoints, type CheckpointContents } from './checkpoint.js';
 
 /** The folder inside a run's output that keeps what earlier runs left there. */
 export const EARLIER_RUNS_DIR = 'earlier-runs';
@@ -28,7 +28,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** A new folder under `<output>/earlier-runs/` (named by the time, unique). */
-async function asideFolder(output: string): Promise<string> {
+export async function asideFolder(output: string): Promise<string> {
   const base = join(output, EARLIER_RUNS_DIR, stamp());
   let dir = base;
   for (let i = 2; await exists(dir); i++) dir = `${base}-${i}`;
@@ -73,14 +73,19 @@ export async function removeStaleTempFiles(output: string): Promise<string[]> {
 }
 
 /**
- * At the start of the loop (the run lock held): completes or removes partial saves, and on a
+ * At the start of the loop (the run lock held): completes or removes partial saves (and keeps
+ * `limit` checkpoints when one was completed), and on a
  * resume from `resumedStep` moves newer checkpoints aside and drops metrics lines after it.
  */
-export async function tidyCheckpoints(output: string, resumedStep: number | undefined, log: (m: string) => void): Promise<void> {
+export async function tidyCheckpoints(output: string, resumedStep: number | undefined, log: (m: string) => void, limit?: number): Promise<void> {
   for (const file of await removeStaleTempFiles(output)) log(`removed ${file}, a temporary file a stopped run left`);
   const { removed, completed } = await settlePartialCheckpoints(output);
   for (const dir of removed) log(`removed ${dir}, a checkpoint an earlier run did not finish writing`);
   for (const dir of completed) log(`completed ${dir}, a checkpoint an earlier run wrote whole but was stopped before putting in place`);
+  // A save stopped after its checkpoint was whole but before pruning: prune now (--save-total-limit).
+  if (completed.length && limit !== undefined) {
+    for (const dir of await pruneCheckpoints(output, limit)) log(`removed ${dir} (--save-total-limit ${limit})`);
+  }
   if (resumedStep === undefined) return;
   const newer = (await listCheckpoints(output)).filter((c) => c.step > resumedStep).reverse();
   if (newer.length) {

@@ -141,7 +141,7 @@ export abstract class TrainerBase<C extends Pick<TrainingOptions, 'threads' | 'd
  * their digest), `inputs` are the other model folders it reads.
  */
 export async function guardedRun<T>(
-  c: Pick<TrainingOptions, 'output' | 'model' | 'overwriteOutput' | 'resume'>,
+  c: Pick<TrainingOptions, 'output' | 'model' | 'overwriteOutput' | 'resume'> & Partial<Pick<TrainingOptions, 'saveTotalLimit'>>,
   command: string,
   resume: Record<string, unknown>,
   progress: ProgressReporter,
@@ -151,7 +151,7 @@ export async function guardedRun<T>(
   const digest = optionsDigest(resume);
   const files = (['data', 'evalData'] as const).map((k) => ({ flag: k === 'data' ? '--data' : '--eval-data', path: (c as { data?: unknown; evalData?: unknown })[k] })).filter((f): f is { flag: string; path: string } => typeof f.path === 'string');
   const lock = await guardOutput({
-    output: c.output, model: c.model, inputs, files, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, log: (m) => progress.log(m),
+    output: c.output, model: c.model, inputs, files, command, overwriteOutput: c.overwriteOutput, resume: c.resume, digest, resumeOptions: resume, saveTotalLimit: c.saveTotalLimit, log: (m) => progress.log(m),
   });
   let failed = true;
   try {

@@ -137,6 +137,8 @@ export class OnlineDPOTrainer extends TrainerBase<OnlineDPOConfig> {
           eosTokenIds: eos,
           batchSize: numSamples * c.batchSize,
           maxPromptTokens,
+          // A stop request ends the sampling within a decoding step (the loop drops that step).
+          stopRequested: () => this.stop.stopped,
         });
       const refLogps = async (batch: PreferenceBatch): Promise<Float64Array> => (await refScorer.score(batch, ref.weights, ref.shapes)).logps;
       const padTokenId = tokenizer.padTokenId;

@@ -23,6 +23,10 @@ export const PPOConfigSchema = z
     evalOnStart: option(z.boolean().default(false), 'also evaluate on --eval-prompts before the first update (step 0)'),
     batchSize: option(z.number().int().positive().default(16), 'episodes (prompts, one sampled response each) per rollout'),
     miniBatchSize: option(z.number().int().positive().optional(), 'episodes per optimizer step (default: --batch-size)'),
+    gradientAccumulationSteps: option(
+      z.number().int().positive().default(1),
+      'micro-batches each minibatch is cut into (one forward/backward each, gradients summed before the step): the same step as the whole minibatch at a fraction of the memory',
+    ),
     ppoEpochs: option(z.number().int().positive().default(4), 'passes over each rollout, in shuffled minibatches'),
     maxSteps: option(z.number().int().positive().optional(), 'PPO updates (rollout + its optimizer steps); overrides --num-epochs'),
     numEpochs: option(z.number().positive().default(1), 'passes over the prompts (may be fractional)'),
@@ -34,7 +38,7 @@ export const PPOConfigSchema = z
     klHorizon: option(z.number().positive().default(10000), 'adaptive controller horizon: beta *= 1 + clip(KL/target - 1, ±0.2) * episodes / horizon', 'episodes'),
     klControl: option(
       z.enum(['adaptive', 'latched']).default('adaptive'),
-      "how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update, resting within 15% of the target, at most 10x its initial value)",
+      "how beta follows --target-kl: 'adaptive' (Ziegler/TRL, above) or 'latched' (beta held until the KL first reaches half the target, then corrected towards the KL extrapolated one update ahead, by up to x2 up or /1.5 down per update (down only once the KL stops rising), resting within 15% of the target, at most 10x its initial value)",
       'name',
     ),
     gamma: option(z.number().min(0).max(1).default(1), 'discount factor'),
@@ -46,7 +50,7 @@ export const PPOConfigSchema = z
     ...TrainingOptionsSchema.pick({ optimizer: true, weightDecay: true }).shape,
     lrScheduler: option(z.enum(['constant', 'linear', 'cosine']).default('linear'), 'learning-rate schedule over the updates, after warm-up', 'name'),
     warmupSteps: option(z.number().int().min(0).default(0), 'linear warm-up updates'),
-    ...TrainingOptionsSchema.pick({ maxGradNorm: true, gradientCheckpointing: true }).shape,
+    ...TrainingOptionsSchema.pick({ maxGradNorm: true, gradientCheckpointing: true, lora: true }).shape,
     seed: option(z.number().int().default(42), 'seed of the prompt order, the samples and the minibatch order'),
     loggingSteps: option(z.number().int().positive().default(1), 'write metrics every n updates'),
     evalSteps: option(z.number().int().positive().optional(), 'evaluate on --eval-prompts every n updates (and always at the end)'),
@@ -65,6 +69,10 @@ export const PPO_CONFIG = defineConfig(PPOConfigSchema, {
     if (!c.rewardModel === !c.scorer) throw new DpoError(`${source}: give exactly one of rewardModel (a reward model folder) and scorer (e.g. 'sentiment')`);
     if (c.miniBatchSize !== undefined && c.miniBatchSize > c.batchSize) {
       throw new DpoError(`${source}: miniBatchSize (${c.miniBatchSize}) is larger than batchSize (${c.batchSize})`);
+    }
+    const miniBatch = c.miniBatchSize ?? c.batchSize;
+    if (c.gradientAccumulationSteps > miniBatch) {
+      throw new DpoError(`${source}: gradientAccumulationSteps (${c.gradientAccumulationSteps}) is larger than the ${miniBatch} episodes of a minibatch: each micro-batch needs at least one`);
     }
   },
 });

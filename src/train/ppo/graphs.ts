@@ -11,6 +11,7 @@ import * as op from '../../engine/ops.js';
 import { CompiledGraph, type HostTensor, type RuntimeOptions } from '../../engine/runtime.js';
 import type { LossBuild } from '../../engine/train-step.js';
 import type { CausalLM } from '../../models/types.js';
+import type { ParamTransform } from '../../scoring/scorer.js';
 import { declareScoredInputs, scoredHead, type ScoredInputs } from '../../scoring/sequence-logps.js';
 import { clippedPolicyLoss, clippedValueLoss } from './losses.js';
 import { valuesAt } from './value-head.js';
@@ -52,15 +53,27 @@ export interface PpoLossOptions {
   vfCoef: number;
 }
 
-/** The PPO training loss (TRL's: pg_loss + vf_coef * vf_loss) and its statistics as outputs. */
+/**
+ * Scalar input of the PPO loss: the micro-batch's share of the minibatch's tokens times the
+ * number of micro-batches (1 without gradient accumulation). TrainStep averages the micro-batches'
+ * gradients; weighted so, each token weighs the same as in one pass over the whole minibatch
+ * (a mean of per-micro-batch token means would weigh the tokens of short micro-batches more).
+ */
+export const TOKEN_SHARE = 'token_share';
+
+/**
+ * The PPO training loss (TRL's: pg_loss + vf_coef * vf_loss, times {@link TOKEN_SHARE}) and its
+ * statistics as outputs. `params` are the model's weights (LoRA already applied) and the value head.
+ */
 export function buildPpoLoss(g: Graph, model: CausalLM, params: Record<string, Tensor>, o: PpoLossOptions): LossBuild {
   const inputs = declareScoredInputs(g);
   const token = Object.fromEntries(PPO_TOKEN_INPUTS.map((n) => [n, g.input(n, 'float32', ['scored'])])) as Record<PpoTokenInput, Tensor>;
+  const share = g.input(TOKEN_SHARE, 'float32', []);
   const scores = tokenScores(model, params, inputs);
   const values = valuesAt(params, scores.hidden, inputs.positions, model.config.hiddenSize);
   const pg = clippedPolicyLoss(scores.logps, token.old_logps, token.advantages, o.cliprange);
   const vf = clippedValueLoss(values, token.old_values, token.returns, o.cliprangeValue);
-  const loss = op.add(pg.loss, op.mul(vf.loss, o.vfCoef));
+  const loss = op.mul(op.add(pg.loss, op.mul(vf.loss, o.vfCoef)), share);
   return {
     loss,
     outputs: {
@@ -82,10 +95,12 @@ export class TokenScorer {
     private readonly shapes: ReadonlyMap<string, readonly number[]>,
   ) {}
 
-  static async create(model: CausalLM, shapes: ReadonlyMap<string, readonly number[]>, withValues: boolean, runtime: RuntimeOptions = {}): Promise<TokenScorer> {
+  /** `transform`: turns the inputs into the model's weights (LoRA: the adapters applied). */
+  static async create(model: CausalLM, shapes: ReadonlyMap<string, readonly number[]>, withValues: boolean, runtime: RuntimeOptions = {}, transform?: ParamTransform): Promise<TokenScorer> {
     const g = new Graph(withValues ? 'ppo_rollout' : 'ppo_reference');
-    const params: Record<string, Tensor> = {};
-    for (const [name, shape] of shapes) params[name] = g.input(name, 'float32', shape);
+    const inputsByName: Record<string, Tensor> = {};
+    for (const [name, shape] of shapes) inputsByName[name] = g.input(name, 'float32', shape);
+    const params = transform ? transform(g, inputsByName) : inputsByName;
     const inputs = declareScoredInputs(g);
     const s = tokenScores(model, params, inputs, withValues);
     const outputs: Record<string, Tensor> = { logps: s.logps };

@@ -15,7 +15,7 @@
  * yet, so nothing to wind up); from then on beta is corrected in log space by the ratio of the
  * extrapolated KL to the target, log beta += gain log(KL_next / target), limited to x `maxStep`
  * up and ÷ `maxDecrease` down per update and to `maxFactor` x its initial value, so an overshoot is answered within an update or two instead of a dozen; within
- * ±`deadband` of the target beta rests.
+ * ±`deadband` of the target beta rests, and below it beta is lowered only once the KL stops rising.
  */
 export type KlControl = 'adaptive' | 'latched';
 
@@ -70,6 +70,10 @@ export class KlController {
     // ratchets it up (a run held at 1.1-1.3x its target took beta from 2.5 to 180 in 8 updates).
     const error = Math.log(ahead / this.target);
     if (Math.abs(error) <= Math.log(1 + LATCHED.deadband)) return;
+    // Never down while the KL is still rising: it is on its way (the policy moves by itself once
+    // the reward pulls), and a coefficient lowered on the way is wind-up again (the experiment's
+    // quick run engaged at update 4 and took beta 0.2 -> 0.04 by update 8 while the KL rose 2.2 -> 4.4).
+    if (error < 0 && trend > 0) return;
     // Down more slowly than up: an undershoot is cheap to correct, an overshoot is not (a run whose
     // coefficient fell 0.2 -> 0.023 while its KL rose towards 12 then ran to 17).
     this.value *= Math.exp(Math.min(Math.log(LATCHED.maxStep), Math.max(-Math.log(LATCHED.maxDecrease), LATCHED.gain * error)));

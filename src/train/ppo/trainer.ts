@@ -22,7 +22,7 @@ import { TrainStep, type ParamSpec } from '../../engine/train-step.js';
 import { DpoError } from '../../errors.js';
 import { openRewardSource } from '../../eval/rewards.js';
 import { getScorer } from '../../eval/scorers.js';
-import { Generator } from '../../generate/generator.js';
+import { GenerationStopped, Generator } from '../../generate/generator.js';
 import { withGradientCheckpointing } from '../../models/linear.js';
 import { promptsFrom } from '../../generate/prompts.js';
 import { resolveEosTokenIds } from '../../generate/text.js';
@@ -45,7 +45,9 @@ import { KlController, type KlControllerState } from './kl-controller.js';
 import { PromptOrder, SEED_STREAMS } from './prompt-order.js';
 import { rolloutRows, scoreRollout, type Rollout } from './rollout.js';
 import { optimizeOnRollout } from './update.js';
-import { initValueHead, readValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from './value-head.js';
+import { initValueHead, readValueHead, saveValueHead, valueHeadShapes, VALUE_HEAD_BIAS, VALUE_HEAD_FILE, VALUE_HEAD_WEIGHT } from './value-head.js';
+import { buildPolicy, savePolicy } from '../core/policy.js';
+import type { Graph, Tensor } from '../../engine/graph.js';
 
 export interface PPOTrainerOptions extends StopOptions {
   /**
@@ -114,26 +116,32 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         throw new DpoError(`refModel ${c.refModel}: vocabulary of ${ref.model.config.vocabSize} tokens, the policy's has ${model.config.vocabSize}: they must share a tokenizer`);
       }
       const refModel = ref?.model ?? model;
-      const refWeights = ref?.weights ?? new Map([...pretrained.weights].map(([k, v]) => [k, Float32Array.from(v)]));
+      // With LoRA the base weights stay as they are, so they are the reference as loaded (TRL:
+      // the policy with its adapters disabled); without it they are trained in place: a copy.
+      const refWeights = ref?.weights ?? (c.lora ? pretrained.weights : new Map([...pretrained.weights].map(([k, v]) => [k, Float32Array.from(v)])));
 
       const hidden = model.config.hiddenSize;
+      const policy = buildPolicy(model, pretrained.weights, c.lora, c.seed);
       const head = (await readValueHead(pretrained.dir, hidden)) ?? initValueHead(hidden);
-      const shapes = new Map<string, readonly number[]>(model.parameters().map((p) => [p.name, p.shape]));
-      for (const [k, s] of valueHeadShapes(hidden)) shapes.set(k, s);
-      const weights = new Map<string, Float32Array>([...pretrained.weights, ...head]);
-      const specs: ParamSpec[] = [...shapes].map(([name, shape]) => ({ name, shape, data: weights.get(name) as Float32Array }));
-
+      const shapes = new Map(policy.shapes);
+      const specs: ParamSpec[] = [...policy.specs];
+      for (const [name, shape] of valueHeadShapes(hidden)) {
+        shapes.set(name, shape);
+        specs.push({ name, shape, data: head.get(name) as Float32Array, trainable: true });
+      }
+      // The value head rides along the transforms: LoRA rewrites only the model's own weights.
+      const trainWeights = policy.trainTransform ?? ((_g: Graph, p: Record<string, Tensor>) => p);
       const step = await TrainStep.create(
         specs,
         (g, params) =>
-          buildPpoLoss(g, model, withGradientCheckpointing(params, c.gradientCheckpointing), { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
+          buildPpoLoss(g, model, withGradientCheckpointing(trainWeights(g, params), c.gradientCheckpointing), { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef }),
         { name: c.optimizer, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm },
         this.runtime,
       );
       resources.push(step);
-      const generator = await Generator.create(model, { runtime: this.runtime });
+      const generator = await Generator.create(model, { inputs: specs, transform: policy.transform, runtime: this.runtime });
       resources.push(generator);
-      const policyScorer = await TokenScorer.create(model, shapes, true, this.runtime);
+      const policyScorer = await TokenScorer.create(model, shapes, true, this.runtime, policy.transform);
       resources.push(policyScorer);
       const refShapes = new Map<string, readonly number[]>(refModel.parameters().map((p) => [p.name, p.shape]));
       const refScorer = await TokenScorer.create(refModel, refShapes, false, this.runtime);
@@ -142,8 +150,10 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       const params = step.parameters();
       const eos = resolveEosTokenIds(model, tokenizer, pretrained.generationConfig);
       const miniBatch = c.miniBatchSize ?? c.batchSize;
-      const sample = async (texts: readonly string[], seed: number): Promise<Rollout> => {
+      // undefined: a stop request (SIGINT/SIGTERM) ended the sampling within a decoding step.
+      const sample = async (texts: readonly string[], seed: number): Promise<Rollout | undefined> => {
         const r = await generator.generateText(params, tokenizer, texts, {
+          stopRequested: () => this.stop.stopped,
           maxNewTokens: c.maxNewTokens,
           doSample: true,
           temperature: 1,
@@ -153,7 +163,11 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
           eosTokenIds: eos,
           batchSize: c.batchSize,
           maxPromptTokens: c.maxPromptLength,
+        }).catch((e: unknown) => {
+          if (e instanceof GenerationStopped) return undefined;
+          throw e;
         });
+        if (!r) return undefined;
         const { rows, offsets } = rolloutRows(r.promptTokenIds, r.tokenIds.map((s) => s[0]));
         return { prompts: [...texts], completions: r.completions.map((s) => s[0]), finishReasons: r.finishReasons.map((s) => s[0]), rows, offsets };
       };
@@ -165,7 +179,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       let optimizerSteps = 0;
       const digest = this.digest();
       const metricsFile = join(c.output, 'metrics.jsonl');
-      await tidyCheckpoints(c.output, undefined, log);
+      await tidyCheckpoints(c.output, undefined, log, typeof c.resume === 'string' ? undefined : c.saveTotalLimit);
       if (c.resume) {
         const expect = { shapes, optimizerSlots: Object.keys(step.optimizerState().state.values().next().value ?? {}) };
         const { dir, contents } = await findResumableCheckpoint(c.output, typeof c.resume === 'string' ? c.resume : undefined, log, expect);
@@ -176,19 +190,22 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
         kl.restore({ ...state.klState, value: state.klCoef });
         done = state.step;
         optimizerSteps = state.optimizerSteps;
-        await tidyCheckpoints(c.output, done, log);
+        await tidyCheckpoints(c.output, done, log, c.saveTotalLimit);
         log(`resumed from ${dir} at update ${done}`);
       } else {
         await writeFile(metricsFile, '');
       }
+      let savedAt = -1;
       const saveCheckpoint = async (): Promise<void> => {
+        savedAt = done;
         const state: PpoTrainerState = { step: done, batcher: order.state(), totalSteps, configDigest: digest, optimizerSteps, klCoef: kl.value, klState: kl.state() };
         await saveCheckpointKeeping(c.output, { state, weights: params, shapes, optimizer: step.optimizerState().state }, c.saveTotalLimit, log);
       };
 
-      const evaluate = async (): Promise<Record<string, number>> => {
+      const evaluate = async (): Promise<Record<string, number> | undefined> => {
         const texts = evalPrompts?.texts as string[];
         const r = await sample(texts, deriveSeed(c.seed, SEED_STREAMS.eval));
+        if (!r) return undefined;
         const scores = await reward.fn(r.prompts, r.completions, 'eval');
         const pol = await scoreRollout(policyScorer, params, r, tokenizer.padTokenId, miniBatch);
         const refs = await scoreRollout(refScorer, refWeights, r, tokenizer.padTokenId, miniBatch);
@@ -205,14 +222,25 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
       try {
         if (evalPrompts && c.evalOnStart && done === 0) {
           evalMetrics = await evaluate();
-          await appendMetrics(metricsFile, { step: 0, ...evalMetrics });
+          if (evalMetrics) await appendMetrics(metricsFile, { step: 0, ...evalMetrics });
         }
         this.progress.start('ppo', totalSteps);
         this.progress.update(done);
         while (done < totalSteps && !stopping()) {
           const lr = learningRateAt(c.lrScheduler, c.learningRate, done, totalSteps, c.warmupSteps);
+          const orderBefore = order.state();
           const texts = order.next(c.batchSize).map((i) => prompts.texts[i]);
           const rollout = await sample(texts, deriveSeed(c.seed, SEED_STREAMS.rollout, done));
+          if (!rollout) {
+            // Stopped mid-rollout: this update is dropped (its prompts come again on --resume).
+            order.restore(orderBefore);
+            log(
+              done > 0
+                ? `stopped during the rollout of update ${done + 1}: ${savedAt === done ? 'kept' : 'saving'} checkpoint-${done}, the last completed update (--resume continues from it)`
+                : 'stopped during the rollout of the first update; no update was completed, nothing to save',
+            );
+            break;
+          }
           const scores = await reward.fn(rollout.prompts, rollout.completions, 'rollout');
           const pol = await scoreRollout(policyScorer, params, rollout, tokenizer.padTokenId, miniBatch);
           const refs = await scoreRollout(refScorer, refWeights, rollout, tokenizer.padTokenId, miniBatch);
@@ -231,6 +259,7 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             padTokenId: tokenizer.padTokenId,
             epochs: c.ppoEpochs,
             miniBatch,
+            accumulation: c.gradientAccumulationSteps,
             lr,
             seed: (epoch) => deriveSeed(c.seed, SEED_STREAMS.minibatches, done, epoch),
             metrics: acc,
@@ -265,23 +294,33 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
             windowStart = Date.now();
             episodes = 0;
           }
-          if (evalPrompts && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps) {
-            evalMetrics = await evaluate();
-            await appendMetrics(metricsFile, { step: done, ...evalMetrics });
+          if (evalPrompts && c.evalSteps && done % c.evalSteps === 0 && done < totalSteps && !stopping()) {
+            const m = await evaluate();
+            if (m) await appendMetrics(metricsFile, { step: done, ...m });
+            evalMetrics = m ?? evalMetrics;
           }
           this.progress.update(done, { score: lastMetrics['objective/scores'] ?? meanScore, kl: lastMetrics['objective/kl'] ?? meanKl, beta: kl.value });
           // The last update too, so that a finished run can be extended with --resume --max-steps.
           if ((c.saveSteps && (done % c.saveSteps === 0 || done === totalSteps)) || stopping()) await saveCheckpoint();
         }
         this.progress.stop();
+        if (!stopping() && evalPrompts) {
+          const m = await evaluate();
+          if (m) await appendMetrics(metricsFile, { step: done, ...m });
+          evalMetrics = m ?? evalMetrics;
+        }
         const interrupted = stopping();
+        // A stop during a rollout or an evaluation: the checkpoint of the last completed update.
+        if (interrupted && done > 0 && savedAt !== done) await saveCheckpoint();
         if (!interrupted) {
-          if (evalPrompts) {
-            evalMetrics = await evaluate();
-            await appendMetrics(metricsFile, { step: done, ...evalMetrics });
+          if (policy.lora) {
+            await savePolicy(c.output, c.model, pretrained, policy, params, c);
+            await saveValueHead(c.output, params, hidden);
+            log(`saved the LoRA adapter and its value head (${VALUE_HEAD_FILE}) to ${c.output}`);
+          } else {
+            await savePolicyWithValueHead(c.output, pretrained, params, c);
+            log(`saved the policy and its value head to ${c.output}`);
           }
-          await savePolicyWithValueHead(c.output, pretrained, params, c);
-          log(`saved the policy and its value head to ${c.output}`);
         }
         return { output: c.output, steps: done, metrics: lastMetrics, evalMetrics, interrupted };
       } finally {
@@ -301,7 +340,8 @@ export class PPOTrainer extends TrainerBase<PPOConfig> {
 /** What defines a PPO run's trajectory (the step budget and reporting may change on resume). */
 const RESUME_KEYS = [
   'model', 'prompts', 'rewardModel', 'scorer', 'refModel', 'batchSize', 'miniBatchSize', 'ppoEpochs', 'optimizer', 'seed', 'maxNewTokens', 'maxPromptLength',
-  'initKlCoef', 'targetKl', 'klHorizon', 'klControl', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards', 'threads',
+  'initKlCoef', 'targetKl', 'klHorizon', 'klControl', 'gamma', 'lam', 'cliprange', 'cliprangeValue', 'vfCoef', 'whitenRewards', 'threads', 'lora',
+  'gradientAccumulationSteps',
 ] as const satisfies readonly (keyof PPOConfig)[];
 
 /** [N] sums of per-token values over each sequence. */

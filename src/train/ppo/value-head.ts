@@ -15,7 +15,9 @@
 import type { Tensor } from '../../engine/graph.js';
 import { linearT } from '../../engine/nn.js';
 import * as op from '../../engine/ops.js';
+import { join } from 'node:path';
 import { openCheckpoint } from '../../io/hf-folder.js';
+import { writeSafetensors } from '../../io/safetensors-write.js';
 import { DpoError } from '../../errors.js';
 
 export const VALUE_HEAD_WEIGHT = 'v_head.summary.weight';
@@ -69,4 +71,18 @@ export async function readValueHead(dir: string, hiddenSize: number): Promise<Ma
 export function valuesAt(params: Readonly<Record<string, Tensor>>, hidden: Tensor, positions: Tensor, hiddenSize: number): Tensor {
   const h = op.gather(op.reshape(hidden, [-1, hiddenSize]), positions);
   return op.add(op.reshape(linearT(h, params[VALUE_HEAD_WEIGHT]), [-1]), params[VALUE_HEAD_BIAS]);
+}
+
+/**
+ * With LoRA the output folder is a PEFT adapter, whose adapter_model.safetensors PEFT reads as
+ * adapters only, so the value head goes beside it in a file of its own (TRL writes it beside a
+ * PEFT adapter too, as v_head-only pytorch_model.bin; safetensors here, same key names).
+ */
+export const VALUE_HEAD_FILE = 'v_head.safetensors';
+
+/** Writes the value head of `params` to `dir`/{@link VALUE_HEAD_FILE} (float32). */
+export async function saveValueHead(dir: string, params: ReadonlyMap<string, Float32Array>, hiddenSize: number): Promise<void> {
+  const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const [name, shape] of valueHeadShapes(hiddenSize)) tensors.set(name, { data: params.get(name) as Float32Array, shape: [...shape] });
+  await writeSafetensors(join(dir, VALUE_HEAD_FILE), tensors);
 }

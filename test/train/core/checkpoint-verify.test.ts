@@ -3,10 +3,11 @@
  * lists is there with its size and SHA-256, and it holds every tensor and optimizer slot the run
  * needs. Otherwise the one before it is used (or, named explicitly, it is refused).
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findResumableCheckpoint, saveTrainingCheckpoint, type CheckpointContents, type CheckpointExpectation } from '../../../src/train/core/checkpoint.js';
+import { tidyCheckpoints } from '../../../src/train/core/run-history.js';
 import { tempDir } from '../helpers.js';
 
 const shapes = new Map<string, readonly number[]>([
@@ -76,5 +77,19 @@ describe('checkpoint verification on resume', () => {
     const r = await resumeFrom(out);
     expect(r.step).toBe(1);
     expect(r.warnings[0]).toMatch(/checkpoint-2 is damaged \(trainer_state\.json has no "files" list, so its files cannot be verified\)/);
+  });
+});
+
+describe('a save killed between its last file and pruning (--save-total-limit 2)', () => {
+  it('the next run puts the whole partial in place and keeps the limit; a checkpoint whose removal was cut is finished off', async () => {
+    const out = tempDir('dpo-ts-ckpt-');
+    for (const step of [3, 4, 5]) await saveTrainingCheckpoint(out, contents(step));
+    // checkpoint-5 written whole but not yet renamed, checkpoint-3 not yet pruned; a 2 half removed.
+    renameSync(join(out, 'checkpoint-5'), join(out, 'checkpoint-5.partial-999999'));
+    mkdirSync(join(out, 'checkpoint-2.removing-999999'));
+    const log: string[] = [];
+    await tidyCheckpoints(out, undefined, (m) => log.push(m), 2);
+    expect(readdirSync(out).sort()).toEqual(['checkpoint-4', 'checkpoint-5']);
+    expect(log.join('\n')).toMatch(/completed .*checkpoint-5,[\s\S]*removed .*checkpoint-3 \(--save-total-limit 2\)/);
   });
 });

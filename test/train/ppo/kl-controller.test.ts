@@ -40,7 +40,7 @@ describe('KL controllers on a synthetic KL response', () => {
     expect(simulate('latched', 3).beta[1]).toBe(0.2);
   });
 
-  it("'latched' holds beta until the KL extrapolated one update ahead reaches half the target, then moves it by at most x2 up and /1.5 down per update", () => {
+  it("'latched' holds beta until the KL extrapolated one update ahead reaches half the target, then moves it by at most x2 up and /1.5 down per update, down only once the KL stops rising", () => {
     const k = new KlController(0.2, 10, 32, 'latched');
     k.update(0, 32);
     k.update(1, 32);
@@ -48,7 +48,9 @@ describe('KL controllers on a synthetic KL response', () => {
     expect(k.value).toBe(0.2);
     k.update(3, 32); // ahead 4 < 5: still held
     expect(k.value).toBe(0.2);
-    k.update(4.5, 32); // ahead 6: engaged; below the target, beta / 1.5 at most
+    k.update(4.5, 32); // ahead 6: engaged; below the target but still rising: held
+    expect(k.value).toBe(0.2);
+    k.update(4.5, 32); // ahead 4.5, no longer rising: beta / 1.5 at most
     expect(k.value).toBeCloseTo(0.2 / 1.5, 12);
     k.update(30, 32); // far above: at most x2
     expect(k.value).toBeCloseTo((0.2 / 1.5) * 2, 12);

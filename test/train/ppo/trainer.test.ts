@@ -7,7 +7,8 @@ import { loadPretrained } from '../../../src/models/pretrained.js';
 import { silentProgress, type ProgressReporter } from '../../../src/progress.js';
 import { parsePpoConfig } from '../../../src/train/ppo/config.js';
 import { PPOTrainer } from '../../../src/train/ppo/trainer.js';
-import { VALUE_HEAD_BIAS, VALUE_HEAD_WEIGHT } from '../../../src/train/ppo/value-head.js';
+import { VALUE_HEAD_BIAS, VALUE_HEAD_FILE, VALUE_HEAD_WEIGHT } from '../../../src/train/ppo/value-head.js';
+import { loadModelOrAdapter } from '../../../src/models/load-model.js';
 import { makeTinyGpt2, tempDir } from '../helpers.js';
 
 function readMetrics(file: string): Record<string, number>[] {
@@ -82,6 +83,31 @@ describe('PPOTrainer', () => {
     if (availableParallelism() > 1) {
       await expect(new PPOTrainer({ ...base, output: out, resume: join(out, 'checkpoint-2'), threads: 2 }, { progress: silentProgress }).train()).rejects.toThrow(/threads/);
     }
+  }, 120_000);
+
+  it('trains LoRA adapters (saved as a PEFT adapter, the value head beside it) with gradient accumulation', async () => {
+    const dir = tempDir();
+    const model = await makeTinyGpt2(join(dir, 'model'));
+    const out = join(dir, 'lora');
+    const config = { model, prompts: PROMPTS, scorer: 'length', batchSize: 4, ppoEpochs: 1, maxNewTokens: 4, maxSteps: 2, learningRate: 5e-2, threads: 1, output: out, lora: { r: 2, alpha: 4 }, gradientAccumulationSteps: 2 };
+    expect(() => parsePpoConfig({ ...config, miniBatchSize: 2, gradientAccumulationSteps: 3 })).toThrow(/gradientAccumulationSteps \(3\) is larger than the 2 episodes of a minibatch/);
+    const r = await new PPOTrainer(config, { progress: silentProgress }).train();
+    expect(r.steps).toBe(2);
+    expect(readMetrics(join(out, 'metrics.jsonl'))[0]['objective/kl']).toBe(0); // LoRA's B starts at 0: the policy is the reference
+    expect(existsSync(join(out, 'adapter_config.json'))).toBe(true);
+    expect(existsSync(join(out, 'model.safetensors'))).toBe(false);
+    const adapters = await readSafetensors(join(out, 'adapter_model.safetensors'));
+    const bs = [...adapters].filter(([k]) => k.includes('lora_B'));
+    expect(bs.length).toBeGreaterThan(0);
+    expect(bs.some(([, t]) => t.data.some((v) => v !== 0))).toBe(true); // the adapters were trained
+    const head = await readSafetensors(join(out, VALUE_HEAD_FILE));
+    expect(head.get(VALUE_HEAD_WEIGHT)?.shape).toEqual([1, 16]);
+    expect(head.get(VALUE_HEAD_WEIGHT)?.data.some((v) => v !== 0)).toBe(true);
+    // The adapter folder loads as the base model with the adapters merged: no longer the base.
+    const merged = await loadModelOrAdapter(out);
+    const base = await loadPretrained(model);
+    const name = [...base.weights.keys()].find((k) => k.endsWith('attn.c_attn.weight')) as string;
+    expect(Array.from(merged.weights.get(name) as Float32Array)).not.toEqual(Array.from(base.weights.get(name) as Float32Array));
   }, 120_000);
 
   it('reads prompts from a file and rejects an unknown scorer before loading anything', async () => {
