@@ -175,14 +175,19 @@ describe.skipIf(!CHROMIUM)('dpo studio in chromium', () => {
     const wasm = await wasmLogps(pre, batch);
     expect(wasm.length).toBe(16);
     const worst = Math.max(...tab.map((v, i) => Math.abs(v - wasm[i])));
-    expect(worst).toBeLessThan(1e-4);
+    const worstRelative = Math.max(...tab.map((v, i) => Math.abs(v - wasm[i]) / Math.abs(v)));
+    // wasm in the tab: the same kernels as here (the adapter path vs merged weights differ by
+    // rounding only). WebGPU's float32 kernels differ: a relative bound (measured 1.0e-4 absolute
+    // on sums near -45 with LoRA on SwiftShader).
+    if (DEVICE === 'webgpu') expect(worstRelative).toBeLessThan(5e-5);
+    else expect(worst).toBeLessThan(1e-4);
     // The native CPU provider (what dpo generate runs) agrees to float32 kernel differences.
     const scorer = await Scorer.create(pre.model, pre.model.parameters());
     const native = (await scorer.score(batch, pre.weights, new Map(pre.model.parameters().map((p) => [p.name, p.shape])))).logps;
     await scorer.release();
     const relative = Math.max(...tab.map((v, i) => Math.abs(v - native[i]) / Math.abs(v)));
     expect(relative).toBeLessThan(5e-4); // measured 9.2e-5 (wasm vs native float32 kernels)
-    console.log(`studio (${SHIPPED ? 'shipped model' : 'tiny Llama'}, ${DEVICE}, LoRA): 10 steps, loss ${losses[0].toFixed(4)} -> ${losses[9].toFixed(4)}; downloaded adapter (merged) vs tab log-probs: wasm ${worst.toExponential(2)}, native CPU relative ${relative.toExponential(2)}`);
+    console.log(`studio (${SHIPPED ? 'shipped model' : 'tiny Llama'}, ${DEVICE}, LoRA): 10 steps, loss ${losses[0].toFixed(4)} -> ${losses[9].toFixed(4)}; downloaded adapter (merged) vs tab log-probs: wasm ${worst.toExponential(2)} (relative ${worstRelative.toExponential(2)}), native CPU relative ${relative.toExponential(2)}`);
     await context.close();
   }, SHIPPED || DEVICE === 'webgpu' ? 900_000 : 120_000);
 });
