@@ -43,7 +43,8 @@ export { evaluateGenerations, type EvaluationReport } from './eval/evaluate.js';
 export { loadPretrained, savePretrained, type Pretrained } from './models/pretrained.js';
 export { loadModelOrAdapter } from './models/load-model.js';
 export { loadTokenizer } from './io/tokenizer.js';
-export { loraConfig, mergeLora, saveLoraAdapter, loadLoraAdapter, type LoraConfig } from './models/lora.js';
+export { loraConfig, mergeLora, type LoraConfig } from './models/lora.js';
+export { saveLoraAdapter, loadLoraAdapter } from './models/lora-files.js';
 export { exportOnnx } from './export/onnx-folder.js';
 
 // Data.

@@ -14,6 +14,7 @@ export { CompiledGraph, type HostTensor, type RuntimeOptions } from '../engine/r
 export { TrainStep, type ParamSpec } from '../engine/train-step.js';
 export { createModel, supportedModelTypes } from '../models/registry.js';
 export type { CausalLM } from '../models/types.js';
+export { LORA_DEFAULTS, loraConfig, initLora, applyLora, mergeLora, adapterConfigJson, loraAdapterTensors, type LoraConfig } from '../models/lora.js';
 export { preferenceLoss, LOSS_TYPES, type CombinedLossOptions } from '../train/dpo/losses.js';
 export { buildDpoLoss } from '../train/dpo/loss-graph.js';
 export { Scorer } from '../scoring/scorer.js';

@@ -27,8 +27,7 @@ export {
   applyLora,
   mergeLora,
   adapterConfigJson,
-  saveLoraAdapter,
-  loadLoraAdapter,
+  loraAdapterTensors,
   parseAdapterConfig,
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -36,9 +35,8 @@ export {
   type LoraConfig,
   type LoraTarget,
   type ApplyLoraOptions,
-  type SaveLoraOptions,
-  type LoadedLoraAdapter,
 } from './lora.js';
+export { saveLoraAdapter, loadLoraAdapter, type SaveLoraOptions, type LoadedLoraAdapter } from './lora-files.js';
 // Gradient checkpointing of decoder layers: weights marked so that a model's forward recomputes each layer in the backward.
 export { withGradientCheckpointing, gradientCheckpointing } from './linear.js';
 export { DropoutSites } from './dropout.js';

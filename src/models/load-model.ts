@@ -8,7 +8,8 @@ import { DpoError } from '../errors.js';
 import { readJsonObject } from '../io/json-file.js';
 import { modelFolderKind } from '../io/model-folder-kind.js';
 import { ADAPTER_CONFIG_FILE } from '../io/model-files.js';
-import { loadLoraAdapter, mergeLora } from './lora.js';
+import { mergeLora } from './lora.js';
+import { loadLoraAdapter } from './lora-files.js';
 import { loadPretrained, type LoadPretrainedOptions, type Pretrained } from './pretrained.js';
 
 export async function loadModelOrAdapter(ref: string, options: LoadPretrainedOptions = {}): Promise<Pretrained> {

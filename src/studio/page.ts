@@ -1,7 +1,8 @@
 /**
  * The studio page: HTML, and its script (a module that imports the browser bundle). Keys: 1/2
  * pick the better completion, s skips a prompt, t trains, g generates with the trained model
- * beside the reference, d downloads the trained model.
+ * beside the reference, d downloads the result (a PEFT adapter folder with LoRA, the default, or
+ * the model folder with full fine-tuning).
  */
 
 /** Scripts and wasm from this origin only (onnxruntime-web compiles wasm), nothing external. */
@@ -31,7 +32,7 @@ td, th { padding: 2px 6px; text-align: right; border-bottom: 1px solid #eee; }
 .muted { color: #778; font-size: 13px; }
 </style></head>
 <body>
-<header><h1>dpo studio</h1><span>model <b>${escapeHtml(model)}</b></span><span>device <b id="device">loading…</b></span><span id="status">loading the model…</span></header>
+<header><h1>dpo studio</h1><span>model <b>${escapeHtml(model)}</b></span><span>device <b id="device">loading…</b></span><span>training <b id="mode">…</b></span><span id="status">loading the model…</span></header>
 <main>
 <section id="label"><h2>Label</h2>
 <div class="muted"><kbd>1</kbd>/<kbd>2</kbd> pick the better completion · <kbd>s</kbd> skip · <kbd>t</kbd> train · <kbd>g</kbd> generate · <kbd>d</kbd> download</div>
@@ -77,9 +78,13 @@ async function main() {
     fetch('/model/model.safetensors').then((r) => r.arrayBuffer()),
   ]);
   status('compiling the training step…');
-  const trainer = await dpo.BrowserDpo.create({ config, tensors: dpo.readSafetensorsBytes(weights), device: s.device, beta: s.beta, learningRate: s.learningRate });
+  const trainer = await dpo.BrowserDpo.create({
+    config, tensors: dpo.readSafetensorsBytes(weights), device: s.device, beta: s.beta, learningRate: s.learningRate,
+    full: s.full, lora: s.lora, seed: s.seed, baseModelNameOrPath: s.modelPath,
+  });
   studio.trainer = trainer;
   $('device').textContent = trainer.device === 'webgpu' ? 'WebGPU' : 'wasm (CPU)';
+  $('mode').textContent = trainer.lora ? 'LoRA r ' + trainer.lora.r + ' (' + [trainer.lora.targetModules].flat().join(', ') + ')' : 'full fine-tuning';
   await showPrompt();
   studio.ready = true;
 }
@@ -192,10 +197,14 @@ function save(name, bytes) {
 
 async function download() {
   status('preparing the download…');
-  const files = await studio.trainer.modelFiles();
-  const names = new Set(files.map((f) => f.name));
-  for (const name of studio.session.files) {
-    if (!names.has(name)) files.push({ name, bytes: new Uint8Array(await (await fetch('/model/' + name)).arrayBuffer()) });
+  // LoRA: a PEFT adapter folder (its adapter_config.json names the model folder as the base);
+  // full fine-tuning: the model folder, with the base's tokenizer files.
+  const files = await studio.trainer.outputFiles();
+  if (!studio.trainer.lora) {
+    const names = new Set(files.map((f) => f.name));
+    for (const name of studio.session.files) {
+      if (!names.has(name)) files.push({ name, bytes: new Uint8Array(await (await fetch('/model/' + name)).arrayBuffer()) });
+    }
   }
   for (const f of files) save(f.name, f.bytes);
   status('downloaded ' + files.map((f) => f.name).join(', ') + ': put them in one folder, then dpo generate --model FOLDER');

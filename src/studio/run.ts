@@ -32,6 +32,10 @@ export interface StudioOptions {
   steps?: number;
   maxNewTokens?: number;
   seed?: number;
+  /** LoRA settings over PEFT's defaults (the tab trains LoRA unless `full`). */
+  lora?: { r?: number; alpha?: number; dropout?: number; targetModules?: string[] | 'all-linear' };
+  /** Full fine-tuning instead of LoRA. */
+  full?: boolean;
   log?: (message: string) => void;
 }
 
@@ -57,10 +61,11 @@ export async function runStudio(options: StudioOptions = {}): Promise<RunningStu
     eosTokenIds: [...eos],
     device: options.device ?? 'auto',
     beta: options.beta ?? 0.1,
-    learningRate: options.learningRate ?? 1e-4,
+    learningRate: options.learningRate ?? (options.full ? 1e-4 : 1e-3),
     steps: options.steps ?? 10,
     maxNewTokens: options.maxNewTokens ?? 24,
     seed: options.seed ?? 0,
+    ...(options.full ? { full: true } : { lora: options.lora ?? {} }),
     files: servedModelFiles(dir),
   };
   const server = await startStudioServer(session, dir, tokenizer, { port: options.port ?? DEFAULT_STUDIO_PORT, onError: (e) => options.log?.(`dpo studio: ${e.message}`) });

@@ -26,6 +26,10 @@ export interface StudioSession {
   steps: number;
   maxNewTokens: number;
   seed: number;
+  /** LoRA settings for BrowserDpo (empty: PEFT's defaults); absent with `full`. */
+  lora?: { r?: number; alpha?: number; dropout?: number; targetModules?: string[] | 'all-linear' };
+  /** Full fine-tuning instead of LoRA. */
+  full?: boolean;
   /** Files of the model folder the page may fetch (GET /model/<name>) and copies into a download. */
   files: string[];
 }

@@ -16,7 +16,8 @@ import { loadPretrained } from '../../src/models/pretrained.js';
 import { runCli } from '../cli/run-cli.js';
 import { fixtureFamilies, loadFixture, MODEL_FIXTURES } from '../generate/helpers.js';
 import { caseFeeds, compileFullForward, readCases, type FixtureCase } from '../models/fixture-harness.js';
-import { initLora, loraConfig, mergeLora, saveLoraAdapter } from '../../src/models/lora.js';
+import { initLora, loraConfig, mergeLora } from '../../src/models/lora.js';
+import { saveLoraAdapter } from '../../src/models/lora-files.js';
 import type { CausalLM } from '../../src/models/types.js';
 
 const root = mkdtempSync(join(tmpdir(), 'dpo-export-'));

@@ -12,14 +12,13 @@ import { readSafetensorsHeader } from '../../src/io/safetensors.js';
 import {
   applyLora,
   initLora,
-  loadLoraAdapter,
   loraConfig,
   loraParameters,
   loraTargets,
   mergeLora,
-  saveLoraAdapter,
   type LoraConfig,
 } from '../../src/models/lora.js';
+import { loadLoraAdapter, saveLoraAdapter } from '../../src/models/lora-files.js';
 import { loadPretrained, type Pretrained } from '../../src/models/pretrained.js';
 import type { CausalLM } from '../../src/models/types.js';
 import { FIXTURES } from './fixture-harness.js';

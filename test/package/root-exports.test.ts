@@ -59,10 +59,12 @@ describe('the subpaths', () => {
 
   it('map dpo-ts/<name> to dist/<folder>/index.js and its .d.ts, each built from a src/ entry point', () => {
     const subpaths = Object.keys(pkg.exports).sort();
-    expect(subpaths).toEqual(['.', './cli', './data', './engine', './eval', './export', './generate', './io', './models', './scoring', './train'].sort());
+    expect(subpaths).toEqual(['.', './browser', './cli', './data', './engine', './eval', './export', './generate', './io', './models', './scoring', './train'].sort());
     for (const [path, target] of Object.entries(pkg.exports)) {
       const base = path === '.' ? 'index' : `${path.slice(2)}/index`;
-      expect(target).toEqual({ types: `./dist/${base}.d.ts`, default: `./dist/${base}.js` });
+      // The browser entry is served as the one-module bundle (npm run build:browser), typed by its index.d.ts.
+      const js = path === './browser' ? './dist/browser/dpo-browser.js' : `./dist/${base}.js`;
+      expect(target).toEqual({ types: `./dist/${base}.d.ts`, default: js });
       expect(() => readFileSync(join(ROOT, 'src', `${base}.ts`)), `src/${base}.ts`).not.toThrow();
     }
   });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runStudio, SHIPPED_MODEL, type RunningStudio } from '../../src/studio/run.js';
+import { runCli } from '../cli/run-cli.js';
 
 function get(url: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
   return new Promise((resolve, reject) => {
@@ -41,8 +42,10 @@ describe('dpo studio server', () => {
     expect((await get(`${studio.url}model/training.json`)).status).toBe(404);
     expect((await get(`${studio.url}model/..%2F..%2Fpackage.json`)).status).toBe(404);
     expect((await get(`${studio.url}ort/../package.json`)).status).toBe(404);
-    const session = JSON.parse((await get(`${studio.url}api/session`)).body.toString()) as { prompts: string[]; promptIds: number[][]; files: string[] };
+    const session = JSON.parse((await get(`${studio.url}api/session`)).body.toString()) as { prompts: string[]; promptIds: number[][]; files: string[]; lora?: object; full?: boolean; learningRate: number; modelPath: string };
     expect(session.files).toEqual(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    // LoRA with PEFT's defaults unless --full; the adapter names this folder as its base.
+    expect([session.lora, session.full, session.learningRate, session.modelPath]).toEqual([{}, undefined, 1e-3, SHIPPED_MODEL]);
     expect(session.promptIds.length).toBe(session.prompts.length);
   });
 
@@ -64,5 +67,11 @@ describe('dpo studio server', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('refuses --full with --lora-* flags in one line', async () => {
+    const run = await runCli(['studio', '--full', '--lora-r', '4', '--port', '0']);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr.trim()).toBe('dpo: --full trains every weight: drop the --lora-* flags, or drop --full to train LoRA adapters');
   });
 });

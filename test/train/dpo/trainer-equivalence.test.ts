@@ -6,7 +6,7 @@
 import { readFileSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadLoraAdapter } from '../../../src/models/lora.js';
+import { loadLoraAdapter } from '../../../src/models/lora-files.js';
 import { loadPretrained } from '../../../src/models/pretrained.js';
 import type { DPOConfigInput } from '../../../src/train/dpo/config.js';
 import { DPOTrainer } from '../../../src/train/dpo/trainer.js';
