@@ -44,4 +44,20 @@ node require.cjs
 npx dpo --help >/dev/null
 npx dpo export onnx --model node_modules/dpo-ts/assets/brown-gpt2 --output web/brown >/dev/null
 test -s web/brown/onnx/model.onnx
-echo "check-package: the installed package runs in one process with transformers.js, loads with require(), and runs dpo --help and export onnx"
+# dpo studio serves the prebuilt browser bundle (esbuild, a devDependency, is not installed here).
+node node_modules/dpo-ts/bin/dpo.js studio --port 8799 >studio.log 2>&1 &
+studio=$!
+node -e '
+const until = Date.now() + 60000;
+(async function poll() {
+  try {
+    const r = await fetch("http://127.0.0.1:8799/dpo-browser.js");
+    const body = await r.text();
+    if (r.status !== 200 || body.length < 100000) throw new Error(`status ${r.status}, ${body.length} bytes: ${body.slice(0, 200)}`);
+  } catch (e) {
+    if (Date.now() > until) { console.error(`check-package: dpo studio did not serve its bundle: ${e.message}`); process.exit(1); }
+    return setTimeout(poll, 500);
+  }
+})();' || { kill "$studio"; cat studio.log >&2; fail "dpo studio"; }
+kill "$studio"
+echo "check-package: the installed package runs in one process with transformers.js, loads with require(), and runs dpo --help, export onnx and studio"
