@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { printable } from '../errors.js';
 import { formatZodError } from '../train/core/config.js';
 import { COMMANDS } from './commands.js';
-import { COMPILE_CACHE_ENV } from '../engine/compile-cache.js';
+import { COMPILE_CACHE_ENV, compileCacheDir } from '../engine/compile-cache.js';
 import { createContext, type CliContext, type CliIO } from './context.js';
 
 export type { CliContext, CliIO, CliStream, RegisterCommand } from './context.js';
@@ -38,7 +38,8 @@ export function createProgram(ctx: CliContext): Command {
     .description('Direct Preference Optimization for causal language models on Node.js')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--debug', 'print stack traces on errors')
-    .option('--no-compile-cache', `compile every graph afresh instead of opening ONNX Runtime's optimised model cached from an earlier run (same as ${COMPILE_CACHE_ENV}=off)`)
+    .option('--compile-cache', `keep ONNX Runtime's optimised models on disk and open them in later runs (same as ${COMPILE_CACHE_ENV}=on; can cost memory: see README)`)
+    .option('--no-compile-cache', `compile every graph afresh, whatever ${COMPILE_CACHE_ENV} says (the default when it is unset)`)
     .addHelpText('after', EXAMPLES)
     .exitOverride()
     .configureOutput({
@@ -60,9 +61,11 @@ function errorMessage(e: unknown): string {
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const ctx = createContext(io);
   const debug = argv.includes('--debug');
-  // --no-compile-cache: for this run only (main may run in a process that goes on).
+  // --compile-cache / --no-compile-cache: for this run only (main may run in a process that goes on);
+  // --compile-cache keeps a folder that $DPO_TS_COMPILE_CACHE names.
   const savedCache = process.env[COMPILE_CACHE_ENV];
   if (argv.includes('--no-compile-cache')) process.env[COMPILE_CACHE_ENV] = 'off';
+  else if (argv.includes('--compile-cache') && compileCacheDir() === undefined) process.env[COMPILE_CACHE_ENV] = 'on';
   try {
     await createProgram(ctx).parseAsync(argv, { from: 'user' });
     return ctx.exitCode;

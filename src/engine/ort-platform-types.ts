@@ -30,7 +30,7 @@ export interface OrtPlatform {
   openCached?(
     bytes: Uint8Array,
     sessionOptions: InferenceSession.SessionOptions,
-    setting: string | false | undefined,
+    setting: string | boolean | undefined,
     create: (model: Uint8Array, options: InferenceSession.SessionOptions) => Promise<InferenceSession>,
   ): Promise<CompileCacheUse>;
 }

@@ -26,11 +26,12 @@ export interface RuntimeOptions {
   optimizedModelPath?: string;
   /**
    * The compile cache's folder (compile-cache.ts: ORT's optimised models on disk, so a graph
-   * compiled before opens without ORT's optimisation passes), or false to compile afresh.
-   * Default: $DPO_TS_COMPILE_CACHE ('off' disables), else `compiled/` in $DPO_TS_CACHE or
-   * ~/.cache/dpo-ts. Used on the CPU execution provider only.
+   * compiled before opens without ORT's optimisation passes), true for its default folder
+   * (`compiled/` in $DPO_TS_CACHE or ~/.cache/dpo-ts), or false to compile afresh. Default:
+   * $DPO_TS_COMPILE_CACHE ('on', a folder, or unset/'off': none). Opt-in, because a session opened
+   * from a cached model can peak higher in memory. CPU execution provider only.
    */
-  compileCache?: string | false;
+  compileCache?: string | boolean;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
   /**

@@ -153,13 +153,17 @@ describe('compile cache', () => {
     expect(r.out).toEqual((await small({ compileCache: false })).out);
   });
 
-  it('where the cache lives: the option, then $DPO_TS_COMPILE_CACHE, then compiled/ in the shared cache folder', () => {
+  it('where the cache lives: the option, then $DPO_TS_COMPILE_CACHE; off unless asked for', () => {
     const saved = process.env[COMPILE_CACHE_ENV];
     try {
       delete process.env[COMPILE_CACHE_ENV];
-      expect(compileCacheDir()).toBe(join(defaultCacheDir(), 'compiled'));
+      expect(compileCacheDir()).toBeUndefined();
+      expect(compileCacheDir(true)).toBe(join(defaultCacheDir(), 'compiled'));
       expect(compileCacheDir(false)).toBeUndefined();
       expect(compileCacheDir('/x/y')).toBe('/x/y');
+      process.env[COMPILE_CACHE_ENV] = 'on';
+      expect(compileCacheDir()).toBe(join(defaultCacheDir(), 'compiled'));
+      expect(compileCacheDir(false)).toBeUndefined();
       process.env[COMPILE_CACHE_ENV] = 'off';
       expect(compileCacheDir()).toBeUndefined();
       expect(compileCacheDir('/x/y')).toBe('/x/y');
