@@ -51,7 +51,7 @@ describe('prefix-sharing layout', () => {
     }
   });
 
-  it('auto shares when the rows get shorter; on always; K = 1 never', () => {
+  it('auto shares when the rows hold fewer tokens and no more attention area; on always; K = 1 never', () => {
     const long = collatePreferences(rows([[12, 3, 4], [10, 2, 2]]), { padTokenId: 0 });
     expect(packForPrefixSharing(long, 'auto', false).completionShifts).toBeDefined(); // 2 x 19 slots < 4 x 16
     expect(packForPrefixSharing(long, 'auto', true).completionShifts).toBeDefined();
@@ -63,6 +63,10 @@ describe('prefix-sharing layout', () => {
     expect([plain.rows, plain.seqLen]).toEqual([4, 5]); // the padded batch, one sequence per row
     expectLaidOut(empty, plain);
     expect(packForPrefixSharing(empty, 'on', false).completionShifts).toBeDefined();
+    // A short prompt: 2 x 14 slots < 4 x 8, but 2 x 14² attention area > 4 x 8²: auto keeps them apart.
+    const shortPrompt = collatePreferences(rows([[2, 6, 6], [2, 6, 6]]), { padTokenId: 0 });
+    expect(packForPrefixSharing(shortPrompt, 'auto', false).completionShifts).toBeUndefined();
+    expect(packForPrefixSharing(shortPrompt, 'on', false).completionShifts).toBeDefined();
     const sft = collatePreferences(rows([[4, 3], [2, 5]]), { padTokenId: 0 });
     expect(packForPrefixSharing(sft, 'on', true).completionShifts).toBeUndefined();
   });
