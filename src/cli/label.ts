@@ -14,6 +14,7 @@ import { skippedPath } from '../label/store.js';
 import { printJson, type CliContext } from './context.js';
 import { addOptions } from './options.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';
+import { untilInterrupted } from './signals.js';
 
 const sampling = SamplingOptionsSchema.shape;
 const temperature = sampling.temperature.unwrap();
@@ -82,19 +83,6 @@ Examples:
   $ dpo generate --model runs/sft --prompts prompts.jsonl --output samples.jsonl --num-samples 2
   $ dpo label --completions samples.jsonl --output prefs.jsonl
   $ dpo train --model runs/sft --data prefs.jsonl --output runs/dpo`;
-
-/** Waits for Ctrl-C (SIGINT) or SIGTERM. */
-function untilInterrupted(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program

@@ -15,6 +15,7 @@ import { DEFAULT_STUDIO_PORT, runStudio } from '../studio/run.js';
 import type { CliContext } from './context.js';
 import { addOptions } from './options.js';
 import { configFromFlags, optionsFromSchema } from './schema-options.js';
+import { untilInterrupted } from './signals.js';
 
 const sampling = SamplingOptionsSchema.shape;
 
@@ -61,18 +62,6 @@ Examples:
   $ dpo studio --model runs/sft --prompts prompts.jsonl --steps 20 --lora-r 16
   $ dpo generate --model ~/Downloads/studio-adapter --prompts prompts.jsonl --output samples.jsonl
   $ dpo studio --full                          # the shipped model is small enough`;
-
-function untilInterrupted(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program.command('studio').description('preference-tune a model in a browser tab: label pairs by keyboard, train DPO there (WebGPU or wasm), compare, download');

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { collatePreferences } from '../../../src/data/collate.js';
 import { grad } from '../../../src/engine/autodiff.js';
 import { frozenInput } from '../../../src/engine/frozen.js';
-import { Graph, type Node, type Tensor } from '../../../src/engine/graph.js';
+import { Graph, type Tensor } from '../../../src/engine/graph.js';
 import * as op from '../../../src/engine/ops.js';
 import { CompiledGraph, type HostTensor } from '../../../src/engine/runtime.js';
 import { TrainStep } from '../../../src/engine/train-step.js';
@@ -21,6 +21,7 @@ import { buildPolicy, frozenWeights } from '../../../src/train/core/policy.js';
 import { buildDpoLoss } from '../../../src/train/dpo/trainer.js';
 import { Rng } from '../../../src/data/rng.js';
 import { parseDpoConfig } from '../../../src/train/dpo/config.js';
+import { reachableNodes } from '../../../src/engine/onnx-export.js';
 
 const model = createModel({ model_type: 'llama', vocab_size: 37, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, tie_word_embeddings: true });
 
@@ -79,18 +80,6 @@ function roundedToHalf(weights: ReadonlyMap<string, Float32Array>): Map<string, 
   );
 }
 
-/** Nodes the `roots` depend on (what the exported graph keeps). */
-function reached(roots: readonly Tensor[]): Node[] {
-  const seen = new Map<number, Node>();
-  const stack = [...roots];
-  for (let t = stack.pop(); t; t = stack.pop()) {
-    if (!t.node || seen.has(t.node.id)) continue;
-    seen.set(t.node.id, t.node);
-    stack.push(...t.node.inputs);
-  }
-  return [...seen.values()];
-}
-
 describe('frozen weights as float16', () => {
   for (const checkpointing of [false, true]) {
     it(`a LoRA DPO step equals the float32 step on weights rounded to float16, bit for bit${checkpointing ? ' (gradient checkpointing)' : ''}`, async () => {
@@ -116,7 +105,7 @@ describe('frozen weights as float16', () => {
     const a = g.input('a', 'float32', [4, 4]);
     const h = op.matmul(op.matmul(x, a), op.transpose(w, [1, 0]));
     const [da] = grad(op.sum(op.mul(h, h)), [a], undefined, { recastFrozen: true });
-    const casts = reached([da]).filter((n) => n.op === 'Cast' && n.inputs[0].dtype === 'float16');
+    const casts = reachableNodes([da]).filter((n) => n.op === 'Cast' && n.inputs[0].dtype === 'float16');
     expect(casts.length).toBe(2);
     // Both read the float16 input through an ordering Reshape: the forward's after the product's
     // other operand, the backward's after the incoming gradient (neither at the start of the run).
