@@ -41,7 +41,8 @@ td, th { padding: 2px 6px; text-align: right; border-bottom: 1px solid #eee; }
 <div class="cards" id="cards"></div>
 </section>
 <section id="train"><h2>Train (DPO, in this tab)</h2>
-<svg id="chart" viewBox="0 0 300 120" preserveAspectRatio="none"></svg>
+<div class="muted" id="chart-caption">loss by step: appears when training starts</div>
+<svg id="chart" viewBox="0 0 300 120" preserveAspectRatio="none" role="img" aria-label="DPO loss by step"></svg>
 <table><thead><tr><th>step</th><th>loss</th><th>reward chosen</th><th>reward rejected</th><th>accuracy</th><th>s</th></tr></thead><tbody id="metrics"></tbody></table>
 </section>
 <section id="generate" style="grid-column: 1 / span 2"><h2>Reference vs trained (greedy)</h2><div id="samples" class="muted">press <kbd>g</kbd> after training</div></section>
@@ -131,10 +132,12 @@ function chart() {
   const h = studio.history;
   if (h.length < 1) return;
   const losses = h.map((m) => m.loss);
-  const max = Math.max(...losses), min = Math.min(...losses, 0);
+  // The data's own range, so a small fall shows; the numbers sit in the caption (HTML), since text
+  // inside the stretched SVG would be stretched too.
+  const max = Math.max(...losses), min = Math.min(...losses);
   const pts = losses.map((l, i) => (h.length === 1 ? 150 : (i * 290) / (h.length - 1) + 5) + ',' + (115 - ((l - min) / (max - min || 1)) * 105)).join(' ');
-  $('chart').innerHTML = '<polyline fill="none" stroke="#2a5bd7" stroke-width="2" vector-effect="non-scaling-stroke" points="' + pts + '"/>'
-    + '<text x="4" y="12" font-size="10" fill="#556">loss ' + fmt(max, 3) + '</text><text x="4" y="116" font-size="10" fill="#556">' + fmt(min, 3) + '</text>';
+  $('chart').innerHTML = '<polyline fill="none" stroke="#2a5bd7" stroke-width="2" vector-effect="non-scaling-stroke" points="' + pts + '"/>';
+  $('chart-caption').textContent = 'loss by step 1–' + h.length + ': top ' + fmt(max, 4) + ', bottom ' + fmt(min, 4) + ' (last ' + fmt(losses[losses.length - 1], 4) + ')';
 }
 
 async function train() {
